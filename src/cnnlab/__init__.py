@@ -1,0 +1,10 @@
+"""cnnlab: learn, teach and experiment with convolutional neural networks.
+
+Three layers, each importable on its own:
+  cnnlab.scratch  a NumPy-only engine (no torch), the from-scratch reference
+  cnnlab.shapes   output-size arithmetic, standard library only
+  cnnlab.train    the PyTorch training pipeline behind ``cnnlab train``
+"""
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]
