@@ -32,3 +32,9 @@ class DivergedError(CnnlabError):
     """Training produced a non-finite loss."""
 
     exit_code = EXIT_DIVERGED
+
+
+class InterruptedRun(CnnlabError):
+    """The user pressed Ctrl+C; the last complete epoch is saved."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -1,0 +1,14 @@
+"""Small helpers the subcommands share."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the hand-wrapped epilogs (examples) as written."""
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="directory holding the Fashion-MNIST .gz files (default: search, see `cnnlab data where`)")

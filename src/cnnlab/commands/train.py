@@ -1,0 +1,94 @@
+"""``cnnlab train``: options built from TrainConfig, so the CLI and the config never disagree."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from cnnlab.commands.common import HelpFormatter
+from cnnlab.train.config import FIELDS, PRESETS, TrainConfig
+
+NAME = "train"
+EPILOG = """presets (explicit options override them):
+""" + "\n".join(f"  {name:<11} {', '.join(f'{k}={v}' for k, v in values.items())}" for name, values in PRESETS.items()) + """
+
+examples:
+  cnnlab train                               # convnet, about a minute on 2 cores
+  cnnlab train --preset seed                 # the notebook's 30-epoch run, exactly
+  cnnlab train --optimizer sgd --lr 0.05 --epochs 8
+  cnnlab train --config runs/X/config.json   # rerun a saved configuration
+  cnnlab train --resume runs/X               # continue an interrupted run
+"""
+
+
+def _betas(text: str) -> tuple[float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers B1,B2, got {text!r}") from None
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected two numbers B1,B2, got {text!r}")
+    return values
+
+
+def _type_of(field: dataclasses.Field):
+    if field.name == "betas":
+        return _betas
+    default = field.default
+    if field.name in ("train_size", "threads"):
+        return int
+    return type(default) if default is not None else str
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(NAME, help="train a model and save a run directory",
+                                   description="Train a model on Fashion-MNIST and save a run directory "
+                                               "(config, metrics, checkpoint, plots, report).",
+                                   epilog=EPILOG, formatter_class=HelpFormatter)
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata["help"]
+        if "default" not in help_text:
+            help_text += f" (default: {_show(field.default)})"
+        # SUPPRESS keeps unset options out of the namespace, so only what the user typed overrides.
+        if isinstance(field.default, bool):
+            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, type=_type_of(field), default=argparse.SUPPRESS,
+                                choices=field.metadata.get("choices"), help=help_text,
+                                metavar=None if field.metadata.get("choices") else field.name.upper())
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="a saved config.json to start from; explicit options override it (default: none)")
+    parser.add_argument("--resume", default=None, metavar="RUN_DIR",
+                        help="continue an interrupted run from its last complete epoch (default: none)")
+    parser.add_argument("--quiet", action="store_true", help="print only the final result (default: off)")
+    parser.set_defaults(func=run)
+
+
+def _show(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.errors import ConfigError
+    from cnnlab.train import run as runner
+    from cnnlab.train.config import resolve
+
+    explicit = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
+    log = (lambda msg: None) if args.quiet else print
+    if args.resume:
+        if explicit or args.config:
+            raise ConfigError("--resume continues a run exactly as configured; drop the other options "
+                              f"({', '.join('--' + k.replace('_', '-') for k in explicit) or '--config'})")
+        result = runner.resume(args.resume, log=log, quiet=args.quiet)
+    else:
+        config = resolve(explicit, args.config)
+        result = runner.train(config, log=log, quiet=args.quiet)
+    if not args.quiet:
+        print()
+        print(result.report)
+    print(f"test accuracy: {result.summary['test_accuracy']:.2%}")
+    print(f"run saved to: {result.run_dir}")
+    return 0

@@ -1,0 +1,54 @@
+"""Training curves: loss on twin axes as in the notebook, accuracy beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from cnnlab.rundir import write_atomic  # noqa: E402
+
+TRAIN_COLOR, VALID_COLOR = "tab:blue", "tab:orange"
+
+
+def plot_history(history: Sequence[dict], path: Path, title: str = "") -> None:
+    """Left: train loss (left axis) and validation loss (right axis), as the notebook plots them,
+    so each curve fills its own scale and the turn of the validation loss (overfitting) shows.
+    Right: train and validation accuracy on one axis."""
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", color=TRAIN_COLOR, label="train loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("train loss (cross-entropy)", color=TRAIN_COLOR)
+    ax_loss.tick_params(axis="y", labelcolor=TRAIN_COLOR)
+    ax_valid = ax_loss.twinx()
+    ax_valid.plot(epochs, [r["valid_loss"] for r in history], "s-", color=VALID_COLOR, label="validation loss")
+    ax_valid.set_ylabel("validation loss (cross-entropy)", color=VALID_COLOR)
+    ax_valid.tick_params(axis="y", labelcolor=VALID_COLOR)
+    best = min(history, key=lambda r: r["valid_loss"])
+    ax_valid.axvline(best["epoch"], color="grey", ls=":", lw=1)
+    ax_valid.annotate(f"lowest validation loss\n(epoch {best['epoch']})", (best["epoch"], best["valid_loss"]),
+                      textcoords="offset points", xytext=(6, 12), fontsize=8, color="grey")
+    lines = ax_loss.get_lines() + ax_valid.get_lines()
+    ax_loss.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=9)
+    ax_loss.set_title("Loss (twin axes)")
+
+    ax_acc.plot(epochs, [100 * r["train_accuracy"] for r in history], "o-", color=TRAIN_COLOR, label="train")
+    ax_acc.plot(epochs, [100 * r["valid_accuracy"] for r in history], "s-", color=VALID_COLOR, label="validation")
+    if "test_accuracy" in history[0]:
+        ax_acc.plot(epochs, [100 * r["test_accuracy"] for r in history], "^--", color="tab:green", label="test")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.set_title("Accuracy")
+    ax_acc.grid(alpha=0.3)
+    ax_acc.legend(fontsize=9)
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
+    plt.close(fig)

@@ -1,0 +1,111 @@
+"""The run directory: its layout, and atomic writes so a kill never leaves half a file.
+
+Every file is written to a temporary name in the same directory, flushed to disk, then
+renamed over the old one; ``os.replace`` is atomic on POSIX and Windows, so a reader sees the
+old file or the new one, never a mixture.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from cnnlab.errors import RunDirError
+
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+CHECKPOINT = "checkpoint.pt"
+LOSS_PLOT = "loss.png"
+REPORT = "classification_report.txt"
+ENVIRONMENT = "environment.json"
+METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "lr", "seconds")
+
+
+def write_atomic(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Call ``write(fh)`` on a temporary file beside ``path``, then rename it onto ``path``."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise RunDirError(f"cannot write in {path.parent}: {exc.strerror}; choose a writable --out") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise RunDirError(f"could not write {path}: {exc.strerror or exc}; the previous version is intact") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomic(path, lambda fh: fh.write(text.encode()))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def write_csv(path: Path, columns: Iterable[str], rows: Iterable[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row[k]) for k in columns})
+    write_text(path, buffer.getvalue())
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is missing; is {Path(path).parent} a cnnlab run directory?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{path} is unreadable or corrupt ({exc})") from None
+
+
+def new_run_dir(out: str | None, model: str, root: Path = Path("runs")) -> Path:
+    """Create the run directory; never reuse one that exists."""
+    if out is not None:
+        path = Path(out)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RunDirError(f"--out {path} already exists and is not empty; choose a new directory "
+                              "(or use --resume to continue it)")
+    else:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = root / f"{stamp}-{model}"
+        suffix = 2
+        while path.exists():
+            path, suffix = root / f"{stamp}-{model}-{suffix}", suffix + 1
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create run directory {path}: {exc.strerror}; choose a writable --out") from None
+    if not os.access(path, os.W_OK):
+        raise RunDirError(f"run directory {path} is not writable; choose a writable --out")
+    return path
+
+
+def require_run_dir(path: str | Path) -> Path:
+    """An existing run directory with a config, or a RunDirError that says what is wrong."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"run directory {path} does not exist; pass a directory made by `cnnlab train`")
+    if not (path / CONFIG).is_file():
+        raise RunDirError(f"{path} has no {CONFIG}; pass a directory made by `cnnlab train`")
+    return path

@@ -1,0 +1,131 @@
+"""The training loop, backend-agnostic: small functions that return values.
+
+``train_one_epoch`` and ``evaluate`` return metrics; ``fit`` runs the epochs, writes the
+metrics and checkpoint after each one (atomically), and returns the history. The engine
+(torch or numpy) does the arithmetic; nothing here branches on flags inside the batch loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cnnlab.errors import DivergedError
+from cnnlab.train.data import batch_slices, epoch_order
+
+
+@dataclasses.dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    logits: np.ndarray  # (N, 10)
+
+
+def log_softmax_np(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def evaluate(engine, x, y: np.ndarray) -> EvalResult:
+    """Mean cross-entropy and accuracy of ``engine``'s model on (x, y); x is backend-native."""
+    if len(y) == 0:
+        return EvalResult(float("nan"), float("nan"), np.zeros((0, 10), np.float32))
+    logits = engine.logits(x).astype(np.float64)
+    loss = -log_softmax_np(logits)[np.arange(len(y)), y].mean()
+    return EvalResult(float(loss), float((logits.argmax(1) == y).mean()), logits)
+
+
+def train_one_epoch(engine, x, y, order: np.ndarray, batch_size: int,
+                    on_batch: Callable[[int], None] = lambda n: None) -> dict:
+    """One pass over ``order``; returns train_loss and train_accuracy. Raises DivergedError on a
+    non-finite loss, before anything of this epoch is saved."""
+    loss_sum, correct, seen = 0.0, 0, 0
+    for idx in batch_slices(order, batch_size):
+        batch_loss, batch_correct = engine.train_batch(x[idx], y[idx])
+        if not math.isfinite(batch_loss):
+            raise DivergedError(f"training diverged: the loss became {batch_loss} after {seen} images of this "
+                                "epoch; lower --lr (the last good checkpoint is kept)")
+        loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(idx)
+        on_batch(len(idx))
+    return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}
+
+
+class Progress:
+    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise (logs, CI)."""
+
+    def __init__(self, epochs: int, images_per_epoch: int, enabled: bool = True, stream=None):
+        self.epochs, self.images = epochs, images_per_epoch
+        self.stream = stream or sys.stdout
+        self.enabled = enabled
+        self.tty = enabled and self.stream.isatty()
+        self.bar = None
+
+    def start_epoch(self, epoch: int) -> Callable[[int], None]:
+        if not self.tty:
+            return lambda n: None
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.images, desc=f"epoch {epoch}/{self.epochs}", unit="img",
+                        file=self.stream, leave=True, dynamic_ncols=True)
+        return self.bar.update
+
+    def end_epoch(self, row: dict) -> None:
+        text = format_row(row)
+        if self.bar is not None:
+            self.bar.set_postfix_str(text.split("  ", 1)[1], refresh=True)
+            self.bar.close()
+            self.bar = None
+        elif self.enabled:
+            print(f"{text}", file=self.stream, flush=True)
+
+
+def format_row(row: dict) -> str:
+    parts = [f"epoch {row['epoch']}", f"train_loss {row['train_loss']:.4f}",
+             f"train_acc {row['train_accuracy']:.2%}", f"valid_loss {row['valid_loss']:.4f}",
+             f"valid_acc {row['valid_accuracy']:.2%}", f"lr {row['lr']:.2e}"]
+    if "test_accuracy" in row:
+        parts.append(f"test_acc {row['test_accuracy']:.2%}")
+    parts.append(f"{row['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+@dataclasses.dataclass
+class FitState:
+    """What a run needs to continue: the history so far; the engine holds the rest."""
+
+    history: list[dict] = dataclasses.field(default_factory=list)
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history)
+
+
+def fit(config, engine, data, on_epoch_end: Callable[[FitState], None], progress: Progress,
+        state: FitState | None = None, clock_start: float | None = None, seconds_before: float = 0.0) -> FitState:
+    """Train ``config.epochs`` epochs from ``state``; call ``on_epoch_end`` (which saves) after each.
+
+    ``data`` holds backend-native x arrays and numpy label arrays. ``seconds`` in each row is
+    cumulative wall time since ``clock_start`` plus ``seconds_before`` (time spent before a resume).
+    """
+    state = state or FitState()
+    clock_start = time.perf_counter() if clock_start is None else clock_start
+    n = len(data.train_y)
+    for epoch in range(state.epochs_done + 1, config.epochs + 1):
+        lr = engine.lr
+        metrics = train_one_epoch(engine, data.train_x, data.train_y, epoch_order(n, config.seed, epoch),
+                                  config.batch_size, progress.start_epoch(epoch))
+        valid = evaluate(engine, data.valid_x, data.valid_y)
+        row = {"epoch": epoch, **metrics, "valid_loss": valid.loss, "valid_accuracy": valid.accuracy, "lr": lr}
+        if config.eval_test_every_epoch:
+            row["test_accuracy"] = evaluate(engine, data.test_x, data.test_y).accuracy
+        row["seconds"] = seconds_before + time.perf_counter() - clock_start
+        state.history.append(row)
+        on_epoch_end(state)
+        progress.end_epoch(row)
+    return state

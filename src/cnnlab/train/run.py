@@ -1,0 +1,151 @@
+"""``cnnlab train`` end to end: a run directory, the data, an engine, fit, and the final report.
+
+``train(config)`` starts a run; ``resume(run_dir)`` continues one from its last complete
+epoch. Both return a ``RunResult``; neither prints except through ``log``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cnnlab import rundir
+from cnnlab.data import CLASS_NAMES
+from cnnlab.errors import DivergedError, InterruptedRun, RunDirError
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.data import load_split
+from cnnlab.train.loop import FitState, Progress, evaluate, fit
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict
+    history: list[dict]
+    report: str  # scikit-learn's classification_report on the test set
+
+
+def make_engine(config: TrainConfig, steps_per_epoch: int):
+    if config.backend == "numpy":
+        from cnnlab.train.numpy_engine import NumpyEngine
+
+        return NumpyEngine(config, steps_per_epoch)
+    from cnnlab.train.engine import TorchEngine
+
+    return TorchEngine(config, steps_per_epoch)
+
+
+def environment(engine, config: TrainConfig) -> dict:
+    import torch
+
+    import cnnlab
+
+    return {"cnnlab": cnnlab.__version__, "python": platform.python_version(), "numpy": np.__version__,
+            "torch": torch.__version__, "platform": platform.platform(), "processor": platform.processor(),
+            "cpu_count": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads(),
+            "device": str(getattr(engine, "device", "cpu")), "backend": config.backend,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _prepare(config: TrainConfig, quiet: bool):
+    if config.threads is not None:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    arrays = load_split(config.resolved_train_size, config.valid_size, config.seed, config.data_dir, quiet=quiet)
+    steps_per_epoch = math.ceil(len(arrays.train_y) / config.batch_size)
+    engine = make_engine(config, steps_per_epoch)
+    for name in ("train_x", "valid_x", "test_x"):
+        setattr(arrays, name, engine.to_native(getattr(arrays, name)))
+    return arrays, engine
+
+
+def _saver(run: Path, config: TrainConfig, engine) -> Callable[[FitState], None]:
+    from cnnlab.train.checkpoint import save_checkpoint
+
+    columns = rundir.METRIC_COLUMNS + (("test_accuracy",) if config.eval_test_every_epoch else ())
+
+    def save(state: FitState) -> None:
+        # The checkpoint first: metrics.csv never lists an epoch whose state could be lost.
+        save_checkpoint(run / rundir.CHECKPOINT, engine_state=engine.state_dict(), config=config.to_dict(),
+                        history=state.history)
+        rundir.write_csv(run / rundir.METRICS, columns, state.history)
+
+    return save
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print, quiet: bool = False) -> RunResult:
+    start = time.perf_counter()
+    run = rundir.new_run_dir(config.out, config.model)
+    config.save(run / rundir.CONFIG)
+    arrays, engine = _prepare(config, quiet)
+    rundir.write_json(run / rundir.ENVIRONMENT, environment(engine, config))
+    log(f"run directory: {run}")
+    return _fit_and_finish(config, engine, arrays, run, FitState(), start, 0.0, quiet)
+
+
+def resume(run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool = False) -> RunResult:
+    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.train.config import resolve
+
+    start = time.perf_counter()
+    run = rundir.require_run_dir(run_dir)
+    config = resolve({}, str(run / rundir.CONFIG))
+    checkpoint = load_checkpoint(run / rundir.CHECKPOINT)
+    if checkpoint["config"] != config.to_dict():
+        raise RunDirError(f"{run / rundir.CHECKPOINT} was saved with a different config than "
+                          f"{run / rundir.CONFIG}; restore the original config.json")
+    arrays, engine = _prepare(config, quiet)
+    try:
+        engine.load_state_dict(checkpoint)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise RunDirError(f"{run / rundir.CHECKPOINT} does not fit model {config.model!r} ({str(exc)[:120]})") from None
+    history = checkpoint["history"]
+    log(f"resuming {run} after epoch {len(history)} of {config.epochs}")
+    before = history[-1]["seconds"] if history else 0.0
+    return _fit_and_finish(config, engine, arrays, run, FitState(history), start, before, quiet)
+
+
+def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, quiet) -> RunResult:
+    from sklearn.metrics import classification_report
+
+    from cnnlab.report.curves import plot_history
+
+    progress = Progress(config.epochs, len(arrays.train_y), enabled=not quiet)
+    try:
+        state = fit(config, engine, arrays, _saver(run, config, engine), progress, state, start, seconds_before)
+    except KeyboardInterrupt:
+        raise InterruptedRun(f"interrupted; {_saved(state)} Continue with: cnnlab train --resume {run}") from None
+    except DivergedError as exc:
+        raise DivergedError(f"{exc}. {_saved(state)}") from None
+    test = evaluate(engine, arrays.test_x, arrays.test_y)
+    predictions = test.logits.argmax(1)
+    report = classification_report(arrays.test_y, predictions, labels=range(len(CLASS_NAMES)),
+                                   target_names=CLASS_NAMES, digits=4, zero_division=0)
+    rundir.write_text(run / rundir.REPORT, report)
+    history = state.history
+    summary = {
+        "model": config.model, "backend": config.backend, "preset": config.preset, "epochs": len(history),
+        "test_accuracy": test.accuracy, "test_loss": test.loss,
+        "final_valid_accuracy": history[-1]["valid_accuracy"] if history else None,
+        "best_valid_accuracy": max((r["valid_accuracy"] for r in history), default=None),
+        "best_valid_epoch": max(history, key=lambda r: r["valid_accuracy"])["epoch"] if history else None,
+        "train_size": len(arrays.train_y), "valid_size": len(arrays.valid_y),
+        "seconds": seconds_before + time.perf_counter() - start, "world_size": 1,
+    }
+    rundir.write_json(run / rundir.SUMMARY, summary)
+    if history:
+        plot_history(history, run / rundir.LOSS_PLOT, title=f"{config.model} ({config.preset or 'custom'})")
+    return RunResult(run, summary, history, report)
+
+
+def _saved(state: FitState) -> str:
+    if state.epochs_done == 0:
+        return "no epoch was complete, so nothing was saved."
+    return f"epoch {state.epochs_done} is the last saved."

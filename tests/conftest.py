@@ -1,0 +1,39 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from cnnlab import data
+from tests.idx import write_synthetic_dataset
+
+# Tests must never find the developer's own data by accident, nor write to their cache.
+os.environ.pop(data.ENV_VAR, None)
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    """A small synthetic dataset (600 train, 200 test images) in IDX format."""
+    directory = tmp_path_factory.mktemp("synthetic-fmnist")
+    write_synthetic_dataset(directory)
+    return directory
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    """Point the user cache and Debian's directory at empty temporary folders."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(data, "user_cache_dir", lambda: cache)
+    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "debian")
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    return cache
+
+
+def real_data_dir() -> Path | None:
+    directory, _ = data.locate() if not os.environ.get(data.ENV_VAR) else (None, "")
+    return directory
+
+
+REAL_DATA = real_data_dir()
+requires_real_data = pytest.mark.skipif(
+    REAL_DATA is None, reason="real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
