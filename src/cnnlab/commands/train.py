@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 
 from cnnlab.commands.common import HelpFormatter
 from cnnlab.train.config import FIELDS, PRESETS, TrainConfig
@@ -32,12 +33,12 @@ def _betas(text: str) -> tuple[float, float]:
 
 
 def _type_of(field: dataclasses.Field):
+    """The argparse type for a field, from its annotation (``int | None`` -> int)."""
     if field.name == "betas":
         return _betas
-    default = field.default
-    if field.name in ("train_size", "threads"):
-        return int
-    return type(default) if default is not None else str
+    hint = typing.get_type_hints(TrainConfig)[field.name]
+    candidates = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    return candidates[0]
 
 
 def add_parser(subparsers) -> None:
@@ -52,7 +53,8 @@ def add_parser(subparsers) -> None:
             help_text += f" (default: {_show(field.default)})"
         # SUPPRESS keeps unset options out of the namespace, so only what the user typed overrides.
         if isinstance(field.default, bool):
-            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
+            action = argparse.BooleanOptionalAction if field.default else "store_true"
+            parser.add_argument(flag, action=action, default=argparse.SUPPRESS, help=help_text)
         else:
             parser.add_argument(flag, type=_type_of(field), default=argparse.SUPPRESS,
                                 choices=field.metadata.get("choices"), help=help_text,
@@ -89,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print()
         print(result.report)
+    early = result.summary.get("early_stopping")
+    if early:
+        verb = "stopped early" if early["stopped_early"] else "ran all epochs"
+        print(f"early stopping: {verb} after epoch {result.summary['epochs']}; "
+              f"restored the best weights, from epoch {early['best_epoch']}")
     print(f"test accuracy: {result.summary['test_accuracy']:.2%}")
     print(f"run saved to: {result.run_dir}")
     return 0

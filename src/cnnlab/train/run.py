@@ -20,7 +20,7 @@ from cnnlab.data import CLASS_NAMES
 from cnnlab.errors import DivergedError, InterruptedRun, RunDirError
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.data import load_split
-from cnnlab.train.loop import FitState, Progress, evaluate, fit
+from cnnlab.train.loop import FitState, Progress, best_epoch, evaluate, fit
 
 
 @dataclasses.dataclass
@@ -130,6 +130,9 @@ def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, q
                                    target_names=CLASS_NAMES, digits=4, zero_division=0)
     rundir.write_text(run / rundir.REPORT, report)
     history = state.history
+    early = {} if config.patience is None else {
+        "early_stopping": {"patience": config.patience, "stopped_early": state.stopped_early,
+                           "best_epoch": best_epoch(history), "restored_best_weights": True}}
     summary = {
         "model": config.model, "backend": config.backend, "preset": config.preset, "epochs": len(history),
         "test_accuracy": test.accuracy, "test_loss": test.loss,
@@ -138,6 +141,7 @@ def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, q
         "best_valid_epoch": max(history, key=lambda r: r["valid_accuracy"])["epoch"] if history else None,
         "train_size": len(arrays.train_y), "valid_size": len(arrays.valid_y),
         "seconds": seconds_before + time.perf_counter() - start, "world_size": 1,
+        "precision": getattr(engine, "precision", "64"), **early,
     }
     rundir.write_json(run / rundir.SUMMARY, summary)
     if history:
