@@ -132,6 +132,25 @@ class TrainConfig:
                               f"Received: {self.warmup_epochs}, {self.step_epochs}, {self.gamma}")
         if self.precision not in PRECISIONS:
             refuse("precision", f"must be one of {', '.join(PRECISIONS)}")
+        if self.backend == "numpy":
+            self._validate_numpy_backend()
+
+    def _validate_numpy_backend(self) -> None:
+        from cnnlab.models import MODELS
+
+        if MODELS[self.model].build_numpy is None:
+            scratch_models = ", ".join(n for n, s in MODELS.items() if s.build_numpy)
+            raise ConfigError(f"--model {self.model} has no numpy backend; use --backend torch "
+                              f"or one of: {scratch_models}")
+        torch_only = {"dropout": 0.0, "translate": 0, "hflip": False, "ema": None, "tta": False,
+                      "grad_clip": None, "compile": False}
+        used = [name for name, off in torch_only.items() if getattr(self, name) != off]
+        if used:
+            flags = ", ".join("--" + n.replace("_", "-") for n in used)
+            raise ConfigError(f"{flags} {'is' if len(used) == 1 else 'are'} not supported by the numpy "
+                              "backend; use --backend torch or drop it")
+        if self.device == "cuda" or self.precision not in ("auto", "32"):
+            raise ConfigError("the numpy backend runs in float32 on the CPU; drop --device cuda and --precision")
         if self.preset is not None and self.preset not in PRESETS:
             refuse("preset", f"must be one of {', '.join(PRESETS)}")
 
