@@ -7,6 +7,7 @@ epoch. Both return a ``RunResult``; neither prints except through ``log``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import platform
 import time
@@ -98,7 +99,7 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool 
     run = rundir.require_run_dir(run_dir)
     config = resolve({}, str(run / rundir.CONFIG))
     checkpoint = load_checkpoint(run / rundir.CHECKPOINT)
-    if checkpoint["config"] != config.to_dict():
+    if checkpoint["config"] != json.loads(json.dumps(config.to_dict())):  # tuples saved as lists
         raise RunDirError(f"{run / rundir.CHECKPOINT} was saved with a different config than "
                           f"{run / rundir.CONFIG}; restore the original config.json")
     arrays, engine = _prepare(config, quiet)
