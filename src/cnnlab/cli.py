@@ -13,7 +13,7 @@ import sys
 from cnnlab import __version__
 from cnnlab.errors import EXIT_INTERRUPTED, CnnlabError, InterruptedRun
 
-COMMANDS = ("train", "data", "models")
+COMMANDS = ("train", "compare", "lr-find", "data", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,12 +41,11 @@ def _type_of(field: dataclasses.Field):
     return candidates[0]
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(NAME, help="train a model and save a run directory",
-                                   description="Train a model on Fashion-MNIST and save a run directory "
-                                               "(config, metrics, checkpoint, plots, report).",
-                                   epilog=EPILOG, formatter_class=HelpFormatter)
+def add_config_options(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """One option per TrainConfig field (and --config); ``explicit_options`` reads back what was typed."""
     for field in dataclasses.fields(TrainConfig):
+        if field.name in exclude:
+            continue
         flag = "--" + field.name.replace("_", "-")
         help_text = field.metadata["help"]
         if "default" not in help_text:
@@ -61,6 +60,19 @@ def add_parser(subparsers) -> None:
                                 metavar=None if field.metadata.get("choices") else field.name.upper())
     parser.add_argument("--config", default=None, metavar="FILE",
                         help="a saved config.json to start from; explicit options override it (default: none)")
+
+
+def explicit_options(args: argparse.Namespace) -> dict:
+    """The config fields the user typed (unset options are absent, thanks to SUPPRESS)."""
+    return {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(NAME, help="train a model and save a run directory",
+                                   description="Train a model on Fashion-MNIST and save a run directory "
+                                               "(config, metrics, checkpoint, plots, report).",
+                                   epilog=EPILOG, formatter_class=HelpFormatter)
+    add_config_options(parser)
     parser.add_argument("--resume", default=None, metavar="RUN_DIR",
                         help="continue an interrupted run from its last complete epoch (default: none)")
     parser.add_argument("--quiet", action="store_true", help="print only the final result (default: off)")
@@ -78,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.train import run as runner
     from cnnlab.train.config import resolve
 
-    explicit = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
+    explicit = explicit_options(args)
     log = (lambda msg: None) if args.quiet else print
     if args.resume:
         if explicit or args.config:
