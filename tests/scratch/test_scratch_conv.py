@@ -39,7 +39,7 @@ def conv_configs(draw, max_hw=9):
     return inputs, dict(stride=stride, padding=padding, dilation=dilation, groups=groups), rng
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(conv_configs())
 def test_conv2d_and_backward_match_torch(config):
     inputs, options, rng = config
