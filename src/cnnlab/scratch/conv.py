@@ -44,9 +44,9 @@ def _setup(input, weight, bias, stride, padding, dilation, groups):
     b = None if bias is None else float_array(bias, "bias", x.dtype)
     if b is not None and b.shape != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},). Received: bias.shape={b.shape}")
-    stride, dilation = shapes.pair(stride, "stride"), shapes.pair(dilation, "dilation")
     out_hw = shapes.conv2d_output_shape(x.shape[2:], (kh, kw), stride, padding, dilation)
     pads = shapes.conv2d_padding(padding, (kh, kw), stride, dilation)
+    stride, dilation = shapes.pair(stride, "stride"), shapes.pair(dilation, "dilation")
     geometry = dict(pads=pads, out_hw=out_hw, stride=stride, dilation=dilation, groups=groups)
     return x, w, b, unbatched, geometry
 

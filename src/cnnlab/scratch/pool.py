@@ -27,8 +27,8 @@ __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backwa
 def _setup(input, op, kernel_size, stride, padding, dilation, ceil_mode):
     """Check the arguments; return (x, unbatched, geometry) with the padding ceil mode needs."""
     x, unbatched = batched(float_array(input, "input"), op)
+    out_hw = shapes.pool2d_output_shape(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
     kernel = shapes.pair(kernel_size, "kernel_size")
-    out_hw = shapes.pool2d_output_shape(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
     stride = kernel if stride is None or stride == [] or stride == () else shapes.pair(stride, "stride")
     dilation, (ph, pw) = shapes.pair(dilation, "dilation"), shapes.pair(padding, "padding")
     # Ceil mode's last window may run past the right padding: pad enough to cover it.
@@ -102,7 +102,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
     input (N, C, H, W) or (C, H, W); output (N, C, H_out, W_out), H_out from
     ``cnnlab.shapes.pool2d_output_shape``. With ``return_indices`` also returns, like torch,
-    the int64 flat index h*W + w of each maximum within its input plane.
+    the int64 flat index h*W + w of each maximum within its input plane. NOTE: a dilated
+    window that reads only padding gives -inf, and its index is meaningless (in torch too).
     """
     x, unbatched, geo = _setup(input, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode)
     out, arg = _max_forward(x, geo)
