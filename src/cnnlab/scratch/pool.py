@@ -1,0 +1,158 @@
+"""2-D max and average pooling, forward and backward side by side.
+
+Both loop over the kh*kw kernel offsets; each step is one whole-array operation on the
+(N, C, H_out, W_out) view that offset reads (see ``windows.offset_view``).
+
+    max:  y[n, c, i, j] = max_{p,q} xp[n, c, i*s + p*d, j*s + q*d]     (xp padded with -inf)
+          dL/dx gets dL/dy at the argmax of each window (the first maximum, as torch picks it)
+    avg:  y[n, c, i, j] = (1/D[i, j]) sum_{p,q} xp[n, c, i*s + p, j*s + q]   (xp padded with 0)
+          dL/dx gets dL/dy / D at every position of each window
+
+The divisor D is ``divisor_override`` if given, else the window's area clipped to the padded
+input (``count_include_pad=True``) or to the input itself (``count_include_pad=False``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlab import shapes
+from cnnlab.scratch._checks import batched, float_array
+from cnnlab.scratch.windows import offset_view, pad2d, unpad2d
+
+__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
+
+
+def _setup(input, op, kernel_size, stride, padding, dilation, ceil_mode):
+    """Check the arguments; return (x, unbatched, geometry) with the padding ceil mode needs."""
+    x, unbatched = batched(float_array(input, "input"), op)
+    kernel = shapes.pair(kernel_size, "kernel_size")
+    out_hw = shapes.pool2d_output_shape(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    stride = kernel if stride is None or stride == [] or stride == () else shapes.pair(stride, "stride")
+    dilation, (ph, pw) = shapes.pair(dilation, "dilation"), shapes.pair(padding, "padding")
+    # Ceil mode's last window may run past the right padding: pad enough to cover it.
+    need = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(out_hw, stride, dilation, kernel)]
+    pads = (ph, max(0, need[0] - x.shape[2] - ph), pw, max(0, need[1] - x.shape[3] - pw))
+    geo = dict(kernel=kernel, stride=stride, dilation=dilation, out_hw=out_hw, pads=pads)
+    return x, unbatched, geo
+
+
+def _offsets(geo):
+    return [(i, j) for i in range(geo["kernel"][0]) for j in range(geo["kernel"][1])]
+
+
+def _max_forward(x, geo):
+    """(output, argmax): argmax is the winning kernel offset i*kw + j of each window."""
+    xp = pad2d(x, geo["pads"], -np.inf)
+    view = lambda i, j: offset_view(xp, i, j, geo["out_hw"], geo["stride"], geo["dilation"])
+    out = view(0, 0).copy()
+    arg = np.zeros(out.shape, dtype=np.int32)
+    for index, (i, j) in enumerate(_offsets(geo)[1:], start=1):
+        v = view(i, j)
+        better = v > out
+        if np.isnan(v).any():  # torch takes a NaN as the new maximum
+            better |= np.isnan(v)
+        np.copyto(out, v, where=better)
+        np.copyto(arg, index, where=better)
+    return out, arg
+
+
+def _max_backward(grad_output, arg, x_shape, geo):
+    xp_hw = (x_shape[2] + geo["pads"][0] + geo["pads"][1], x_shape[3] + geo["pads"][2] + geo["pads"][3])
+    grad_xp = np.zeros(x_shape[:2] + xp_hw, dtype=grad_output.dtype)
+    zero = np.zeros((), dtype=grad_output.dtype)
+    for index, (i, j) in enumerate(_offsets(geo)):
+        view = offset_view(grad_xp, i, j, geo["out_hw"], geo["stride"], geo["dilation"])
+        view += np.where(arg == index, grad_output, zero)
+    return unpad2d(grad_xp, geo["pads"], x_shape[2:])
+
+
+def _flat_indices(arg, x_shape, geo):
+    """torch's indices: the flat position h*W + w of each maximum in its unpadded input plane."""
+    (kh, kw), (sh, sw), (dh, dw) = geo["kernel"], geo["stride"], geo["dilation"]
+    rows = np.arange(geo["out_hw"][0])[:, None] * sh - geo["pads"][0] + (arg // kw) * dh
+    cols = np.arange(geo["out_hw"][1])[None, :] * sw - geo["pads"][2] + (arg % kw) * dw
+    return (rows * x_shape[3] + cols).astype(np.int64)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max pooling, as ``torch.nn.functional.max_pool2d``.
+
+    input (N, C, H, W) or (C, H, W); output (N, C, H_out, W_out), H_out from
+    ``cnnlab.shapes.pool2d_output_shape``. With ``return_indices`` also returns, like torch,
+    the int64 flat index h*W + w of each maximum within its input plane.
+    """
+    x, unbatched, geo = _setup(input, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode)
+    out, arg = _max_forward(x, geo)
+    if unbatched:
+        out, arg = out[0], arg[0]
+    return (out, _flat_indices(arg, x.shape, geo)) if return_indices else out
+
+
+def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode=False) -> np.ndarray:
+    """Gradient of max_pool2d with respect to its input: each window's gradient goes to its
+    (first) maximum; overlapping windows add up."""
+    x, unbatched, geo = _setup(input, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode)
+    _, arg = _max_forward(x, geo)
+    gy = _grad_output(grad_output, x, unbatched, geo)
+    grad = _max_backward(gy, arg, x.shape, geo)
+    return grad[0] if unbatched else grad
+
+
+def _grad_output(grad_output, x, unbatched, geo):
+    gy = float_array(grad_output, "grad_output", x.dtype)
+    expected = x.shape[:2] + tuple(geo["out_hw"])
+    if gy.shape != (expected[1:] if unbatched else expected):
+        raise ValueError(f"grad_output must have the pooling output shape {expected}. "
+                         f"Received: grad_output.shape={gy.shape}")
+    return gy.reshape(expected)
+
+
+def _avg_setup(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    x, unbatched, geo = _setup(input, "avg_pool2d", kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override, (int, np.integer)) \
+                or divisor_override == 0:
+            raise ValueError(f"divisor_override must be a non-zero integer or None. "
+                             f"Received: divisor_override={divisor_override!r}")
+        geo["divisor"] = np.array(divisor_override, dtype=x.dtype)
+        return x, unbatched, geo
+    sizes = []  # per axis: how many of each window's positions count
+    for axis in (0, 1):
+        size, k, s, p = x.shape[2 + axis], geo["kernel"][axis], geo["stride"][axis], geo["pads"][2 * axis]
+        start = np.arange(geo["out_hw"][axis]) * s - p
+        end = np.minimum(start + k, size + p)  # clipped to the padded input
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, size)
+        sizes.append(end - start)
+    geo["divisor"] = (sizes[0][:, None] * sizes[1][None, :]).astype(x.dtype)  # (H_out, W_out)
+    return x, unbatched, geo
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None) -> np.ndarray:
+    """Average pooling, as ``torch.nn.functional.avg_pool2d`` (see the module docstring)."""
+    x, unbatched, geo = _avg_setup(input, kernel_size, stride, padding, ceil_mode,
+                                   count_include_pad, divisor_override)
+    xp = pad2d(x, geo["pads"])
+    total = np.zeros(x.shape[:2] + tuple(geo["out_hw"]), dtype=x.dtype)
+    for i, j in _offsets(geo):
+        total += offset_view(xp, i, j, geo["out_hw"], geo["stride"], geo["dilation"])
+    out = total / geo["divisor"]
+    return out[0] if unbatched else out
+
+
+def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None) -> np.ndarray:
+    """Gradient of avg_pool2d with respect to its input: dL/dy / D spread over each window."""
+    x, unbatched, geo = _avg_setup(input, kernel_size, stride, padding, ceil_mode,
+                                   count_include_pad, divisor_override)
+    share = _grad_output(grad_output, x, unbatched, geo) / geo["divisor"]  # (N, C, H_out, W_out)
+    xp_hw = (x.shape[2] + geo["pads"][0] + geo["pads"][1], x.shape[3] + geo["pads"][2] + geo["pads"][3])
+    grad_xp = np.zeros(x.shape[:2] + xp_hw, dtype=x.dtype)
+    for i, j in _offsets(geo):
+        offset_view(grad_xp, i, j, geo["out_hw"], geo["stride"], geo["dilation"])[...] += share
+    grad = unpad2d(grad_xp, geo["pads"], x.shape[2:])
+    return grad[0] if unbatched else grad
