@@ -25,7 +25,7 @@ import math
 from cnnlab import shapes
 from cnnlab.inspect.describe import ELEMENTWISE, Layer, Residual, describe
 
-__all__ = ["Row", "Summary", "summarize", "format_table"]
+__all__ = ["Row", "Summary", "summarize", "format_table", "layer_detail"]
 
 BYTES_PER_VALUE = 4  # float32, as both backends train
 
@@ -110,7 +110,7 @@ def _walk(layers, state: _State, rows: list[Row], depth: int) -> _State:
             new, mult_adds = _step(layer, state)
         except ValueError as exc:
             raise _Misfit(layer, str(exc)) from None
-        rows.append(Row(layer.name, layer.kind, _detail(layer), new.shape, layer.params, layer.trainable,
+        rows.append(Row(layer.name, layer.kind, layer_detail(layer), new.shape, layer.params, layer.trainable,
                         mult_adds, new.field, depth))
         state = new
     return state
@@ -206,7 +206,8 @@ def _pair_text(value) -> str:
     return f"{a}" if a == b else f"{a}x{b}"
 
 
-def _detail(layer: Layer) -> str:
+def layer_detail(layer: Layer) -> str:
+    """A short description of a layer's options, e.g. "1->32, 3x3" or "2x2, stride 1"."""
     o = layer.options
     if layer.kind in ("Conv2d", "MaxPool2d", "AvgPool2d"):
         k = shapes.pair(o["kernel_size"], "kernel_size")
@@ -252,7 +253,7 @@ def format_table(summary: Summary) -> str:
               f"{r.mult_adds:,}", _field(r)) for r in summary.rows]
     if summary.failed is not None:
         f = summary.failed
-        lines.append((f.name, f"{f.kind} {_detail(f) if f.kind != 'Add' else ''}".strip(), "does not fit",
+        lines.append((f.name, f"{f.kind} {layer_detail(f) if f.kind != 'Add' else ''}".strip(), "does not fit",
                       f"{f.params:,}", "-", "-"))
     widths = [max(len(str(cells[i])) for cells in [header, *lines]) for i in range(len(header))]
     right = {3, 4}
