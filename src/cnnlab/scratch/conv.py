@@ -5,8 +5,9 @@ dilation d and padding, with xp the padded input and g the group of output chann
 
     y[n, o, i, j] = b[o] + sum_{c in g, p, q} w[o, c, p, q] * xp[n, c, i*s + p*d, j*s + q*d]
 
-Written as im2col: ``cols`` (N, C*kh*kw, H_out*W_out) holds every window, one GEMM per group
-gives ``y = w @ cols``, and the backward pass is two more GEMMs plus col2im:
+Written as im2col: ``cols`` (C*kh*kw, H_out*W_out*N) holds every window (batch innermost, see
+windows.py), one GEMM per group gives ``y = w @ cols``, and the backward pass is two more
+GEMMs plus col2im:
 
     dL/db = sum_{n,i,j} dL/dy        dL/dw = dL/dy @ cols^T        dL/dcols = w^T @ dL/dy
     dL/dx = fold(dL/dcols)  (each window's gradient added back where it was read)
@@ -20,7 +21,7 @@ import numpy as np
 
 from cnnlab import shapes
 from cnnlab.scratch._checks import batched, float_array, positive_int
-from cnnlab.scratch.windows import fold, pad2d, unpad2d, windows
+from cnnlab.scratch.windows import fold, from_planes, pad2d, to_planes, unpad2d, windows
 
 __all__ = ["conv2d", "conv2d_backward", "conv2d_reference"]
 
@@ -43,50 +44,50 @@ def _setup(input, weight, bias, stride, padding, dilation, groups):
     b = None if bias is None else float_array(bias, "bias", x.dtype)
     if b is not None and b.shape != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},). Received: bias.shape={b.shape}")
-    stride, dilation = shapes.pair(stride, "stride"), shapes.pair(dilation, "dilation")
     out_hw = shapes.conv2d_output_shape(x.shape[2:], (kh, kw), stride, padding, dilation)
     pads = shapes.conv2d_padding(padding, (kh, kw), stride, dilation)
+    stride, dilation = shapes.pair(stride, "stride"), shapes.pair(dilation, "dilation")
     geometry = dict(pads=pads, out_hw=out_hw, stride=stride, dilation=dilation, groups=groups)
     return x, w, b, unbatched, geometry
 
 
 def _im2col(x: np.ndarray, kernel_size, geo) -> np.ndarray:
-    """Contiguous (N, C*kh*kw, H_out*W_out) windows of x, in weight's (C, kh, kw) order."""
-    xp = pad2d(x, geo["pads"])
+    """Contiguous (G, C/G*kh*kw, H_out*W_out*N) windows of x, in weight's (C, kh, kw) order."""
+    xp = pad2d(to_planes(x), geo["pads"])  # (C, Hp, Wp, N)
     view = windows(xp, kernel_size, geo["out_hw"], geo["stride"], geo["dilation"])
-    cols = np.ascontiguousarray(view)  # (N, C, kh, kw, H_out, W_out)
-    return cols.reshape(x.shape[0], -1, geo["out_hw"][0] * geo["out_hw"][1])
+    cols = np.ascontiguousarray(view)  # (C, kh, kw, H_out, W_out, N)
+    return cols.reshape(geo["groups"], -1, cols[0, 0, 0].size)
 
 
 def _forward(x, w, b, geo):
     """(output, cols): the convolution and the im2col matrix its backward can reuse."""
-    n, g = x.shape[0], geo["groups"]
-    c_out, c_group, kh, kw = w.shape
-    cols = _im2col(x, (kh, kw), geo)  # (N, C*kh*kw, L)
+    g, (c_out, c_group, kh, kw) = geo["groups"], w.shape
+    cols = _im2col(x, (kh, kw), geo)  # (G, K, M), M = H_out*W_out*N
     w_mat = w.reshape(g, c_out // g, c_group * kh * kw)  # (G, O/G, K)
-    out = np.matmul(w_mat, cols.reshape(n, g, c_group * kh * kw, -1))  # (N, G, O/G, L)
-    out = out.reshape(n, c_out, *geo["out_hw"])  # (N, O, H_out, W_out)
+    out = np.empty((g, c_out // g, cols.shape[2]), dtype=x.dtype)  # (G, O/G, M)
+    for group in range(g):
+        np.matmul(w_mat[group], cols[group], out=out[group])  # one GEMM for the whole batch
+    out = out.reshape(c_out, *geo["out_hw"], x.shape[0])  # (O, H_out, W_out, N)
     if b is not None:
-        out += b[:, None, None]
-    return out, cols
+        out += b[:, None, None, None]
+    return from_planes(out), cols  # (N, O, H_out, W_out) view
 
 
 def _backward(grad_output, cols, x_shape, w, has_bias, geo):
-    """(grad_input, grad_weight, grad_bias) from the forward's im2col matrix."""
-    n, g = x_shape[0], geo["groups"]
-    c_out, c_group, kh, kw = w.shape
-    k = c_group * kh * kw
-    gy = np.ascontiguousarray(grad_output, dtype=w.dtype).reshape(n, g, c_out // g, -1)  # (N, G, O/G, L)
-    cols = cols.reshape(n, g, k, -1)  # (N, G, K, L)
-    grad_bias = gy.sum(axis=(0, 3)).reshape(c_out) if has_bias else None
-    # One GEMM per group over the whole batch: (O/G, N*L) @ (N*L, K).
-    grad_w = np.einsum("ngol,ngkl->gok", gy, cols, optimize=True)  # (G, O/G, K)
-    grad_cols = np.matmul(w.reshape(g, c_out // g, k).transpose(0, 2, 1), gy)  # (N, G, K, L)
-    grad_cols = grad_cols.reshape(n, x_shape[1], kh, kw, *geo["out_hw"])  # (N, C, kh, kw, Ho, Wo)
+    """(grad_input, grad_weight, grad_bias) from the forward's im2col matrix (G, K, M)."""
+    g, (c_out, c_group, kh, kw) = geo["groups"], w.shape
+    gy = to_planes(np.asarray(grad_output, dtype=w.dtype)).reshape(g, c_out // g, -1)  # (G, O/G, M)
+    grad_bias = gy.reshape(c_out, -1).sum(axis=1) if has_bias else None
+    w_mat = w.reshape(g, c_out // g, c_group * kh * kw)  # (G, O/G, K)
+    grad_w, grad_cols = np.empty_like(w_mat), np.empty_like(cols)
+    for group in range(g):
+        np.matmul(gy[group], cols[group].T, out=grad_w[group])  # dL/dw = dL/dy cols^T
+        np.matmul(w_mat[group].T, gy[group], out=grad_cols[group])  # dL/dcols = w^T dL/dy
+    grad_cols = grad_cols.reshape(x_shape[1], kh, kw, *geo["out_hw"], x_shape[0])  # (C, kh, kw, Ho, Wo, N)
     top, bottom, left, right = geo["pads"]
     padded_hw = (x_shape[2] + top + bottom, x_shape[3] + left + right)
-    grad_xp = fold(grad_cols, padded_hw, geo["stride"], geo["dilation"])
-    grad_input = unpad2d(grad_xp, geo["pads"], x_shape[2:])
+    grad_xp = fold(grad_cols, padded_hw, geo["stride"], geo["dilation"])  # (C, Hp, Wp, N)
+    grad_input = from_planes(unpad2d(grad_xp, geo["pads"], x_shape[2:]))  # (N, C, H, W) view
     return grad_input, grad_w.reshape(w.shape), grad_bias
 
 
@@ -96,7 +97,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     Shapes: input (N, C_in, H, W) or unbatched (C_in, H, W); weight (C_out, C_in/groups, kH, kW);
     bias (C_out,) or None; output (N, C_out, H_out, W_out), with H_out from
     ``cnnlab.shapes.conv2d_output_shape``. ``padding`` is an int, a pair, 'valid' or 'same'.
-    The output keeps the input's float dtype. NOTE: unlike torch, weight and bias are cast to
+    The output keeps the input's float dtype. NOTE: the output is an NCHW view of
+    (C, H, W, N) memory, not C-contiguous (see windows.py). NOTE: unlike torch, weight and bias are cast to
     the input's dtype instead of refused when they differ.
     """
     x, w, b, unbatched, geo = _setup(input, weight, bias, stride, padding, dilation, groups)
@@ -130,7 +132,8 @@ def conv2d_reference(input, weight, bias=None, stride=1, padding=0, dilation=1, 
     inputs; it is 500 to 1000 times slower than ``conv2d``.
     """
     x, w, b, unbatched, geo = _setup(input, weight, bias, stride, padding, dilation, groups)
-    xp = pad2d(x, geo["pads"])
+    top, bottom, left, right = geo["pads"]
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))  # (N, C, Hp, Wp)
     (sh, sw), (dh, dw), (ho, wo) = geo["stride"], geo["dilation"], geo["out_hw"]
     c_out, c_group, kh, kw = w.shape
     out = np.zeros((x.shape[0], c_out, ho, wo), dtype=x.dtype)
