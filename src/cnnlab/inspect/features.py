@@ -14,18 +14,16 @@ import math
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from cnnlab.data import CLASS_NAMES
+from cnnlab.inspect.describe import describe
+from cnnlab.inspect.summary import layer_detail
+from cnnlab.inspect.trained import Trained, as_input
+from cnnlab.rundir import write_atomic
 
-from cnnlab.data import CLASS_NAMES  # noqa: E402
-from cnnlab.inspect.describe import describe  # noqa: E402
-from cnnlab.inspect.summary import layer_detail  # noqa: E402
-from cnnlab.inspect.trained import Trained, as_input  # noqa: E402
-from cnnlab.rundir import write_atomic  # noqa: E402
-
-__all__ = ["Capture", "capture", "predict", "plot_filters", "plot_features", "plot_pooling", "save"]
+__all__ = ["Capture", "capture", "predict", "plot_filters", "plot_features", "plot_pooling", "save", "figure"]
 
 FEATURE_KINDS = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 
@@ -103,9 +101,13 @@ def predict(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p.argmax(axis=1), p
 
 
-def save(fig, path: Path, dpi: int = 110) -> Path:
+def figure(**kwargs) -> Figure:
+    """A figure of its own, outside pyplot: no backend, no global state, nothing to close."""
+    return Figure(layout="constrained", **kwargs)
+
+
+def save(fig: Figure, path: Path, dpi: int = 110) -> Path:
     write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
-    plt.close(fig)
     return path
 
 
@@ -131,8 +133,8 @@ def plot_filters(trained: Trained, path: Path) -> Path:
     weight = first.weight.detach().numpy()  # (C_out, C_in, kH, kW)
     shown = weight.mean(axis=1)  # (C_out, kH, kW); the filter itself when C_in is 1, as here
     rows, cols = _grid(len(shown))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols + 1.2, 1.25 * rows + 1.0), squeeze=False,
-                             layout="constrained")
+    fig = figure(figsize=(1.25 * cols + 1.2, 1.25 * rows + 1.0))
+    axes = fig.subplots(rows, cols, squeeze=False)
     style = _scale(shown)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -178,7 +180,7 @@ def _mosaic(ax, maps: np.ndarray, rows: int, cols: int, style: dict):
     for k in range(c):
         r, q = divmod(k, cols)
         canvas[r * tile_h + above:(r + 1) * tile_h, q * tile_w:q * tile_w + w] = maps[k]
-    cmap = plt.get_cmap(style["cmap"]).with_extremes(bad="white")
+    cmap = matplotlib.colormaps[style["cmap"]].with_extremes(bad="white")
     shown = ax.imshow(canvas, **{**style, "cmap": cmap}, interpolation="nearest")
     for k in range(c):
         r, q = divmod(k, cols)
@@ -195,7 +197,7 @@ def plot_features(trained: Trained, image: np.ndarray, label: int, index: int, d
     for number, cap in enumerate(captures):
         maps = cap.output[0]  # (C, H, W)
         rows, cols = _grid(len(maps))
-        fig = plt.figure(figsize=(2.6 + 1.05 * cols, max(2.9, 1.1 * rows + 1.0)), layout="constrained")
+        fig = figure(figsize=(2.6 + 1.05 * cols, max(2.9, 1.1 * rows + 1.0)))
         left, right = fig.subfigures(1, 2, width_ratios=[2.4, 1.05 * cols])
         _show_input(left.subplots(), image, caption)
         ax = right.subplots()

@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from cnnlab.data import CLASS_NAMES
-from cnnlab.inspect.features import _show_input, capture, plt, predict, save
+from cnnlab.inspect.features import _show_input, capture, figure, predict, save
 from cnnlab.inspect.trained import Trained
 
 __all__ = ["shift", "Invariance", "measure", "format_table", "plot_invariance"]
@@ -120,7 +120,7 @@ def format_table(result: Invariance, index: int) -> str:
 
 
 def plot_invariance(trained: Trained, image: np.ndarray, label: int, index: int, result: Invariance, path):
-    fig = plt.figure(figsize=(14, 8.4), layout="constrained")
+    fig = figure(figsize=(14, 8.4))
     top, bottom = fig.subfigures(2, 1, height_ratios=[0.62, 1])
     thumbs = top.subplots(1, MAX_SHIFT + 1)
     first = CLASS_NAMES[result.predicted[0]]

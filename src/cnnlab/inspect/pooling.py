@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from cnnlab.inspect.features import _show_input, capture, image_caption, plt, save
+from cnnlab.inspect.features import _show_input, capture, figure, image_caption, save
 from cnnlab.inspect.trained import Trained
 
 __all__ = ["plot_pooling"]
@@ -75,7 +75,7 @@ def plot_pooling(trained: Trained, image: np.ndarray, label: int, index: int, pa
     rows, cols = np.unravel_index(arg, fmap.shape)  # (H', W') each: where each maximum came from
     style = dict(cmap="inferno", vmin=0.0, vmax=float(fmap.max()) or 1.0)
 
-    fig = plt.figure(figsize=(13, 8.2), layout="constrained")
+    fig = figure(figsize=(13, 8.2))
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 0.95])
     ax_img, ax_map, ax_out = top.subplots(1, 3, width_ratios=[0.8, 1, 1])
     _show_input(ax_img, image, image_caption(index, label, logits[0]))
