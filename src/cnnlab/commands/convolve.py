@@ -58,7 +58,7 @@ def add_parser(subparsers) -> None:
                         metavar="P", help="zeros around the input, P, PH,PW, 'same' or 'valid' (default: 0)")
     parser.add_argument("--dilation", type=lambda t: _pair_or_int(t, "dilation"), default=1, metavar="D",
                         help="spacing between kernel taps, D or DH,DW (default: 1)")
-    parser.add_argument("--explain", action="store_true", help="print each output value as its sum of products")
+    parser.add_argument("--explain", action="store_true", help="print each output value as its sum of products (default: off)")
     parser.add_argument("--animate", default=None, metavar="FILE.gif",
                         help="draw the filter sliding over the input into a GIF (default: none)")
     parser.set_defaults(func=run)

@@ -19,7 +19,7 @@ EPILOG = "pictures:\n" + "\n".join(f"  {k:<11} {v}" for k, v in WHAT.items()) + 
 
 examples:
   cnnlab show runs/X filters
-  cnnlab show runs/X features --image 7         # test image 7 (a sneaker in Fashion-MNIST)
+  cnnlab show runs/X features --image 9         # test image 9, a sneaker
   cnnlab show runs/X invariance --out figures/
 """
 

@@ -81,7 +81,8 @@ def plot_pooling(trained: Trained, image: np.ndarray, label: int, index: int, pa
     _show_input(ax_img, image, image_caption(index, label, logits[0]))
     shown = ax_map.imshow(fmap, **style)
     _windows(ax_map, out.shape, options, color="#7fcdbb", lw=0.5)
-    strong = out > 0.1 * style["vmax"]  # skip the flat background, where every cell ties
+    lowest = -_max_pool(-maps[channel:channel + 1], options)[0][0]
+    strong = out - lowest > 0.05 * style["vmax"]  # skip flat windows (the background), where all cells tie
     ax_map.plot(cols[strong], rows[strong], "o", ms=3, mfc="none", mec="#41b6c4", mew=0.9)
     ax_map.set_title(f"feature map: channel {channel}, {fmap.shape[0]}x{fmap.shape[1]}\n"
                      f"boxes: pooling windows; circles: the maximum of each", fontsize=10)
