@@ -1,0 +1,79 @@
+"""``cnnlab show RUN_DIR {filters,features,pooling,invariance}``: pictures of a trained run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cnnlab.commands.common import HelpFormatter, add_data_dir
+from cnnlab.errors import RunDirError
+
+NAME = "show"
+WHAT = {
+    "filters": "the first convolution's filters as a grid",
+    "features": "the feature maps of every conv and pool layer for one test image",
+    "pooling": "max pooling on a real feature map, with a close-up in numbers",
+    "invariance": "the image shifted 0-4 px: how much each layer's output and the prediction change",
+}
+EPILOG = "pictures:\n" + "\n".join(f"  {k:<11} {v}" for k, v in WHAT.items()) + """
+
+examples:
+  cnnlab show runs/X filters
+  cnnlab show runs/X features --image 9         # test image 9, a sneaker
+  cnnlab show runs/X invariance --out figures/
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(NAME, help="pictures of a trained run: filters, feature maps, pooling, invariance",
+                                   description="Draw what a trained run's network does, as PNG files.",
+                                   epilog=EPILOG, formatter_class=HelpFormatter)
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `cnnlab train`")
+    parser.add_argument("what", choices=tuple(WHAT), metavar="{" + ",".join(WHAT) + "}", help="which picture")
+    parser.add_argument("--image", type=int, default=0, metavar="N", help="index of the test image (default: 0)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="where to write the PNGs (default: RUN_DIR/figures)")
+    add_data_dir(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.inspect.trained import load_run, load_test_images
+
+    trained = load_run(args.run_dir)
+    out = Path(args.out) if args.out else trained.run_dir / "figures"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create --out {out}: {exc.strerror}; choose a writable directory") from None
+    if args.what == "filters":
+        from cnnlab.inspect.features import plot_filters
+
+        paths = [plot_filters(trained, out / "filters.png")]
+    else:
+        tests = load_test_images(trained, args.data_dir)
+        image, label = tests.pick(args.image)
+        paths = _per_image(args.what, trained, tests, image, label, args.image, out)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _per_image(what, trained, tests, image, label, index, out) -> list[Path]:
+    if what == "features":
+        from cnnlab.inspect.features import plot_features
+
+        return plot_features(trained, image, label, index, out)
+    if what == "pooling":
+        from cnnlab.inspect.pooling import plot_pooling
+
+        path, facts = plot_pooling(trained, image, label, index, out / f"pooling-{index}.png")
+        (h, w), (ph, pw) = facts["map_shape"], facts["pooled_shape"]
+        print(f"channel {facts['channel']}: a {h}x{w} feature map pooled to {ph}x{pw} "
+              f"({100 * facts['kept']:.0f}% of the values kept, each the maximum of its window)")
+        return [path]
+    from cnnlab.inspect.invariance import SAMPLE, format_table, measure, plot_invariance
+
+    result = measure(trained, image, tests.images[:SAMPLE])
+    print(format_table(result, index))
+    return [plot_invariance(trained, image, label, index, result, out / f"invariance-{index}.png")]

@@ -1,0 +1,150 @@
+"""One small convolution, computed three ways and explained value by value.
+
+The notebook's example: input [[-2,-2,-2],[4,2,-4],[-3,2,4]] and the 2x2 identity filter
+[[1,0],[0,1]] give [[0,-6],[6,6]]; the top-left value is (-2)(1) + (-2)(0) + (4)(0) + (2)(1) = 0.
+
+``Example`` holds an input (C, H, W), a weight (C_out, C, kH, kW), a bias (C_out,) and
+torch's stride, padding and dilation. ``run`` computes it with ``conv2d_reference`` (the
+notebook's loops), the scratch engine's ``conv2d`` (im2col) and ``torch.nn.functional.conv2d``,
+all in float64.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+
+from cnnlab import shapes
+
+__all__ = ["NOTEBOOK_INPUT", "NOTEBOOK_KERNEL", "Example", "Result", "parse_array", "make_example", "run",
+           "explain", "format_grid"]
+
+NOTEBOOK_INPUT = [[-2, -2, -2], [4, 2, -4], [-3, 2, 4]]
+NOTEBOOK_KERNEL = [[1, 0], [0, 1]]
+TOLERANCE = 1e-9  # float64 sums of a few dozen products agree far closer than this
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    x: np.ndarray  # (C, H, W)
+    weight: np.ndarray  # (C_out, C, kH, kW)
+    bias: np.ndarray  # (C_out,)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] | str = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) zeros around the input."""
+        return shapes.conv2d_padding(self.padding, self.weight.shape[2:], self.stride, self.dilation)
+
+    @property
+    def padded(self) -> np.ndarray:
+        top, bottom, left, right = self.pads
+        return np.pad(self.x, ((0, 0), (top, bottom), (left, right)))  # (C, H + pads, W + pads)
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return shapes.conv2d_output_shape(self.x.shape[1:], self.weight.shape[2:], self.stride, self.padding,
+                                          self.dilation)
+
+    def taps(self, i: int, j: int) -> list[tuple[int, int, int, int]]:
+        """(p, q, row, col) for each kernel tap of output (i, j), in padded-input coordinates."""
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        kh, kw = self.weight.shape[2:]
+        return [(p, q, i * sh + p * dh, j * sw + q * dw) for p in range(kh) for q in range(kw)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    reference: np.ndarray  # (C_out, H_out, W_out) from conv2d_reference
+    scratch: np.ndarray  # from cnnlab.scratch's conv2d
+    torch: np.ndarray  # from torch.nn.functional.conv2d
+
+    @property
+    def max_difference(self) -> float:
+        return float(max(np.abs(self.scratch - self.reference).max(), np.abs(self.torch - self.reference).max()))
+
+    @property
+    def agree(self) -> bool:
+        return self.max_difference <= TOLERANCE
+
+
+def parse_array(text: str, name: str, ndims=(2, 3, 4)) -> np.ndarray:
+    """A JSON nested list of numbers as a float64 array; ValueError naming ``name`` otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--{name} is not valid JSON ({exc.msg} at column {exc.colno}). Received: {text!r}") from None
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ValueError(f"--{name} must be a rectangular nested list of numbers. Received: {text!r}") from None
+    if array.ndim not in ndims or array.size == 0:
+        raise ValueError(f"--{name} must be a non-empty {' or '.join(f'{n}-D' for n in ndims)} list. "
+                         f"Received: {array.ndim}-D, shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"--{name} must hold finite numbers. Received: {text!r}")
+    return array
+
+
+def make_example(x, kernel, bias=0.0, stride=1, padding=0, dilation=1) -> Example:
+    """An Example from loose shapes: input (H, W) or (C, H, W); kernel (kH, kW), (C, kH, kW) or
+    (C_out, C, kH, kW); bias a number or one per output channel."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[None] if x.ndim == 2 else x  # (C, H, W)
+    w = np.asarray(kernel, dtype=np.float64)
+    w = w.reshape((1,) * (4 - w.ndim) + w.shape)  # (C_out, C, kH, kW)
+    if w.shape[1] != x.shape[0]:
+        raise ValueError(f"the kernel has {w.shape[1]} input channel(s) but the input has {x.shape[0]}. "
+                         f"Received: input shape {x.shape}, kernel shape {w.shape}")
+    b = np.broadcast_to(np.asarray(bias, dtype=np.float64), (w.shape[0],)) if np.ndim(bias) == 0 else \
+        np.asarray(bias, dtype=np.float64)
+    if b.shape != (w.shape[0],):
+        raise ValueError(f"bias must be one number or one per output channel ({w.shape[0]}). Received: {bias!r}")
+    padding = padding if isinstance(padding, str) else shapes.pair(padding, "padding")
+    example = Example(x, w, b.copy(), shapes.pair(stride, "stride"), padding, shapes.pair(dilation, "dilation"))
+    example.out_hw  # refuse an impossible geometry now, naming the argument
+    return example
+
+
+def run(example: Example) -> Result:
+    import torch
+    import torch.nn.functional as F
+
+    from cnnlab.scratch.functional import conv2d, conv2d_reference
+
+    args = (example.x, example.weight, example.bias, example.stride, example.padding, example.dilation)
+    with torch.no_grad():
+        by_torch = F.conv2d(*(torch.from_numpy(np.ascontiguousarray(a)) for a in args[:3]), *args[3:]).numpy()
+    return Result(conv2d_reference(*args), conv2d(*args), by_torch)
+
+
+def _num(v: float) -> str:
+    v = float(v)
+    return str(int(v)) if v.is_integer() else f"{v:.4g}"
+
+
+def format_grid(array: np.ndarray, indent: str = "  ") -> str:
+    """A 2-D array as right-aligned rows, integers without decimals."""
+    cells = [[_num(v) for v in row] for row in np.atleast_2d(array)]
+    width = max(len(c) for row in cells for c in row)
+    return "\n".join(indent + "[" + "  ".join(c.rjust(width) for c in row) + "]" for row in cells)
+
+
+def explain(example: Example, result: np.ndarray) -> list[str]:
+    """Each output value as its sum of products, ``y[o, i, j] = x*w + ... (+ bias) = value``."""
+    xp = example.padded
+    lines = []
+    for o in range(example.weight.shape[0]):
+        for i in range(example.out_hw[0]):
+            for j in range(example.out_hw[1]):
+                terms = [f"({_num(xp[c, r, s])})({_num(example.weight[o, c, p, q])})"
+                         for c in range(xp.shape[0]) for p, q, r, s in example.taps(i, j)]
+                if example.bias[o]:
+                    terms.append(f"({_num(example.bias[o])}) bias")
+                index = f"{o}, {i}, {j}" if example.weight.shape[0] > 1 else f"{i}, {j}"
+                lines.append(f"y[{index}] = {' + '.join(terms)} = {_num(result[o, i, j])}")
+    return lines

@@ -1,0 +1,215 @@
+"""Pictures of a trained network: its first-layer filters, the feature maps of every conv and pool
+layer for one test image, and max pooling on a real feature map.
+
+Colours: a map that can be negative (a convolution's output, before its ReLU; a filter's
+weights) is drawn red for positive and blue for negative around a white zero; a map that cannot
+(after ReLU or pooling) runs from black (0) to yellow. One scale per figure, with its colour
+bar, so weak channels look weak.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+from cnnlab.data import CLASS_NAMES
+from cnnlab.inspect.describe import describe
+from cnnlab.inspect.summary import layer_detail
+from cnnlab.inspect.trained import Trained, as_input
+from cnnlab.rundir import write_atomic
+
+__all__ = ["Capture", "capture", "predict", "plot_filters", "plot_features", "plot_pooling", "save", "figure"]
+
+FEATURE_KINDS = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
+
+
+ACTIVATIONS = ("ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Hardswish")
+
+
+@dataclasses.dataclass
+class Capture:
+    name: str  # the module's path, as in state_dict keys
+    kind: str
+    detail: str  # e.g. "1->32, 3x3 + ReLU"
+    input: np.ndarray  # (N, C, H, W)
+    output: np.ndarray  # (N, C', H', W'); after the activation that follows, if asked
+
+
+def capture(trained: Trained, images: np.ndarray, kinds=FEATURE_KINDS,
+            through_activation: bool = True) -> tuple[list[Capture], np.ndarray]:
+    """(the input and output of every layer of ``kinds``, in order; the logits) for uint8 images (N, 28, 28).
+
+    With ``through_activation``, a convolution directly followed by an activation (ReLU) reports
+    the activation's output: the feature maps the next layer sees.
+    """
+    import torch
+
+    layers = list(_layers(describe(trained.model)))
+    modules = dict(trained.model.named_modules())
+    found: dict[str, Capture] = {}
+    hooks = []
+
+    def keep(layer, activation):
+        def record(module, inputs, output):
+            if layer.name not in found:  # a module called twice reports its first call
+                found[layer.name] = Capture(layer.name, layer.kind, layer_detail(layer) + activation,
+                                            inputs[0].numpy().copy(), output.numpy().copy())
+        return record
+
+    def replace(layer):
+        def record(module, inputs, output):
+            if layer.name in found and not getattr(found[layer.name], "activated", False):
+                found[layer.name].output = output.numpy().copy()
+                found[layer.name].activated = True
+        return record
+
+    for i, layer in enumerate(layers):
+        if layer.kind not in kinds:
+            continue
+        after = layers[i + 1] if i + 1 < len(layers) else None
+        paired = through_activation and layer.kind == "Conv2d" and after is not None and after.kind in ACTIVATIONS
+        hooks.append(modules[layer.name].register_forward_hook(keep(layer, f" + {after.kind}" if paired else "")))
+        if paired:
+            hooks.append(modules[after.name].register_forward_hook(replace(layer)))
+    try:
+        with torch.inference_mode():
+            logits = trained.model(as_input(images)).numpy()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [found[layer.name] for layer in layers if layer.name in found], logits
+
+
+def _layers(items):
+    for item in items:
+        if hasattr(item, "main"):  # a Residual
+            yield from _layers(item.main)
+            yield from _layers(item.shortcut)
+        else:
+            yield item
+
+
+def predict(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class (N,), softmax probabilities (N, 10))."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return p.argmax(axis=1), p
+
+
+def figure(**kwargs) -> Figure:
+    """A figure of its own, outside pyplot: no backend, no global state, nothing to close."""
+    return Figure(layout="constrained", **kwargs)
+
+
+def save(fig: Figure, path: Path, dpi: int = 110) -> Path:
+    write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
+    return path
+
+
+def _scale(maps: np.ndarray) -> dict:
+    """imshow arguments: diverging around 0 if anything is negative, else black to yellow."""
+    top = float(np.abs(maps).max()) or 1.0
+    if maps.min() < 0:
+        return dict(cmap="RdBu_r", vmin=-top, vmax=top)
+    return dict(cmap="inferno", vmin=0.0, vmax=top)
+
+
+def _grid(n: int, max_cols: int = 8) -> tuple[int, int]:
+    cols = min(n, max_cols)
+    return math.ceil(n / cols), cols
+
+
+def plot_filters(trained: Trained, path: Path) -> Path:
+    """The first convolution's filters as a grid, each with its weights written in."""
+    first = next((m for _, m in trained.model.named_modules() if type(m).__name__ == "Conv2d"), None)
+    if first is None:
+        raise ValueError(f"model {trained.config.model!r} has no Conv2d layer")
+    name = next(n for n, m in trained.model.named_modules() if m is first)
+    weight = first.weight.detach().numpy()  # (C_out, C_in, kH, kW)
+    shown = weight.mean(axis=1)  # (C_out, kH, kW); the filter itself when C_in is 1, as here
+    rows, cols = _grid(len(shown))
+    fig = figure(figsize=(1.25 * cols + 1.2, 1.25 * rows + 1.0))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    style = _scale(shown)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= len(shown):
+            continue
+        image = ax.imshow(shown[k], **style)
+        ax.set_title(f"filter {k}", fontsize=8)
+        if shown[k].size <= 25:  # small kernels: write the weights in
+            for (r, c), v in np.ndenumerate(shown[k]):
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if abs(v) > 0.6 * style["vmax"] else "black")
+    fig.colorbar(image, ax=axes, shrink=0.6, label="weight")
+    channels = "" if weight.shape[1] == 1 else f", mean over its {weight.shape[1]} input channels"
+    fig.suptitle(f"{trained.title}: first-layer filters (layer {name}, Conv2d {layer_detail_of(trained, name)}"
+                 f"{channels})\nred: positive weight, blue: negative; each slides over the image",
+                 fontsize=10)
+    return save(fig, path)
+
+
+def layer_detail_of(trained: Trained, name: str) -> str:
+    return next((layer_detail(layer) for layer in _layers(describe(trained.model)) if layer.name == name), "")
+
+
+def _show_input(ax, image: np.ndarray, caption: str) -> None:
+    ax.imshow(image, cmap="gray_r", vmin=0, vmax=255)
+    ax.set_title(caption, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_caption(index: int, label: int, logits: np.ndarray) -> str:
+    predicted, p = predict(logits[None] if logits.ndim == 1 else logits)
+    return (f"test image {index}: {CLASS_NAMES[label]}\npredicted: {CLASS_NAMES[predicted[0]]} "
+            f"({100 * p[0, predicted[0]]:.0f}%)")
+
+
+def _mosaic(ax, maps: np.ndarray, rows: int, cols: int, style: dict):
+    """All channels as one image, tiles numbered in the gap above each (far faster than one axes per map)."""
+    c, h, w = maps.shape
+    above, side = max(2, round(0.3 * h)), max(1, round(0.08 * w))
+    tile_h, tile_w = h + above, w + side
+    canvas = np.full((rows * tile_h, cols * tile_w - side), np.nan)
+    for k in range(c):
+        r, q = divmod(k, cols)
+        canvas[r * tile_h + above:(r + 1) * tile_h, q * tile_w:q * tile_w + w] = maps[k]
+    cmap = matplotlib.colormaps[style["cmap"]].with_extremes(bad="white")
+    shown = ax.imshow(canvas, **{**style, "cmap": cmap}, interpolation="nearest")
+    for k in range(c):
+        r, q = divmod(k, cols)
+        ax.text(q * tile_w - 0.5, r * tile_h + above - 0.7, str(k), fontsize=7, va="bottom", ha="left")
+    ax.axis("off")
+    return shown
+
+
+def plot_features(trained: Trained, image: np.ndarray, label: int, index: int, directory: Path) -> list[Path]:
+    """One PNG per conv or pool layer: the input image beside every channel's feature map."""
+    captures, logits = capture(trained, image[None])
+    caption = image_caption(index, label, logits[0])
+    paths = []
+    for number, cap in enumerate(captures):
+        maps = cap.output[0]  # (C, H, W)
+        rows, cols = _grid(len(maps))
+        fig = figure(figsize=(2.6 + 1.05 * cols, max(2.9, 1.1 * rows + 1.0)))
+        left, right = fig.subfigures(1, 2, width_ratios=[2.4, 1.05 * cols])
+        _show_input(left.subplots(), image, caption)
+        ax = right.subplots()
+        style = _scale(maps)
+        shown = _mosaic(ax, maps, rows, cols, style)
+        what = ("convolution output, no activation after it (red +, blue -)" if maps.min() < 0
+                else "pooled feature maps (each value: the max of a window)" if cap.kind == "MaxPool2d"
+                else "pooled feature maps" if "Pool" in cap.kind
+                else f"feature maps after the {cap.detail.rsplit(' + ', 1)[-1]}")
+        right.colorbar(shown, ax=ax, shrink=0.7, label="activation")
+        right.suptitle(f"layer {cap.name}: {cap.kind} {cap.detail} -> {len(maps)} maps of "
+                       f"{maps.shape[1]}x{maps.shape[2]}\n{what}", fontsize=10)
+        fig.suptitle(trained.title, fontsize=9, x=0.01, ha="left", color="dimgray")
+        paths.append(save(fig, directory / f"features-{index}-{number:02d}-layer{cap.name}-{cap.kind}.png"))
+    return paths
