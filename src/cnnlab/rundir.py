@@ -49,6 +49,14 @@ def write_atomic(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
         raise
 
 
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left behind (``write_atomic``'s names)."""
+    stale = sorted(Path(directory).glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def write_text(path: Path, text: str) -> None:
     write_atomic(path, lambda fh: fh.write(text.encode()))
 
