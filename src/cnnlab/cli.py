@@ -13,7 +13,7 @@ import sys
 from cnnlab import __version__
 from cnnlab.errors import EXIT_INTERRUPTED, CnnlabError
 
-COMMANDS = ("train", "data", "models")
+COMMANDS = ("train", "data", "models", "evaluate", "report", "predict", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

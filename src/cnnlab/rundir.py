@@ -40,6 +40,7 @@ def write_atomic(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a shared run should read like any new file
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -47,6 +48,12 @@ def write_atomic(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_temporaries(directory: Path) -> list[Path]:
@@ -106,6 +113,28 @@ def new_run_dir(out: str | None, model: str, root: Path = Path("runs")) -> Path:
         raise RunDirError(f"cannot create run directory {path}: {exc.strerror}; choose a writable --out") from None
     if not os.access(path, os.W_OK):
         raise RunDirError(f"run directory {path} is not writable; choose a writable --out")
+    return path
+
+
+def require_writable_dir(path: str | Path, flag: str) -> Path:
+    """Create ``path`` if needed and prove it writable by making (and removing) a temporary file.
+
+    A probe rather than ``os.access``: access() says yes to root on a read-only mount and
+    knows nothing of full disks' quotas; the probe asks the filesystem itself.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"{flag} {path}: cannot create it ({exc.strerror}); choose a writable directory") from None
+    if not path.is_dir():
+        raise RunDirError(f"{flag} {path} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cnnlab-probe.", suffix=".tmp", dir=path)
+    except OSError as exc:
+        raise RunDirError(f"{flag} {path} is not writable ({exc.strerror}); choose a writable directory") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 

@@ -1,0 +1,5 @@
+"""placeholder"""
+NAME = "export"
+
+def add_parser(subparsers):
+    pass

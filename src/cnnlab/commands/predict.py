@@ -1,0 +1,5 @@
+"""placeholder"""
+NAME = "predict"
+
+def add_parser(subparsers):
+    pass
