@@ -141,8 +141,10 @@ def require_writable_dir(path: str | Path, flag: str) -> Path:
 def require_run_dir(path: str | Path) -> Path:
     """An existing run directory with a config, or a RunDirError that says what is wrong."""
     path = Path(path)
-    if not path.is_dir():
+    if not path.exists():
         raise RunDirError(f"run directory {path} does not exist; pass a directory made by `cnnlab train`")
+    if not path.is_dir():
+        raise RunDirError(f"{path} is a file, not a run directory; pass a directory made by `cnnlab train`")
     if not (path / CONFIG).is_file():
         raise RunDirError(f"{path} has no {CONFIG}; pass a directory made by `cnnlab train`")
     return path

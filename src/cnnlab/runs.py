@@ -7,7 +7,6 @@ mismatched run directory gets the same one-line error everywhere.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from cnnlab import rundir
@@ -54,11 +53,6 @@ def _model_with_weights(name: str, state: dict | None, checkpoint: Path):
     state = {k: torch.as_tensor(v) for k, v in state.items()}  # the numpy backend may save arrays
     try:
         model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise RunDirError(f"{checkpoint} does not fit model {name!r}: {first[:160]}") from None
+    except RuntimeError as exc:  # torch's message spans lines; the CLI promises one
+        raise RunDirError(f"{checkpoint} does not fit model {name!r} ({' '.join(str(exc).split())[:200]})") from None
     return model.eval()
-
-
-def config_text(config) -> str:
-    return json.dumps(config.to_dict(), indent=2)

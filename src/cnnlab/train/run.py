@@ -114,7 +114,8 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool 
     try:
         engine.load_state_dict(checkpoint)
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise RunDirError(f"{run / rundir.CHECKPOINT} does not fit model {config.model!r} ({str(exc)[:120]})") from None
+        raise RunDirError(f"{run / rundir.CHECKPOINT} does not fit model {config.model!r} "
+                          f"({' '.join(str(exc).split())[:200]})") from None
     restore_rng(checkpoint)
     history = checkpoint["history"]
     # A kill between the checkpoint and metrics.csv leaves the CSV an epoch behind; the checkpoint rules.
@@ -139,6 +140,9 @@ def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, q
                              f"Continue with: cnnlab train --resume {run}") from None
     except DivergedError as exc:
         raise DivergedError(f"{exc}. {_saved(saver.epochs_saved)}") from None
+    except RunDirError as exc:  # e.g. the disk filled up while saving: the previous epoch is intact
+        raise RunDirError(f"{exc}. {_saved(saver.epochs_saved)} Once fixed, continue with: "
+                          f"cnnlab train --resume {run}") from None
     test = evaluate(engine, arrays.test_x, arrays.test_y)
     predictions = test.logits.argmax(1)
     report = classification_report(arrays.test_y, predictions, labels=range(len(CLASS_NAMES)),
