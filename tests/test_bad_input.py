@@ -99,7 +99,7 @@ def other_model_run(synthetic_dir, tmp_path, monkeypatch):
     from torch import nn
 
     monkeypatch.setitem(models.MODELS, "tiny", models.ModelSpec(
-        "tiny", "a linear classifier", lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10))))
+        "tiny", "a linear classifier", lambda dropout=0.0: nn.Sequential(nn.Flatten(), nn.Linear(784, 10))))
     run = tmp_path / "tiny"
     assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--model", "tiny", "--epochs", "1",
                  "--train-size", "100", "--valid-size", "20", "--quiet"]) == 0

@@ -96,3 +96,15 @@ def test_report_renders_in_a_real_headless_browser(report_html, tmp_path):
     assert {alt for alt, _ in rendered} == {"training curves", "confusion matrix", "misclassified examples",
                                             "first-layer filters"}
     assert all(width > 100 for _, width in rendered), rendered
+
+
+def test_evaluate_scores_the_weights_the_run_reported(synthetic_dir, tmp_path, capsys):
+    """EMA, early stopping's best epoch and test-time augmentation: evaluate must use what training used."""
+    run = tmp_path / "run"
+    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--train-size", "300",
+                 "--valid-size", "100", "--batch-size", "50", "--epochs", "3", "--lr", "0.003", "--ema", "0.8",
+                 "--patience", "1", "--tta", "--dropout", "0.2", "--quiet"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert main(["evaluate", str(run), "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "evaluation-test.json").read_text())
+    assert saved["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1 / 200)

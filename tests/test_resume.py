@@ -51,10 +51,10 @@ def assert_same_weights(a, b):
         assert torch.equal(wa[name], wb[name]), name
 
 
-def start_slow_run(synthetic_dir, out):
+def start_slow_run(synthetic_dir, out, extra=()):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.Popen([sys.executable, "-c", SLOW_TRAIN, "train", "--data-dir", str(synthetic_dir),
-                             "--out", str(out), *OPTIONS],
+                             "--out", str(out), *OPTIONS, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -154,3 +154,26 @@ def test_every_global_rng_round_trips_through_a_weights_only_checkpoint(tmp_path
     expected = (random.random(), random.gauss(0, 1), np.random.standard_normal(3).tolist())
     restore_rng(torch.load(path, weights_only=True))
     assert (random.random(), random.gauss(0, 1), np.random.standard_normal(3).tolist()) == expected
+
+
+# Every option that keeps state across epochs or draws random numbers: augmentation, dropout,
+# EMA weights, early stopping's best weights.
+STATEFUL = ["--translate", "2", "--hflip", "--dropout", "0.3", "--ema", "0.9", "--patience", "2", "--tta"]
+
+
+def test_sigkill_and_resume_with_augmentation_dropout_ema_and_early_stopping(synthetic_dir, tmp_path):
+    reference = tmp_path / "reference"
+    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(reference), *OPTIONS, *STATEFUL]) == 0
+    run = tmp_path / "killed"
+    process = start_slow_run(synthetic_dir, run, STATEFUL)
+    wait_for_first_checkpoint(process, run)
+    time.sleep(0.15)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert metrics_without_seconds(run) == metrics_without_seconds(reference)
+    assert_same_weights(run, reference)
+    final = lambda r: torch.load(r / "checkpoint.pt", weights_only=True)  # noqa: E731
+    for key in ("ema", "best_model"):
+        for name, tensor in final(reference)[key].items():
+            assert torch.equal(final(run)[key][name], tensor), (key, name)

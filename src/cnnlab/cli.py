@@ -11,9 +11,9 @@ import importlib
 import sys
 
 from cnnlab import __version__
-from cnnlab.errors import EXIT_INTERRUPTED, CnnlabError
+from cnnlab.errors import EXIT_INTERRUPTED, CnnlabError, InterruptedRun
 
-COMMANDS = ("train", "data", "models", "evaluate", "report", "predict", "export")
+COMMANDS = ("train", "compare", "lr-find", "data", "models", "evaluate", "report", "predict", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except InterruptedRun as exc:
+        print(f"cnnlab: {exc}", file=sys.stderr)
+        return exc.exit_code
     except CnnlabError as exc:
         print(f"cnnlab: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -25,7 +25,7 @@ class ModelSpec:
     input_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
 
 
-def _notebook_convnet(relu_on_logits: bool):
+def _notebook_convnet(relu_on_logits: bool, dropout: float = 0.0):
     from torch import nn
 
     layers = [
@@ -40,6 +40,8 @@ def _notebook_convnet(relu_on_logits: bool):
         nn.ReLU(),
         nn.Linear(128, 10),
     ]
+    if dropout:  # NOTE: shifts the last Linear's index, so such a state_dict has other keys
+        layers.insert(9, nn.Dropout(dropout))
     if relu_on_logits:
         layers.append(nn.ReLU())  # the notebook's bug, kept on purpose in `seed`
     return nn.Sequential(*layers)
@@ -62,10 +64,51 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def _convnet_bn(dropout: float = 0.0):
+    """The notebook's network with batch norm after each conv and the hidden linear layer (Ioffe & Szegedy 2015)."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),  # (N, 32, 13, 13)
+        nn.Conv2d(32, 64, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),  # (N, 64, 5, 5)
+        nn.Flatten(),  # (N, 1600)
+        nn.Linear(1600, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU(),
+        nn.Dropout(dropout), nn.Linear(128, 10),
+    )
+
+
+def _conv_bn_relu(c_in: int, c_out: int) -> list:
+    from torch import nn
+
+    # No conv bias: the batch norm right after it has its own shift.
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def _vgg_mini(dropout: float = 0.0, widths: tuple[int, int, int] = (32, 64, 128)):
+    """Five 3x3 conv-BN-ReLU layers for 28x28 grayscale, sized for CPUs (about 0.29M parameters).
+
+    One conv at full resolution only (the 28x28 stage is the most expensive per channel), then two
+    convs at 14x14 and two at 7x7, and a global max pool, so the head has no large linear layer.
+    """
+    from torch import nn
+
+    a, b, c = widths
+    return nn.Sequential(
+        *_conv_bn_relu(1, a), nn.MaxPool2d(2),  # (N, a, 14, 14)
+        *_conv_bn_relu(a, b), *_conv_bn_relu(b, b), nn.MaxPool2d(2),  # (N, b, 7, 7)
+        *_conv_bn_relu(b, c), *_conv_bn_relu(c, c),  # (N, c, 7, 7)
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(),  # (N, c)
+        nn.Dropout(dropout), nn.Linear(c, 10),
+    )
+
+
 register(ModelSpec("seed", "the notebook's ConvNet as written (conv32-pool-conv64-pool-fc128-fc10, ReLU on logits)",
-                   lambda: _notebook_convnet(relu_on_logits=True), _scratch("seed")))
+                   lambda dropout=0.0: _notebook_convnet(True, dropout), _scratch("seed")))
 register(ModelSpec("convnet", "the notebook's ConvNet without the ReLU on the logits",
-                   lambda: _notebook_convnet(relu_on_logits=False), _scratch("convnet")))
+                   lambda dropout=0.0: _notebook_convnet(False, dropout), _scratch("convnet")))
+register(ModelSpec("convnet-bn", "convnet with batch norm after each conv and the hidden linear layer", _convnet_bn))
+register(ModelSpec("vgg-mini", "five 3x3 conv-BN-ReLU layers (32-64-64-128-128), global max pool; fast on CPU",
+                   _vgg_mini))
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -74,11 +117,13 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def build_model(name: str, backend: str = "torch", rng=None):
+def build_model(name: str, backend: str = "torch", rng=None, dropout: float = 0.0):
     """A fresh model. For the numpy backend, ``rng`` is a numpy Generator for the initial weights."""
     spec = get_spec(name)
     if backend == "torch":
-        return spec.build_torch()
+        return spec.build_torch(dropout=dropout)
+    if dropout:
+        raise ConfigError("--dropout is not supported by the numpy backend; use --backend torch or --dropout 0")
     if backend == "numpy":
         if spec.build_numpy is None:
             raise ConfigError(f"model {name!r} has no numpy backend; use --backend torch "

@@ -80,11 +80,11 @@ def _square_resize(item: np.ndarray) -> np.ndarray:
     return np.round(255 * resized / max(resized.max(), 1e-6)).astype(np.uint8)
 
 
-def top_classes(model, images: np.ndarray, k: int = 3) -> list[list[dict]]:
+def top_classes(model, images: np.ndarray, k: int = 3, tta: bool = False) -> list[list[dict]]:
     """For uint8 images (N, 28, 28): the k most probable classes of each, most probable first."""
     from cnnlab.data import normalize
     from cnnlab.report.metrics import predict_probs
 
-    probs = predict_probs(model, normalize(images))
+    probs = predict_probs(model, normalize(images), tta=tta)
     best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return [[{"class": CLASS_NAMES[c], "probability": float(p[c])} for c in row] for p, row in zip(probs, best)]

@@ -37,17 +37,29 @@ def load_run(path: str | Path) -> LoadedRun:
     if saved_model != config.model:
         raise RunDirError(f"{path / rundir.CHECKPOINT} holds weights of model {saved_model!r} but "
                           f"{path / rundir.CONFIG} says model {config.model!r}; the two files come from different runs")
-    model = _model_with_weights(config.model, checkpoint.get("model"), path / rundir.CHECKPOINT)
+    model = _model_with_weights(config, reported_weights(config, checkpoint), path / rundir.CHECKPOINT)
     summary = rundir.read_json(path / rundir.SUMMARY) if (path / rundir.SUMMARY).is_file() else None
     return LoadedRun(path, config, model, checkpoint.get("history", []), summary)
 
 
-def _model_with_weights(name: str, state: dict | None, checkpoint: Path):
+def reported_weights(config, checkpoint: dict) -> dict | None:
+    """The weights the run's own test accuracy was measured with: the best epoch's under early
+    stopping, else the EMA average when kept, else the last epoch's."""
+    if config.patience is not None and isinstance(checkpoint.get("best_model"), dict):
+        return checkpoint["best_model"]
+    if isinstance(checkpoint.get("ema"), dict):
+        prefix = "module."  # AveragedModel wraps the network as .module, beside its n_averaged counter
+        return {k[len(prefix):]: v for k, v in checkpoint["ema"].items() if k.startswith(prefix)}
+    return checkpoint.get("model")
+
+
+def _model_with_weights(config, state: dict | None, checkpoint: Path):
     import torch
 
     from cnnlab.models import build_model
 
-    model = build_model(name)
+    name = config.model
+    model = build_model(name, dropout=config.dropout)
     if not isinstance(state, dict):
         raise RunDirError(f"{checkpoint} holds no model weights; is it a cnnlab checkpoint?")
     state = {k: torch.as_tensor(v) for k, v in state.items()}  # the numpy backend may save arrays

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     save_dir = rundir.require_writable_dir(args.save_input, "--save-input") if args.save_input else None
     results = []
     for path in args.images:
-        results.append(_one(loaded.model, path, args, save_dir))
+        results.append(_one(loaded, path, args, save_dir))
         if not args.json and "top" in results[-1]:
             print(_line(results[-1]), flush=True)  # flushed, so it interleaves with errors in order
     if args.json:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def _one(model, path: str, args, save_dir: Path | None) -> dict:
+def _one(loaded, path: str, args, save_dir: Path | None) -> dict:
     """One file's result; a bad file becomes an error entry (and a line on stderr), not an exit."""
     from cnnlab.errors import CnnlabError
     from cnnlab.predict import read_gray, to_fashion_mnist, top_classes
@@ -78,7 +78,7 @@ def _one(model, path: str, args, save_dir: Path | None) -> dict:
     except CnnlabError as exc:
         print(f"cnnlab: error: {exc}", file=sys.stderr)
         return {"file": path, "error": str(exc)}
-    top = top_classes(model, prepared.image[None], args.top)[0]
+    top = top_classes(loaded.model, prepared.image[None], args.top, tta=loaded.config.tta)[0]
     return {"file": path, "inverted": prepared.inverted, "top": top}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 
 from cnnlab.commands.common import HelpFormatter
 from cnnlab.train.config import FIELDS, PRESETS, TrainConfig
@@ -32,12 +33,38 @@ def _betas(text: str) -> tuple[float, float]:
 
 
 def _type_of(field: dataclasses.Field):
+    """The argparse type for a field, from its annotation (``int | None`` -> int)."""
     if field.name == "betas":
         return _betas
-    default = field.default
-    if field.name in ("train_size", "threads"):
-        return int
-    return type(default) if default is not None else str
+    hint = typing.get_type_hints(TrainConfig)[field.name]
+    candidates = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    return candidates[0]
+
+
+def add_config_options(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """One option per TrainConfig field (and --config); ``explicit_options`` reads back what was typed."""
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in exclude:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata["help"]
+        if "default" not in help_text:
+            help_text += f" (default: {_show(field.default)})"
+        # SUPPRESS keeps unset options out of the namespace, so only what the user typed overrides.
+        if isinstance(field.default, bool):
+            action = argparse.BooleanOptionalAction if field.default else "store_true"
+            parser.add_argument(flag, action=action, default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, type=_type_of(field), default=argparse.SUPPRESS,
+                                choices=field.metadata.get("choices"), help=help_text,
+                                metavar=None if field.metadata.get("choices") else field.name.upper())
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="a saved config.json to start from; explicit options override it (default: none)")
+
+
+def explicit_options(args: argparse.Namespace) -> dict:
+    """The config fields the user typed (unset options are absent, thanks to SUPPRESS)."""
+    return {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
 
 
 def add_parser(subparsers) -> None:
@@ -45,20 +72,7 @@ def add_parser(subparsers) -> None:
                                    description="Train a model on Fashion-MNIST and save a run directory "
                                                "(config, metrics, checkpoint, plots, report).",
                                    epilog=EPILOG, formatter_class=HelpFormatter)
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        help_text = field.metadata["help"]
-        if "default" not in help_text:
-            help_text += f" (default: {_show(field.default)})"
-        # SUPPRESS keeps unset options out of the namespace, so only what the user typed overrides.
-        if isinstance(field.default, bool):
-            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
-        else:
-            parser.add_argument(flag, type=_type_of(field), default=argparse.SUPPRESS,
-                                choices=field.metadata.get("choices"), help=help_text,
-                                metavar=None if field.metadata.get("choices") else field.name.upper())
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="a saved config.json to start from; explicit options override it (default: none)")
+    add_config_options(parser)
     parser.add_argument("--resume", default=None, metavar="RUN_DIR",
                         help="continue an interrupted run from its last complete epoch (default: none)")
     parser.add_argument("--quiet", action="store_true", help="print only the final result (default: off)")
@@ -76,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.train import run as runner
     from cnnlab.train.config import resolve
 
-    explicit = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
+    explicit = explicit_options(args)
     log = (lambda msg: None) if args.quiet else print
     if args.resume:
         if explicit or args.config:
@@ -89,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print()
         print(result.report)
+    early = result.summary.get("early_stopping")
+    if early:
+        verb = "stopped early" if early["stopped_early"] else "ran all epochs"
+        print(f"early stopping: {verb} after epoch {result.summary['epochs']}; "
+              f"restored the best weights, from epoch {early['best_epoch']}")
     print(f"test accuracy: {result.summary['test_accuracy']:.2%}")
     print(f"run saved to: {result.run_dir}")
     return 0

@@ -58,13 +58,17 @@ def split_images(config, split: str, data_dir=None) -> tuple[np.ndarray, np.ndar
     return raw.train_images[parts.valid], raw.train_labels[parts.valid].astype(np.int64)
 
 
-def predict_probs(model, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Softmax probabilities (N, 10) for normalised images x (N, 1, 28, 28)."""
+def predict_probs(model, x: np.ndarray, batch_size: int = 1000, tta: bool = False) -> np.ndarray:
+    """Softmax probabilities (N, 10) for normalised images x (N, 1, 28, 28); with ``tta``, the
+    mean of the image's and its mirror's, as training's --tta evaluates."""
     import torch
 
+    def probs(xb: torch.Tensor) -> torch.Tensor:
+        p = torch.softmax(model(xb), dim=1)
+        return (p + torch.softmax(model(xb.flip(-1)), dim=1)) / 2 if tta else p
+
     with torch.inference_mode():
-        batches = [torch.softmax(model(torch.from_numpy(x[i:i + batch_size])), dim=1)
-                   for i in range(0, len(x), batch_size)]
+        batches = [probs(torch.from_numpy(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
     return torch.cat(batches).numpy() if batches else np.zeros((0, NUM_CLASSES), np.float32)
 
 
@@ -72,7 +76,7 @@ def evaluate_run(run, split: str = "test", data_dir=None) -> Evaluation:
     from cnnlab.data import normalize
 
     images, labels = split_images(run.config, split, data_dir)
-    return Evaluation(split, images, labels, predict_probs(run.model, normalize(images)))
+    return Evaluation(split, images, labels, predict_probs(run.model, normalize(images), tta=run.config.tta))
 
 
 def per_class(ev: Evaluation) -> list[dict]:

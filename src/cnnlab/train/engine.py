@@ -2,28 +2,43 @@
 
 The loop (``cnnlab.train.loop``) knows nothing of torch; an engine turns index batches into
 optimizer steps and arrays into logits. ``cnnlab.train.numpy_engine`` is the same interface
-over cnnlab's from-scratch engine.
+over cnnlab's from-scratch engine. Every option is turned into an object or a function here,
+before training starts, so the step itself has no flag branches.
 """
 
 from __future__ import annotations
+
+import contextlib
+import copy
 
 import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.errors import ConfigError
 from cnnlab.models import build_model
+from cnnlab.train.augment import augment
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.schedules import SCHEDULES
+from cnnlab.train.schedules import build_schedule
 
 
 def pick_device(name: str) -> torch.device:
-    from cnnlab.errors import ConfigError
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
     return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 runs in hardware here (AVX512-BF16/AMX on CPU, Ampere or later on GPU)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def pick_precision(name: str, device: torch.device) -> str:
+    return ("bf16" if native_bf16(device) else "32") if name == "auto" else name
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -34,49 +49,115 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
 
 
+def _autocast(device: torch.device, precision: str):
+    dtype = {"bf16": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    if dtype is None:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
 class TorchEngine:
     backend = "torch"
 
     def __init__(self, config: TrainConfig, steps_per_epoch: int):
+        self.config = config
         self.device = pick_device(config.device)
+        self.precision = pick_precision(config.precision, self.device)
+        self.layout = torch.channels_last if config.channels_last else torch.contiguous_format
         torch.manual_seed(config.seed)  # the initial weights depend on the seed alone
-        self.model = build_model(config.model).to(self.device)
+        self.model = build_model(config.model, dropout=config.dropout).to(self.device, memory_format=self.layout)
         self.optimizer = build_optimizer(config, self.model.parameters())
+        schedule = build_schedule(config.schedule, steps_per_epoch, step_epochs=config.step_epochs,
+                                  gamma=config.gamma, warmup_epochs=config.warmup_epochs)
         total = config.epochs * steps_per_epoch
-        schedule = SCHEDULES[config.schedule]
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: schedule(step, total))
-        self.loss_fn = nn.CrossEntropyLoss()
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.autocast = _autocast(self.device, self.precision)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "16-mixed")
+        self.ema = self._build_ema(config.ema)
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.augment_rng = torch.Generator()
+        self.best_state: dict | None = None  # the evaluated weights at the best epoch (early stopping)
+
+    def _build_ema(self, decay: float | None):
+        if decay is None:
+            return None
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        # use_buffers: batch-norm statistics are averaged too, so the EMA model evaluates as trained.
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
 
     def to_native(self, x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(x).to(self.device)
+        t = torch.from_numpy(x).to(self.device)
+        return t.contiguous(memory_format=self.layout) if t.dim() == 4 else t
 
     @property
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    def start_epoch(self, epoch: int) -> None:
+        self.augment_rng.manual_seed(self.config.seed * 100_003 + epoch)  # resumable augmentation
+
     def train_batch(self, x: torch.Tensor, y: np.ndarray) -> tuple[float, int]:
         """One optimizer step; returns (summed loss over the batch, correct predictions)."""
         y = self.to_native(y)
+        x = augment(x, self.augment_rng, self.config.translate, self.config.hflip)
         self.model.train()
-        logits = self.model(x)
-        loss = self.loss_fn(logits, y)
+        with self.autocast():
+            logits = self.forward(x)
+            loss = self.loss_fn(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         return loss.item() * len(y), int((logits.argmax(1) == y).sum())
 
     @torch.inference_mode()
-    def logits(self, x: torch.Tensor, batch_size: int = 2000) -> np.ndarray:
-        self.model.eval()
-        return torch.cat([self.model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).float().cpu().numpy()
+    def logits(self, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+        model = self.eval_model.eval()
+        out = []
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size]
+            with self.autocast():
+                logits = model(xb).float()
+                if self.config.tta:  # average the probabilities of the image and its mirror
+                    probs = (logits.softmax(1) + model(xb.flip(-1)).float().softmax(1)) / 2
+                    logits = probs.clamp_min(1e-12).log()
+            out.append(logits.cpu())
+        return torch.cat(out).numpy()
+
+    def remember_best(self) -> None:
+        self.best_state = copy.deepcopy(self.eval_model.state_dict())
+
+    def restore_best(self) -> None:
+        self.eval_model.load_state_dict(self.best_state)
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                 "torch_rng": torch.get_rng_state()}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.best_state is not None:
+            state["best_model"] = self.best_state
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.best_state = state.get("best_model")

@@ -100,10 +100,24 @@ class FitState:
     """What a run needs to continue: the history so far; the engine holds the rest."""
 
     history: list[dict] = dataclasses.field(default_factory=list)
+    stopped_early: bool = False
 
     @property
     def epochs_done(self) -> int:
         return len(self.history)
+
+
+def best_epoch(history: list[dict]) -> int:
+    """The epoch with the lowest validation loss (the first, on ties), as early stopping watches it."""
+    return min(history, key=lambda r: (r["valid_loss"], r["epoch"]))["epoch"]
+
+
+def should_stop(history: list[dict], patience: int | None) -> bool:
+    """Early stopping as Keras's EarlyStopping(monitor="val_loss"): ``patience`` epochs without a new low.
+
+    A function of the history alone, so a resumed run stops exactly where an uninterrupted one would.
+    """
+    return patience is not None and bool(history) and history[-1]["epoch"] - best_epoch(history) >= patience
 
 
 def fit(config, engine, data, on_epoch_end: Callable[[FitState], None], progress: Progress,
@@ -117,6 +131,9 @@ def fit(config, engine, data, on_epoch_end: Callable[[FitState], None], progress
     clock_start = time.perf_counter() if clock_start is None else clock_start
     n = len(data.train_y)
     for epoch in range(state.epochs_done + 1, config.epochs + 1):
+        if should_stop(state.history, config.patience):
+            break
+        engine.start_epoch(epoch)
         lr = engine.lr
         metrics = train_one_epoch(engine, data.train_x, data.train_y, epoch_order(n, config.seed, epoch),
                                   config.batch_size, progress.start_epoch(epoch))
@@ -126,6 +143,11 @@ def fit(config, engine, data, on_epoch_end: Callable[[FitState], None], progress
             row["test_accuracy"] = evaluate(engine, data.test_x, data.test_y).accuracy
         row["seconds"] = seconds_before + time.perf_counter() - clock_start
         state.history.append(row)
+        if config.patience is not None and best_epoch(state.history) == epoch:
+            engine.remember_best()
         on_epoch_end(state)
         progress.end_epoch(row)
+    if config.patience is not None and state.history:
+        state.stopped_early = state.epochs_done < config.epochs
+        engine.restore_best()
     return state

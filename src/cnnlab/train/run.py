@@ -21,7 +21,7 @@ from cnnlab.data import CLASS_NAMES
 from cnnlab.errors import DivergedError, InterruptedRun, RunDirError
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.data import load_split
-from cnnlab.train.loop import FitState, Progress, evaluate, fit
+from cnnlab.train.loop import FitState, Progress, best_epoch, evaluate, fit
 from cnnlab.train.rng import capture_rng, restore_rng
 
 
@@ -107,7 +107,7 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool 
     run = rundir.require_run_dir(run_dir)
     config = resolve({}, str(run / rundir.CONFIG))
     checkpoint = load_checkpoint(run / rundir.CHECKPOINT)
-    if checkpoint["config"] != json.loads(json.dumps(config.to_dict())):  # as saved: tuples become lists
+    if checkpoint["config"] != json.loads(json.dumps(config.to_dict())):  # tuples saved as lists
         raise RunDirError(f"{run / rundir.CHECKPOINT} was saved with a different config than "
                           f"{run / rundir.CONFIG}; restore the original config.json")
     arrays, engine = _prepare(config, quiet)
@@ -149,6 +149,9 @@ def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, q
                                    target_names=CLASS_NAMES, digits=4, zero_division=0)
     rundir.write_text(run / rundir.REPORT, report)
     history = state.history
+    early = {} if config.patience is None else {
+        "early_stopping": {"patience": config.patience, "stopped_early": state.stopped_early,
+                           "best_epoch": best_epoch(history), "restored_best_weights": True}}
     summary = {
         "model": config.model, "backend": config.backend, "preset": config.preset, "epochs": len(history),
         "test_accuracy": test.accuracy, "test_loss": test.loss,
@@ -157,6 +160,7 @@ def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, q
         "best_valid_epoch": max(history, key=lambda r: r["valid_accuracy"])["epoch"] if history else None,
         "train_size": len(arrays.train_y), "valid_size": len(arrays.valid_y),
         "seconds": seconds_before + time.perf_counter() - start, "world_size": 1,
+        "precision": getattr(engine, "precision", "64"), **early,
     }
     rundir.write_json(run / rundir.SUMMARY, summary)
     if history:

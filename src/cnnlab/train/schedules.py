@@ -6,11 +6,25 @@ Pure functions serve both backends: torch wraps them in LambdaLR, the NumPy engi
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Callable
+
+Schedule = Callable[[int, int], float]
 
 
 def constant(step: int, total: int) -> float:
     return 1.0
+
+
+def step_decay(step: int, total: int, every: int, gamma: float = 0.1) -> float:
+    """Multiply by ``gamma`` every ``every`` steps (torch's StepLR)."""
+    return gamma ** (step // max(1, every))
+
+
+def cosine(step: int, total: int, floor: float = 0.0) -> float:
+    """Cosine annealing from 1 to ``floor`` over the run (SGDR without restarts, Loshchilov & Hutter 2016)."""
+    return _cos_between(1.0, floor, min(1.0, step / max(1, total)))
 
 
 def onecycle(step: int, total: int, pct_start: float = 0.25, div: float = 25.0, final_div: float = 1e4) -> float:
@@ -25,8 +39,28 @@ def onecycle(step: int, total: int, pct_start: float = 0.25, div: float = 25.0, 
     return _cos_between(1.0, end, min(1.0, (step - warm) / max(1, total - warm)))
 
 
+def with_warmup(schedule: Schedule, warmup_steps: int) -> Schedule:
+    """Linear warm-up from ~0 to the schedule's value over the first ``warmup_steps`` (Goyal et al. 2017)."""
+    if warmup_steps <= 0:
+        return schedule
+
+    def warmed(step: int, total: int) -> float:
+        ramp = min(1.0, (step + 1) / warmup_steps)
+        return ramp * schedule(step, total)
+
+    return warmed
+
+
 def _cos_between(a: float, b: float, t: float) -> float:
     return b + (a - b) * (1 + math.cos(math.pi * t)) / 2
 
 
-SCHEDULES = {"constant": constant, "onecycle": onecycle}
+def build_schedule(name: str, steps_per_epoch: int, *, step_epochs: int = 10, gamma: float = 0.1,
+                   warmup_epochs: float = 0.0) -> Schedule:
+    """The multiplier function for a config's schedule options."""
+    base = {"constant": constant, "cosine": cosine, "onecycle": onecycle,
+            "step": functools.partial(step_decay, every=step_epochs * steps_per_epoch, gamma=gamma)}[name]
+    return with_warmup(base, round(warmup_epochs * steps_per_epoch))
+
+
+SCHEDULES = ("constant", "step", "cosine", "onecycle")

@@ -1,0 +1,59 @@
+"""cnnlab.scratch: a NumPy-only CNN engine that matches PyTorch (no torch import, ever).
+
+Layers of the package:
+  windows     strided windows shared by conv and pool
+  functional  conv2d, max_pool2d, avg_pool2d, linear, relu, log_softmax, cross_entropy,
+              each with its ``*_backward`` beside it; conv2d_reference is the notebook's loops
+  nn          Parameter, Module, Conv2d, MaxPool2d, AvgPool2d, Linear, ReLU, Flatten, Sequential
+  optim       SGD and Adam with torch.optim's update rules
+  gradcheck   central-difference gradients
+  models      build_seed(rng), build_convnet(rng)
+
+Training, in full::
+
+    from cnnlab import scratch
+    model = scratch.models.build_convnet(np.random.default_rng(0))     # float32
+    opt = scratch.optim.Adam(model.parameters(), lr=1e-3)
+    loss, logits = scratch.train_step(model, opt, X, y)    # X (N, 1, 28, 28) float32, y (N,) int
+    loss, accuracy = scratch.evaluate(model, X_val, y_val)  # eval mode, in batches
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlab.scratch import functional, gradcheck, models, nn, optim
+
+__all__ = ["functional", "nn", "optim", "gradcheck", "models", "train_step", "predict", "evaluate"]
+
+
+def train_step(model: nn.Module, optimizer: optim.Optimizer, X, y, label_smoothing: float = 0.0):
+    """One step: forward in training mode, mean cross-entropy, backward, ``optimizer.step()``.
+
+    X (N, C, H, W) in the model's dtype, y (N,) integer labels. Returns ``(loss, logits)``:
+    the loss as a Python float and the (N, classes) logits computed before the update.
+    """
+    model.train()
+    optimizer.zero_grad()
+    logits = model(X)
+    loss = functional.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    model.backward(functional.cross_entropy_backward(logits, y, label_smoothing=label_smoothing))
+    optimizer.step()
+    return float(loss), logits
+
+
+def predict(model: nn.Module, X, batch_size: int = 1000) -> np.ndarray:
+    """The (N, classes) logits of ``model`` in eval mode (nothing kept for backward), in batches."""
+    was_training = model.training
+    model.eval()
+    try:
+        return np.concatenate([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model: nn.Module, X, y, batch_size: int = 1000) -> tuple[float, float]:
+    """``(mean cross-entropy, accuracy)`` of ``model`` on X, y, computed in eval mode."""
+    logits = predict(model, X, batch_size)
+    loss = functional.cross_entropy(logits, y)
+    return float(loss), float(np.mean(logits.argmax(axis=1) == np.asarray(y)))

@@ -1,0 +1,125 @@
+"""The numpy backend: cnnlab's from-scratch engine behind the same interface as TorchEngine.
+
+``cnnlab train --backend numpy`` trains with the same data, options, metrics, run directory
+and plots as the torch backend; only the arithmetic comes from ``cnnlab.scratch``. Options
+that the scratch engine does not implement are refused up front by the config.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from cnnlab import scratch
+from cnnlab.models import build_model
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.schedules import build_schedule
+
+
+class DecoupledWeightDecay:
+    """AdamW (Loshchilov & Hutter 2019) as torch does it: ``p *= 1 - lr * wd``, then the Adam step."""
+
+    def __init__(self, optimizer, weight_decay: float):
+        self.inner, self.weight_decay = optimizer, weight_decay
+
+    def __getattr__(self, name):  # lr, state, params, zero_grad: the inner optimizer's
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name, value):
+        if name == "lr":
+            self.inner.lr = value
+        else:
+            super().__setattr__(name, value)
+
+    def step(self) -> None:
+        for p in self.inner.params:
+            p.data *= 1 - self.inner.lr * self.weight_decay
+        self.inner.step()
+
+
+def build_optimizer(config: TrainConfig, params):
+    if config.optimizer == "sgd":
+        return scratch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return scratch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    return DecoupledWeightDecay(scratch.optim.Adam(params, lr=config.lr, betas=config.betas), config.weight_decay)
+
+
+def _to_tensors(tree):
+    """numpy arrays -> torch tensors, so the checkpoint loads with torch.load(weights_only=True)."""
+    import torch
+
+    if isinstance(tree, dict):
+        return {k: _to_tensors(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_to_tensors(v) for v in tree]
+    return torch.from_numpy(np.array(tree)) if isinstance(tree, np.ndarray) else tree
+
+
+def _to_arrays(tree):
+    if isinstance(tree, dict):
+        return {k: _to_arrays(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_to_arrays(v) for v in tree]
+    return tree.numpy().copy() if hasattr(tree, "numpy") else tree
+
+
+class NumpyEngine:
+    backend = "numpy"
+    device = "cpu"
+    precision = "32"
+
+    def __init__(self, config: TrainConfig, steps_per_epoch: int):
+        self.config = config
+        self.model = build_model(config.model, "numpy", rng=np.random.default_rng(config.seed))
+        self.optimizer = build_optimizer(config, self.model.parameters())
+        self.schedule = build_schedule(config.schedule, steps_per_epoch, step_epochs=config.step_epochs,
+                                       gamma=config.gamma, warmup_epochs=config.warmup_epochs)
+        self.total_steps = config.epochs * steps_per_epoch
+        self.step = 0
+        self.best_state = None
+        self._set_lr()
+
+    def _set_lr(self) -> None:
+        self.optimizer.lr = self.config.lr * self.schedule(self.step, self.total_steps)
+
+    def to_native(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.lr
+
+    def start_epoch(self, epoch: int) -> None:
+        pass
+
+    def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        loss, logits = scratch.train_step(self.model, self.optimizer, x, y, self.config.label_smoothing)
+        self.step += 1
+        self._set_lr()
+        return loss * len(y), int((logits.argmax(1) == y).sum())
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return scratch.predict(self.model, x)
+
+    def remember_best(self) -> None:
+        self.best_state = copy.deepcopy(self.model.state_dict())
+
+    def restore_best(self) -> None:
+        self.model.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict:
+        state = {"model": dict(self.model.state_dict()), "optimizer": {"state": self.optimizer.state},
+                 "scheduler": {"step": self.step}}
+        if self.best_state is not None:
+            state["best_model"] = dict(self.best_state)
+        return _to_tensors(copy.deepcopy(state))
+
+    def load_state_dict(self, state: dict) -> None:
+        state = _to_arrays(state)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.state[:] = state["optimizer"]["state"]
+        self.step = int(state["scheduler"]["step"])
+        self.best_state = state.get("best_model")
+        self._set_lr()

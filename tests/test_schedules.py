@@ -1,0 +1,58 @@
+import math
+
+import pytest
+import torch
+
+from cnnlab.train.schedules import build_schedule, constant, cosine, onecycle, step_decay, with_warmup
+
+
+def test_constant_and_step():
+    assert [constant(s, 10) for s in range(3)] == [1.0, 1.0, 1.0]
+    assert [step_decay(s, 100, every=3, gamma=0.5) for s in (0, 2, 3, 6, 9)] == [1, 1, 0.5, 0.25, 0.125]
+
+
+def test_step_schedule_matches_torch_steplr():
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(params, lr=1.0)
+    torch_sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.3)
+    ours = build_schedule("step", steps_per_epoch=2, step_epochs=2, gamma=0.3)
+    for step in range(20):
+        assert opt.param_groups[0]["lr"] == pytest.approx(ours(step, 20))
+        opt.step()
+        torch_sched.step()
+
+
+def test_cosine_matches_torch_cosine_annealing():
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(params, lr=1.0)
+    torch_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30)
+    for step in range(31):
+        assert opt.param_groups[0]["lr"] == pytest.approx(cosine(step, 30), abs=1e-12)
+        opt.step()
+        torch_sched.step()
+
+
+def test_onecycle_shape():
+    total = 100
+    values = [onecycle(s, total) for s in range(total + 1)]
+    peak = max(range(total + 1), key=values.__getitem__)
+    assert peak == 25 and values[peak] == pytest.approx(1.0)
+    assert values[0] == pytest.approx(1 / 25)
+    assert values[-1] == pytest.approx(1 / 25 / 1e4)
+    assert all(a <= b for a, b in zip(values[:peak], values[1:peak + 1]))  # rises
+    assert all(a >= b for a, b in zip(values[peak:], values[peak + 1:]))  # then falls
+
+
+def test_linear_warmup_ramps_then_follows_the_schedule():
+    warm = with_warmup(constant, 4)
+    assert [warm(s, 10) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    warmed_cosine = build_schedule("cosine", steps_per_epoch=10, warmup_epochs=0.5)
+    assert warmed_cosine(0, 100) == pytest.approx(0.2 * cosine(0, 100))
+    assert warmed_cosine(50, 100) == pytest.approx(cosine(50, 100))
+    assert with_warmup(constant, 0) is constant
+
+
+def test_schedules_stay_finite_and_positive():
+    for name in ("constant", "step", "cosine", "onecycle"):
+        f = build_schedule(name, steps_per_epoch=7, warmup_epochs=1)
+        assert all(math.isfinite(f(s, 70)) and f(s, 70) >= 0 for s in range(71))
