@@ -18,16 +18,19 @@ from torch import nn
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model
 from cnnlab.train.augment import augment
+from cnnlab.train import distributed
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.distributed import SINGLE, World
 from cnnlab.train.schedules import build_schedule
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """The device for this process; under torchrun, GPU number LOCAL_RANK."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device("cuda", local_rank) if name == "cuda" else torch.device("cpu")
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -59,9 +62,10 @@ def _autocast(device: torch.device, precision: str):
 class TorchEngine:
     backend = "torch"
 
-    def __init__(self, config: TrainConfig, steps_per_epoch: int):
+    def __init__(self, config: TrainConfig, steps_per_epoch: int, world: World = SINGLE):
         self.config = config
-        self.device = pick_device(config.device)
+        self.device = pick_device(config.device, world.local_rank)
+        distributed.init(world, self.device.type)
         self.precision = pick_precision(config.precision, self.device)
         self.layout = torch.channels_last if config.channels_last else torch.contiguous_format
         torch.manual_seed(config.seed)  # the initial weights depend on the seed alone
@@ -75,7 +79,8 @@ class TorchEngine:
         self.autocast = _autocast(self.device, self.precision)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "16-mixed")
         self.ema = self._build_ema(config.ema)
-        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.forward = distributed.wrap(self.model, world, self.device)
+        self.forward = torch.compile(self.forward) if config.compile else self.forward
         self.augment_rng = torch.Generator()
         self.best_state: dict | None = None  # the evaluated weights at the best epoch (early stopping)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from cnnlab.errors import DivergedError
 from cnnlab.train.data import batch_slices, epoch_order
+from cnnlab.train.distributed import SINGLE, World
 
 
 @dataclasses.dataclass
@@ -42,16 +43,21 @@ def evaluate(engine, x, y: np.ndarray) -> EvalResult:
 
 
 def train_one_epoch(engine, x, y, order: np.ndarray, batch_size: int,
-                    on_batch: Callable[[int], None] = lambda n: None) -> dict:
+                    on_batch: Callable[[int], None] = lambda n: None, world: World = SINGLE) -> dict:
     """One pass over ``order``; returns train_loss and train_accuracy. Raises DivergedError on a
-    non-finite loss, before anything of this epoch is saved."""
+    non-finite loss, before anything of this epoch is saved.
+
+    Under torchrun each global batch of ``batch_size * world.size`` is shared out between the
+    ranks, and the loss and accuracy are summed over them, so every rank stops on the same step.
+    """
     loss_sum, correct, seen = 0.0, 0, 0
-    for idx in batch_slices(order, batch_size):
-        batch_loss, batch_correct = engine.train_batch(x[idx], y[idx])
+    for idx in batch_slices(order, batch_size * world.size):
+        mine = world.shard(idx)
+        batch_loss, batch_correct = world.sum(*engine.train_batch(x[mine], y[mine]))
         if not math.isfinite(batch_loss):
             raise DivergedError(f"training diverged: the loss became {batch_loss} after {seen} images of this "
                                 "epoch; lower --lr (the last good checkpoint is kept)")
-        loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(idx)
+        loss_sum, correct, seen = loss_sum + batch_loss, correct + int(batch_correct), seen + len(idx)
         on_batch(len(idx))
     return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}
 
@@ -121,7 +127,8 @@ def should_stop(history: list[dict], patience: int | None) -> bool:
 
 
 def fit(config, engine, data, on_epoch_end: Callable[[FitState], None], progress: Progress,
-        state: FitState | None = None, clock_start: float | None = None, seconds_before: float = 0.0) -> FitState:
+        state: FitState | None = None, clock_start: float | None = None, seconds_before: float = 0.0,
+        world: World = SINGLE) -> FitState:
     """Train ``config.epochs`` epochs from ``state``; call ``on_epoch_end`` (which saves) after each.
 
     ``data`` holds backend-native x arrays and numpy label arrays. ``seconds`` in each row is
@@ -136,7 +143,7 @@ def fit(config, engine, data, on_epoch_end: Callable[[FitState], None], progress
         engine.start_epoch(epoch)
         lr = engine.lr
         metrics = train_one_epoch(engine, data.train_x, data.train_y, epoch_order(n, config.seed, epoch),
-                                  config.batch_size, progress.start_epoch(epoch))
+                                  config.batch_size, progress.start_epoch(epoch), world)
         valid = evaluate(engine, data.valid_x, data.valid_y)
         row = {"epoch": epoch, **metrics, "valid_loss": valid.loss, "valid_accuracy": valid.accuracy, "lr": lr}
         if config.eval_test_every_epoch:

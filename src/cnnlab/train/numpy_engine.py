@@ -70,7 +70,11 @@ class NumpyEngine:
     device = "cpu"
     precision = "32"
 
-    def __init__(self, config: TrainConfig, steps_per_epoch: int):
+    def __init__(self, config: TrainConfig, steps_per_epoch: int, world=None):
+        if world is not None and world.distributed:
+            from cnnlab.errors import ConfigError
+
+            raise ConfigError("the numpy backend trains in one process; run it without torchrun")
         self.config = config
         self.model = build_model(config.model, "numpy", rng=np.random.default_rng(config.seed))
         self.optimizer = build_optimizer(config, self.model.parameters())
