@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     out = rundir.require_writable_dir(args.out or loaded.path, "--out")
     ev = metrics.evaluate_run(loaded, args.split, args.data_dir)
     print(f"{loaded.path}: model {loaded.config.model}, {args.split} split, {len(ev.labels)} images")
-    print(f"accuracy: {ev.accuracy:.2%}\n")
+    print(f"accuracy: {ev.accuracy:.2%}{training_note(loaded, ev)}\n")
     print(metrics.format_per_class(metrics.per_class(ev)) + "\n")
     print("confusion matrix (rows: true class, columns: predicted class)")
     print(format_confusion(ev.confusion) + "\n")
@@ -64,3 +64,13 @@ def write_outputs(ev, out: Path, model: str) -> list[Path]:
     write_png(paths[1], misclassified_png(ev))
     rundir.write_json(paths[2], as_json(ev))
     return paths
+
+
+def training_note(loaded, ev) -> str:
+    """Scores here are float32; a run trained under bf16/fp16 autocast measured its own test
+    accuracy in that arithmetic, so near-tied images can differ. Say so rather than puzzle users."""
+    summary = loaded.summary or {}
+    if ev.split != "test" or summary.get("test_accuracy") is None or summary["test_accuracy"] == ev.accuracy:
+        return ""
+    return (f" in float32 (training measured {summary['test_accuracy']:.2%} "
+            f"with {summary.get('precision', '?')} arithmetic)")

@@ -59,7 +59,10 @@ def summary_rows(loaded, ev) -> dict:
     history, config = loaded.history, loaded.config
     rows = {"run directory": str(loaded.path), "model": config.model, "preset": config.preset or "none",
             "epochs trained": f"{len(history)} of {config.epochs}",
-            f"{ev.split} accuracy": f"{ev.accuracy:.2%} on {len(ev.labels)} images"}
+            f"{ev.split} accuracy": f"{ev.accuracy:.2%} on {len(ev.labels)} images (float32)"}
+    if loaded.summary and loaded.summary.get("test_accuracy") is not None:
+        rows["test accuracy as training measured it"] = (f"{loaded.summary['test_accuracy']:.2%} "
+                                                         f"({loaded.summary.get('precision', '32')} arithmetic)")
     if history:
         best = max(history, key=lambda r: r["valid_accuracy"])
         rows["best validation accuracy"] = f"{best['valid_accuracy']:.2%} (epoch {best['epoch']})"
