@@ -20,9 +20,8 @@ from cnnlab.models import build_model
 from cnnlab.train.engine import native_bf16
 
 
-def images_per_second(model_name: str, batch: int, channels_last: bool, bf16: bool, compile_: bool,
-                      threads: int, steps: int = 6) -> float:
-    torch.set_num_threads(threads)
+def make_step(model_name: str, batch: int, channels_last: bool, bf16: bool, compile_: bool):
+    """A closure running one training step (forward, backward, AdamW) of this variant."""
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model(model_name).to(memory_format=layout)
@@ -38,14 +37,33 @@ def images_per_second(model_name: str, batch: int, channels_last: bool, bf16: bo
         loss.backward()
         optimizer.step()
 
-    for _ in range(3 if compile_ else 2):  # warm-up (and compilation)
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)
+    return step
+
+
+def measure(model_name: str, variants: dict, rounds: int, skip_compile: bool, threads: int) -> dict:
+    """Images per second per variant: the variants take turns, one step each per round, so load from
+    other work on a shared machine falls on all of them alike; the median step time is used."""
+    steps, times = {}, {}
+    for name, (batch, cl, bf16, compile_, n_threads) in variants.items():
+        if compile_ and skip_compile:
+            continue
+        try:
+            steps[name] = make_step(model_name, batch, cl, bf16, compile_)
+            torch.set_num_threads(n_threads or threads)
+            for _ in range(3):  # warm-up, and compilation
+                steps[name]()
+        except Exception as exc:  # torch.compile needs a working C++ toolchain
+            print(f"  {name:<34} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
+            steps.pop(name, None)
+        times[name] = []
+    for _ in range(rounds):
+        for name, step in steps.items():
+            torch.set_num_threads(variants[name][4] or threads)
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    torch.set_num_threads(threads)
+    return {name: variants[name][0] / statistics.median(times[name]) for name in steps}
 
 
 VARIANTS = {  # name: (batch, channels_last, bf16, compile, threads or None for all)
@@ -63,24 +81,17 @@ VARIANTS = {  # name: (batch, channels_last, bf16, compile, threads or None for 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="convnet,vgg-mini")
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--skip-compile", action="store_true")
     args = parser.parse_args()
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads, native bf16: {native_bf16(torch.device('cpu'))}")
     for model_name in args.models.split(","):
-        print(f"\n{model_name}")
-        reference = None
-        for name, (batch, cl, bf16, compile_, n_threads) in VARIANTS.items():
-            if compile_ and args.skip_compile:
-                continue
-            try:
-                ips = images_per_second(model_name, batch, cl, bf16, compile_, n_threads or threads)
-            except Exception as exc:  # torch.compile needs a working C++ toolchain
-                print(f"  {name:<34} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
-                continue
-            reference = reference or ips
+        print(f"\n{model_name} (median of {args.rounds} interleaved rounds)")
+        results = measure(model_name, VARIANTS, args.rounds, args.skip_compile, threads)
+        reference = results[next(iter(results))]
+        for name, ips in results.items():
             print(f"  {name:<34} {ips:8.0f} img/s  {ips / reference:5.2f}x", flush=True)
-        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

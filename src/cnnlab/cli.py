@@ -13,7 +13,8 @@ import sys
 from cnnlab import __version__
 from cnnlab.errors import EXIT_INTERRUPTED, CnnlabError, InterruptedRun
 
-COMMANDS = ("train", "compare", "lr-find", "data", "models", "summary", "convolve", "show")
+COMMANDS = ("train", "compare", "lr-find", "evaluate", "report", "predict", "export", "data", "models",
+            "summary", "convolve", "show")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,3 +38,7 @@ class InterruptedRun(CnnlabError):
     """The user pressed Ctrl+C; the last complete epoch is saved."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class ImageError(CnnlabError):
+    """A file given to ``cnnlab predict`` is not an image cnnlab can read."""

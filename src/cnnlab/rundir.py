@@ -40,6 +40,7 @@ def write_atomic(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a shared run should read like any new file
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -47,6 +48,20 @@ def write_atomic(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left behind (``write_atomic``'s names)."""
+    stale = sorted(Path(directory).glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def write_text(path: Path, text: str) -> None:
@@ -101,11 +116,35 @@ def new_run_dir(out: str | None, model: str, root: Path = Path("runs")) -> Path:
     return path
 
 
+def require_writable_dir(path: str | Path, flag: str) -> Path:
+    """Create ``path`` if needed and prove it writable by making (and removing) a temporary file.
+
+    A probe rather than ``os.access``: access() says yes to root on a read-only mount and
+    knows nothing of full disks' quotas; the probe asks the filesystem itself.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"{flag} {path}: cannot create it ({exc.strerror}); choose a writable directory") from None
+    if not path.is_dir():
+        raise RunDirError(f"{flag} {path} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cnnlab-probe.", suffix=".tmp", dir=path)
+    except OSError as exc:
+        raise RunDirError(f"{flag} {path} is not writable ({exc.strerror}); choose a writable directory") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
 def require_run_dir(path: str | Path) -> Path:
     """An existing run directory with a config, or a RunDirError that says what is wrong."""
     path = Path(path)
-    if not path.is_dir():
+    if not path.exists():
         raise RunDirError(f"run directory {path} does not exist; pass a directory made by `cnnlab train`")
+    if not path.is_dir():
+        raise RunDirError(f"{path} is a file, not a run directory; pass a directory made by `cnnlab train`")
     if not (path / CONFIG).is_file():
         raise RunDirError(f"{path} has no {CONFIG}; pass a directory made by `cnnlab train`")
     return path

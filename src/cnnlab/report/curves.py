@@ -33,7 +33,8 @@ def plot_history(history: Sequence[dict], path: Path, title: str = "") -> None:
     ax_valid.axvline(best["epoch"], color="grey", ls=":", lw=1)
     ax_valid.annotate(f"lowest validation loss\n(epoch {best['epoch']})", (best["epoch"], best["valid_loss"]),
                       textcoords="offset points", xytext=(6, 12), fontsize=8, color="grey")
-    lines = ax_loss.get_lines() + ax_valid.get_lines()
+    # Only the two curves: the marker line's automatic "_child" label must not reach the legend.
+    lines = [ln for ln in ax_loss.get_lines() + ax_valid.get_lines() if not ln.get_label().startswith("_")]
     ax_loss.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=9)
     ax_loss.set_title("Loss (twin axes)")
 

@@ -22,6 +22,7 @@ from cnnlab.errors import DivergedError, InterruptedRun, RunDirError
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.data import load_split
 from cnnlab.train.loop import FitState, Progress, best_epoch, evaluate, fit
+from cnnlab.train.rng import capture_rng, restore_rng
 
 
 @dataclasses.dataclass
@@ -67,18 +68,25 @@ def _prepare(config: TrainConfig, quiet: bool):
     return arrays, engine
 
 
-def _saver(run: Path, config: TrainConfig, engine) -> Callable[[FitState], None]:
-    from cnnlab.train.checkpoint import save_checkpoint
-
+def _write_metrics(run: Path, config: TrainConfig, history: list[dict]) -> None:
     columns = rundir.METRIC_COLUMNS + (("test_accuracy",) if config.eval_test_every_epoch else ())
+    rundir.write_csv(run / rundir.METRICS, columns, history)
 
-    def save(state: FitState) -> None:
+
+class _Saver:
+    """Saves after each epoch and remembers the last epoch saved in full (for the exit message)."""
+
+    def __init__(self, run: Path, config: TrainConfig, engine, epochs_saved: int):
+        self.run, self.config, self.engine, self.epochs_saved = run, config, engine, epochs_saved
+
+    def __call__(self, state: FitState) -> None:
+        from cnnlab.train.checkpoint import save_checkpoint
+
         # The checkpoint first: metrics.csv never lists an epoch whose state could be lost.
-        save_checkpoint(run / rundir.CHECKPOINT, engine_state=engine.state_dict(), config=config.to_dict(),
-                        history=state.history)
-        rundir.write_csv(run / rundir.METRICS, columns, state.history)
-
-    return save
+        save_checkpoint(self.run / rundir.CHECKPOINT, engine_state={**self.engine.state_dict(), **capture_rng()},
+                        config=self.config.to_dict(), history=state.history)
+        _write_metrics(self.run, self.config, state.history)
+        self.epochs_saved = state.epochs_done
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print, quiet: bool = False) -> RunResult:
@@ -106,8 +114,13 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool 
     try:
         engine.load_state_dict(checkpoint)
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise RunDirError(f"{run / rundir.CHECKPOINT} does not fit model {config.model!r} ({str(exc)[:120]})") from None
+        raise RunDirError(f"{run / rundir.CHECKPOINT} does not fit model {config.model!r} "
+                          f"({' '.join(str(exc).split())[:200]})") from None
+    restore_rng(checkpoint)
     history = checkpoint["history"]
+    # A kill between the checkpoint and metrics.csv leaves the CSV an epoch behind; the checkpoint rules.
+    _write_metrics(run, config, history)
+    rundir.remove_stale_temporaries(run)
     log(f"resuming {run} after epoch {len(history)} of {config.epochs}")
     before = history[-1]["seconds"] if history else 0.0
     return _fit_and_finish(config, engine, arrays, run, FitState(history), start, before, quiet)
@@ -119,12 +132,17 @@ def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, q
     from cnnlab.report.curves import plot_history
 
     progress = Progress(config.epochs, len(arrays.train_y), enabled=not quiet)
+    saver = _Saver(run, config, engine, state.epochs_done)
     try:
-        state = fit(config, engine, arrays, _saver(run, config, engine), progress, state, start, seconds_before)
+        state = fit(config, engine, arrays, saver, progress, state, start, seconds_before)
     except KeyboardInterrupt:
-        raise InterruptedRun(f"interrupted; {_saved(state)} Continue with: cnnlab train --resume {run}") from None
+        raise InterruptedRun(f"interrupted; {_saved(saver.epochs_saved)} "
+                             f"Continue with: cnnlab train --resume {run}") from None
     except DivergedError as exc:
-        raise DivergedError(f"{exc}. {_saved(state)}") from None
+        raise DivergedError(f"{exc}. {_saved(saver.epochs_saved)}") from None
+    except RunDirError as exc:  # e.g. the disk filled up while saving: the previous epoch is intact
+        raise RunDirError(f"{exc}. {_saved(saver.epochs_saved)} Once fixed, continue with: "
+                          f"cnnlab train --resume {run}") from None
     test = evaluate(engine, arrays.test_x, arrays.test_y)
     predictions = test.logits.argmax(1)
     report = classification_report(arrays.test_y, predictions, labels=range(len(CLASS_NAMES)),
@@ -150,7 +168,7 @@ def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, q
     return RunResult(run, summary, history, report)
 
 
-def _saved(state: FitState) -> str:
-    if state.epochs_done == 0:
+def _saved(epochs: int) -> str:
+    if epochs == 0:
         return "no epoch was complete, so nothing was saved."
-    return f"epoch {state.epochs_done} is the last saved."
+    return f"epoch {epochs} is the last saved."

@@ -1,0 +1,59 @@
+"""``cnnlab export RUN_DIR --format {onnx,safetensors} --output FILE``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cnnlab.commands.common import HelpFormatter
+
+NAME = "export"
+EPILOG = """The model takes float32 images (N, 1, 28, 28) normalised as in training,
+(pixels/255 - 0.5)/0.5, light item on black, and returns logits (N, 10). The class names and
+the normalisation are stored in the file's metadata.
+
+examples:
+  cnnlab export runs/X --format onnx --output model.onnx
+  cnnlab export runs/X --format safetensors --output weights.safetensors
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(NAME, help="export a trained model to ONNX or its weights to safetensors",
+                                   description="Export a trained run's model (ONNX) or weights (safetensors).",
+                                   epilog=EPILOG, formatter_class=HelpFormatter)
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory made by `cnnlab train`")
+    parser.add_argument("--format", choices=("onnx", "safetensors"), default="onnx",
+                        help="onnx: the whole network, for onnxruntime and others; "
+                             "safetensors: the weights alone (default: onnx)")
+    parser.add_argument("--output", default=None, metavar="FILE",
+                        help="where to write (default: RUN_DIR/model.onnx or RUN_DIR/model.safetensors)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab import rundir
+    from cnnlab.export import export_onnx, export_safetensors
+    from cnnlab.runs import load_run
+
+    loaded = load_run(args.run_dir)
+    output = Path(args.output) if args.output else loaded.path / f"model.{args.format}"
+    rundir.require_writable_dir(output.parent, "--output")
+    if args.format == "onnx":
+        _require_onnx()
+        export_onnx(loaded, output)
+    else:
+        export_safetensors(loaded, output)
+    print(f"{args.format} written to: {output}")
+    return 0
+
+
+def _require_onnx() -> None:
+    from cnnlab.errors import ConfigError
+
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401  (torch's exporter needs it)
+    except ImportError as exc:
+        raise ConfigError(f"--format onnx needs the export extra ({exc.name} is missing); "
+                          "run: pip install 'cnnlab[export]'") from None

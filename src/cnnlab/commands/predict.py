@@ -1,0 +1,99 @@
+"""``cnnlab predict RUN_DIR IMAGE...``: classify photos with a trained run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cnnlab.commands.common import HelpFormatter
+
+NAME = "predict"
+EPILOG = """Each image is made to look like Fashion-MNIST first: grayscale, a light item on a black
+background, cropped to the item, centred and resized to 28x28. Whether to invert is decided from
+the image border (a light border means a dark item on light paper, as most photos are);
+--invert or --no-invert overrides that. --save-input DIR writes the 28x28 images the model saw.
+
+A file that cannot be read gets an error line; the others are still classified, and the exit
+code is 2.
+
+examples:
+  cnnlab predict runs/X shoe.jpg shirt.png
+  cnnlab predict runs/X photos/*.jpg --json
+  cnnlab predict runs/X scan.png --invert --save-input /tmp/seen
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(NAME, help="classify PNG or JPEG images with a trained run",
+                                   description="Classify images with a trained run; print the top classes.",
+                                   epilog=EPILOG, formatter_class=HelpFormatter)
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory made by `cnnlab train`")
+    parser.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size or colour")
+    polarity = parser.add_mutually_exclusive_group()
+    polarity.add_argument("--invert", dest="invert", action="store_true", default=None,
+                          help="the item is dark on a light background: invert it (default: decide from the border)")
+    polarity.add_argument("--no-invert", dest="invert", action="store_false",
+                          help="the item is already light on a dark background: never invert")
+    parser.add_argument("--top", type=int, default=3, metavar="K", help="how many classes to show (default: 3)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text (default: off)")
+    parser.add_argument("--save-input", default=None, metavar="DIR",
+                        help="also write each 28x28 model input as a PNG into DIR (default: none)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab import rundir
+    from cnnlab.data import NUM_CLASSES
+    from cnnlab.errors import ConfigError
+    from cnnlab.runs import load_run
+
+    if not 1 <= args.top <= NUM_CLASSES:
+        raise ConfigError(f"--top must be between 1 and {NUM_CLASSES}. Received: {args.top}")
+    loaded = load_run(args.run_dir)
+    save_dir = rundir.require_writable_dir(args.save_input, "--save-input") if args.save_input else None
+    results = []
+    for path in args.images:
+        results.append(_one(loaded, path, args, save_dir))
+        if not args.json and "top" in results[-1]:
+            print(_line(results[-1]), flush=True)  # flushed, so it interleaves with errors in order
+    if args.json:
+        print(json.dumps(results, indent=2))
+    failed = sum("error" in r for r in results)
+    if failed:
+        print(f"cnnlab: error: {failed} of {len(results)} file(s) could not be classified", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _one(loaded, path: str, args, save_dir: Path | None) -> dict:
+    """One file's result; a bad file becomes an error entry (and a line on stderr), not an exit."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.predict import read_gray, to_fashion_mnist, top_classes
+
+    try:
+        prepared = to_fashion_mnist(read_gray(path), args.invert)
+        if save_dir is not None:
+            _save_input(prepared.image, save_dir / (Path(path).stem + ".png"))
+    except CnnlabError as exc:
+        print(f"cnnlab: error: {exc}", file=sys.stderr)
+        return {"file": path, "error": str(exc)}
+    top = top_classes(loaded.model, prepared.image[None], args.top, tta=loaded.config.tta)[0]
+    return {"file": path, "inverted": prepared.inverted, "top": top}
+
+
+def _line(result: dict) -> str:
+    classes = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in result["top"])
+    return f"{result['file']}: {classes}" + ("  (inverted)" if result["inverted"] else "")
+
+
+def _save_input(image, path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from cnnlab.rundir import write_atomic
+
+    buffer = io.BytesIO()
+    Image.fromarray(image, mode="L").save(buffer, format="PNG")
+    write_atomic(path, lambda fh: fh.write(buffer.getvalue()))

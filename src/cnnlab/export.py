@@ -1,0 +1,73 @@
+"""A trained model out of cnnlab: ONNX for any runtime, safetensors for the weights alone.
+
+Both files take the model's input as training saw it: float32 (N, 1, 28, 28), normalised
+``(x/255 - 0.5)/0.5``, and give logits (N, 10); the class names and the normalisation travel
+in each file's metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+
+from cnnlab.data import CLASS_NAMES
+from cnnlab.rundir import write_atomic
+
+FORMATS = ("onnx", "safetensors")
+NORMALIZATION = "x = (pixels / 255 - 0.5) / 0.5, float32 (N, 1, 28, 28), light item on black"
+OPSET = 18  # the opset torch 2.x's exporter targets natively; onnxruntime >= 1.14 runs it
+
+
+def metadata(run) -> dict[str, str]:
+    return {"producer": "cnnlab", "model": run.config.model, "run": str(run.path),
+            "class_names": json.dumps(list(CLASS_NAMES)), "input": NORMALIZATION, "output": "logits (N, 10)"}
+
+
+def onnx_bytes(model) -> bytes:
+    """The model as ONNX with a dynamic batch dimension, via torch.export (torch's current exporter)."""
+    import torch
+
+    example = torch.zeros(2, 1, 28, 28)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), _quiet_logging("torch.onnx", "torch.export", "torch._dynamo"):
+        warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's concern
+        program = torch.onnx.export(model.eval(), (example,), dynamo=True, verbose=False,
+                                    input_names=["image"], output_names=["logits"], opset_version=OPSET,
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},))
+        program.save(buffer)
+    return buffer.getvalue()
+
+
+class _quiet_logging:
+    def __init__(self, *names: str):
+        self.loggers = [logging.getLogger(n) for n in names]
+
+    def __enter__(self):
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        for lg, level in zip(self.loggers, self.levels):
+            lg.setLevel(level)
+
+
+def export_onnx(run, output: Path) -> None:
+    import onnx
+
+    proto = onnx.load_from_string(onnx_bytes(run.model))
+    for key, value in metadata(run).items():
+        proto.metadata_props.add(key=key, value=value)
+    data = proto.SerializeToString()
+    write_atomic(output, lambda fh: fh.write(data))
+
+
+def export_safetensors(run, output: Path) -> None:
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()}
+    data = save(tensors, metadata=metadata(run))
+    write_atomic(output, lambda fh: fh.write(data))

@@ -1,0 +1,42 @@
+"""Every global random state a run may draw from, as tensors a weights-only checkpoint can hold.
+
+The engine saves torch's CPU generator with the model; this adds Python's ``random``, NumPy's
+legacy global generator and each CUDA device's generator, so code that draws from any of them
+(augmentation, dropout on a GPU) continues exactly where an interrupted run stopped. cnnlab's
+own shuffling needs none of them: ``epoch_order`` is a pure function of (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def capture_rng() -> dict:
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python_rng": torch.tensor([version, *mt], dtype=torch.int64),
+        "python_rng_gauss": torch.tensor([] if gauss is None else [gauss], dtype=torch.float64),
+        "numpy_rng": torch.from_numpy(np.concatenate([keys.astype(np.int64), [pos, has_gauss]])),
+        "numpy_rng_gauss": torch.tensor([cached], dtype=torch.float64),
+    }
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    """Set the generators ``capture_rng`` saved; keys it finds missing (older checkpoints) are left alone."""
+    if "python_rng" in state:
+        values = state["python_rng"].tolist()
+        gauss = state["python_rng_gauss"].tolist()
+        random.setstate((values[0], tuple(values[1:]), gauss[0] if gauss else None))
+    if "numpy_rng" in state:
+        values = state["numpy_rng"].numpy()
+        np.random.set_state(("MT19937", values[:-2].astype(np.uint32), int(values[-2]), int(values[-1]),
+                             float(state["numpy_rng_gauss"][0])))
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])

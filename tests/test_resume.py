@@ -1,0 +1,179 @@
+"""Safe to interrupt, repeatable, guarded: SIGKILL + resume, Ctrl+C, determinism, divergence.
+
+The subprocess runs slow each optimizer step down with a sleep (which changes no arithmetic),
+so the test can kill it reliably between the first checkpoint and the end of the run.
+"""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from cnnlab.cli import main
+
+OPTIONS = ["--train-size", "300", "--valid-size", "100", "--batch-size", "30", "--epochs", "3",
+           "--seed", "5", "--threads", "1", "--quiet"]
+
+# Runs `cnnlab train` with every optimizer step slowed down by a sleep, so epochs take a while.
+SLOW_TRAIN = textwrap.dedent("""
+    import sys, time
+    from cnnlab.train.engine import TorchEngine
+    step = TorchEngine.train_batch
+    def slow(self, x, y):
+        time.sleep(0.03)
+        return step(self, x, y)
+    TorchEngine.train_batch = slow
+    from cnnlab.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def metrics_without_seconds(run):
+    with open(run / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def weights(run):
+    return torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+
+
+def start_slow_run(synthetic_dir, out, extra=()):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen([sys.executable, "-c", SLOW_TRAIN, "train", "--data-dir", str(synthetic_dir),
+                             "--out", str(out), *OPTIONS, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_first_checkpoint(process, run, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not (run / "checkpoint.pt").exists():
+        assert process.poll() is None, f"the run ended before its first checkpoint: {process.communicate()}"
+        assert time.monotonic() < deadline, "no checkpoint within the timeout"
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_dir, tmp_path_factory):
+    run = tmp_path_factory.mktemp("uninterrupted") / "run"
+    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), *OPTIONS]) == 0
+    return run
+
+
+def test_same_seed_and_options_give_identical_metrics(synthetic_dir, tmp_path, uninterrupted):
+    again = tmp_path / "again"
+    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(again), *OPTIONS]) == 0
+    assert metrics_without_seconds(again) == metrics_without_seconds(uninterrupted)
+    assert_same_weights(again, uninterrupted)
+
+
+def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(synthetic_dir, tmp_path, uninterrupted):
+    run = tmp_path / "killed"
+    process = start_slow_run(synthetic_dir, run)
+    wait_for_first_checkpoint(process, run)
+    time.sleep(0.15)  # into the middle of epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    assert not (run / "summary.json").exists()
+    saved = torch.load(run / "checkpoint.pt", weights_only=True)["epoch"]
+    assert 1 <= saved < 3, "the kill should land before the last epoch"
+
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert metrics_without_seconds(run) == metrics_without_seconds(uninterrupted)
+    assert_same_weights(run, uninterrupted)
+
+
+def test_ctrl_c_saves_says_how_to_resume_and_exits_130(synthetic_dir, tmp_path, uninterrupted):
+    run = tmp_path / "interrupted"
+    process = start_slow_run(synthetic_dir, run)
+    wait_for_first_checkpoint(process, run)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert f"cnnlab train --resume {run}" in err
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert metrics_without_seconds(run) == metrics_without_seconds(uninterrupted)
+
+
+def test_resume_after_a_kill_between_checkpoint_and_metrics_rewrites_the_metrics(synthetic_dir, tmp_path,
+                                                                                   uninterrupted):
+    """The checkpoint is written first; a kill before metrics.csv leaves it one epoch behind."""
+    run = tmp_path / "lagging"
+    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), *OPTIONS]) == 0
+    lines = (run / "metrics.csv").read_text().splitlines()
+    (run / "metrics.csv").write_text("\n".join(lines[:-1]) + "\n")
+    (run / "summary.json").unlink()
+    (run / ".checkpoint.pt.half.tmp").write_bytes(b"what a kill mid-write leaves")
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert not (run / ".checkpoint.pt.half.tmp").exists()
+    assert metrics_without_seconds(run) == metrics_without_seconds(uninterrupted)
+    assert (run / "summary.json").exists()
+
+
+def test_divergence_exits_3_keeps_the_last_good_checkpoint_and_it_resumes_cleanly(synthetic_dir, tmp_path, capsys):
+    run = tmp_path / "diverged"
+    # lr 1e12 only from epoch 2 on is not expressible; a huge constant lr diverges in epoch 1 or 2.
+    code = main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), *OPTIONS,
+                 "--optimizer", "sgd", "--lr", "1e12", "--schedule", "constant"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert err.startswith("cnnlab: error: training diverged") and err.count("\n") == 1
+    assert "lower --lr" in err
+    assert not (run / "summary.json").exists()
+    if (run / "checkpoint.pt").exists():  # every saved epoch is finite
+        payload = torch.load(run / "checkpoint.pt", weights_only=True)
+        assert all(torch.isfinite(t).all() for t in payload["model"].values())
+
+
+def test_every_global_rng_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    from cnnlab.train.rng import capture_rng, restore_rng
+
+    random.gauss(0, 1)  # leaves a cached Gaussian in Python's state
+    np.random.standard_normal()
+    path = tmp_path / "rng.pt"
+    torch.save(capture_rng(), path)
+    expected = (random.random(), random.gauss(0, 1), np.random.standard_normal(3).tolist())
+    restore_rng(torch.load(path, weights_only=True))
+    assert (random.random(), random.gauss(0, 1), np.random.standard_normal(3).tolist()) == expected
+
+
+# Every option that keeps state across epochs or draws random numbers: augmentation, dropout,
+# EMA weights, early stopping's best weights.
+STATEFUL = ["--translate", "2", "--hflip", "--dropout", "0.3", "--ema", "0.9", "--patience", "2", "--tta"]
+
+
+def test_sigkill_and_resume_with_augmentation_dropout_ema_and_early_stopping(synthetic_dir, tmp_path):
+    reference = tmp_path / "reference"
+    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(reference), *OPTIONS, *STATEFUL]) == 0
+    run = tmp_path / "killed"
+    process = start_slow_run(synthetic_dir, run, STATEFUL)
+    wait_for_first_checkpoint(process, run)
+    time.sleep(0.15)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert metrics_without_seconds(run) == metrics_without_seconds(reference)
+    assert_same_weights(run, reference)
+    final = lambda r: torch.load(r / "checkpoint.pt", weights_only=True)  # noqa: E731
+    for key in ("ema", "best_model"):
+        for name, tensor in final(reference)[key].items():
+            assert torch.equal(final(run)[key][name], tensor), (key, name)
