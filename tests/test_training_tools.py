@@ -48,6 +48,7 @@ def test_early_stopping_restores_the_best_weights(synthetic_dir, tmp_path, capsy
     ["--schedule", "step", "--step-epochs", "1", "--gamma", "0.5", "--warmup-epochs", "0.5"],
     ["--model", "convnet-bn", "--precision", "32", "--no-channels-last"],
     ["--model", "vgg-mini", "--precision", "bf16"],
+    ["--model", "convnet-bn", "--precision", "16-mixed", "--grad-clip", "5"],
 ])
 def test_options_train_and_are_recorded(synthetic_dir, tmp_path, extra):
     out = tmp_path / "run"
@@ -74,3 +75,33 @@ def test_bad_tool_options(synthetic_dir, tmp_path, capsys, args, message):
     code = main(["train", "--data-dir", str(synthetic_dir), "--out", str(tmp_path / "r"), *SMALL, *args])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision, dtype, scaled", [
+    ("32", "torch.float32", False), ("bf16", "torch.bfloat16", False), ("16-mixed", "torch.float16", True),
+])
+def test_precision_autocasts_the_forward_and_scales_fp16(precision, dtype, scaled):
+    import numpy as np
+    import torch
+
+    from cnnlab.train.config import resolve
+    from cnnlab.train.engine import TorchEngine
+
+    engine = TorchEngine(resolve({"precision": precision, "device": "cpu"}), steps_per_epoch=1)
+    assert engine.scaler.is_enabled() is scaled
+    with engine.autocast():
+        out = engine.model(torch.zeros(2, 1, 28, 28).contiguous(memory_format=torch.channels_last))
+    assert str(out.dtype) == dtype
+    loss, _ = engine.train_batch(engine.to_native(np.zeros((4, 1, 28, 28), np.float32)), np.arange(4))
+    assert np.isfinite(loss)
+    assert all(p.dtype == torch.float32 for p in engine.model.parameters())  # master weights stay fp32
+
+
+def test_auto_precision_follows_the_hardware():
+    import torch
+
+    from cnnlab.train.engine import native_bf16, pick_precision
+
+    cpu = torch.device("cpu")
+    assert pick_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "32")
+    assert pick_precision("16-mixed", cpu) == "16-mixed"

@@ -100,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = resolve(explicit, args.config)
         result = runner.train(config, log=log, quiet=args.quiet)
+    from cnnlab.train.distributed import from_environment
+
+    if not from_environment().is_main:  # under torchrun, rank 0 speaks for all
+        return 0
     if not args.quiet:
         print()
         print(result.report)

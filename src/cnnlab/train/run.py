@@ -18,9 +18,11 @@ import numpy as np
 
 from cnnlab import rundir
 from cnnlab.data import CLASS_NAMES
-from cnnlab.errors import DivergedError, InterruptedRun, RunDirError
+from cnnlab.errors import ConfigError, DivergedError, InterruptedRun, RunDirError
+from cnnlab.train import distributed
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.data import load_split
+from cnnlab.train.distributed import SINGLE, World
 from cnnlab.train.loop import FitState, Progress, best_epoch, evaluate, fit
 from cnnlab.train.rng import capture_rng, restore_rng
 
@@ -33,14 +35,27 @@ class RunResult:
     report: str  # scikit-learn's classification_report on the test set
 
 
-def make_engine(config: TrainConfig, steps_per_epoch: int):
+def make_engine(config: TrainConfig, steps_per_epoch: int, world: World = SINGLE):
     if config.backend == "numpy":
         from cnnlab.train.numpy_engine import NumpyEngine
 
-        return NumpyEngine(config, steps_per_epoch)
+        return NumpyEngine(config, steps_per_epoch, world)
     from cnnlab.train.engine import TorchEngine
 
-    return TorchEngine(config, steps_per_epoch)
+    return TorchEngine(config, steps_per_epoch, world)
+
+
+def join_world(config: TrainConfig) -> World:
+    """The torchrun world this process belongs to, with its process group joined (a single process
+    without torchrun)."""
+    world = distributed.from_environment()
+    if world.distributed:
+        if config.backend == "numpy":
+            raise ConfigError("the numpy backend trains in one process; run it without torchrun")
+        from cnnlab.train.engine import pick_device
+
+        distributed.init(world, pick_device(config.device, world.local_rank).type)
+    return world
 
 
 def environment(engine, config: TrainConfig) -> dict:
@@ -55,14 +70,14 @@ def environment(engine, config: TrainConfig) -> dict:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def _prepare(config: TrainConfig, quiet: bool):
+def _prepare(config: TrainConfig, quiet: bool, world: World = SINGLE):
     if config.threads is not None:
         import torch
 
         torch.set_num_threads(config.threads)
     arrays = load_split(config.resolved_train_size, config.valid_size, config.seed, config.data_dir, quiet=quiet)
-    steps_per_epoch = math.ceil(len(arrays.train_y) / config.batch_size)
-    engine = make_engine(config, steps_per_epoch)
+    steps_per_epoch = math.ceil(len(arrays.train_y) / (config.batch_size * world.size))
+    engine = make_engine(config, steps_per_epoch, world)
     for name in ("train_x", "valid_x", "test_x"):
         setattr(arrays, name, engine.to_native(getattr(arrays, name)))
     return arrays, engine
@@ -76,12 +91,16 @@ def _write_metrics(run: Path, config: TrainConfig, history: list[dict]) -> None:
 class _Saver:
     """Saves after each epoch and remembers the last epoch saved in full (for the exit message)."""
 
-    def __init__(self, run: Path, config: TrainConfig, engine, epochs_saved: int):
+    def __init__(self, run: Path, config: TrainConfig, engine, epochs_saved: int, write: bool = True):
         self.run, self.config, self.engine, self.epochs_saved = run, config, engine, epochs_saved
+        self.write = write  # under torchrun only rank 0 writes
 
     def __call__(self, state: FitState) -> None:
         from cnnlab.train.checkpoint import save_checkpoint
 
+        if not self.write:
+            self.epochs_saved = state.epochs_done
+            return
         # The checkpoint first: metrics.csv never lists an epoch whose state could be lost.
         save_checkpoint(self.run / rundir.CHECKPOINT, engine_state={**self.engine.state_dict(), **capture_rng()},
                         config=self.config.to_dict(), history=state.history)
@@ -91,12 +110,18 @@ class _Saver:
 
 def train(config: TrainConfig, log: Callable[[str], None] = print, quiet: bool = False) -> RunResult:
     start = time.perf_counter()
-    run = rundir.new_run_dir(config.out, config.model)
-    config.save(run / rundir.CONFIG)
-    arrays, engine = _prepare(config, quiet)
-    rundir.write_json(run / rundir.ENVIRONMENT, environment(engine, config))
-    log(f"run directory: {run}")
-    return _fit_and_finish(config, engine, arrays, run, FitState(), start, 0.0, quiet)
+    world = join_world(config)
+    try:
+        run = rundir.new_run_dir(config.out, config.model) if world.is_main else None
+        run = Path(distributed.broadcast(str(run), world))  # every rank names the same directory
+        arrays, engine = _prepare(config, quiet, world)
+        if world.is_main:
+            config.save(run / rundir.CONFIG)
+            rundir.write_json(run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size})
+            log(f"run directory: {run}")
+        return _fit_and_finish(config, engine, arrays, run, FitState(), start, 0.0, quiet, world)
+    finally:
+        distributed.shutdown(world)
 
 
 def resume(run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool = False) -> RunResult:
@@ -107,10 +132,18 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool 
     run = rundir.require_run_dir(run_dir)
     config = resolve({}, str(run / rundir.CONFIG))
     checkpoint = load_checkpoint(run / rundir.CHECKPOINT)
+    world = join_world(config)
+    try:
+        return _resume(run, config, checkpoint, world, start, log, quiet)
+    finally:
+        distributed.shutdown(world)
+
+
+def _resume(run, config, checkpoint, world, start, log, quiet) -> RunResult:
     if checkpoint["config"] != json.loads(json.dumps(config.to_dict())):  # tuples saved as lists
         raise RunDirError(f"{run / rundir.CHECKPOINT} was saved with a different config than "
                           f"{run / rundir.CONFIG}; restore the original config.json")
-    arrays, engine = _prepare(config, quiet)
+    arrays, engine = _prepare(config, quiet, world)
     try:
         engine.load_state_dict(checkpoint)
     except (RuntimeError, KeyError, ValueError) as exc:
@@ -118,23 +151,20 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool 
                           f"({' '.join(str(exc).split())[:200]})") from None
     restore_rng(checkpoint)
     history = checkpoint["history"]
-    # A kill between the checkpoint and metrics.csv leaves the CSV an epoch behind; the checkpoint rules.
-    _write_metrics(run, config, history)
-    rundir.remove_stale_temporaries(run)
-    log(f"resuming {run} after epoch {len(history)} of {config.epochs}")
+    if world.is_main:
+        # A kill between the checkpoint and metrics.csv leaves the CSV an epoch behind; the checkpoint rules.
+        _write_metrics(run, config, history)
+        rundir.remove_stale_temporaries(run)
+        log(f"resuming {run} after epoch {len(history)} of {config.epochs}")
     before = history[-1]["seconds"] if history else 0.0
-    return _fit_and_finish(config, engine, arrays, run, FitState(history), start, before, quiet)
+    return _fit_and_finish(config, engine, arrays, run, FitState(history), start, before, quiet, world)
 
 
-def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, quiet) -> RunResult:
-    from sklearn.metrics import classification_report
-
-    from cnnlab.report.curves import plot_history
-
-    progress = Progress(config.epochs, len(arrays.train_y), enabled=not quiet)
-    saver = _Saver(run, config, engine, state.epochs_done)
+def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, quiet, world) -> RunResult:
+    progress = Progress(config.epochs, len(arrays.train_y), enabled=not quiet and world.is_main)
+    saver = _Saver(run, config, engine, state.epochs_done, write=world.is_main)
     try:
-        state = fit(config, engine, arrays, saver, progress, state, start, seconds_before)
+        state = fit(config, engine, arrays, saver, progress, state, start, seconds_before, world)
     except KeyboardInterrupt:
         raise InterruptedRun(f"interrupted; {_saved(saver.epochs_saved)} "
                              f"Continue with: cnnlab train --resume {run}") from None
@@ -143,11 +173,19 @@ def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, q
     except RunDirError as exc:  # e.g. the disk filled up while saving: the previous epoch is intact
         raise RunDirError(f"{exc}. {_saved(saver.epochs_saved)} Once fixed, continue with: "
                           f"cnnlab train --resume {run}") from None
+    return _finish(config, engine, arrays, run, state, start, seconds_before, world)
+
+
+def _finish(config, engine, arrays, run, state, start, seconds_before, world) -> RunResult:
+    """Test the final weights and write the report, the summary and the plot (rank 0 only)."""
+    from sklearn.metrics import classification_report
+
+    from cnnlab.report.curves import plot_history
+
     test = evaluate(engine, arrays.test_x, arrays.test_y)
     predictions = test.logits.argmax(1)
     report = classification_report(arrays.test_y, predictions, labels=range(len(CLASS_NAMES)),
                                    target_names=CLASS_NAMES, digits=4, zero_division=0)
-    rundir.write_text(run / rundir.REPORT, report)
     history = state.history
     early = {} if config.patience is None else {
         "early_stopping": {"patience": config.patience, "stopped_early": state.stopped_early,
@@ -159,9 +197,12 @@ def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, q
         "best_valid_accuracy": max((r["valid_accuracy"] for r in history), default=None),
         "best_valid_epoch": max(history, key=lambda r: r["valid_accuracy"])["epoch"] if history else None,
         "train_size": len(arrays.train_y), "valid_size": len(arrays.valid_y),
-        "seconds": seconds_before + time.perf_counter() - start, "world_size": 1,
+        "seconds": seconds_before + time.perf_counter() - start, "world_size": world.size,
         "precision": getattr(engine, "precision", "64"), **early,
     }
+    if not world.is_main:
+        return RunResult(run, summary, history, report)
+    rundir.write_text(run / rundir.REPORT, report)
     rundir.write_json(run / rundir.SUMMARY, summary)
     if history:
         plot_history(history, run / rundir.LOSS_PLOT, title=f"{config.model} ({config.preset or 'custom'})")
