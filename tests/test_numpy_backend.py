@@ -77,7 +77,7 @@ def test_numpy_backend_resume_matches_uninterrupted(synthetic_dir, tmp_path, mon
 
 @pytest.mark.parametrize("args, message", [
     (["--model", "vgg-mini"], "has no numpy backend"),
-    (["--ema", "0.99"], "--ema is not supported by the numpy backend"),
+    (["--tta"], "--tta is not supported by the numpy backend"),
     (["--translate", "2", "--hflip"], "--translate, --hflip are not supported"),
     (["--precision", "bf16"], "runs in float32"),
 ])
@@ -95,3 +95,19 @@ def test_numpy_backend_learns_real_fashion_mnist(tmp_path):
                  "--valid-size", "1000", "--out", str(out), "--quiet"]) == 0  # AdamW + one-cycle, as the default
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final_valid_accuracy"] > 0.80
+
+
+def test_numpy_ema_matches_torch_averaged_model():
+    config = resolve({"optimizer": "sgd", "lr": 0.01, "precision": "32", "ema": 0.9, "epochs": 1})
+    torch_engine, numpy_engine = TorchEngine(config, 5), NumpyEngine(config, 5)
+    numpy_engine.model.load_state_dict({k: v.numpy() for k, v in torch_engine.model.state_dict().items()})
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.standard_normal((16, 1, 28, 28)).astype(np.float32)
+        y = rng.integers(0, 10, 16)
+        torch_engine.train_batch(torch_engine.to_native(x), y)
+        numpy_engine.train_batch(x, y)
+    averaged = torch_engine.ema.module.state_dict()
+    for key, value in numpy_engine.ema.state_dict().items():
+        np.testing.assert_allclose(value, averaged[key].numpy(), atol=1e-6)
+    assert not np.allclose(numpy_engine.ema.state_dict()["0.weight"], numpy_engine.model.state_dict()["0.weight"])

@@ -238,5 +238,6 @@ def split_indices(train_size: int, valid_size: int, seed: int, total: int = TRAI
 
 def normalize(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [-1, 1]: x/255, then (x - 0.5)/0.5 as the notebook."""
-    x = images.astype(np.float32)[:, None, :, :] / 255.0  # (N, 1, H, W)
-    return (x - 0.5) / 0.5
+    # One table lookup per pixel instead of three passes over a large float array.
+    table = ((np.arange(256, dtype=np.float32) / np.float32(255.0)) - np.float32(0.5)) / np.float32(0.5)
+    return table[images][:, None, :, :]  # (N, 1, H, W)

@@ -83,6 +83,10 @@ class NumpyEngine:
         self.total_steps = config.epochs * steps_per_epoch
         self.step = 0
         self.best_state = None
+        # The weights averaged as torch's AveragedModel(get_ema_multi_avg_fn(decay)) does: copied at the
+        # first update, then ema += (1 - decay) * (w - ema).
+        self.ema = copy.deepcopy(self.model) if config.ema is not None else None
+        self.ema_updates = 0
         self._set_lr()
 
     def _set_lr(self) -> None:
@@ -102,20 +106,36 @@ class NumpyEngine:
         loss, logits = scratch.train_step(self.model, self.optimizer, x, y, self.config.label_smoothing)
         self.step += 1
         self._set_lr()
+        if self.ema is not None:
+            self._update_ema()
         return loss * len(y), int((logits.argmax(1) == y).sum())
 
+    def _update_ema(self) -> None:
+        decay = self.config.ema if self.ema_updates else 0.0
+        for average, current in zip(self.ema.parameters(), self.model.parameters()):
+            average.data += (1 - decay) * (current.data - average.data)
+        self.ema_updates += 1
+
+    @property
+    def eval_model(self):
+        return self.ema if self.ema is not None else self.model
+
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return scratch.predict(self.model, x)
+        return scratch.predict(self.eval_model, x)
 
     def remember_best(self) -> None:
-        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.best_state = copy.deepcopy(self.eval_model.state_dict())
 
     def restore_best(self) -> None:
-        self.model.load_state_dict(self.best_state)
+        self.eval_model.load_state_dict(self.best_state)
 
     def state_dict(self) -> dict:
         state = {"model": dict(self.model.state_dict()), "optimizer": {"state": self.optimizer.state},
                  "scheduler": {"step": self.step}}
+        if self.ema is not None:
+            # Laid out as torch's AveragedModel.state_dict(), so cnnlab.runs reads either backend's run.
+            state["ema"] = {**{f"module.{k}": v for k, v in self.ema.state_dict().items()},
+                            "n_averaged": np.array(self.ema_updates)}
         if self.best_state is not None:
             state["best_model"] = dict(self.best_state)
         return _to_tensors(copy.deepcopy(state))
@@ -126,4 +146,8 @@ class NumpyEngine:
         self.optimizer.state[:] = state["optimizer"]["state"]
         self.step = int(state["scheduler"]["step"])
         self.best_state = state.get("best_model")
+        if self.ema is not None:
+            ema = state["ema"]
+            self.ema.load_state_dict({k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")})
+            self.ema_updates = int(ema["n_averaged"])
         self._set_lr()
