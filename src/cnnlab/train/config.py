@@ -178,7 +178,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         model="seed", train_size=10_000, valid_size=1_000, batch_size=512, optimizer="sgd",
         lr=0.001, momentum=0.9, weight_decay=0.0, schedule="constant", epochs=1, precision="32", ema=None),
     "convnet-full": dict(  # convnet on the full training set, longer, with light augmentation
-        model="convnet", epochs=12, translate=2, label_smoothing=0.1),
+        model="convnet", epochs=20, translate=1, hflip=True, label_smoothing=0.1),
     "best-cpu": dict(  # the best accuracy in ten minutes on 2 CPU cores
         model="vgg-mini", epochs=18, batch_size=256, lr=6e-3, weight_decay=5e-2, translate=2, hflip=True,
         label_smoothing=0.1, ema=0.999, tta=True),
