@@ -90,4 +90,4 @@ def test_not_a_run_or_no_weights(run_dir, tmp_path, capsys):
     assert "checkpoint.pt is missing" in capsys.readouterr().err
     (partial / "checkpoint.pt").write_bytes(b"not a checkpoint")
     assert main(["show", str(partial), "filters"]) == 2
-    assert "does not hold weights for model 'convnet'" in capsys.readouterr().err
+    assert "checkpoint.pt is corrupt or not a cnnlab checkpoint" in capsys.readouterr().err

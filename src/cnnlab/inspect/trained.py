@@ -1,8 +1,4 @@
-"""A trained run, loaded for looking at: its config, its torch model in eval mode, and the test images.
-
-Kept small on purpose; a shared ``cnnlab.runs`` loader can replace ``load_run`` without
-changing its callers.
-"""
+"""A trained run, loaded for looking at: its config, its torch model in eval mode, and the test images."""
 
 from __future__ import annotations
 
@@ -11,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab import rundir
-from cnnlab.errors import ConfigError, RunDirError
+from cnnlab.errors import ConfigError
 
 __all__ = ["Trained", "load_run", "TestImages", "load_test_images"]
 
@@ -29,28 +24,12 @@ class Trained:
 
 
 def load_run(run_dir: str | Path) -> Trained:
-    """The run's model with its final weights (checkpoint.pt's "model"), on the CPU."""
-    import torch
+    """The run's model with the weights it reported its accuracy with (cnnlab.runs decides: the best
+    epoch's under early stopping, else the EMA average, else the last epoch's), on the CPU."""
+    from cnnlab import runs
 
-    from cnnlab.models import build_model
-    from cnnlab.train.config import resolve
-
-    run = rundir.require_run_dir(run_dir)
-    try:
-        config = resolve({}, str(run / rundir.CONFIG))
-    except ConfigError as exc:
-        raise RunDirError(f"{run / rundir.CONFIG} is not a usable config ({exc})") from None
-    checkpoint = run / rundir.CHECKPOINT
-    if not checkpoint.is_file():
-        raise RunDirError(f"{checkpoint} is missing; the run saved no trained weights")
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
-        model = build_model(config.model, "torch")
-        model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
-    except Exception as exc:  # torch raises many types for a damaged or mismatched file
-        raise RunDirError(f"{checkpoint} does not hold weights for model {config.model!r} "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
-    return Trained(run, config, model.eval())
+    loaded = runs.load_run(run_dir)
+    return Trained(loaded.path, loaded.config, loaded.model)
 
 
 @dataclasses.dataclass
