@@ -180,8 +180,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "convnet-full": dict(  # convnet on the full training set, longer, with light augmentation
         model="convnet", epochs=20, translate=1, hflip=True, label_smoothing=0.1),
     "best-cpu": dict(  # the best accuracy in ten minutes on 2 CPU cores
-        model="vgg-mini", epochs=18, batch_size=256, lr=6e-3, weight_decay=5e-2, translate=2, hflip=True,
-        label_smoothing=0.1, ema=0.999, tta=True),
+        model="vgg-mini", epochs=17, batch_size=256, lr=6e-3, weight_decay=5e-2, translate=1, hflip=True,
+        label_smoothing=0.1, tta=True),
 }
 
 
