@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
     polarity.add_argument("--invert", dest="invert", action="store_true", default=None,
                           help="the item is dark on a light background: invert it (default: decide from the border)")
     polarity.add_argument("--no-invert", dest="invert", action="store_false",
-                          help="the item is already light on a dark background: never invert")
+                          help="the item is already light on a dark background: never invert (default: decide from the border)")
     parser.add_argument("--top", type=int, default=3, metavar="K", help="how many classes to show (default: 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text (default: off)")
     parser.add_argument("--save-input", default=None, metavar="DIR",
