@@ -20,6 +20,8 @@ def test_should_stop_after_patience_epochs_without_a_new_low():
     assert should_stop(_rows([0.5, 0.4, 0.45, 0.41]), patience=2)
     assert not should_stop(_rows([0.5, 0.4, 0.45, 0.3]), patience=2)
     assert not should_stop(_rows([0.5, 0.6, 0.7]), patience=None)
+    assert best_epoch(_rows([0.5, float("nan"), 0.45])) == 3  # an overflowed epoch is never the best
+    assert best_epoch(_rows([float("nan"), 0.6])) == 2
 
 
 def test_early_stopping_restores_the_best_weights(synthetic_dir, tmp_path, capsys):

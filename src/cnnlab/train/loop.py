@@ -29,8 +29,9 @@ class EvalResult:
 
 
 def log_softmax_np(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf logits give a nan loss, reported as such
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def evaluate(engine, x, y: np.ndarray) -> EvalResult:
@@ -114,8 +115,10 @@ class FitState:
 
 
 def best_epoch(history: list[dict]) -> int:
-    """The epoch with the lowest validation loss (the first, on ties), as early stopping watches it."""
-    return min(history, key=lambda r: (r["valid_loss"], r["epoch"]))["epoch"]
+    """The epoch with the lowest validation loss (the first, on ties), as early stopping watches it.
+    A non-finite loss (overflowing logits) never counts as the best."""
+    return min(history, key=lambda r: (r["valid_loss"] if math.isfinite(r["valid_loss"]) else math.inf,
+                                       r["epoch"]))["epoch"]
 
 
 def should_stop(history: list[dict], patience: int | None) -> bool:
