@@ -75,3 +75,10 @@ def test_bad_config_files(tmp_path, content, message):
 def test_every_preset_is_valid():
     for name in PRESETS:
         assert isinstance(resolve({"preset": name}), TrainConfig)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_an_unknown_preset_in_a_config_is_refused(backend):
+    """A config file can name a preset without going through resolve()'s lookup."""
+    with pytest.raises(ConfigError, match="--preset must be one of"):
+        TrainConfig(backend=backend, preset="fastest", ema=None)

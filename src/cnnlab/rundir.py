@@ -107,13 +107,7 @@ def new_run_dir(out: str | None, model: str, root: Path = Path("runs")) -> Path:
         suffix = 2
         while path.exists():
             path, suffix = root / f"{stamp}-{model}-{suffix}", suffix + 1
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunDirError(f"cannot create run directory {path}: {exc.strerror}; choose a writable --out") from None
-    if not os.access(path, os.W_OK):
-        raise RunDirError(f"run directory {path} is not writable; choose a writable --out")
-    return path
+    return require_writable_dir(path, "--out")
 
 
 def require_writable_dir(path: str | Path, flag: str) -> Path:

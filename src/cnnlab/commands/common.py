@@ -12,3 +12,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="directory holding the Fashion-MNIST .gz files (default: search, see `cnnlab data where`)")
+
+
+def add_run_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `cnnlab train`")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-from pathlib import Path
 
 from cnnlab.commands.common import HelpFormatter
 from cnnlab.commands.train import add_config_options, explicit_options

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.commands.common import HelpFormatter, add_data_dir
+from cnnlab.commands.common import HelpFormatter, add_data_dir, add_run_dir
 
 NAME = "evaluate"
 EPILOG = """writes into --out (default: RUN_DIR):
@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(NAME, help="score a trained run: per-class metrics, confusion matrix, mistakes",
                                    description="Evaluate a trained run on the test or validation split.",
                                    epilog=EPILOG, formatter_class=HelpFormatter)
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory made by `cnnlab train`")
+    add_run_dir(parser)
     parser.add_argument("--split", choices=("test", "valid"), default="test",
                         help="which images to score; valid is the run's own held-out split (default: test)")
     parser.add_argument("--out", default=None, metavar="DIR", help="where to write the pictures (default: RUN_DIR)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.commands.common import HelpFormatter
+from cnnlab.commands.common import HelpFormatter, add_run_dir
 
 NAME = "export"
 EPILOG = """The model takes float32 images (N, 1, 28, 28) normalised as in training,
@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(NAME, help="export a trained model to ONNX or its weights to safetensors",
                                    description="Export a trained run's model (ONNX) or weights (safetensors).",
                                    epilog=EPILOG, formatter_class=HelpFormatter)
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory made by `cnnlab train`")
+    add_run_dir(parser)
     parser.add_argument("--format", choices=("onnx", "safetensors"), default="onnx",
                         help="onnx: the whole network, for onnxruntime and others; "
                              "safetensors: the weights alone (default: onnx)")

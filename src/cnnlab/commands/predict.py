@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnnlab.commands.common import HelpFormatter
+from cnnlab.commands.common import HelpFormatter, add_run_dir
 
 NAME = "predict"
 EPILOG = """Each image is made to look like Fashion-MNIST first: grayscale, a light item on a black
@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(NAME, help="classify PNG or JPEG images with a trained run",
                                    description="Classify images with a trained run; print the top classes.",
                                    epilog=EPILOG, formatter_class=HelpFormatter)
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory made by `cnnlab train`")
+    add_run_dir(parser)
     parser.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size or colour")
     polarity = parser.add_mutually_exclusive_group()
     polarity.add_argument("--invert", dest="invert", action="store_true", default=None,

@@ -6,7 +6,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from cnnlab.commands.common import HelpFormatter, add_data_dir
+from cnnlab.commands.common import HelpFormatter, add_data_dir, add_run_dir
 
 NAME = "report"
 EPILOG = """The page holds the summary, the config, the training curves, the per-class table, the
@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(NAME, help="write a self-contained report.html for a trained run",
                                    description="Write one self-contained HTML page about a trained run.",
                                    epilog=EPILOG, formatter_class=HelpFormatter)
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory made by `cnnlab train`")
+    add_run_dir(parser)
     parser.add_argument("--output", default=None, metavar="FILE", help="where to write (default: RUN_DIR/report.html)")
     parser.add_argument("--split", choices=("test", "valid"), default="test",
                         help="which images the scores and pictures use (default: test)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.commands.common import HelpFormatter, add_data_dir
-from cnnlab.errors import RunDirError
+from cnnlab.commands.common import HelpFormatter, add_data_dir, add_run_dir
+from cnnlab import rundir
 
 NAME = "show"
 WHAT = {
@@ -28,7 +28,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(NAME, help="pictures of a trained run: filters, feature maps, pooling, invariance",
                                    description="Draw what a trained run's network does, as PNG files.",
                                    epilog=EPILOG, formatter_class=HelpFormatter)
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `cnnlab train`")
+    add_run_dir(parser)
     parser.add_argument("what", choices=tuple(WHAT), metavar="{" + ",".join(WHAT) + "}", help="which picture")
     parser.add_argument("--image", type=int, default=0, metavar="N", help="index of the test image (default: 0)")
     parser.add_argument("--out", default=None, metavar="DIR",
@@ -41,11 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.inspect.trained import load_run, load_test_images
 
     trained = load_run(args.run_dir)
-    out = Path(args.out) if args.out else trained.run_dir / "figures"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunDirError(f"cannot create --out {out}: {exc.strerror}; choose a writable directory") from None
+    out = rundir.require_writable_dir(Path(args.out) if args.out else trained.run_dir / "figures", "--out")
     if args.what == "filters":
         from cnnlab.inspect.features import plot_filters
 

@@ -23,7 +23,7 @@ from cnnlab.inspect.summary import layer_detail
 from cnnlab.inspect.trained import Trained, as_input
 from cnnlab.rundir import write_atomic
 
-__all__ = ["Capture", "capture", "predict", "plot_filters", "plot_features", "plot_pooling", "save", "figure"]
+__all__ = ["Capture", "capture", "predict", "plot_filters", "plot_features", "save", "figure"]
 
 FEATURE_KINDS = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 

@@ -136,6 +136,8 @@ class TrainConfig:
                               f"Received: {self.warmup_epochs}, {self.step_epochs}, {self.gamma}")
         if self.precision not in PRECISIONS:
             refuse("precision", f"must be one of {', '.join(PRECISIONS)}")
+        if self.preset is not None and self.preset not in PRESETS:
+            refuse("preset", f"must be one of {', '.join(PRESETS)}")
         if self.backend == "numpy":
             self._validate_numpy_backend()
 
@@ -155,8 +157,6 @@ class TrainConfig:
                               "backend; use --backend torch or drop it")
         if self.device == "cuda" or self.precision not in ("auto", "32"):
             raise ConfigError("the numpy backend runs in float32 on the CPU; drop --device cuda and --precision")
-        if self.preset is not None and self.preset not in PRESETS:
-            refuse("preset", f"must be one of {', '.join(PRESETS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
