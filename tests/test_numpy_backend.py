@@ -37,6 +37,20 @@ def test_same_losses_as_torch_from_the_same_weights_and_batches(optimizer, extra
         np.testing.assert_allclose(numpy_engine.model.state_dict()[key], value.numpy(), rtol=1e-3, atol=1e-3)
 
 
+def test_both_engines_normalise_pixels_bit_identically():
+    """Arrays hold uint8 pixels; each engine's to_native must turn every value into the same float32."""
+    config = resolve({"precision": "32", "channels_last": False})
+    pixels = np.arange(256, dtype=np.uint8).reshape(4, 8, 8)
+    from_torch = TorchEngine(config, steps_per_epoch=1).to_native(pixels)
+    from_numpy = NumpyEngine(config, steps_per_epoch=1).to_native(pixels)
+    assert from_torch.shape == (4, 1, 8, 8) and from_torch.dtype == torch.float32
+    assert from_numpy.shape == (4, 1, 8, 8) and from_numpy.dtype == np.float32
+    assert np.array_equal(from_torch.numpy(), from_numpy)
+    assert from_numpy.min() == -1.0 and from_numpy.max() == 1.0
+    labels = np.array([3, 1], dtype=np.int64)  # anything but uint8 images passes through unchanged
+    assert np.array_equal(TorchEngine(config, steps_per_epoch=1).to_native(labels).numpy(), labels)
+
+
 def test_numpy_backend_run_directory(synthetic_dir, tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--backend", "numpy", "--data-dir", str(synthetic_dir), "--out", str(out),

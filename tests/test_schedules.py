@@ -32,11 +32,13 @@ def test_cosine_matches_torch_cosine_annealing():
         torch_sched.step()
 
 
-def test_onecycle_shape():
+@pytest.mark.parametrize("pct_start, expected_peak", [(None, 30), (0.05, 5), (0.15, 15)])
+def test_onecycle_shape(pct_start, expected_peak):
     total = 100
-    values = [onecycle(s, total) for s in range(total + 1)]
+    f = onecycle if pct_start is None else build_schedule("onecycle", steps_per_epoch=10, pct_start=pct_start)
+    values = [f(s, total) for s in range(total + 1)]
     peak = max(range(total + 1), key=values.__getitem__)
-    assert peak == 15 and values[peak] == pytest.approx(1.0)
+    assert peak == expected_peak and values[peak] == pytest.approx(1.0)
     assert values[0] == pytest.approx(1 / 25)
     assert values[-1] == pytest.approx(1 / 25 / 1e4)
     assert all(a <= b for a, b in zip(values[:peak], values[1:peak + 1]))  # rises

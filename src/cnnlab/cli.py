@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import time
 
 from cnnlab import __version__
 from cnnlab.errors import EXIT_INTERRUPTED, CnnlabError, InterruptedRun
@@ -29,8 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()  # run clocks (metrics.csv's seconds) count from here, start-up included
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started = started
     try:
         return args.func(args)
     except InterruptedRun as exc:

@@ -34,6 +34,9 @@ TRAIN_TOTAL = 60_000
 TEST_TOTAL = 10_000
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 ENV_VAR = "CNNLAB_DATA_DIR"
+# The notebook's transforms: ToTensor (x/255) then Normalize(0.5, 0.5). Every backend normalises
+# with these, in float32 and in this order, so all of them see bit-identical inputs.
+PIXEL_MAX, MEAN, STD = 255.0, 0.5, 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,5 +242,6 @@ def split_indices(train_size: int, valid_size: int, seed: int, total: int = TRAI
 def normalize(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [-1, 1]: x/255, then (x - 0.5)/0.5 as the notebook."""
     # One table lookup per pixel instead of three passes over a large float array.
-    table = ((np.arange(256, dtype=np.float32) / np.float32(255.0)) - np.float32(0.5)) / np.float32(0.5)
+    levels = np.arange(256, dtype=np.float32)
+    table = ((levels / np.float32(PIXEL_MAX)) - np.float32(MEAN)) / np.float32(STD)
     return table[images][:, None, :, :]  # (N, 1, H, W)

@@ -96,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
         if explicit or args.config:
             raise ConfigError("--resume continues a run exactly as configured; drop the other options "
                               f"({', '.join('--' + k.replace('_', '-') for k in explicit) or '--config'})")
-        result = runner.resume(args.resume, log=log, quiet=args.quiet)
+        result = runner.resume(args.resume, log=log, quiet=args.quiet, started=getattr(args, "started", None))
     else:
         config = resolve(explicit, args.config)
-        result = runner.train(config, log=log, quiet=args.quiet)
+        result = runner.train(config, log=log, quiet=args.quiet, started=getattr(args, "started", None))
     from cnnlab.train.distributed import from_environment
 
     if not from_environment().is_main:  # under torchrun, rank 0 speaks for all

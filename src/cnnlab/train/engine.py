@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab import data as fmnist
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model
 from cnnlab.train.augment import augment
@@ -42,6 +43,13 @@ def native_bf16(device: torch.device) -> bool:
 
 def pick_precision(name: str, device: torch.device) -> str:
     return ("bf16" if native_bf16(device) else "32") if name == "auto" else name
+
+
+def normalize_images(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) -> float32 (N, 1, H, W), bit-identical to ``cnnlab.data.normalize`` (same
+    float32 operations in the same order; checked on CPU by the tests), in a few vectorised passes on
+    the tensor's device."""
+    return pixels.unsqueeze(1).float().div_(fmnist.PIXEL_MAX).sub_(fmnist.MEAN).div_(fmnist.STD)
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -72,7 +80,8 @@ class TorchEngine:
         self.model = build_model(config.model, dropout=config.dropout).to(self.device, memory_format=self.layout)
         self.optimizer = build_optimizer(config, self.model.parameters())
         schedule = build_schedule(config.schedule, steps_per_epoch, step_epochs=config.step_epochs,
-                                  gamma=config.gamma, warmup_epochs=config.warmup_epochs)
+                                  gamma=config.gamma, warmup_epochs=config.warmup_epochs,
+                                  pct_start=config.pct_start)
         total = config.epochs * steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: schedule(step, total))
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -97,7 +106,10 @@ class TorchEngine:
         return self.ema.module if self.ema is not None else self.model
 
     def to_native(self, x: np.ndarray) -> torch.Tensor:
+        """A tensor on the device; uint8 images (N, 28, 28) come back normalised as (N, 1, 28, 28)."""
         t = torch.from_numpy(x).to(self.device)
+        if t.dtype == torch.uint8:
+            t = normalize_images(t)
         return t.contiguous(memory_format=self.layout) if t.dim() == 4 else t
 
     @property
@@ -128,7 +140,9 @@ class TorchEngine:
         return loss.item() * len(y), int((logits.argmax(1) == y).sum())
 
     @torch.inference_mode()
-    def logits(self, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    def logits(self, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        # 256, not larger: the first layer's activations then stay in cache. On the 2-core CPU, 10,000
+        # test images took 0.42 s at 256 and 0.73 s at 1,000 (README, speed).
         model = self.eval_model.eval()
         out = []
         for i in range(0, len(x), batch_size):

@@ -11,6 +11,7 @@ import copy
 
 import numpy as np
 
+from cnnlab import data as fmnist
 from cnnlab import scratch
 from cnnlab.models import build_model
 from cnnlab.train.config import TrainConfig
@@ -79,7 +80,8 @@ class NumpyEngine:
         self.model = build_model(config.model, "numpy", rng=np.random.default_rng(config.seed))
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.schedule = build_schedule(config.schedule, steps_per_epoch, step_epochs=config.step_epochs,
-                                       gamma=config.gamma, warmup_epochs=config.warmup_epochs)
+                                       gamma=config.gamma, warmup_epochs=config.warmup_epochs,
+                                       pct_start=config.pct_start)
         self.total_steps = config.epochs * steps_per_epoch
         self.step = 0
         self.best_state = None
@@ -93,7 +95,8 @@ class NumpyEngine:
         self.optimizer.lr = self.config.lr * self.schedule(self.step, self.total_steps)
 
     def to_native(self, x: np.ndarray) -> np.ndarray:
-        return x
+        """uint8 images (N, 28, 28) -> normalised float32 (N, 1, 28, 28); anything else as it is."""
+        return fmnist.normalize(x) if x.dtype == np.uint8 else x
 
     @property
     def lr(self) -> float:
