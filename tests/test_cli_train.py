@@ -45,6 +45,19 @@ def test_run_directory_contents(synthetic_dir, tmp_path, capsys):
     assert "T-shirt/top" in report and "Ankle boot" in report
 
 
+def test_run_clock_counts_from_the_given_start(synthetic_dir, tmp_path):
+    """The CLI passes its own start time, so metrics.csv's seconds include start-up and data loading."""
+    import time
+
+    from cnnlab.train import run as runner
+    from cnnlab.train.config import resolve
+
+    config = resolve({"data_dir": str(synthetic_dir), "out": str(tmp_path / "run"), "train_size": 400,
+                      "valid_size": 100, "batch_size": 50, "epochs": 1})
+    result = runner.train(config, log=lambda m: None, quiet=True, started=time.perf_counter() - 100.0)
+    assert 100.0 < result.history[0]["seconds"] <= result.summary["seconds"] < 160.0
+
+
 def test_rerun_from_saved_config_gives_identical_metrics(synthetic_dir, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     assert train(synthetic_dir, first, "--epochs", "1", "--seed", "3") == 0

@@ -71,6 +71,8 @@ def test_options_train_and_are_recorded(synthetic_dir, tmp_path, extra):
     (["--label-smoothing", "1"], "--label-smoothing"),
     (["--translate", "20"], "--translate"),
     (["--grad-clip", "-1"], "--grad-clip"),
+    (["--pct-start", "0"], "--pct-start must be in (0, 1)"),
+    (["--pct-start", "1.5"], "--pct-start must be in (0, 1)"),
     (["--backend", "numpy", "--dropout", "0.5", "--epochs", "1"], "--dropout is not supported by the numpy"),
 ])
 def test_bad_tool_options(synthetic_dir, tmp_path, capsys, args, message):

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     outcomes = compare.run_all(options, args.config, grid, list(range(args.seeds)), out, print)
     rows = compare.summarise(outcomes)
     rundir.write_csv(out / "compare.csv", compare.COLUMNS, rows)
-    plot_overlay(outcomes, out / "compare_loss.png", title=f"{base.model}: {', '.join(args.optimizers)}")
+    plot_overlay(outcomes, out / "compare_loss.png", title=f"model {base.model}: {' vs '.join(args.optimizers)}")
     print()
     print(compare.format_table(rows))
     print(f"\ntable: {out / 'compare.csv'}\nplot:  {out / 'compare_loss.png'}")
