@@ -1,4 +1,4 @@
-"""The dataset in memory, split and normalised, ready for either backend.
+"""The dataset in memory and split, ready for either backend to normalise.
 
 The images stay uint8 here; each engine normalises them once, up front, into its own arrays
 (``engine.to_native``): torch does it in a vectorised pass on the device, which is several

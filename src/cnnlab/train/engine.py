@@ -142,7 +142,7 @@ class TorchEngine:
     @torch.inference_mode()
     def logits(self, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
         # 256, not larger: the first layer's activations then stay in cache. On the 2-core CPU, 10,000
-        # test images took 0.42 s at 256 and 0.73 s at 1,000 (README, speed).
+        # test images took 0.27 s at 256 and 0.51 s at 1,000 (bench/startup.py; README, speed).
         model = self.eval_model.eval()
         out = []
         for i in range(0, len(x), batch_size):
