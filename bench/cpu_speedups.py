@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from cnnlab.models import build_model
-from cnnlab.train.engine import native_bf16
+from cnnlab.training.torch_engine import native_bf16
 
 
 def make_step(model_name: str, batch: int, channels_last: bool, bf16: bool, compile_: bool):

@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from cnnlab import data
 from cnnlab.models import build_model
-from cnnlab.train.config import resolve
-from cnnlab.train.run import train as cnnlab_train
+from cnnlab.training.config import resolve
+from cnnlab.training.run import train as cnnlab_train
 
 
 class PerSampleFashionMNIST(Dataset):

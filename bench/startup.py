@@ -21,15 +21,15 @@ import time
 CHILD = r"""
 import json, sys, time
 start = time.perf_counter()
-from cnnlab.train.config import resolve
-from cnnlab.train import run
+from cnnlab.training.config import resolve
+from cnnlab.training import run
 config = resolve({})
 if sys.argv[1] == "overlapped":
     arrays, engine = run._prepare(config, quiet=True)
 else:
     import math
     from cnnlab import data as fmnist
-    from cnnlab.train.data import load_split
+    from cnnlab.data.arrays import load_split
     arrays = load_split(config.resolved_train_size, config.valid_size, config.seed, config.data_dir, quiet=True)
     for name in ("train_x", "valid_x", "test_x"):  # NumPy's normalisation, as before
         setattr(arrays, name, fmnist.normalize(getattr(arrays, name)))
@@ -46,8 +46,8 @@ def startup(mode: str) -> float:
 
 
 def evaluation(repeats: int) -> dict[int, float]:
-    from cnnlab.train import run
-    from cnnlab.train.config import resolve
+    from cnnlab.training import run
+    from cnnlab.training.config import resolve
 
     arrays, engine = run._prepare(resolve({}), quiet=True)
     engine.logits(arrays.test_x)  # warm-up: oneDNN builds its kernels on first use

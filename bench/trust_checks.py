@@ -22,9 +22,10 @@ import torch
 from PIL import Image
 
 from cnnlab import data
-from cnnlab.export import export_onnx
-from cnnlab.predict import read_gray, to_fashion_mnist, top_classes
-from cnnlab.runs import load_run
+from cnnlab.runs.export import export_onnx
+from cnnlab.data.images import read_gray, to_fashion_mnist
+from cnnlab.report.metrics import top_classes
+from cnnlab.runs.loader import load_run
 
 
 def onnx_parity(run, x: np.ndarray) -> tuple[float, float]:

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab import data
+from cnnlab.data import location
 from tests.idx import write_synthetic_dataset
 
 # Tests must never find the developer's own data by accident, nor write to their cache.
@@ -23,8 +24,9 @@ def synthetic_dir(tmp_path_factory) -> Path:
 def isolated_cache(tmp_path, monkeypatch) -> Path:
     """Point the user cache and Debian's directory at empty temporary folders."""
     cache = tmp_path / "cache"
-    monkeypatch.setattr(data, "user_cache_dir", lambda: cache)
-    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "debian")
+    # location.py reads both names from its own module at call time.
+    monkeypatch.setattr(location, "user_cache_dir", lambda: cache)
+    monkeypatch.setattr(location, "DEBIAN_DIR", tmp_path / "debian")
     monkeypatch.delenv(data.ENV_VAR, raising=False)
     return cache
 

@@ -1,6 +1,6 @@
 import torch
 
-from cnnlab.train.augment import BACKGROUND, augment, random_hflip, random_translate
+from cnnlab.training.augment import BACKGROUND, augment, random_hflip, random_translate
 
 
 def _images(n=8, h=6, w=6):

@@ -49,8 +49,8 @@ def test_run_clock_counts_from_the_given_start(synthetic_dir, tmp_path):
     """The CLI passes its own start time, so metrics.csv's seconds include start-up and data loading."""
     import time
 
-    from cnnlab.train import run as runner
-    from cnnlab.train.config import resolve
+    from cnnlab.training import run as runner
+    from cnnlab.training.config import resolve
 
     config = resolve({"data_dir": str(synthetic_dir), "out": str(tmp_path / "run"), "train_size": 400,
                       "valid_size": 100, "batch_size": 50, "epochs": 1})

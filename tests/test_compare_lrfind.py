@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cnnlab.cli import main
-from cnnlab.lr_find import rate_at, suggest
+from cnnlab.training.lr_find import rate_at, suggest
 
 SMALL = ["--train-size", "300", "--valid-size", "100", "--batch-size", "50"]
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from cnnlab.errors import ConfigError
-from cnnlab.train.config import PRESETS, TrainConfig, resolve
+from cnnlab.training.config import PRESETS, TrainConfig, resolve
 
 
 def test_defaults_are_the_fast_convnet_recipe():

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from cnnlab import data
-from cnnlab.download import download_all, download_file
+from cnnlab.data.download import download_all, download_file
 from cnnlab.errors import DataError
 from tests.idx import write_synthetic_dataset
 

@@ -9,7 +9,7 @@ import torch
 from cnnlab import data
 from cnnlab.cli import main
 from cnnlab.models import build_model
-from cnnlab.runs import load_run
+from cnnlab.runs.loader import load_run
 from tests.conftest import REAL_DATA
 
 TOLERANCE = 1e-4  # float32 logits; measured ~3e-6 on the 10,000 real test images

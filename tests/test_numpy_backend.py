@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from cnnlab.cli import main
-from cnnlab.train.config import resolve
-from cnnlab.train.engine import TorchEngine
-from cnnlab.train.numpy_engine import NumpyEngine
+from cnnlab.training.config import resolve
+from cnnlab.training.torch_engine import TorchEngine
+from cnnlab.training.numpy_engine import NumpyEngine
 from tests.conftest import requires_real_data
 
 
@@ -65,7 +65,7 @@ def test_numpy_backend_run_directory(synthetic_dir, tmp_path):
 
 
 def test_numpy_backend_resume_matches_uninterrupted(synthetic_dir, tmp_path, monkeypatch):
-    from cnnlab.train import loop
+    from cnnlab.training import loop
 
     common = ["train", "--backend", "numpy", "--data-dir", str(synthetic_dir), "--train-size", "200",
               "--valid-size", "50", "--batch-size", "50", "--lr", "0.01", "--epochs", "3", "--quiet"]

@@ -8,7 +8,7 @@ from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.data import CLASS_NAMES
-from cnnlab.predict import read_gray, to_fashion_mnist
+from cnnlab.data.images import read_gray, to_fashion_mnist
 from tests.conftest import REAL_DATA, requires_real_data
 
 
@@ -105,9 +105,9 @@ def test_predict_json_and_saved_inputs(trained_run, images, tmp_path, capsys):
 
 def test_predict_agrees_with_the_model_on_a_dataset_image(trained_run, synthetic_dir):
     from cnnlab import data
-    from cnnlab.predict import top_classes
+    from cnnlab.report.metrics import top_classes
     from cnnlab.report.metrics import evaluate_run
-    from cnnlab.runs import load_run
+    from cnnlab.runs.loader import load_run
 
     run = load_run(trained_run)
     ev = evaluate_run(run, "test", synthetic_dir)

@@ -23,7 +23,7 @@ OPTIONS = ["--train-size", "300", "--valid-size", "100", "--batch-size", "30", "
 # Runs `cnnlab train` with every optimizer step slowed down by a sleep, so epochs take a while.
 SLOW_TRAIN = textwrap.dedent("""
     import sys, time
-    from cnnlab.train.engine import TorchEngine
+    from cnnlab.training.torch_engine import TorchEngine
     step = TorchEngine.train_batch
     def slow(self, x, y):
         time.sleep(0.03)
@@ -145,7 +145,7 @@ def test_every_global_rng_round_trips_through_a_weights_only_checkpoint(tmp_path
 
     import numpy as np
 
-    from cnnlab.train.rng import capture_rng, restore_rng
+    from cnnlab.training.rng import capture_rng, restore_rng
 
     random.gauss(0, 1)  # leaves a cached Gaussian in Python's state
     np.random.standard_normal()

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cnnlab.train.schedules import build_schedule, constant, cosine, onecycle, step_decay, with_warmup
+from cnnlab.training.schedules import build_schedule, constant, cosine, onecycle, step_decay, with_warmup
 
 
 def test_constant_and_step():

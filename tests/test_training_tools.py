@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cnnlab.cli import main
-from cnnlab.train.loop import best_epoch, should_stop
+from cnnlab.training.loop import best_epoch, should_stop
 
 SMALL = ["--train-size", "400", "--valid-size", "100", "--batch-size", "50", "--quiet"]
 
@@ -88,8 +88,8 @@ def test_precision_autocasts_the_forward_and_scales_fp16(precision, dtype, scale
     import numpy as np
     import torch
 
-    from cnnlab.train.config import resolve
-    from cnnlab.train.engine import TorchEngine
+    from cnnlab.training.config import resolve
+    from cnnlab.training.torch_engine import TorchEngine
 
     engine = TorchEngine(resolve({"precision": precision, "device": "cpu"}), steps_per_epoch=1)
     assert engine.scaler.is_enabled() is scaled
@@ -104,7 +104,7 @@ def test_precision_autocasts_the_forward_and_scales_fp16(precision, dtype, scale
 def test_auto_precision_follows_the_hardware():
     import torch
 
-    from cnnlab.train.engine import native_bf16, pick_precision
+    from cnnlab.training.torch_engine import native_bf16, pick_precision
 
     cpu = torch.device("cpu")
     assert pick_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "32")

@@ -3,7 +3,7 @@
 Three layers, each importable on its own:
   cnnlab.scratch  a NumPy-only engine (no torch), the from-scratch reference
   cnnlab.shapes   output-size arithmetic, standard library only
-  cnnlab.train    the PyTorch training pipeline behind ``cnnlab train``
+  cnnlab.training    the PyTorch training pipeline behind ``cnnlab train``
 """
 
 __version__ = "0.1.0"

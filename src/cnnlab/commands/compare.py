@@ -47,9 +47,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab import compare, rundir
+    from cnnlab.training import compare
+    from cnnlab.runs import layout as rundir
     from cnnlab.report.overlay import plot_overlay
-    from cnnlab.train.config import OPTIMIZERS, resolve
+    from cnnlab.training.config import OPTIMIZERS, resolve
 
     unknown = [o for o in args.optimizers if o not in OPTIMIZERS]
     if unknown or not args.optimizers:

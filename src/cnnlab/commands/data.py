@@ -44,7 +44,7 @@ def _where(args) -> int:
 
 
 def _download(args) -> int:
-    from cnnlab.download import MIRRORS, download_all
+    from cnnlab.data.download import MIRRORS, download_all
 
     if args.retries < 1:
         raise DataError(f"--retries must be >= 1. Received: {args.retries}")

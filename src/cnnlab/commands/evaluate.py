@@ -32,10 +32,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab import rundir
+    from cnnlab.runs import layout as rundir
     from cnnlab.report import metrics
     from cnnlab.report.confusion import format_confusion
-    from cnnlab.runs import load_run
+    from cnnlab.runs.loader import load_run
 
     loaded = load_run(args.run_dir)
     out = rundir.require_writable_dir(args.out or loaded.path, "--out")
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_outputs(ev, out: Path, model: str) -> list[Path]:
-    from cnnlab import rundir
+    from cnnlab.runs import layout as rundir
     from cnnlab.report.confusion import confusion_png, confusion_title
     from cnnlab.report.gallery import misclassified_png, write_png
     from cnnlab.report.metrics import as_json

@@ -32,9 +32,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab import rundir
-    from cnnlab.export import export_onnx, export_safetensors
-    from cnnlab.runs import load_run
+    from cnnlab.runs import layout as rundir
+    from cnnlab.runs.export import export_onnx, export_safetensors
+    from cnnlab.runs.loader import load_run
 
     loaded = load_run(args.run_dir)
     output = Path(args.output) if args.output else loaded.path / f"model.{args.format}"

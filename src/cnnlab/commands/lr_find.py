@@ -31,10 +31,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab import rundir
-    from cnnlab.lr_find import plot_sweep, sweep
-    from cnnlab.train.config import resolve
-    from cnnlab.train.data import load_split
+    from cnnlab.runs import layout as rundir
+    from cnnlab.training.lr_find import plot_sweep, sweep
+    from cnnlab.training.config import resolve
+    from cnnlab.data.arrays import load_split
 
     if not 0 < args.start_lr < args.end_lr:
         raise ConfigError(f"--start-lr must be > 0 and below --end-lr. Received: {args.start_lr}, {args.end_lr}")

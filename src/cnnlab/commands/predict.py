@@ -44,10 +44,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab import rundir
+    from cnnlab.runs import layout as rundir
     from cnnlab.data import NUM_CLASSES
     from cnnlab.errors import ConfigError
-    from cnnlab.runs import load_run
+    from cnnlab.runs.loader import load_run
 
     if not 1 <= args.top <= NUM_CLASSES:
         raise ConfigError(f"--top must be between 1 and {NUM_CLASSES}. Received: {args.top}")
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
 def _one(loaded, path: str, args, save_dir: Path | None) -> dict:
     """One file's result; a bad file becomes an error entry (and a line on stderr), not an exit."""
     from cnnlab.errors import CnnlabError
-    from cnnlab.predict import read_gray, to_fashion_mnist, top_classes
+    from cnnlab.data.images import read_gray, to_fashion_mnist
+    from cnnlab.report.metrics import top_classes
 
     try:
         prepared = to_fashion_mnist(read_gray(path), args.invert)
@@ -92,7 +93,7 @@ def _save_input(image, path: Path) -> None:
 
     from PIL import Image
 
-    from cnnlab.rundir import write_atomic
+    from cnnlab.runs.layout import write_atomic
 
     buffer = io.BytesIO()
     Image.fromarray(image, mode="L").save(buffer, format="PNG")

@@ -32,12 +32,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab import rundir
+    from cnnlab.runs import layout as rundir
     from cnnlab.report import metrics
     from cnnlab.report.confusion import confusion_png, confusion_title
     from cnnlab.report.gallery import filters_png, first_conv_weights, misclassified_png
     from cnnlab.report.html import ReportParts, render
-    from cnnlab.runs import load_run
+    from cnnlab.runs.loader import load_run
 
     loaded = load_run(args.run_dir)
     output = Path(args.output) if args.output else loaded.path / "report.html"
@@ -74,7 +74,7 @@ def summary_rows(loaded, ev) -> dict:
 
 def curves_png(loaded) -> bytes | None:
     """The run's own loss.png, or one drawn from the checkpoint's history for an unfinished run."""
-    from cnnlab import rundir
+    from cnnlab.runs import layout as rundir
     from cnnlab.report.curves import plot_history
 
     saved = loaded.path / rundir.LOSS_PLOT

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cnnlab.commands.common import HelpFormatter, add_data_dir, add_run_dir
-from cnnlab import rundir
+from cnnlab.runs import layout as rundir
 
 NAME = "show"
 WHAT = {

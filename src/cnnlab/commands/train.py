@@ -7,7 +7,7 @@ import dataclasses
 import typing
 
 from cnnlab.commands.common import HelpFormatter
-from cnnlab.train.config import FIELDS, PRESETS, TrainConfig
+from cnnlab.training.config import FIELDS, PRESETS, TrainConfig
 
 NAME = "train"
 EPILOG = """presets (explicit options override them):
@@ -87,8 +87,8 @@ def _show(value) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from cnnlab.errors import ConfigError
-    from cnnlab.train import run as runner
-    from cnnlab.train.config import resolve
+    from cnnlab.training import run as runner
+    from cnnlab.training.config import resolve
 
     explicit = explicit_options(args)
     log = (lambda msg: None) if args.quiet else print
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = resolve(explicit, args.config)
         result = runner.train(config, log=log, quiet=args.quiet, started=getattr(args, "started", None))
-    from cnnlab.train.distributed import from_environment
+    from cnnlab.training.distributed import from_environment
 
     if not from_environment().is_main:  # under torchrun, rank 0 speaks for all
         return 0

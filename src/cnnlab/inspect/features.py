@@ -21,7 +21,7 @@ from cnnlab.data import CLASS_NAMES
 from cnnlab.inspect.describe import describe
 from cnnlab.inspect.summary import layer_detail
 from cnnlab.inspect.trained import Trained, as_input
-from cnnlab.rundir import write_atomic
+from cnnlab.runs.layout import write_atomic
 
 __all__ = ["Capture", "capture", "predict", "plot_filters", "plot_features", "save", "figure"]
 

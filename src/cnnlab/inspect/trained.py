@@ -15,7 +15,7 @@ __all__ = ["Trained", "load_run", "TestImages", "load_test_images"]
 @dataclasses.dataclass
 class Trained:
     run_dir: Path
-    config: object  # cnnlab.train.config.TrainConfig
+    config: object  # cnnlab.training.config.TrainConfig
     model: object  # torch.nn.Module, in eval mode
 
     @property
@@ -24,9 +24,9 @@ class Trained:
 
 
 def load_run(run_dir: str | Path) -> Trained:
-    """The run's model with the weights it reported its accuracy with (cnnlab.runs decides: the best
+    """The run's model with the weights it reported its accuracy with (cnnlab.runs.loader decides: the best
     epoch's under early stopping, else the EMA average, else the last epoch's), on the CPU."""
-    from cnnlab import runs
+    from cnnlab.runs import loader as runs
 
     loaded = runs.load_run(run_dir)
     return Trained(loaded.path, loaded.config, loaded.model)

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cnnlab.rundir import write_atomic  # noqa: E402
+from cnnlab.runs.layout import write_atomic  # noqa: E402
 
 TRAIN_COLOR, VALID_COLOR = "tab:blue", "tab:orange"
 

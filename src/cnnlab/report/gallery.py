@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.data import CLASS_NAMES
-from cnnlab.rundir import write_atomic
+from cnnlab.runs.layout import write_atomic
 
 
 def _pyplot():

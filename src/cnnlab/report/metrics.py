@@ -124,3 +124,12 @@ def as_json(ev: Evaluation) -> dict:
     return {"split": ev.split, "images": int(len(ev.labels)), "accuracy": ev.accuracy,
             "per_class": per_class(ev), "confusion": ev.confusion.tolist(),
             "confused_pairs": confused_pairs(ev.confusion), "class_names": list(CLASS_NAMES)}
+
+
+def top_classes(model, images: np.ndarray, k: int = 3, tta: bool = False) -> list[list[dict]]:
+    """For uint8 images (N, 28, 28): the k most probable classes of each, most probable first."""
+    from cnnlab.data import normalize
+
+    probs = predict_probs(model, normalize(images), tta=tta)
+    best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [[{"class": CLASS_NAMES[c], "probability": float(p[c])} for c in row] for p, row in zip(probs, best)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.report.curves import plt
-from cnnlab.rundir import write_atomic
+from cnnlab.runs.layout import write_atomic
 
 
 def plot_overlay(outcomes, path: Path, title: str = "") -> None:

@@ -1,4 +1,4 @@
-"""Any photo -> a 28x28 image the way Fashion-MNIST draws it -> the model's top classes.
+"""Any photo -> a 28x28 image the way Fashion-MNIST draws it.
 
 Fashion-MNIST items are light on a black background, trimmed to the item, with the longest
 edge resized to 28 pixels and centred (Xiao et al. 2017, section 2). ``to_fashion_mnist`` does
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data import CLASS_NAMES
 from cnnlab.errors import ImageError
 
 SIZE = 28
@@ -79,12 +78,3 @@ def _square_resize(item: np.ndarray) -> np.ndarray:
     resized = np.clip(resized, 0, None)  # Lanczos rings slightly below zero at hard edges
     return np.round(255 * resized / max(resized.max(), 1e-6)).astype(np.uint8)
 
-
-def top_classes(model, images: np.ndarray, k: int = 3, tta: bool = False) -> list[list[dict]]:
-    """For uint8 images (N, 28, 28): the k most probable classes of each, most probable first."""
-    from cnnlab.data import normalize
-    from cnnlab.report.metrics import predict_probs
-
-    probs = predict_probs(model, normalize(images), tta=tta)
-    best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return [[{"class": CLASS_NAMES[c], "probability": float(p[c])} for c in row] for p, row in zip(probs, best)]

@@ -9,14 +9,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from cnnlab import rundir
+from cnnlab.runs import layout as rundir
 from cnnlab.errors import CnnlabError, RunDirError
 
 
 @dataclasses.dataclass
 class LoadedRun:
     path: Path
-    config: object  # cnnlab.train.config.TrainConfig
+    config: object  # cnnlab.training.config.TrainConfig
     model: object  # torch.nn.Module, in eval mode on the CPU
     history: list[dict]
     summary: dict | None  # summary.json, or None while the run is unfinished
@@ -24,8 +24,8 @@ class LoadedRun:
 
 def load_run(path: str | Path) -> LoadedRun:
     """Read ``path``'s config.json and checkpoint.pt and build its model with the saved weights."""
-    from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.train.config import resolve
+    from cnnlab.training.checkpoint import load_checkpoint
+    from cnnlab.training.config import resolve
 
     path = rundir.require_run_dir(path)
     try:

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from cnnlab.data import CLASS_NAMES
-from cnnlab.rundir import write_atomic
+from cnnlab.runs.layout import write_atomic
 
 FORMATS = ("onnx", "safetensors")
 NORMALIZATION = "x = (pixels / 255 - 0.5) / 0.5, float32 (N, 1, 28, 28), light item on black"

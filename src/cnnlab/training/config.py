@@ -169,7 +169,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        from cnnlab.rundir import write_json
+        from cnnlab.runs.layout import write_json
 
         write_json(path, self.to_dict())
 

@@ -18,15 +18,15 @@ from typing import Callable
 import numpy as np
 
 from cnnlab import data as fmnist
-from cnnlab import rundir
+from cnnlab.runs import layout as rundir
 from cnnlab.data import CLASS_NAMES
 from cnnlab.errors import ConfigError, DivergedError, InterruptedRun, RunDirError
-from cnnlab.train import distributed
-from cnnlab.train.config import TrainConfig
-from cnnlab.train.data import load_split
-from cnnlab.train.distributed import SINGLE, World
-from cnnlab.train.loop import FitState, Progress, best_epoch, evaluate, fit
-from cnnlab.train.rng import capture_rng, restore_rng
+from cnnlab.training import distributed
+from cnnlab.training.config import TrainConfig
+from cnnlab.data.arrays import load_split
+from cnnlab.training.distributed import SINGLE, World
+from cnnlab.training.loop import FitState, Progress, best_epoch, evaluate, fit
+from cnnlab.training.rng import capture_rng, restore_rng
 
 
 @dataclasses.dataclass
@@ -39,10 +39,10 @@ class RunResult:
 
 def make_engine(config: TrainConfig, steps_per_epoch: int, world: World = SINGLE):
     if config.backend == "numpy":
-        from cnnlab.train.numpy_engine import NumpyEngine
+        from cnnlab.training.numpy_engine import NumpyEngine
 
         return NumpyEngine(config, steps_per_epoch, world)
-    from cnnlab.train.engine import TorchEngine
+    from cnnlab.training.torch_engine import TorchEngine
 
     return TorchEngine(config, steps_per_epoch, world)
 
@@ -54,7 +54,7 @@ def join_world(config: TrainConfig) -> World:
     if world.distributed:
         if config.backend == "numpy":
             raise ConfigError("the numpy backend trains in one process; run it without torchrun")
-        from cnnlab.train.engine import pick_device
+        from cnnlab.training.torch_engine import pick_device
 
         distributed.init(world, pick_device(config.device, world.local_rank).type)
     return world
@@ -104,7 +104,7 @@ class _Saver:
         self.write = write  # under torchrun only rank 0 writes
 
     def __call__(self, state: FitState) -> None:
-        from cnnlab.train.checkpoint import save_checkpoint
+        from cnnlab.training.checkpoint import save_checkpoint
 
         if not self.write:
             self.epochs_saved = state.epochs_done
@@ -136,8 +136,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, quiet: bool =
 
 def resume(run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool = False,
            started: float | None = None) -> RunResult:
-    from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.train.config import resolve
+    from cnnlab.training.checkpoint import load_checkpoint
+    from cnnlab.training.config import resolve
 
     start = time.perf_counter() if started is None else started
     run = rundir.require_run_dir(run_dir)

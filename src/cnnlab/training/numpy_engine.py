@@ -14,8 +14,8 @@ import numpy as np
 from cnnlab import data as fmnist
 from cnnlab import scratch
 from cnnlab.models import build_model
-from cnnlab.train.config import TrainConfig
-from cnnlab.train.schedules import build_schedule
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.schedules import build_schedule
 
 
 class DecoupledWeightDecay:
@@ -136,7 +136,7 @@ class NumpyEngine:
         state = {"model": dict(self.model.state_dict()), "optimizer": {"state": self.optimizer.state},
                  "scheduler": {"step": self.step}}
         if self.ema is not None:
-            # Laid out as torch's AveragedModel.state_dict(), so cnnlab.runs reads either backend's run.
+            # Laid out as torch's AveragedModel.state_dict(), so cnnlab.runs.loader reads either backend's run.
             state["ema"] = {**{f"module.{k}": v for k, v in self.ema.state_dict().items()},
                             "n_averaged": np.array(self.ema_updates)}
         if self.best_state is not None:

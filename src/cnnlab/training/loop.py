@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 
 from cnnlab.errors import DivergedError
-from cnnlab.train.data import batch_slices, epoch_order
-from cnnlab.train.distributed import SINGLE, World
+from cnnlab.training.batches import batch_slices, epoch_order
+from cnnlab.training.distributed import SINGLE, World
 
 
 @dataclasses.dataclass

@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 
-from cnnlab.train.config import TrainConfig
-from cnnlab.train.data import Arrays, batch_slices, epoch_order
+from cnnlab.training.config import TrainConfig
+from cnnlab.data.arrays import Arrays
+from cnnlab.training.batches import batch_slices, epoch_order
 
 
 @dataclasses.dataclass
@@ -40,7 +41,7 @@ def suggest(lrs: list[float], losses: list[float]) -> float | None:
 
 def sweep(config: TrainConfig, arrays: Arrays, steps: int = 100, start: float = 1e-6, end: float = 1.0,
           smoothing: float = 0.9, explode: float = 4.0) -> Sweep:
-    from cnnlab.train.engine import TorchEngine
+    from cnnlab.training.torch_engine import TorchEngine
 
     engine = TorchEngine(dataclasses.replace(config, schedule="constant"), steps_per_epoch=steps)
     x = engine.to_native(arrays.train_x)
@@ -74,7 +75,7 @@ def _endless_batches(n: int, config: TrainConfig):
 
 def plot_sweep(result: Sweep, path, title: str = "") -> None:
     from cnnlab.report.curves import plt
-    from cnnlab.rundir import write_atomic
+    from cnnlab.runs.layout import write_atomic
 
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
     ax.plot(result.lrs, result.raw_losses, color="tab:blue", alpha=0.25, lw=1, label="loss per step")

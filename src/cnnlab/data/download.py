@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from cnnlab.data import FILES, DataFile, DEBIAN_DIR, verify_file
+from cnnlab.data.files import DEBIAN_DIR, FILES, DataFile, verify_file
 from cnnlab.errors import DataError
 
 MIRRORS = (

@@ -1,7 +1,7 @@
 """The torch backend: model, optimizer and schedule behind a small interface the loop drives.
 
-The loop (``cnnlab.train.loop``) knows nothing of torch; an engine turns index batches into
-optimizer steps and arrays into logits. ``cnnlab.train.numpy_engine`` is the same interface
+The loop (``cnnlab.training.loop``) knows nothing of torch; an engine turns index batches into
+optimizer steps and arrays into logits. ``cnnlab.training.numpy_engine`` is the same interface
 over cnnlab's from-scratch engine. Every option is turned into an object or a function here,
 before training starts, so the step itself has no flag branches.
 """
@@ -18,11 +18,11 @@ from torch import nn
 from cnnlab import data as fmnist
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model
-from cnnlab.train.augment import augment
-from cnnlab.train import distributed
-from cnnlab.train.config import TrainConfig
-from cnnlab.train.distributed import SINGLE, World
-from cnnlab.train.schedules import build_schedule
+from cnnlab.training.augment import augment
+from cnnlab.training import distributed
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.distributed import SINGLE, World
+from cnnlab.training.schedules import build_schedule
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:

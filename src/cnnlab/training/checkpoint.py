@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.errors import RunDirError
-from cnnlab.rundir import write_atomic
+from cnnlab.runs.layout import write_atomic
 
 FORMAT_VERSION = 1
 

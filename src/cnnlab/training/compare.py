@@ -12,9 +12,9 @@ import statistics
 from pathlib import Path
 from typing import Callable
 
-from cnnlab import rundir
+from cnnlab.runs import layout as rundir
 from cnnlab.errors import DivergedError
-from cnnlab.train.config import TrainConfig, resolve
+from cnnlab.training.config import TrainConfig, resolve
 
 # The rate an optimizer gets when the user names none and the base config is for another optimizer:
 # the usual starting points (torch's Adam default; the notebook's SGD rate).
@@ -43,7 +43,7 @@ def plan(base: TrainConfig, optimizers: list[str], lrs: list[float] | None) -> l
 
 def run_all(base_options: dict, config_file: str | None, grid: list[tuple[str, float]], seeds: list[int],
             out: Path, log: Callable[[str], None]) -> list[Outcome]:
-    from cnnlab.train.run import train
+    from cnnlab.training.run import train
 
     outcomes = []
     for optimizer, lr in grid:
