@@ -28,7 +28,8 @@ from cnnlab.training.run import train as cnnlab_train
 
 
 class PerSampleFashionMNIST(Dataset):
-    """What torchvision.datasets.FashionMNIST + Compose([ToTensor(), Normalize((0.5,), (0.5,))]) do per item."""
+    """What torchvision.datasets.FashionMNIST + Compose([ToTensor(), Normalize((0.5,), (0.5,))])
+    do per item."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray):
         self.images, self.labels = torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
@@ -86,10 +87,15 @@ def main() -> None:
         nb_s, nb_acc = notebook_loop(args.epochs, seed=r)
         cl_s, cl_acc = cnnlab_loop(args.epochs, seed=r)
         ratios.append(nb_s / cl_s)
-        print(f"repeat {r}: notebook loop {nb_s:6.1f} s (valid {nb_acc:.1%})   cnnlab loop {cl_s:6.1f} s "
-              f"(valid {cl_acc:.1%}, data loading included)   notebook/cnnlab {nb_s / cl_s:.2f}x", flush=True)
-    print(f"median: cnnlab's loop is {statistics.median(ratios):.2f}x faster than the notebook's "
-          f"({args.epochs} epochs of 10,000 images, batch 512, {torch.get_num_threads()} threads)")
+        print(
+            f"repeat {r}: notebook loop {nb_s:6.1f} s (valid {nb_acc:.1%})   cnnlab loop {cl_s:6.1f} s "
+            f"(valid {cl_acc:.1%}, data loading included)   notebook/cnnlab {nb_s / cl_s:.2f}x",
+            flush=True,
+        )
+    print(
+        f"median: cnnlab's loop is {statistics.median(ratios):.2f}x faster than the notebook's "
+        f"({args.epochs} epochs of 10,000 images, batch 512, {torch.get_num_threads()} threads)"
+    )
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@
 
 Both run in this process with the same thread count (torch.set_num_threads and, for NumPy's
 BLAS, threadpoolctl when installed). Each figure is the median of ``--repeats`` runs after
-one warm-up, scratch and torch alternating. Cases: the notebook ConvNet's two conv layers and its 2x2 max-pool, forward and
-forward+backward, and one whole training step (forward, cross-entropy, backward, SGD with
-momentum) at 28x28, float32. A ratio below 1 means scratch is faster.
+one warm-up, scratch and torch alternating. Cases: the notebook ConvNet's two conv layers and
+its 2x2 max-pool, forward and forward+backward, and one whole training step (forward,
+cross-entropy, backward, SGD with momentum) at 28x28, float32. A ratio below 1 means scratch is faster.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def as_in_network(x):
     """x (N, C, H, W) laid out as scratch layers hand it on: a view of (C, H, W, N) memory
     (see cnnlab/scratch/windows.py). Torch gets the same values, NCHW-contiguous."""
     from cnnlab.scratch.windows import from_planes, to_planes
+
     return from_planes(to_planes(x))
 
 
@@ -63,9 +64,15 @@ def conv_cases(n, rng):
         def torch_bwd(xt=xt, wt=wt, bt=bt):
             TF.conv2d(xt, wt, bt).sum().backward()
 
-        cases.append((f"conv2d {c_in}->{c_out} {hw}x{hw}", lambda x=x, w=w, b=b: F.conv2d(x, w, b),
-                      ours_bwd, lambda xt=xt, wt=wt, bt=bt: TF.conv2d(xt.detach(), wt.detach(), bt.detach()),
-                      torch_bwd))
+        cases.append(
+            (
+                f"conv2d {c_in}->{c_out} {hw}x{hw}",
+                lambda x=x, w=w, b=b: F.conv2d(x, w, b),
+                ours_bwd,
+                lambda xt=xt, wt=wt, bt=bt: TF.conv2d(xt.detach(), wt.detach(), bt.detach()),
+                torch_bwd,
+            )
+        )
     x = as_in_network(np.maximum(rng.standard_normal((n, 32, 26, 26), dtype=np.float32), 0))
     xt = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
 
@@ -74,8 +81,15 @@ def conv_cases(n, rng):
         out, arg = pool._max_forward(x4, geo)
         pool._max_backward(np.ones(x4.shape[:2] + geo["out_hw"], np.float32), arg, x4.shape, geo)
 
-    cases.append(("max_pool2d 2x2 32x26x26", lambda: F.max_pool2d(x, 2), ours_pool_bwd,
-                  lambda: TF.max_pool2d(xt.detach(), 2), lambda: TF.max_pool2d(xt, 2).sum().backward()))
+    cases.append(
+        (
+            "max_pool2d 2x2 32x26x26",
+            lambda: F.max_pool2d(x, 2),
+            ours_pool_bwd,
+            lambda: TF.max_pool2d(xt.detach(), 2),
+            lambda: TF.max_pool2d(xt, 2).sum().backward(),
+        )
+    )
     return cases
 
 
@@ -86,9 +100,19 @@ def train_step_case(n, rng):
     from cnnlab import scratch
 
     ours = scratch.models.build_seed(np.random.default_rng(0))
-    theirs = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
-                           nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(),
-                           nn.Linear(128, 10), nn.ReLU())
+    theirs = nn.Sequential(
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(1600, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
+        nn.ReLU(),
+    )
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     x = rng.random((n, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, n)
@@ -112,16 +136,21 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import torch
+
     torch.set_num_threads(args.threads)
     try:
         from threadpoolctl import threadpool_info, threadpool_limits
+
         threadpool_limits(args.threads)
-        blas = ", ".join(f"{i['internal_api']} {i.get('architecture', '')} x{i['num_threads']}"
-                         for i in threadpool_info())
+        blas = ", ".join(
+            f"{i['internal_api']} {i.get('architecture', '')} x{i['num_threads']}" for i in threadpool_info()
+        )
     except ImportError:
         blas = "threadpoolctl not installed; NumPy BLAS threads as configured"
-    print(f"batch {args.batch_size}, {args.threads} threads, torch {torch.__version__}, "
-          f"numpy {np.__version__} ({blas}), OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}")
+    print(
+        f"batch {args.batch_size}, {args.threads} threads, torch {torch.__version__}, "
+        f"numpy {np.__version__} ({blas}), OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}"
+    )
     print(f"{'case':32s} {'scratch ms':>11s} {'torch ms':>9s} {'ratio':>6s}")
     rng = np.random.default_rng(0)
     rows = []

@@ -30,7 +30,9 @@ else:
     import math
     from cnnlab import data as fmnist
     from cnnlab.data.arrays import load_split
-    arrays = load_split(config.resolved_train_size, config.valid_size, config.seed, config.data_dir, quiet=True)
+    arrays = load_split(
+        config.resolved_train_size, config.valid_size, config.seed, config.data_dir, quiet=True
+    )
     for name in ("train_x", "valid_x", "test_x"):  # NumPy's normalisation, as before
         setattr(arrays, name, fmnist.normalize(getattr(arrays, name)))
     engine = run.make_engine(config, math.ceil(len(arrays.train_y) / config.batch_size))
@@ -41,7 +43,9 @@ print(json.dumps({"seconds": time.perf_counter() - start}))
 
 
 def startup(mode: str) -> float:
-    out = subprocess.run([sys.executable, "-c", CHILD, mode], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, mode], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])["seconds"]
 
 
@@ -69,8 +73,10 @@ def main() -> None:
         for mode in times:
             times[mode].append(startup(mode))
     for mode, values in times.items():
-        print(f"start-up, {mode:<10}: median {statistics.median(values):.2f} s "
-              f"({', '.join(f'{v:.2f}' for v in values)})")
+        print(
+            f"start-up, {mode:<10}: median {statistics.median(values):.2f} s "
+            f"({', '.join(f'{v:.2f}' for v in values)})"
+        )
     for batch, seconds in evaluation(args.repeats).items():
         print(f"evaluate 10,000 test images at batch {batch:>4}: median {seconds:.3f} s")
 

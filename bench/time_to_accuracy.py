@@ -5,9 +5,9 @@
 Each run is a fresh process, ``python -m cnnlab train --eval-test-every-epoch`` as a user would start
 it, so torch's imports are paid every time (the test column is only read here, never used for a
 choice). Times are metrics.csv's ``seconds``: wall clock from the command's start, start-up and data
-loading included. The final epoch's accuracy is reported, not the best. The notebook's loop (bench/notebook_loop.py: DataLoader
-with per-sample transforms, `seed` model, SGD lr 0.1, 30 epochs) runs in the same process, so the
-ratio holds on a noisy machine even when the absolute seconds drift.
+loading included. The final epoch's accuracy is reported, not the best. The notebook's loop
+(bench/notebook_loop.py: DataLoader with per-sample transforms, `seed` model, SGD lr 0.1,
+30 epochs) runs in the same process, so the ratio holds on a noisy machine even when the absolute seconds drift.
 """
 
 from __future__ import annotations
@@ -36,8 +36,19 @@ def time_to(history: list[dict], threshold: float) -> float | None:
 
 def run_preset(preset: str, seed: int, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "cnnlab", "train", "--quiet", "--eval-test-every-epoch",
-                   "--seed", str(seed), "--out", f"{tmp}/run", *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "cnnlab",
+            "train",
+            "--quiet",
+            "--eval-test-every-epoch",
+            "--seed",
+            str(seed),
+            "--out",
+            f"{tmp}/run",
+            *extra,
+        ]
         if preset != "default":
             command += ["--preset", preset]
         start = time.perf_counter()
@@ -68,9 +79,16 @@ def main() -> None:
         from notebook_loop import notebook_loop
 
         nb_seconds, nb_valid = notebook_loop(args.notebook_epochs, seed=0)
-        print(f"notebook loop, {args.notebook_epochs} epochs of 10k images: {nb_seconds:.1f} s, "
-              f"validation {nb_valid:.1%}", flush=True)
-    header = f"{'preset':<14}" + "".join(f"{f'to {t:.0%}':>9}" for t in THRESHOLDS) + f"{'final test':>20}{'wall':>9}"
+        print(
+            f"notebook loop, {args.notebook_epochs} epochs of 10k images: {nb_seconds:.1f} s, "
+            f"validation {nb_valid:.1%}",
+            flush=True,
+        )
+    header = (
+        f"{'preset':<14}"
+        + "".join(f"{f'to {t:.0%}':>9}" for t in THRESHOLDS)
+        + f"{'final test':>20}{'wall':>9}"
+    )
     rows = []
     for preset in args.presets.split(","):
         runs = [run_preset(preset, seed, extra) for seed in range(args.seeds)]
@@ -78,7 +96,9 @@ def main() -> None:
         cells = "".join(f"{fmt([time_to(r['history'], t) for r in runs]):>9}" for t in THRESHOLDS)
         spread = f"{statistics.median(finals):.2%} ({min(finals):.2%}-{max(finals):.2%})"
         rows.append(f"{preset:<14}{cells}{spread:>20}{statistics.median(r['wall'] for r in runs):>8.0f}s")
-        to_90 = ", ".join(f"{t:.1f}s" if t is not None else "-" for t in (time_to(r["history"], 0.90) for r in runs))
+        to_90 = ", ".join(
+            f"{t:.1f}s" if t is not None else "-" for t in (time_to(r["history"], 0.90) for r in runs)
+        )
         print(f"{preset}: finals {', '.join(f'{f:.2%}' for f in finals)}; to 90%: {to_90}", flush=True)
     print(f"\nmedian of {args.seeds} seed(s); '-' = not reached by most seeds")
     print(header)

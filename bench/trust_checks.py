@@ -22,9 +22,9 @@ import torch
 from PIL import Image
 
 from cnnlab import data
-from cnnlab.runs.export import export_onnx
 from cnnlab.data.images import read_gray, to_fashion_mnist
 from cnnlab.report.metrics import top_classes
+from cnnlab.runs.export import export_onnx
 from cnnlab.runs.loader import load_run
 
 
@@ -33,7 +33,9 @@ def onnx_parity(run, x: np.ndarray) -> tuple[float, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         export_onnx(run, Path(tmp) / "model.onnx")
-        got = ort.InferenceSession(str(Path(tmp) / "model.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+        got = ort.InferenceSession(str(Path(tmp) / "model.onnx"), providers=["CPUExecutionProvider"]).run(
+            None, {"image": x}
+        )[0]
     with torch.inference_mode():
         expected = run.model(torch.from_numpy(x)).numpy()
     return float(np.abs(got - expected).max()), float((got.argmax(1) == expected.argmax(1)).mean())
@@ -41,7 +43,10 @@ def onnx_parity(run, x: np.ndarray) -> tuple[float, float]:
 
 def photographed(image: np.ndarray, shift: int) -> np.ndarray:
     photo = Image.new("RGB", (480, 360), (250, 248, 240))
-    photo.paste(Image.fromarray(255 - image).resize((224, 224), Image.Resampling.BICUBIC).convert("RGB"), (40 + shift, 60))
+    photo.paste(
+        Image.fromarray(255 - image).resize((224, 224), Image.Resampling.BICUBIC).convert("RGB"),
+        (40 + shift, 60),
+    )
     buffer = io.BytesIO()
     photo.save(buffer, format="JPEG", quality=90)
     buffer.seek(0)
@@ -51,20 +56,30 @@ def photographed(image: np.ndarray, shift: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
-    parser.add_argument("--images", type=int, default=1000, help="test images for the round trip (default: 1000)")
+    parser.add_argument(
+        "--images", type=int, default=1000, help="test images for the round trip (default: 1000)"
+    )
     args = parser.parse_args()
     run = load_run(args.run_dir)
     raw = data.load_arrays(data.ensure_data(run.config.data_dir, quiet=True))
     worst, agree = onnx_parity(run, data.normalize(raw.test_images))
-    print(f"onnx vs torch on {len(raw.test_images)} test images: max |logit difference| {worst:.2g}, "
-          f"argmax agreement {agree:.1%}")
-    originals = raw.test_images[:args.images]
+    print(
+        f"onnx vs torch on {len(raw.test_images)} test images: max |logit difference| {worst:.2g}, "
+        f"argmax agreement {agree:.1%}"
+    )
+    originals = raw.test_images[: args.images]
     seen = np.stack([photographed(img, i % 200) for i, img in enumerate(originals)])
-    same = np.mean([a[0]["class"] == b[0]["class"] for a, b in
-                    zip(top_classes(run.model, originals, 1), top_classes(run.model, seen, 1))])
+    same = np.mean(
+        [
+            a[0]["class"] == b[0]["class"]
+            for a, b in zip(top_classes(run.model, originals, 1), top_classes(run.model, seen, 1))
+        ]
+    )
     corr = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(originals, seen)]
-    print(f"photo round trip on {len(originals)} test images: same prediction {same:.1%}, "
-          f"pixel correlation median {np.median(corr):.3f}")
+    print(
+        f"photo round trip on {len(originals)} test images: same prediction {same:.1%}, "
+        f"pixel correlation median {np.median(corr):.3f}"
+    )
 
 
 if __name__ == "__main__":

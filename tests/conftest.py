@@ -38,7 +38,8 @@ def real_data_dir() -> Path | None:
 
 REAL_DATA = real_data_dir()
 requires_real_data = pytest.mark.skipif(
-    REAL_DATA is None, reason="real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    REAL_DATA is None, reason="real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +48,27 @@ def trained_run(synthetic_dir, tmp_path_factory) -> Path:
     from cnnlab.cli import main
 
     run = tmp_path_factory.mktemp("trained") / "run"
-    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--train-size", "400",
-                 "--valid-size", "100", "--batch-size", "50", "--epochs", "2", "--lr", "0.01", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(synthetic_dir),
+                "--out",
+                str(run),
+                "--train-size",
+                "400",
+                "--valid-size",
+                "100",
+                "--batch-size",
+                "50",
+                "--epochs",
+                "2",
+                "--lr",
+                "0.01",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return run

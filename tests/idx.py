@@ -9,8 +9,14 @@ import numpy as np
 
 from cnnlab.data import FILES, DataFile
 
-_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B,
-          np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}
+_CODES = {
+    np.dtype(np.uint8): 0x08,
+    np.dtype(np.int8): 0x09,
+    np.dtype(">i2"): 0x0B,
+    np.dtype(">i4"): 0x0C,
+    np.dtype(">f4"): 0x0D,
+    np.dtype(">f8"): 0x0E,
+}
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -36,7 +42,9 @@ def synthetic_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return images
 
 
-def write_synthetic_dataset(directory: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> dict[str, DataFile]:
+def write_synthetic_dataset(
+    directory: Path, n_train: int = 600, n_test: int = 200, seed: int = 0
+) -> dict[str, DataFile]:
     """Write the four files into ``directory``; return DataFile specs whose MD5s match them."""
     import hashlib
 
@@ -44,12 +52,17 @@ def write_synthetic_dataset(directory: Path, n_train: int = 600, n_test: int = 2
     directory.mkdir(parents=True, exist_ok=True)
     train_labels = (np.arange(n_train) % 10).astype(np.uint8)
     test_labels = (np.arange(n_test) % 10).astype(np.uint8)
-    arrays = {"train_images": synthetic_images(train_labels, rng), "train_labels": train_labels,
-              "test_images": synthetic_images(test_labels, rng), "test_labels": test_labels}
+    arrays = {
+        "train_images": synthetic_images(train_labels, rng),
+        "train_labels": train_labels,
+        "test_images": synthetic_images(test_labels, rng),
+        "test_labels": test_labels,
+    }
     specs = {}
     for key, array in arrays.items():
         path = write_idx(directory / FILES[key].name, array)
         content = gzip.decompress(path.read_bytes())
-        specs[key] = DataFile(FILES[key].name, hashlib.md5(path.read_bytes()).hexdigest(),
-                              hashlib.sha256(content).hexdigest())
+        specs[key] = DataFile(
+            FILES[key].name, hashlib.md5(path.read_bytes()).hexdigest(), hashlib.sha256(content).hexdigest()
+        )
     return specs

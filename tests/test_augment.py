@@ -17,8 +17,8 @@ def test_translate_moves_each_image_by_its_own_shift_and_fills_background():
         for dy in range(-2, 3):
             for dx in range(-2, 3):
                 shifted = torch.full_like(x[i], BACKGROUND)
-                src = x[i][:, max(0, -dy):6 - max(0, dy), max(0, -dx):6 - max(0, dx)]
-                shifted[:, max(0, dy):6 - max(0, -dy), max(0, dx):6 - max(0, -dx)] = src
+                src = x[i][:, max(0, -dy) : 6 - max(0, dy), max(0, -dx) : 6 - max(0, dx)]
+                shifted[:, max(0, dy) : 6 - max(0, -dy), max(0, dx) : 6 - max(0, -dx)] = src
                 matches.append(torch.equal(shifted, out[i]))
         assert sum(matches) == 1, f"image {i} is not a pure shift of its original"
 

@@ -74,14 +74,26 @@ def test_resume_of_a_missing_or_unfinished_run(tmp_path, capsys):
     one_error_line(capsys, "has no config.json")
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda run: (run / "config.json").write_text("{ not json"), "not valid JSON"),
-    (lambda run: (run / "checkpoint.pt").write_bytes((run / "checkpoint.pt").read_bytes()[:5000]), "corrupt"),
-    (lambda run: (run / "checkpoint.pt").unlink(), "checkpoint.pt is missing"),
-    (lambda run: (run / "config.json").write_text('{"model": "convnet", "lr": -1}'), "--lr must be a positive"),
-], ids=["config-not-json", "checkpoint-truncated", "checkpoint-missing", "config-invalid"])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run: (run / "config.json").write_text("{ not json"), "not valid JSON"),
+        (
+            lambda run: (run / "checkpoint.pt").write_bytes((run / "checkpoint.pt").read_bytes()[:5000]),
+            "corrupt",
+        ),
+        (lambda run: (run / "checkpoint.pt").unlink(), "checkpoint.pt is missing"),
+        (
+            lambda run: (run / "config.json").write_text('{"model": "convnet", "lr": -1}'),
+            "--lr must be a positive",
+        ),
+    ],
+    ids=["config-not-json", "checkpoint-truncated", "checkpoint-missing", "config-invalid"],
+)
 @pytest.mark.parametrize("command", READERS + [["train", "--resume"]], ids=lambda c: c[0])
-def test_corrupt_run_directory_is_reported_and_left_alone(command, damage, message, run_copy, image, tmp_path, capsys):
+def test_corrupt_run_directory_is_reported_and_left_alone(
+    command, damage, message, run_copy, image, tmp_path, capsys
+):
     damage(run_copy)
     before = snapshot(run_copy)
     if command[0] == "train":
@@ -98,11 +110,35 @@ def other_model_run(synthetic_dir, tmp_path, monkeypatch):
     """A finished run of a different architecture (registered for this test only)."""
     from torch import nn
 
-    monkeypatch.setitem(models.MODELS, "tiny", models.ModelSpec(
-        "tiny", "a linear classifier", lambda dropout=0.0: nn.Sequential(nn.Flatten(), nn.Linear(784, 10))))
+    monkeypatch.setitem(
+        models.MODELS,
+        "tiny",
+        models.ModelSpec(
+            "tiny", "a linear classifier", lambda dropout=0.0: nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+        ),
+    )
     run = tmp_path / "tiny"
-    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--model", "tiny", "--epochs", "1",
-                 "--train-size", "100", "--valid-size", "20", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(synthetic_dir),
+                "--out",
+                str(run),
+                "--model",
+                "tiny",
+                "--epochs",
+                "1",
+                "--train-size",
+                "100",
+                "--valid-size",
+                "20",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return run
 
 
@@ -149,7 +185,7 @@ def readonly_dir(tmp_path, monkeypatch):
     (directory / "old.txt").write_text("kept")
     directory.chmod(0o555)
     if os.geteuid() == 0:
-        inside = lambda p: Path(p).resolve().is_relative_to(directory.resolve())  # noqa: E731
+        inside = lambda p: Path(p).resolve().is_relative_to(directory.resolve())
         real_mkstemp, real_mkdir = tempfile.mkstemp, os.mkdir
 
         def mkstemp(*args, dir=None, **kwargs):
@@ -168,15 +204,22 @@ def readonly_dir(tmp_path, monkeypatch):
     directory.chmod(0o755)
 
 
-@pytest.mark.parametrize("argv, flag", [
-    (["evaluate", "RUN", "--out", "RO"], "--out"),
-    (["evaluate", "RUN", "--out", "RO/sub"], "--out"),
-    (["report", "RUN", "--output", "RO/report.html"], "--output"),
-    (["export", "RUN", "--format", "onnx", "--output", "RO/model.onnx"], "--output"),
-    (["export", "RUN", "--format", "safetensors", "--output", "RO/w.safetensors"], "--output"),
-    (["predict", "RUN", "IMAGE", "--save-input", "RO"], "--save-input"),
-    (["train", "--data-dir", "DATA", "--out", "RO/run", "--train-size", "50", "--valid-size", "10"], "--out"),
-], ids=lambda v: v[0] if isinstance(v, list) else None)
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["evaluate", "RUN", "--out", "RO"], "--out"),
+        (["evaluate", "RUN", "--out", "RO/sub"], "--out"),
+        (["report", "RUN", "--output", "RO/report.html"], "--output"),
+        (["export", "RUN", "--format", "onnx", "--output", "RO/model.onnx"], "--output"),
+        (["export", "RUN", "--format", "safetensors", "--output", "RO/w.safetensors"], "--output"),
+        (["predict", "RUN", "IMAGE", "--save-input", "RO"], "--save-input"),
+        (
+            ["train", "--data-dir", "DATA", "--out", "RO/run", "--train-size", "50", "--valid-size", "10"],
+            "--out",
+        ),
+    ],
+    ids=lambda v: v[0] if isinstance(v, list) else None,
+)
 def test_read_only_output_directory(argv, flag, readonly_dir, trained_run, synthetic_dir, image, capsys):
     subs = {"RUN": str(trained_run), "IMAGE": str(image), "DATA": str(synthetic_dir)}
     argv = [subs.get(a, a.replace("RO", str(readonly_dir))) for a in argv]
@@ -214,17 +257,21 @@ def test_disk_full_while_writing_a_report_keeps_the_old_one(run_copy, monkeypatc
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name the file being synced")
-def test_disk_full_while_checkpointing_keeps_the_last_epoch_and_resumes(synthetic_dir, tmp_path, monkeypatch, capsys):
+def test_disk_full_while_checkpointing_keeps_the_last_epoch_and_resumes(
+    synthetic_dir, tmp_path, monkeypatch, capsys
+):
     run = tmp_path / "run"
     options = ["--train-size", "200", "--valid-size", "50", "--batch-size", "50", "--epochs", "3", "--quiet"]
     disk_full_on(monkeypatch, "checkpoint.pt", after=1)  # epoch 1 saves, epoch 2 finds the disk full
     assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), *options]) == 2
-    one_error_line(capsys, "No space left on device", "epoch 1 is the last saved", f"cnnlab train --resume {run}")
+    one_error_line(
+        capsys, "No space left on device", "epoch 1 is the last saved", f"cnnlab train --resume {run}"
+    )
     assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1
     assert (run / "metrics.csv").read_text().count("\n") == 2  # header + epoch 1
     monkeypatch.undo()  # space freed
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     reference = tmp_path / "reference"
     assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(reference), *options]) == 0
-    strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]  # noqa: E731 (seconds last)
+    strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]
     assert strip(run / "metrics.csv") == strip(reference / "metrics.csv")

@@ -23,18 +23,41 @@ def test_run_directory_contents(synthetic_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "test accuracy:" in printed and str(out) in printed
     names = {p.name for p in out.iterdir()}
-    assert {"config.json", "metrics.csv", "summary.json", "checkpoint.pt", "loss.png",
-            "classification_report.txt", "environment.json"} <= names
+    assert {
+        "config.json",
+        "metrics.csv",
+        "summary.json",
+        "checkpoint.pt",
+        "loss.png",
+        "classification_report.txt",
+        "environment.json",
+    } <= names
     with open(out / "metrics.csv") as fh:
         reader = csv.DictReader(fh)
         rows = list(reader)
-    assert reader.fieldnames == ["epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy",
-                                 "lr", "seconds", "test_accuracy"]
+    assert reader.fieldnames == [
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "valid_loss",
+        "valid_accuracy",
+        "lr",
+        "seconds",
+        "test_accuracy",
+    ]
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert float(rows[1]["seconds"]) >= float(rows[0]["seconds"]) > 0  # cumulative
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("model", "backend", "epochs", "test_accuracy", "final_valid_accuracy",
-                "best_valid_accuracy", "seconds", "world_size"):
+    for key in (
+        "model",
+        "backend",
+        "epochs",
+        "test_accuracy",
+        "final_valid_accuracy",
+        "best_valid_accuracy",
+        "seconds",
+        "world_size",
+    ):
         assert key in summary
     assert summary["test_accuracy"] > 0.5  # the synthetic classes are easy
     assert summary["world_size"] == 1 and summary["epochs"] == 2
@@ -52,8 +75,16 @@ def test_run_clock_counts_from_the_given_start(synthetic_dir, tmp_path):
     from cnnlab.training import run as runner
     from cnnlab.training.config import resolve
 
-    config = resolve({"data_dir": str(synthetic_dir), "out": str(tmp_path / "run"), "train_size": 400,
-                      "valid_size": 100, "batch_size": 50, "epochs": 1})
+    config = resolve(
+        {
+            "data_dir": str(synthetic_dir),
+            "out": str(tmp_path / "run"),
+            "train_size": 400,
+            "valid_size": 100,
+            "batch_size": 50,
+            "epochs": 1,
+        }
+    )
     result = runner.train(config, log=lambda m: None, quiet=True, started=time.perf_counter() - 100.0)
     assert 100.0 < result.history[0]["seconds"] <= result.summary["seconds"] < 160.0
 
@@ -62,7 +93,7 @@ def test_rerun_from_saved_config_gives_identical_metrics(synthetic_dir, tmp_path
     first, second = tmp_path / "a", tmp_path / "b"
     assert train(synthetic_dir, first, "--epochs", "1", "--seed", "3") == 0
     assert main(["train", "--config", str(first / "config.json"), "--out", str(second), "--quiet"]) == 0
-    strip = lambda p: [r[:-1] for r in csv.reader(open(p))]  # noqa: E731 (seconds column last)
+    strip = lambda p: [r[:-1] for r in csv.reader(open(p))]
     assert strip(first / "metrics.csv") == strip(second / "metrics.csv")
 
 
@@ -83,13 +114,16 @@ def test_default_run_directories_are_unique(synthetic_dir, tmp_path, monkeypatch
     assert len(runs) == 2 and all(r.name.split("-", 2)[-1].startswith("convnet") for r in runs)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--lr", "-1"], "--lr must be a positive number"),
-    (["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
-    (["--train-size", "59000", "--valid-size", "2000"], "exceeds the 60000"),
-    (["--model", "nope"], "--model must be one of"),
-    (["--config", "/nonexistent/config.json"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lr", "-1"], "--lr must be a positive number"),
+        (["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
+        (["--train-size", "59000", "--valid-size", "2000"], "exceeds the 60000"),
+        (["--model", "nope"], "--model must be one of"),
+        (["--config", "/nonexistent/config.json"], "no such file"),
+    ],
+)
 def test_invalid_options_exit_2_with_one_line_before_any_work(tmp_path, capsys, args, message):
     out = tmp_path / "never"
     assert main(["train", "--out", str(out), *args]) == 2
@@ -100,8 +134,9 @@ def test_invalid_options_exit_2_with_one_line_before_any_work(tmp_path, capsys, 
 
 def test_divergence_exits_3_and_keeps_the_last_good_checkpoint(synthetic_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    code = train(synthetic_dir, out, "--epochs", "3", "--optimizer", "sgd", "--lr", "1e12",
-                 "--schedule", "constant")
+    code = train(
+        synthetic_dir, out, "--epochs", "3", "--optimizer", "sgd", "--lr", "1e12", "--schedule", "constant"
+    )
     err = capsys.readouterr().err
     assert code == 3, err
     assert "diverged" in err and err.count("\n") == 1
@@ -111,24 +146,62 @@ def test_divergence_exits_3_and_keeps_the_last_good_checkpoint(synthetic_dir, tm
 def test_data_errors_exit_2_without_traceback(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
-    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ):
         (bad / name).write_bytes(b"not an idx file at all")
-    result = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--data-dir", str(bad),
-                             "--out", str(tmp_path / "r"), "--train-size", "10", "--valid-size", "0"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cnnlab",
+            "train",
+            "--data-dir",
+            str(bad),
+            "--out",
+            str(tmp_path / "r"),
+            "--train-size",
+            "10",
+            "--valid-size",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("cnnlab: error:") and "not an IDX file" in result.stderr
 
 
 def test_help_lists_every_option_with_its_default():
-    result = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "cnnlab", "train", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for flag in ("--model", "--optimizer", "--lr", "--momentum", "--betas", "--weight-decay", "--epochs",
-                 "--batch-size", "--train-size", "--valid-size", "--seed", "--out", "--data-dir",
-                 "--device", "--threads", "--preset", "--config", "--eval-test-every-epoch"):
+    for flag in (
+        "--model",
+        "--optimizer",
+        "--lr",
+        "--momentum",
+        "--betas",
+        "--weight-decay",
+        "--epochs",
+        "--batch-size",
+        "--train-size",
+        "--valid-size",
+        "--seed",
+        "--out",
+        "--data-dir",
+        "--device",
+        "--threads",
+        "--preset",
+        "--config",
+        "--eval-test-every-epoch",
+    ):
         assert flag in text
     assert text.count("default") >= 18
     assert "seed-first" in text

@@ -13,8 +13,22 @@ SMALL = ["--train-size", "300", "--valid-size", "100", "--batch-size", "50"]
 
 def test_compare_writes_table_and_overlay(synthetic_dir, tmp_path, capsys):
     out = tmp_path / "cmp"
-    code = main(["compare", "--optimizers", "sgd,adam", "--seeds", "2", "--epochs", "2", "--compare-out", str(out),
-                 "--data-dir", str(synthetic_dir), *SMALL])
+    code = main(
+        [
+            "compare",
+            "--optimizers",
+            "sgd,adam",
+            "--seeds",
+            "2",
+            "--epochs",
+            "2",
+            "--compare-out",
+            str(out),
+            "--data-dir",
+            str(synthetic_dir),
+            *SMALL,
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     rows = list(csv.DictReader(open(out / "compare.csv")))
@@ -31,19 +45,40 @@ def test_compare_writes_table_and_overlay(synthetic_dir, tmp_path, capsys):
 
 def test_compare_with_lrs_grid_and_a_diverging_config(synthetic_dir, tmp_path, capsys):
     out = tmp_path / "cmp"
-    code = main(["compare", "--optimizers", "sgd", "--lrs", "0.01,1e9", "--seeds", "1", "--epochs", "1",
-                 "--schedule", "constant", "--compare-out", str(out), "--data-dir", str(synthetic_dir), *SMALL])
+    code = main(
+        [
+            "compare",
+            "--optimizers",
+            "sgd",
+            "--lrs",
+            "0.01,1e9",
+            "--seeds",
+            "1",
+            "--epochs",
+            "1",
+            "--schedule",
+            "constant",
+            "--compare-out",
+            str(out),
+            "--data-dir",
+            str(synthetic_dir),
+            *SMALL,
+        ]
+    )
     assert code == 0
     rows = list(csv.DictReader(open(out / "compare.csv")))
     assert [r["diverged"] for r in rows] == ["0", "1"]
     assert "1 diverged" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--optimizers", "sgd,lion"], "--optimizers takes names from"),
-    (["--seeds", "0"], "--seeds must be >= 1"),
-    (["--lrs", "0.1,-1"], "--lr must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--optimizers", "sgd,lion"], "--optimizers takes names from"),
+        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--lrs", "0.1,-1"], "--lr must be a positive number"),
+    ],
+)
 def test_compare_refuses_bad_options(tmp_path, capsys, args, message):
     assert main(["compare", "--compare-out", str(tmp_path / "c"), *args]) == 2
     assert message in capsys.readouterr().err
@@ -65,7 +100,9 @@ def test_suggest_finds_the_steepest_descent():
 
 def test_lr_find_end_to_end(synthetic_dir, tmp_path, capsys):
     out = tmp_path / "lrf"
-    assert main(["lr-find", "--steps", "30", "--out", str(out), "--data-dir", str(synthetic_dir), *SMALL]) == 0
+    assert (
+        main(["lr-find", "--steps", "30", "--out", str(out), "--data-dir", str(synthetic_dir), *SMALL]) == 0
+    )
     printed = capsys.readouterr().out
     assert "suggested learning rate:" in printed
     rows = list(csv.DictReader(open(out / "lr_find.csv")))

@@ -14,8 +14,19 @@ def test_defaults_are_the_fast_convnet_recipe():
 
 def test_seed_preset_is_the_notebook_final_run():
     config = resolve({"preset": "seed"})
-    assert (config.model, config.train_size, config.valid_size, config.batch_size) == ("seed", 10_000, 1_000, 512)
-    assert (config.optimizer, config.lr, config.momentum, config.epochs, config.schedule) == ("sgd", 0.1, 0.9, 30, "constant")
+    assert (config.model, config.train_size, config.valid_size, config.batch_size) == (
+        "seed",
+        10_000,
+        1_000,
+        512,
+    )
+    assert (config.optimizer, config.lr, config.momentum, config.epochs, config.schedule) == (
+        "sgd",
+        0.1,
+        0.9,
+        30,
+        "constant",
+    )
     first = resolve({"preset": "seed-first"})
     assert (first.epochs, first.lr) == (1, 0.001)
 
@@ -37,32 +48,40 @@ def test_saved_config_round_trips(tmp_path):
     assert again == config and again.betas == (0.8, 0.9)
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"lr": -0.1}, "--lr must be a positive number. Received: -0.1"),
-    ({"lr": float("nan")}, "--lr"),
-    ({"batch_size": 0}, "--batch-size must be a whole number >= 1. Received: 0"),
-    ({"epochs": 0}, "--epochs"),
-    ({"train_size": 59_000, "valid_size": 2_000}, "exceeds the 60000"),
-    ({"model": "resnet9000"}, "--model must be one of"),
-    ({"optimizer": "rmsprop"}, "--optimizer"),
-    ({"momentum": 1.0}, "--momentum"),
-    ({"betas": (0.9,)}, "--betas"),
-    ({"weight_decay": -1.0}, "--weight-decay"),
-    ({"valid_size": -1}, "--valid-size"),
-    ({"threads": 0}, "--threads"),
-    ({"preset": "fastest"}, "--preset must be one of"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"lr": -0.1}, "--lr must be a positive number. Received: -0.1"),
+        ({"lr": float("nan")}, "--lr"),
+        ({"batch_size": 0}, "--batch-size must be a whole number >= 1. Received: 0"),
+        ({"epochs": 0}, "--epochs"),
+        ({"train_size": 59_000, "valid_size": 2_000}, "exceeds the 60000"),
+        ({"model": "resnet9000"}, "--model must be one of"),
+        ({"optimizer": "rmsprop"}, "--optimizer"),
+        ({"momentum": 1.0}, "--momentum"),
+        ({"betas": (0.9,)}, "--betas"),
+        ({"weight_decay": -1.0}, "--weight-decay"),
+        ({"valid_size": -1}, "--valid-size"),
+        ({"threads": 0}, "--threads"),
+        ({"preset": "fastest"}, "--preset must be one of"),
+    ],
+)
 def test_invalid_options_are_refused_with_the_name_and_value(values, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.").replace("+", r"\+")):
+    with pytest.raises(
+        ConfigError, match=message.replace("(", r"\(").replace(".", r"\.").replace("+", r"\+")
+    ):
         resolve(values)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "JSON object"),
-    ('{"learning_rate": 0.1}', "unknown option"),
-    ('{"lr": "fast"}', "invalid configuration|--lr"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"learning_rate": 0.1}', "unknown option"),
+        ('{"lr": "fast"}', "invalid configuration|--lr"),
+    ],
+)
 def test_bad_config_files(tmp_path, content, message):
     path = tmp_path / "c.json"
     path.write_text(content)

@@ -24,24 +24,39 @@ def test_three_implementations_agree_on_random_examples(seed):
     c, o = rng.integers(1, 3, size=2)
     k, s, d, p = rng.integers(1, 4), rng.integers(1, 3), rng.integers(1, 3), rng.integers(0, 2)
     size = d * (k - 1) + 1 + rng.integers(0, 4)
-    example = make_example(rng.normal(size=(c, size, size + 1)), rng.normal(size=(o, c, k, k)),
-                           rng.normal(size=o), s, p, d)
+    example = make_example(
+        rng.normal(size=(c, size, size + 1)), rng.normal(size=(o, c, k, k)), rng.normal(size=o), s, p, d
+    )
     result = run(example)
     assert result.agree and result.reference.shape == (o, *example.out_hw)
     for line, value in zip(explain(example, result.reference), result.reference.ravel()):
         products = line.split(" = ")[1]
-        total = sum(eval(term.replace(")(", ")*(").replace(" bias", ""))  # noqa: S307 (our own text)
-                    for term in products.split(" + "))
+        total = sum(eval(term.replace(")(", ")*(").replace(" bias", "")) for term in products.split(" + "))
         assert total == pytest.approx(value, abs=2e-2)  # the printed factors have 4 significant digits
 
 
 def test_padding_stride_dilation_and_bias(capsys):
-    args = ["convolve", "--input", "[[1,2,3,4],[5,6,7,8],[9,10,11,12],[13,14,15,16]]",
-            "--kernel", "[[1,0],[0,-1]]", "--padding", "1", "--stride", "2", "--dilation", "2", "--bias", "0.5"]
+    args = [
+        "convolve",
+        "--input",
+        "[[1,2,3,4],[5,6,7,8],[9,10,11,12],[13,14,15,16]]",
+        "--kernel",
+        "[[1,0],[0,-1]]",
+        "--padding",
+        "1",
+        "--stride",
+        "2",
+        "--dilation",
+        "2",
+        "--bias",
+        "0.5",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "padded with zeros (top 1, bottom 1, left 1, right 1)" in out
-    assert "output (2, 2):\n  [ -5.5   -7.5]\n  [-13.5   -9.5]" in out  # y[0, 0] = 0*1 + 6*(-1) + 0.5 and "agree" in out
+    assert (
+        "output (2, 2):\n  [ -5.5   -7.5]\n  [-13.5   -9.5]" in out
+    )  # y[0, 0] = 0*1 + 6*(-1) + 0.5 and "agree" in out
 
 
 def test_animation_has_one_frame_per_output_value(tmp_path, capsys):
@@ -52,17 +67,23 @@ def test_animation_has_one_frame_per_output_value(tmp_path, capsys):
         assert image.n_frames == 16 and image.size[0] > 300
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--input", "[[1,2],[3"], "--input is not valid JSON"),
-    (["--input", "[[1,2],[3]]"], "--input must be a rectangular nested list of numbers"),
-    (["--input", "[1,2,3]"], "--input must be a non-empty 2-D or 3-D list"),
-    (["--kernel", "[[[1]],[[2]]]"], "the kernel has 2 input channel(s) but the input has 1"),
-    (["--kernel", "[[1,1,1,1]]"], "larger than the padded input"),
-    (["--stride", "2", "--padding", "same"], "padding='same' is not supported for strided convolutions"),
-    (["--bias", "[1,2]"], "bias must be one number or one per output channel (1)"),
-    (["--input", "[[0.5]]", "--kernel", "[[NaN]]"], "--kernel must hold finite numbers"),
-    (["--input", "[[1]]", "--kernel", "[[1]]", "--animate", "/nonexistent/dir/x.gif"], "cannot write --animate"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input", "[[1,2],[3"], "--input is not valid JSON"),
+        (["--input", "[[1,2],[3]]"], "--input must be a rectangular nested list of numbers"),
+        (["--input", "[1,2,3]"], "--input must be a non-empty 2-D or 3-D list"),
+        (["--kernel", "[[[1]],[[2]]]"], "the kernel has 2 input channel(s) but the input has 1"),
+        (["--kernel", "[[1,1,1,1]]"], "larger than the padded input"),
+        (["--stride", "2", "--padding", "same"], "padding='same' is not supported for strided convolutions"),
+        (["--bias", "[1,2]"], "bias must be one number or one per output channel (1)"),
+        (["--input", "[[0.5]]", "--kernel", "[[NaN]]"], "--kernel must hold finite numbers"),
+        (
+            ["--input", "[[1]]", "--kernel", "[[1]]", "--animate", "/nonexistent/dir/x.gif"],
+            "cannot write --animate",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
     assert main(["convolve", *args]) == 2
     err = capsys.readouterr().err

@@ -20,15 +20,18 @@ def test_read_idx_big_endian_types(tmp_path):
     assert out.dtype == np.int32 and out.tolist() == [1, -2, 300000]
 
 
-@pytest.mark.parametrize("mangle, message", [
-    (lambda b: b"\x01\x00" + b[2:], "magic number"),
-    (lambda b: b[:2] + b"\x07" + b[3:], "dtype code 0x07"),
-    (lambda b: b[:-5], "truncated or corrupt"),
-    (lambda b: b + b"\x00", "truncated or corrupt"),
-    (lambda b: b[:6], "header needs"),
-    (lambda b: b[:3], "only 3 bytes"),
-    (lambda b: b[:3] + b"\x00", "0 dimensions"),
-])
+@pytest.mark.parametrize(
+    "mangle, message",
+    [
+        (lambda b: b"\x01\x00" + b[2:], "magic number"),
+        (lambda b: b[:2] + b"\x07" + b[3:], "dtype code 0x07"),
+        (lambda b: b[:-5], "truncated or corrupt"),
+        (lambda b: b + b"\x00", "truncated or corrupt"),
+        (lambda b: b[:6], "header needs"),
+        (lambda b: b[:3], "only 3 bytes"),
+        (lambda b: b[:3] + b"\x00", "0 dimensions"),
+    ],
+)
 def test_read_idx_rejects_corrupt_files(tmp_path, mangle, message):
     path = tmp_path / "bad-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(mangle(idx_bytes(np.zeros((3, 28, 28), np.uint8)))))
@@ -97,7 +100,10 @@ def test_verify_accepts_published_md5_or_content(tmp_path):
     assert data.verify_file(path, spec)[0] is True
     assert "re-gzipped" in data.verify_file(path, spec)[1]
     path.write_bytes(gzip.compress(b"something else"))
-    assert data.verify_file(path, spec) == (False, "checksum mismatch: the file is corrupt or not Fashion-MNIST")
+    assert data.verify_file(path, spec) == (
+        False,
+        "checksum mismatch: the file is corrupt or not Fashion-MNIST",
+    )
     assert data.verify_file(tmp_path / "absent", spec) == (False, "missing")
 
 

@@ -14,16 +14,44 @@ pytestmark = pytest.mark.slow
 
 # SGD, not AdamW: Adam's division by sqrt(v) turns float32 reordering noise into lr-sized steps
 # where a gradient is ~0, which would hide real differences behind a loose tolerance.
-COMMON = ["--train-size", "400", "--valid-size", "100", "--precision", "32", "--threads", "1", "--quiet",
-          "--optimizer", "sgd", "--lr", "0.05"]
+COMMON = [
+    "--train-size",
+    "400",
+    "--valid-size",
+    "100",
+    "--precision",
+    "32",
+    "--threads",
+    "1",
+    "--quiet",
+    "--optimizer",
+    "sgd",
+    "--lr",
+    "0.05",
+]
 
 
 def torchrun(nproc: int, *args: str, **kwargs) -> subprocess.Popen:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "cnnlab", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "cnnlab",
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 def weights(run) -> dict:
@@ -34,20 +62,61 @@ def test_two_processes_match_one_with_the_same_global_batch(synthetic_dir, tmp_p
     from cnnlab.cli import main
 
     one, two, other = tmp_path / "one", tmp_path / "two", tmp_path / "other"
-    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(one), "--batch-size", "50",
-                 "--epochs", "2", *COMMON]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(synthetic_dir),
+                "--out",
+                str(one),
+                "--batch-size",
+                "50",
+                "--epochs",
+                "2",
+                *COMMON,
+            ]
+        )
+        == 0
+    )
     # a negative control: one process at the per-rank batch is a different run, and must look it
-    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(other), "--batch-size", "25",
-                 "--epochs", "2", *COMMON]) == 0
-    job = torchrun(2, "train", "--data-dir", str(synthetic_dir), "--out", str(two), "--batch-size", "25",
-                   "--epochs", "2", *COMMON)
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(synthetic_dir),
+                "--out",
+                str(other),
+                "--batch-size",
+                "25",
+                "--epochs",
+                "2",
+                *COMMON,
+            ]
+        )
+        == 0
+    )
+    job = torchrun(
+        2,
+        "train",
+        "--data-dir",
+        str(synthetic_dir),
+        "--out",
+        str(two),
+        "--batch-size",
+        "25",
+        "--epochs",
+        "2",
+        *COMMON,
+    )
     out, err = job.communicate(timeout=300)
     assert job.returncode == 0, err
     assert out.count("test accuracy:") == 1  # rank 0 alone prints
     for key, value in weights(one).items():
         # float32 sums in another order (per-rank batches, gloo's all-reduce) grow over 16 steps to
         # about 1e-4 of a weight's norm; a different batch order is 100 times further off.
-        relative = lambda run: float((weights(run)[key] - value).norm() / value.norm())  # noqa: E731
+        relative = lambda run, key=key, value=value: float((weights(run)[key] - value).norm() / value.norm())
         assert relative(two) < 1e-3, f"{key}: relative difference {relative(two):.2e}"
         assert relative(other) > 1e-2, f"{key}: the control run should differ ({relative(other):.2e})"
     rows_one = (one / "metrics.csv").read_text().splitlines()
@@ -78,7 +147,7 @@ def test_resume_works_under_torchrun(synthetic_dir, tmp_path):
     job.wait(timeout=60)
     job = torchrun(2, "train", "--resume", str(cut), "--quiet")
     assert job.wait(timeout=300) == 0, job.stderr.read()
-    strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]  # noqa: E731 (seconds)
+    strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]
     assert strip(cut / "metrics.csv") == strip(full / "metrics.csv")
     for key, value in weights(full).items():
         assert torch.equal(weights(cut)[key], value)
@@ -108,8 +177,19 @@ def _rank_of(pid: int) -> int | None:
 
 def test_a_killed_rank_stops_the_job_instead_of_hanging(synthetic_dir, tmp_path):
     run = tmp_path / "run"
-    job = torchrun(2, "train", "--data-dir", str(synthetic_dir), "--out", str(run), "--batch-size", "10",
-                   "--epochs", "200", *COMMON)
+    job = torchrun(
+        2,
+        "train",
+        "--data-dir",
+        str(synthetic_dir),
+        "--out",
+        str(run),
+        "--batch-size",
+        "10",
+        "--epochs",
+        "200",
+        *COMMON,
+    )
     try:
         _wait_for(run / "metrics.csv")
         rank1 = [p for p in _children(job.pid) if _rank_of(p) == 1]

@@ -16,7 +16,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     mode = "ok"  # ok | error | truncate
     hits: list[str] = []
 
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         name = self.path.rsplit("/", 1)[-1]
         self.hits.append(name)
         if self.mode == "error":
@@ -39,8 +39,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server(tmp_path):
     source = tmp_path / "source"
     specs = write_synthetic_dataset(source, 30, 10)
-    handler = type("Handler", (_Handler,), {"files": {p.name: p.read_bytes() for p in source.iterdir()},
-                                            "mode": "ok", "hits": []})
+    handler = type(
+        "Handler",
+        (_Handler,),
+        {"files": {p.name: p.read_bytes() for p in source.iterdir()}, "mode": "ok", "hits": []},
+    )
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -116,8 +119,20 @@ def test_cli_download_from_a_mirror_reports_bad_checksums(server, tmp_path, caps
     from cnnlab.cli import main
 
     url, _, _ = server
-    code = main(["data", "download", "--data-dir", str(tmp_path / "d"), "--mirror", url,
-                 "--retries", "1", "--timeout", "5"])
+    code = main(
+        [
+            "data",
+            "download",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--mirror",
+            url,
+            "--retries",
+            "1",
+            "--timeout",
+            "5",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("cnnlab: error: could not download")

@@ -46,7 +46,12 @@ def test_metrics_agree_with_a_hand_computed_case():
     assert rows["T-shirt/top"]["precision"] == pytest.approx(1 / 3)  # predicted 0 three times, right once
     assert rows["Shirt"]["recall"] == pytest.approx(1 / 3)
     pairs = confused_pairs(ev.confusion)
-    assert pairs[0] == {"true": "Shirt", "predicted": "T-shirt/top", "count": 2, "share_of_true": pytest.approx(2 / 3)}
+    assert pairs[0] == {
+        "true": "Shirt",
+        "predicted": "T-shirt/top",
+        "count": 2,
+        "share_of_true": pytest.approx(2 / 3),
+    }
     assert len(pairs) == 2  # only non-zero off-diagonal cells
 
 
@@ -72,7 +77,9 @@ def test_report_is_one_self_contained_page(report_html):
 
 
 def find_chromium():
-    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    return next(
+        (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
+    )
 
 
 # Injected into a copy of the page: after load, records each image's decoded width on <body>.
@@ -84,26 +91,72 @@ PROBE = """<script>window.addEventListener("load", () => { document.body.dataset
 def test_report_renders_in_a_real_headless_browser(report_html, tmp_path):
     page = tmp_path / "probed.html"
     page.write_text(report_html.read_text().replace("</body>", PROBE + "</body>"))
-    result = subprocess.run([find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
-                             "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            find_chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
     for section in SECTIONS:
         assert f'id="{section}"' in dom
     rendered = json.loads(re.search(r'data-rendered="([^"]*)"', dom).group(1).replace("&quot;", '"'))
-    assert {alt for alt, _ in rendered} == {"training curves", "confusion matrix", "misclassified examples",
-                                            "first-layer filters"}
+    assert {alt for alt, _ in rendered} == {
+        "training curves",
+        "confusion matrix",
+        "misclassified examples",
+        "first-layer filters",
+    }
     assert all(width > 100 for _, width in rendered), rendered
 
 
 def test_evaluate_scores_the_weights_the_run_reported(synthetic_dir, tmp_path, capsys):
     """EMA, early stopping's best epoch and test-time augmentation: evaluate must use what training used."""
     run = tmp_path / "run"
-    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--train-size", "300",
-                 "--valid-size", "100", "--batch-size", "50", "--epochs", "3", "--lr", "0.003", "--ema", "0.8",
-                 "--patience", "1", "--tta", "--dropout", "0.2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(synthetic_dir),
+                "--out",
+                str(run),
+                "--train-size",
+                "300",
+                "--valid-size",
+                "100",
+                "--batch-size",
+                "50",
+                "--epochs",
+                "3",
+                "--lr",
+                "0.003",
+                "--ema",
+                "0.8",
+                "--patience",
+                "1",
+                "--tta",
+                "--dropout",
+                "0.2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((run / "summary.json").read_text())
     assert main(["evaluate", str(run), "--out", str(tmp_path)]) == 0
     saved = json.loads((tmp_path / "evaluation-test.json").read_text())

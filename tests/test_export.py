@@ -37,7 +37,7 @@ def test_onnx_matches_torch_on_test_images(trained_run, synthetic_dir, tmp_path,
     expected = torch_logits(trained_run, x)
     for batch in (x[:1], x):  # the batch dimension is dynamic
         got = session.run(["logits"], {"image": batch})[0]
-        np.testing.assert_allclose(got, expected[:len(batch)], atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(got, expected[: len(batch)], atol=TOLERANCE, rtol=0)
     meta = {p.key: p.value for p in onnx.load(str(output)).metadata_props}
     assert json.loads(meta["class_names"])[9] == "Ankle boot" and meta["model"] == "convnet"
 

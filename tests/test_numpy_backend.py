@@ -8,21 +8,36 @@ import torch
 
 from cnnlab.cli import main
 from cnnlab.training.config import resolve
-from cnnlab.training.torch_engine import TorchEngine
 from cnnlab.training.numpy_engine import NumpyEngine
+from cnnlab.training.torch_engine import TorchEngine
 from tests.conftest import requires_real_data
 
 
-@pytest.mark.parametrize("optimizer, extra", [
-    ("sgd", {"momentum": 0.9, "weight_decay": 1e-3}),
-    ("adam", {"weight_decay": 1e-3}),
-    ("adamw", {"weight_decay": 0.05}),
-])
+@pytest.mark.parametrize(
+    "optimizer, extra",
+    [
+        ("sgd", {"momentum": 0.9, "weight_decay": 1e-3}),
+        ("adam", {"weight_decay": 1e-3}),
+        ("adamw", {"weight_decay": 0.05}),
+    ],
+)
 def test_same_losses_as_torch_from_the_same_weights_and_batches(optimizer, extra):
     """From the same initial weights and the same batches, both backends' losses agree to float32 rounding."""
-    config = resolve({"optimizer": optimizer, "lr": 0.01, "schedule": "onecycle", "epochs": 1, "precision": "32",
-                      "label_smoothing": 0.1, **extra})
-    torch_engine, numpy_engine = TorchEngine(config, steps_per_epoch=6), NumpyEngine(config, steps_per_epoch=6)
+    config = resolve(
+        {
+            "optimizer": optimizer,
+            "lr": 0.01,
+            "schedule": "onecycle",
+            "epochs": 1,
+            "precision": "32",
+            "label_smoothing": 0.1,
+            **extra,
+        }
+    )
+    torch_engine, numpy_engine = (
+        TorchEngine(config, steps_per_epoch=6),
+        NumpyEngine(config, steps_per_epoch=6),
+    )
     numpy_engine.model.load_state_dict({k: v.numpy() for k, v in torch_engine.model.state_dict().items()})
     rng = np.random.default_rng(0)
     for _ in range(6):
@@ -53,22 +68,68 @@ def test_both_engines_normalise_pixels_bit_identically():
 
 def test_numpy_backend_run_directory(synthetic_dir, tmp_path):
     out = tmp_path / "run"
-    assert main(["train", "--backend", "numpy", "--data-dir", str(synthetic_dir), "--out", str(out),
-                 "--train-size", "400", "--valid-size", "100", "--batch-size", "50", "--epochs", "2",
-                 "--lr", "0.01", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--backend",
+                "numpy",
+                "--data-dir",
+                str(synthetic_dir),
+                "--out",
+                str(out),
+                "--train-size",
+                "400",
+                "--valid-size",
+                "100",
+                "--batch-size",
+                "50",
+                "--epochs",
+                "2",
+                "--lr",
+                "0.01",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["backend"] == "numpy" and summary["test_accuracy"] > 0.5
     assert (out / "loss.png").is_file() and (out / "metrics.csv").read_text().count("\n") == 3
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert set(checkpoint["model"]) == {"0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias",
-                                        "9.weight", "9.bias"}
+    assert set(checkpoint["model"]) == {
+        "0.weight",
+        "0.bias",
+        "3.weight",
+        "3.bias",
+        "7.weight",
+        "7.bias",
+        "9.weight",
+        "9.bias",
+    }
 
 
 def test_numpy_backend_resume_matches_uninterrupted(synthetic_dir, tmp_path, monkeypatch):
     from cnnlab.training import loop
 
-    common = ["train", "--backend", "numpy", "--data-dir", str(synthetic_dir), "--train-size", "200",
-              "--valid-size", "50", "--batch-size", "50", "--lr", "0.01", "--epochs", "3", "--quiet"]
+    common = [
+        "train",
+        "--backend",
+        "numpy",
+        "--data-dir",
+        str(synthetic_dir),
+        "--train-size",
+        "200",
+        "--valid-size",
+        "50",
+        "--batch-size",
+        "50",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "3",
+        "--quiet",
+    ]
     assert main([*common, "--out", str(tmp_path / "full")]) == 0
     original = loop.Progress.end_epoch
 
@@ -81,7 +142,7 @@ def test_numpy_backend_resume_matches_uninterrupted(synthetic_dir, tmp_path, mon
     assert main([*common, "--out", str(tmp_path / "cut")]) == 130
     monkeypatch.setattr(loop.Progress, "end_epoch", original)
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
-    strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]  # noqa: E731 (seconds)
+    strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]
     assert strip(tmp_path / "cut" / "metrics.csv") == strip(tmp_path / "full" / "metrics.csv")
     full = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
     cut = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
@@ -89,12 +150,15 @@ def test_numpy_backend_resume_matches_uninterrupted(synthetic_dir, tmp_path, mon
         assert torch.equal(full["model"][key], cut["model"][key])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "vgg-mini"], "has no numpy backend"),
-    (["--tta"], "--tta is not supported by the numpy backend"),
-    (["--translate", "2", "--hflip"], "--translate, --hflip are not supported"),
-    (["--precision", "bf16"], "runs in float32"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "vgg-mini"], "has no numpy backend"),
+        (["--tta"], "--tta is not supported by the numpy backend"),
+        (["--translate", "2", "--hflip"], "--translate, --hflip are not supported"),
+        (["--precision", "bf16"], "runs in float32"),
+    ],
+)
 def test_numpy_backend_refuses_what_it_cannot_do(tmp_path, capsys, args, message):
     assert main(["train", "--backend", "numpy", "--out", str(tmp_path / "r"), *args]) == 2
     assert message in capsys.readouterr().err
@@ -105,8 +169,31 @@ def test_numpy_backend_refuses_what_it_cannot_do(tmp_path, capsys, args, message
 def test_numpy_backend_learns_real_fashion_mnist(tmp_path):
     """Issue 3: convnet, batch 64, 1 epoch on 10,000 real images -> validation accuracy above 80%."""
     out = tmp_path / "run"
-    assert main(["train", "--backend", "numpy", "--batch-size", "64", "--epochs", "1", "--train-size", "10000",
-                 "--valid-size", "1000", "--lr", "0.004", "--ema", "0", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--backend",
+                "numpy",
+                "--batch-size",
+                "64",
+                "--epochs",
+                "1",
+                "--train-size",
+                "10000",
+                "--valid-size",
+                "1000",
+                "--lr",
+                "0.004",
+                "--ema",
+                "0",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final_valid_accuracy"] > 0.80
 
@@ -124,4 +211,6 @@ def test_numpy_ema_matches_torch_averaged_model():
     averaged = torch_engine.ema.module.state_dict()
     for key, value in numpy_engine.ema.state_dict().items():
         np.testing.assert_allclose(value, averaged[key].numpy(), atol=1e-6)
-    assert not np.allclose(numpy_engine.ema.state_dict()["0.weight"], numpy_engine.model.state_dict()["0.weight"])
+    assert not np.allclose(
+        numpy_engine.ema.state_dict()["0.weight"], numpy_engine.model.state_dict()["0.weight"]
+    )

@@ -14,7 +14,11 @@ from tests.conftest import REAL_DATA, requires_real_data
 
 def drawn_item(light_on_dark: bool) -> Image.Image:
     """A 300x200 RGB photo with a 60x120 item off-centre: light on black, or dark on beige paper."""
-    canvas = np.zeros((200, 300, 3), np.uint8) if light_on_dark else np.full((200, 300, 3), (245, 240, 225), np.uint8)
+    canvas = (
+        np.zeros((200, 300, 3), np.uint8)
+        if light_on_dark
+        else np.full((200, 300, 3), (245, 240, 225), np.uint8)
+    )
     canvas[30:150, 200:260] = (230, 220, 210) if light_on_dark else (40, 30, 90)
     return Image.fromarray(canvas)
 
@@ -59,7 +63,9 @@ def test_a_photographed_fashion_mnist_image_comes_back_close_to_the_original(tmp
 
     original = data.load_arrays(REAL_DATA).test_images[0]  # an ankle boot
     photo = Image.new("RGB", (480, 360), (250, 248, 240))
-    photo.paste(Image.fromarray(255 - original).resize((224, 224), Image.Resampling.BICUBIC).convert("RGB"), (200, 90))
+    photo.paste(
+        Image.fromarray(255 - original).resize((224, 224), Image.Resampling.BICUBIC).convert("RGB"), (200, 90)
+    )
     photo.save(tmp_path / "photo.jpg", quality=90)
     seen = to_fashion_mnist(read_gray(tmp_path / "photo.jpg")).image
     assert np.corrcoef(seen.ravel(), original.ravel())[0, 1] > 0.85
@@ -70,15 +76,26 @@ def images(tmp_path):
     drawn_item(light_on_dark=True).save(tmp_path / "a.png")
     drawn_item(light_on_dark=False).save(tmp_path / "b.jpg")
     (tmp_path / "notes.png").write_text("this is text, not an image")
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(tmp_path / "cut.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(
+        tmp_path / "cut.png"
+    )
     whole = (tmp_path / "cut.png").read_bytes()
-    (tmp_path / "cut.png").write_bytes(whole[:len(whole) // 2])  # a download cut short
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])  # a download cut short
     return tmp_path
 
 
 def test_predict_prints_top_3_and_reports_each_bad_file_but_goes_on(trained_run, images, capsys):
-    code = main(["predict", str(trained_run), str(images / "a.png"), str(images / "notes.png"),
-                 str(images / "cut.png"), str(images / "missing.jpg"), str(images / "b.jpg")])
+    code = main(
+        [
+            "predict",
+            str(trained_run),
+            str(images / "a.png"),
+            str(images / "notes.png"),
+            str(images / "cut.png"),
+            str(images / "missing.jpg"),
+            str(images / "b.jpg"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 2
     lines = out.splitlines()
@@ -92,8 +109,20 @@ def test_predict_prints_top_3_and_reports_each_bad_file_but_goes_on(trained_run,
 
 def test_predict_json_and_saved_inputs(trained_run, images, tmp_path, capsys):
     seen = tmp_path / "seen"
-    assert main(["predict", str(trained_run), str(images / "a.png"), str(images / "b.jpg"), "--json",
-                 "--save-input", str(seen)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(trained_run),
+                str(images / "a.png"),
+                str(images / "b.jpg"),
+                "--json",
+                "--save-input",
+                str(seen),
+            ]
+        )
+        == 0
+    )
     results = json.loads(capsys.readouterr().out)
     assert [r["inverted"] for r in results] == [False, True]
     for result in results:
@@ -105,8 +134,7 @@ def test_predict_json_and_saved_inputs(trained_run, images, tmp_path, capsys):
 
 def test_predict_agrees_with_the_model_on_a_dataset_image(trained_run, synthetic_dir):
     from cnnlab import data
-    from cnnlab.report.metrics import top_classes
-    from cnnlab.report.metrics import evaluate_run
+    from cnnlab.report.metrics import evaluate_run, top_classes
     from cnnlab.runs.loader import load_run
 
     run = load_run(trained_run)

@@ -37,7 +37,24 @@ def test_notebook_split_sizes_and_balance(real):
 
 def test_one_epoch_on_a_small_subset_learns_well_above_chance(tmp_path):
     out = tmp_path / "run"
-    assert main(["train", "--train-size", "3000", "--valid-size", "500", "--epochs", "1",
-                 "--batch-size", "64", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--train-size",
+                "3000",
+                "--valid-size",
+                "500",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "64",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.6  # chance is 0.1

@@ -17,8 +17,21 @@ import torch
 
 from cnnlab.cli import main
 
-OPTIONS = ["--train-size", "300", "--valid-size", "100", "--batch-size", "30", "--epochs", "3",
-           "--seed", "5", "--threads", "1", "--quiet"]
+OPTIONS = [
+    "--train-size",
+    "300",
+    "--valid-size",
+    "100",
+    "--batch-size",
+    "30",
+    "--epochs",
+    "3",
+    "--seed",
+    "5",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 # Runs `cnnlab train` with every optimizer step slowed down by a sleep, so epochs take a while.
 SLOW_TRAIN = textwrap.dedent("""
@@ -53,9 +66,24 @@ def assert_same_weights(a, b):
 
 def start_slow_run(synthetic_dir, out, extra=()):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.Popen([sys.executable, "-c", SLOW_TRAIN, "train", "--data-dir", str(synthetic_dir),
-                             "--out", str(out), *OPTIONS, *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            SLOW_TRAIN,
+            "train",
+            "--data-dir",
+            str(synthetic_dir),
+            "--out",
+            str(out),
+            *OPTIONS,
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def wait_for_first_checkpoint(process, run, timeout=60.0):
@@ -80,7 +108,9 @@ def test_same_seed_and_options_give_identical_metrics(synthetic_dir, tmp_path, u
     assert_same_weights(again, uninterrupted)
 
 
-def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(synthetic_dir, tmp_path, uninterrupted):
+def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(
+    synthetic_dir, tmp_path, uninterrupted
+):
     run = tmp_path / "killed"
     process = start_slow_run(synthetic_dir, run)
     wait_for_first_checkpoint(process, run)
@@ -110,8 +140,9 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(synthetic_dir, tmp_path, 
     assert metrics_without_seconds(run) == metrics_without_seconds(uninterrupted)
 
 
-def test_resume_after_a_kill_between_checkpoint_and_metrics_rewrites_the_metrics(synthetic_dir, tmp_path,
-                                                                                   uninterrupted):
+def test_resume_after_a_kill_between_checkpoint_and_metrics_rewrites_the_metrics(
+    synthetic_dir, tmp_path, uninterrupted
+):
     """The checkpoint is written first; a kill before metrics.csv leaves it one epoch behind."""
     run = tmp_path / "lagging"
     assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), *OPTIONS]) == 0
@@ -125,11 +156,27 @@ def test_resume_after_a_kill_between_checkpoint_and_metrics_rewrites_the_metrics
     assert (run / "summary.json").exists()
 
 
-def test_divergence_exits_3_keeps_the_last_good_checkpoint_and_it_resumes_cleanly(synthetic_dir, tmp_path, capsys):
+def test_divergence_exits_3_keeps_the_last_good_checkpoint_and_it_resumes_cleanly(
+    synthetic_dir, tmp_path, capsys
+):
     run = tmp_path / "diverged"
     # lr 1e12 only from epoch 2 on is not expressible; a huge constant lr diverges in epoch 1 or 2.
-    code = main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), *OPTIONS,
-                 "--optimizer", "sgd", "--lr", "1e12", "--schedule", "constant"])
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            str(synthetic_dir),
+            "--out",
+            str(run),
+            *OPTIONS,
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1e12",
+            "--schedule",
+            "constant",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 3, err
     assert err.startswith("cnnlab: error: training diverged") and err.count("\n") == 1
@@ -148,12 +195,12 @@ def test_every_global_rng_round_trips_through_a_weights_only_checkpoint(tmp_path
     from cnnlab.training.rng import capture_rng, restore_rng
 
     random.gauss(0, 1)  # leaves a cached Gaussian in Python's state
-    np.random.standard_normal()
+    np.random.standard_normal()  # noqa: NPY002 (the global state is under test)
     path = tmp_path / "rng.pt"
     torch.save(capture_rng(), path)
-    expected = (random.random(), random.gauss(0, 1), np.random.standard_normal(3).tolist())
+    expected = (random.random(), random.gauss(0, 1), np.random.standard_normal(3).tolist())  # noqa: NPY002
     restore_rng(torch.load(path, weights_only=True))
-    assert (random.random(), random.gauss(0, 1), np.random.standard_normal(3).tolist()) == expected
+    assert (random.random(), random.gauss(0, 1), np.random.standard_normal(3).tolist()) == expected  # noqa: NPY002
 
 
 # Every option that keeps state across epochs or draws random numbers: augmentation, dropout,
@@ -163,7 +210,9 @@ STATEFUL = ["--translate", "2", "--hflip", "--dropout", "0.3", "--ema", "0.9", "
 
 def test_sigkill_and_resume_with_augmentation_dropout_ema_and_early_stopping(synthetic_dir, tmp_path):
     reference = tmp_path / "reference"
-    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(reference), *OPTIONS, *STATEFUL]) == 0
+    assert (
+        main(["train", "--data-dir", str(synthetic_dir), "--out", str(reference), *OPTIONS, *STATEFUL]) == 0
+    )
     run = tmp_path / "killed"
     process = start_slow_run(synthetic_dir, run, STATEFUL)
     wait_for_first_checkpoint(process, run)
@@ -173,7 +222,7 @@ def test_sigkill_and_resume_with_augmentation_dropout_ema_and_early_stopping(syn
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert metrics_without_seconds(run) == metrics_without_seconds(reference)
     assert_same_weights(run, reference)
-    final = lambda r: torch.load(r / "checkpoint.pt", weights_only=True)  # noqa: E731
+    final = lambda r: torch.load(r / "checkpoint.pt", weights_only=True)
     for key in ("ema", "best_model"):
         for name, tensor in final(reference)[key].items():
             assert torch.equal(final(run)[key][name], tensor), (key, name)

@@ -41,8 +41,8 @@ def test_onecycle_shape(pct_start, expected_peak):
     assert peak == expected_peak and values[peak] == pytest.approx(1.0)
     assert values[0] == pytest.approx(1 / 25)
     assert values[-1] == pytest.approx(1 / 25 / 1e4)
-    assert all(a <= b for a, b in zip(values[:peak], values[1:peak + 1]))  # rises
-    assert all(a >= b for a, b in zip(values[peak:], values[peak + 1:]))  # then falls
+    assert all(a <= b for a, b in zip(values[:peak], values[1 : peak + 1]))  # rises
+    assert all(a >= b for a, b in zip(values[peak:], values[peak + 1 :]))  # then falls
 
 
 def test_linear_warmup_ramps_then_follows_the_schedule():

@@ -34,30 +34,59 @@ def agree(ours, theirs):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.tuples(st.integers(1, 9), st.integers(1, 9)), sizes(1, 4), sizes(1, 3),
-       st.one_of(sizes(0, 2), st.sampled_from(["valid", "same"])), sizes(1, 2))
+@given(
+    st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    sizes(1, 4),
+    sizes(1, 3),
+    st.one_of(sizes(0, 2), st.sampled_from(["valid", "same"])),
+    sizes(1, 2),
+)
 def test_conv2d_output_shape_matches_torch(hw, kernel, stride, padding, dilation):
     weight = torch.zeros(1, 1, *pair(kernel))
-    agree(lambda: conv2d_output_shape(hw, kernel, stride, padding, dilation),
-          lambda: TF.conv2d(torch.zeros(1, 1, *hw), weight, stride=stride, padding=padding, dilation=dilation))
+    agree(
+        lambda: conv2d_output_shape(hw, kernel, stride, padding, dilation),
+        lambda: TF.conv2d(torch.zeros(1, 1, *hw), weight, stride=stride, padding=padding, dilation=dilation),
+    )
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.tuples(st.integers(1, 9), st.integers(1, 9)), sizes(1, 4), st.one_of(st.none(), sizes(1, 3)),
-       sizes(0, 2), sizes(1, 2), st.booleans())
+@given(
+    st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    sizes(1, 4),
+    st.one_of(st.none(), sizes(1, 3)),
+    sizes(0, 2),
+    sizes(1, 2),
+    st.booleans(),
+)
 def test_pool2d_output_shape_matches_torch(hw, kernel, stride, padding, dilation, ceil_mode):
-    agree(lambda: pool2d_output_shape(hw, kernel, stride, padding, dilation, ceil_mode),
-          lambda: TF.max_pool2d(torch.zeros(1, 1, *hw), kernel, stride, padding, dilation, ceil_mode))
+    agree(
+        lambda: pool2d_output_shape(hw, kernel, stride, padding, dilation, ceil_mode),
+        lambda: TF.max_pool2d(torch.zeros(1, 1, *hw), kernel, stride, padding, dilation, ceil_mode),
+    )
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.tuples(st.integers(1, 6), st.integers(1, 6)), sizes(1, 4), sizes(1, 3), sizes(0, 2), sizes(0, 2),
-       sizes(1, 2))
+@given(
+    st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    sizes(1, 4),
+    sizes(1, 3),
+    sizes(0, 2),
+    sizes(0, 2),
+    sizes(1, 2),
+)
 def test_conv_transpose2d_output_shape_matches_torch(hw, kernel, stride, padding, output_padding, dilation):
     weight = torch.zeros(1, 1, *pair(kernel))
-    agree(lambda: conv_transpose2d_output_shape(hw, kernel, stride, padding, output_padding, dilation),
-          lambda: TF.conv_transpose2d(torch.zeros(1, 1, *hw), weight, stride=stride, padding=padding,
-                                      output_padding=output_padding, dilation=dilation))
+    agree(
+        lambda: conv_transpose2d_output_shape(hw, kernel, stride, padding, output_padding, dilation),
+        lambda: TF.conv_transpose2d(
+            torch.zeros(1, 1, *hw),
+            weight,
+            stride=stride,
+            padding=padding,
+            output_padding=output_padding,
+            dilation=dilation,
+        ),
+    )
 
 
 def test_the_notebooks_5000():
@@ -78,24 +107,27 @@ def test_same_padding_keeps_the_size_even_for_even_kernels():
     assert conv2d_output_shape((7, 8), (4, 2), padding="same", dilation=(1, 3)) == (7, 8)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: conv2d_output_shape((28, 28), 0), "kernel_size=0"),
-    (lambda: conv2d_output_shape((28, 28), 3, stride=0), "stride=0"),
-    (lambda: conv2d_output_shape((28, 28), 3, dilation=(1, 0)), r"dilation=\(1, 0\)"),
-    (lambda: conv2d_output_shape((28, 28), 3, padding=-1), "padding=-1"),
-    (lambda: conv2d_output_shape((28, 28), 3, padding="full"), "padding='full'"),
-    (lambda: conv2d_output_shape((28, 28), 3, stride=2, padding="same"), "stride=2"),
-    (lambda: conv2d_output_shape((2, 28), 3), "kernel_size=3"),
-    (lambda: conv2d_output_shape((0, 28), 3), r"input_hw=\(0, 28\)"),
-    (lambda: conv2d_output_shape(28, 3), "input_hw=28"),
-    (lambda: conv2d_output_shape((28, 28), 2.5), "kernel_size=2.5"),
-    (lambda: conv2d_output_shape((28, 28), (3, 3, 3)), r"kernel_size=\(3, 3, 3\)"),
-    (lambda: pool2d_output_shape((28, 28), 2, padding=2), "padding=2"),
-    (lambda: pool2d_output_shape((28, 28), 2, padding="same"), "padding='same'"),
-    (lambda: pool2d_output_shape((1, 1), 3, padding=1, dilation=2), "output size is too small"),
-    (lambda: conv_transpose2d_output_shape((5, 5), 3, stride=2, output_padding=2), "output_padding=2"),
-    (lambda: conv_transpose2d_output_shape((1, 1), 1, padding=1), "output size is too small"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: conv2d_output_shape((28, 28), 0), "kernel_size=0"),
+        (lambda: conv2d_output_shape((28, 28), 3, stride=0), "stride=0"),
+        (lambda: conv2d_output_shape((28, 28), 3, dilation=(1, 0)), r"dilation=\(1, 0\)"),
+        (lambda: conv2d_output_shape((28, 28), 3, padding=-1), "padding=-1"),
+        (lambda: conv2d_output_shape((28, 28), 3, padding="full"), "padding='full'"),
+        (lambda: conv2d_output_shape((28, 28), 3, stride=2, padding="same"), "stride=2"),
+        (lambda: conv2d_output_shape((2, 28), 3), "kernel_size=3"),
+        (lambda: conv2d_output_shape((0, 28), 3), r"input_hw=\(0, 28\)"),
+        (lambda: conv2d_output_shape(28, 3), "input_hw=28"),
+        (lambda: conv2d_output_shape((28, 28), 2.5), "kernel_size=2.5"),
+        (lambda: conv2d_output_shape((28, 28), (3, 3, 3)), r"kernel_size=\(3, 3, 3\)"),
+        (lambda: pool2d_output_shape((28, 28), 2, padding=2), "padding=2"),
+        (lambda: pool2d_output_shape((28, 28), 2, padding="same"), "padding='same'"),
+        (lambda: pool2d_output_shape((1, 1), 3, padding=1, dilation=2), "output size is too small"),
+        (lambda: conv_transpose2d_output_shape((5, 5), 3, stride=2, output_padding=2), "output_padding=2"),
+        (lambda: conv_transpose2d_output_shape((1, 1), 1, padding=1), "output size is too small"),
+    ],
+)
 def test_bad_arguments_name_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()

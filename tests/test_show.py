@@ -11,13 +11,36 @@ from cnnlab.inspect.invariance import MAX_SHIFT, shift
 @pytest.fixture(scope="module")
 def run_dir(synthetic_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("show") / "run"
-    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(out), "--train-size", "400",
-                 "--valid-size", "100", "--batch-size", "50", "--epochs", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(synthetic_dir),
+                "--out",
+                str(out),
+                "--train-size",
+                "400",
+                "--valid-size",
+                "100",
+                "--batch-size",
+                "50",
+                "--epochs",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def pngs(capsys) -> list[str]:
-    return [line.removeprefix("wrote ") for line in capsys.readouterr().out.splitlines() if line.startswith("wrote ")]
+    return [
+        line.removeprefix("wrote ")
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("wrote ")
+    ]
 
 
 def assert_png(path, min_width=600):
@@ -35,8 +58,12 @@ def test_filters_go_to_the_run_directory_by_default(run_dir, capsys):
 def test_features_draw_every_conv_and_pool_layer(run_dir, tmp_path, capsys):
     assert main(["show", str(run_dir), "features", "--image", "5", "--out", str(tmp_path)]) == 0
     paths = pngs(capsys)
-    assert [p.split("/")[-1] for p in paths] == ["features-5-00-layer0-Conv2d.png", "features-5-01-layer2-MaxPool2d.png",
-                                                 "features-5-02-layer3-Conv2d.png", "features-5-03-layer5-MaxPool2d.png"]
+    assert [p.split("/")[-1] for p in paths] == [
+        "features-5-00-layer0-Conv2d.png",
+        "features-5-01-layer2-MaxPool2d.png",
+        "features-5-02-layer3-Conv2d.png",
+        "features-5-03-layer5-MaxPool2d.png",
+    ]
     for path in paths:
         assert_png(path)
 
@@ -71,10 +98,13 @@ def test_shift_moves_and_zero_fills():
     assert (shift(image, MAX_SHIFT, 0) == 0).all()  # 4 px right pushes a 4-wide image out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--image", "200"], "--image must be in 0..199"),
-    (["--image", "-1"], "--image must be in 0..199"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--image", "200"], "--image must be in 0..199"),
+        (["--image", "-1"], "--image must be in 0..199"),
+    ],
+)
 def test_bad_image_index(run_dir, tmp_path, capsys, args, message):
     assert main(["show", str(run_dir), "features", "--out", str(tmp_path), *args]) == 2
     assert message in capsys.readouterr().err

@@ -29,6 +29,7 @@ def hooked_forward(model: nn.Module, input_shape, batch=2):
             else:
                 macs = 0
             found[name] = (tuple(out), macs)
+
         return record
 
     for name, module in model.named_modules():
@@ -45,27 +46,50 @@ class Block(nn.Module):
 
     def __init__(self, c_in, c_out, stride):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
-                                  nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
-        self.shortcut = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-                         if stride != 1 or c_in != c_out else nn.Sequential())
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+            if stride != 1 or c_in != c_out
+            else nn.Sequential()
+        )
         self.relu = nn.ReLU()
 
     def forward(self, x):
         return self.relu(self.body(x) + self.shortcut(x))
 
     def summary_layers(self, prefix):
-        return [Residual(prefix + "add", describe(self.body, prefix + "body."),
-                         describe(self.shortcut, prefix + "shortcut.")), *describe(self.relu, prefix + "relu.")]
+        return [
+            Residual(
+                prefix + "add",
+                describe(self.body, prefix + "body."),
+                describe(self.shortcut, prefix + "shortcut."),
+            ),
+            *describe(self.relu, prefix + "relu."),
+        ]
 
 
 def odd_model():
     """Stride, padding, 'same', dilation, groups, ceil mode, avg pool, adaptive pool, residual blocks."""
     return nn.Sequential(
-        nn.Conv2d(1, 8, 5, stride=2, padding=2), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.Conv2d(8, 16, 3, padding="same", dilation=2, groups=4), nn.Dropout2d(0.1),
-        nn.MaxPool2d(3, stride=2, ceil_mode=True), Block(16, 16, 1), Block(16, 32, 2),
-        nn.AvgPool2d(2, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+        nn.Conv2d(1, 8, 5, stride=2, padding=2),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding="same", dilation=2, groups=4),
+        nn.Dropout2d(0.1),
+        nn.MaxPool2d(3, stride=2, ceil_mode=True),
+        Block(16, 16, 1),
+        Block(16, 32, 2),
+        nn.AvgPool2d(2, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 10),
+    )
 
 
 @pytest.mark.parametrize("name", [*MODELS, "odd"])
@@ -84,18 +108,21 @@ def test_shapes_params_and_mult_adds_match_torch(name):
     assert summary.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert summary.mult_adds == 3 * sum(m for _, m in real.values())
     assert summary.activation_bytes == 3 * 4 * sum(math.prod(s) for s, _ in real.values()) + 3 * 4 * sum(
-        math.prod(r.shape) for r in summary.rows if r.kind == "Add")
+        math.prod(r.shape) for r in summary.rows if r.kind == "Add"
+    )
 
 
 def test_seed_table_is_the_notebooks(capsys):
     assert main(["summary", "seed"]) == 0
     out = capsys.readouterr().out
-    for line in ("0      Conv2d 1->32, 3x3   (32, 26, 26)      320    194,688  3x3",
-                 "2      MaxPool2d 2x2       (32, 13, 13)        0          0  4x4",
-                 "3      Conv2d 32->64, 3x3  (64, 11, 11)   18,496  2,230,272  8x8",
-                 "5      MaxPool2d 2x2       (64, 5, 5)          0          0  10x10",
-                 "6      Flatten             1600                0          0  10x10",
-                 "7      Linear 1600->128    128           204,928    204,800  all"):
+    for line in (
+        "0      Conv2d 1->32, 3x3   (32, 26, 26)      320    194,688  3x3",
+        "2      MaxPool2d 2x2       (32, 13, 13)        0          0  4x4",
+        "3      Conv2d 32->64, 3x3  (64, 11, 11)   18,496  2,230,272  8x8",
+        "5      MaxPool2d 2x2       (64, 5, 5)          0          0  10x10",
+        "6      Flatten             1600                0          0  10x10",
+        "7      Linear 1600->128    128           204,928    204,800  all",
+    ):
         assert line in out
     assert "parameters:            225,034" in out
     assert "trainable parameters:  225,034" in out
@@ -108,11 +135,14 @@ def test_frozen_parameters_are_not_trainable():
     assert summary.params - summary.trainable == 288
 
 
-@pytest.mark.parametrize("shape, layer, why", [
-    ("1,20,20", "7 (Linear)", "expects 1,600 input features but gets 576, the flattened (64, 3, 3)"),
-    ("1,5,5", "3 (Conv2d)", "larger than the padded input"),
-    ("3,28,28", "0 (Conv2d)", "expects 1 input channel but gets 3"),
-])
+@pytest.mark.parametrize(
+    "shape, layer, why",
+    [
+        ("1,20,20", "7 (Linear)", "expects 1,600 input features but gets 576, the flattened (64, 3, 3)"),
+        ("1,5,5", "3 (Conv2d)", "larger than the padded input"),
+        ("3,28,28", "0 (Conv2d)", "expects 1 input channel but gets 3"),
+    ],
+)
 def test_input_that_does_not_fit_prints_the_table_so_far_and_exits_2(capsys, shape, layer, why):
     assert main(["summary", "convnet", "--input-shape", shape]) == 2
     captured = capsys.readouterr()

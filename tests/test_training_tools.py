@@ -27,9 +27,28 @@ def test_should_stop_after_patience_epochs_without_a_new_low():
 def test_early_stopping_restores_the_best_weights(synthetic_dir, tmp_path, capsys):
     out = tmp_path / "run"
     # A constant, far too high rate: the validation loss rises after the first epoch or so.
-    code = main(["train", "--data-dir", str(synthetic_dir), "--out", str(out), *SMALL[:-1],
-                 "--epochs", "8", "--patience", "2", "--optimizer", "sgd", "--lr", "0.5", "--schedule",
-                 "constant", "--momentum", "0.9"])
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            str(synthetic_dir),
+            "--out",
+            str(out),
+            *SMALL[:-1],
+            "--epochs",
+            "8",
+            "--patience",
+            "2",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.5",
+            "--schedule",
+            "constant",
+            "--momentum",
+            "0.9",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
@@ -44,18 +63,37 @@ def test_early_stopping_restores_the_best_weights(synthetic_dir, tmp_path, capsy
     assert summary["test_loss"] < 10 * min(losses) + 1
 
 
-@pytest.mark.parametrize("extra", [
-    ["--ema", "0.9", "--tta"],
-    ["--translate", "2", "--hflip", "--label-smoothing", "0.1", "--grad-clip", "1.0", "--dropout", "0.2"],
-    ["--schedule", "step", "--step-epochs", "1", "--gamma", "0.5", "--warmup-epochs", "0.5"],
-    ["--model", "convnet-bn", "--precision", "32", "--no-channels-last"],
-    ["--model", "vgg-mini", "--precision", "bf16", "--ema", "0"],  # 16 steps: too few for an EMA
-    ["--model", "convnet-bn", "--precision", "16-mixed", "--grad-clip", "5"],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--ema", "0.9", "--tta"],
+        ["--translate", "2", "--hflip", "--label-smoothing", "0.1", "--grad-clip", "1.0", "--dropout", "0.2"],
+        ["--schedule", "step", "--step-epochs", "1", "--gamma", "0.5", "--warmup-epochs", "0.5"],
+        ["--model", "convnet-bn", "--precision", "32", "--no-channels-last"],
+        ["--model", "vgg-mini", "--precision", "bf16", "--ema", "0"],  # 16 steps: too few for an EMA
+        ["--model", "convnet-bn", "--precision", "16-mixed", "--grad-clip", "5"],
+    ],
+)
 def test_options_train_and_are_recorded(synthetic_dir, tmp_path, extra):
     out = tmp_path / "run"
-    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(out), *SMALL, "--epochs", "2",
-                 "--lr", "0.01", *extra]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(synthetic_dir),
+                "--out",
+                str(out),
+                *SMALL,
+                "--epochs",
+                "2",
+                "--lr",
+                "0.01",
+                *extra,
+            ]
+        )
+        == 0
+    )
     config = json.loads((out / "config.json").read_text())
     flags = [a for a in extra if a.startswith("--")]
     for flag in flags:
@@ -65,25 +103,36 @@ def test_options_train_and_are_recorded(synthetic_dir, tmp_path, extra):
     assert summary["test_accuracy"] > 0.3  # learns the easy synthetic classes
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--ema", "1.5"], "--ema must be in (0, 1)"),
-    (["--patience", "0"], "--patience must be >= 1"),
-    (["--label-smoothing", "1"], "--label-smoothing"),
-    (["--translate", "20"], "--translate"),
-    (["--grad-clip", "-1"], "--grad-clip"),
-    (["--pct-start", "0"], "--pct-start must be in (0, 1)"),
-    (["--pct-start", "1.5"], "--pct-start must be in (0, 1)"),
-    (["--backend", "numpy", "--dropout", "0.5", "--epochs", "1"], "--dropout is not supported by the numpy"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--ema", "1.5"], "--ema must be in (0, 1)"),
+        (["--patience", "0"], "--patience must be >= 1"),
+        (["--label-smoothing", "1"], "--label-smoothing"),
+        (["--translate", "20"], "--translate"),
+        (["--grad-clip", "-1"], "--grad-clip"),
+        (["--pct-start", "0"], "--pct-start must be in (0, 1)"),
+        (["--pct-start", "1.5"], "--pct-start must be in (0, 1)"),
+        (
+            ["--backend", "numpy", "--dropout", "0.5", "--epochs", "1"],
+            "--dropout is not supported by the numpy",
+        ),
+    ],
+)
 def test_bad_tool_options(synthetic_dir, tmp_path, capsys, args, message):
     code = main(["train", "--data-dir", str(synthetic_dir), "--out", str(tmp_path / "r"), *SMALL, *args])
     assert code == 2
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("precision, dtype, scaled", [
-    ("32", "torch.float32", False), ("bf16", "torch.bfloat16", False), ("16-mixed", "torch.float16", True),
-])
+@pytest.mark.parametrize(
+    "precision, dtype, scaled",
+    [
+        ("32", "torch.float32", False),
+        ("bf16", "torch.bfloat16", False),
+        ("16-mixed", "torch.float16", True),
+    ],
+)
 def test_precision_autocasts_the_forward_and_scales_fp16(precision, dtype, scaled):
     import numpy as np
     import torch

@@ -18,11 +18,18 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def small_settings(data_dir, out) -> str:
-    return "\n".join([
-        "TRAIN_SIZE = 400", "VALID_SIZE = 100", "EPOCHS = 2", "BATCH_SIZE = 100",
-        "OVERFIT_TRAIN_SIZE = 200", "OVERFIT_EPOCHS = 3",
-        f"DATA_DIR = {str(data_dir) if data_dir else None!r}", f"OUT = {str(out)!r}",
-    ])
+    return "\n".join(
+        [
+            "TRAIN_SIZE = 400",
+            "VALID_SIZE = 100",
+            "EPOCHS = 2",
+            "BATCH_SIZE = 100",
+            "OVERFIT_TRAIN_SIZE = 200",
+            "OVERFIT_EPOCHS = 3",
+            f"DATA_DIR = {str(data_dir) if data_dir else None!r}",
+            f"OUT = {str(out)!r}",
+        ]
+    )
 
 
 @pytest.fixture
@@ -30,9 +37,15 @@ def kernel(tmp_path, monkeypatch) -> str:
     """A kernel spec for this very interpreter, so the test never depends on what is installed."""
     spec = tmp_path / "jupyter" / "kernels" / "cnnlab-test"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "cnnlab test", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "cnnlab test",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -41,7 +54,9 @@ def kernel(tmp_path, monkeypatch) -> str:
 
 def test_notebook_is_committed_without_outputs():
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    assert all(
+        not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"
+    )
     assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
 
 
@@ -50,8 +65,9 @@ def test_notebook_runs_top_to_bottom(kernel, synthetic_dir, tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     [settings] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     settings.source = small_settings(None if REAL_DATA else synthetic_dir, tmp_path / "runs")
-    nbclient.NotebookClient(nb, kernel_name=kernel, timeout=300,
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, kernel_name=kernel, timeout=300, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "[[ 0. -6.]\n [ 6.  6.]]" in text and "cnnlab agrees: True   torch agrees: True" in text
     assert "8 maps hold 8 * 25 * 25 = 5000 values" in text and "torch agrees: (8, 25, 25) 5000" in text
@@ -60,5 +76,7 @@ def test_notebook_runs_top_to_bottom(kernel, synthetic_dir, tmp_path):
     for name in ("seed-sgd", "convnet-sgd", "convnet-adam", "convnet-overfit"):
         assert f"{name} " in text and (tmp_path / "runs" / name / "loss.png").is_file()
     assert "lowest validation loss" in text and "(mean of 20 images)" in text
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    images = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})
+    ]
     assert len(images) >= 5  # accuracy, twin-axis loss, filters, two feature-map figures

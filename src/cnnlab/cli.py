@@ -14,14 +14,28 @@ import time
 from cnnlab import __version__
 from cnnlab.errors import EXIT_INTERRUPTED, CnnlabError, InterruptedRun
 
-COMMANDS = ("train", "compare", "lr-find", "evaluate", "report", "predict", "export", "data", "models",
-            "summary", "convolve", "show")
+COMMANDS = (
+    "train",
+    "compare",
+    "lr-find",
+    "evaluate",
+    "report",
+    "predict",
+    "export",
+    "data",
+    "models",
+    "summary",
+    "convolve",
+    "show",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cnnlab", description="Learn, teach and experiment with convolutional neural networks on Fashion-MNIST.",
-        epilog="Run `cnnlab COMMAND --help` for a command's options.")
+        prog="cnnlab",
+        description="Learn, teach and experiment with convolutional neural networks on Fashion-MNIST.",
+        epilog="Run `cnnlab COMMAND --help` for a command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:

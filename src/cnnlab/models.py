@@ -9,7 +9,7 @@ between them unchanged.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from cnnlab.errors import ConfigError
 
@@ -65,15 +65,25 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 def _convnet_bn(dropout: float = 0.0):
-    """The notebook's network with batch norm after each conv and the hidden linear layer (Ioffe & Szegedy 2015)."""
+    """The notebook's network with batch norm after each conv and the hidden linear layer
+    (Ioffe & Szegedy 2015)."""
     from torch import nn
 
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),  # (N, 32, 13, 13)
-        nn.Conv2d(32, 64, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),  # (N, 64, 5, 5)
+        nn.Conv2d(1, 32, 3, bias=False),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # (N, 32, 13, 13)
+        nn.Conv2d(32, 64, 3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # (N, 64, 5, 5)
         nn.Flatten(),  # (N, 1600)
-        nn.Linear(1600, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU(),
-        nn.Dropout(dropout), nn.Linear(128, 10),
+        nn.Linear(1600, 128, bias=False),
+        nn.BatchNorm1d(128),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(128, 10),
     )
 
 
@@ -94,21 +104,46 @@ def _vgg_mini(dropout: float = 0.0, widths: tuple[int, int, int] = (32, 64, 128)
 
     a, b, c = widths
     return nn.Sequential(
-        *_conv_bn_relu(1, a), nn.MaxPool2d(2),  # (N, a, 14, 14)
-        *_conv_bn_relu(a, b), *_conv_bn_relu(b, b), nn.MaxPool2d(2),  # (N, b, 7, 7)
-        *_conv_bn_relu(b, c), *_conv_bn_relu(c, c),  # (N, c, 7, 7)
-        nn.AdaptiveMaxPool2d(1), nn.Flatten(),  # (N, c)
-        nn.Dropout(dropout), nn.Linear(c, 10),
+        *_conv_bn_relu(1, a),
+        nn.MaxPool2d(2),  # (N, a, 14, 14)
+        *_conv_bn_relu(a, b),
+        *_conv_bn_relu(b, b),
+        nn.MaxPool2d(2),  # (N, b, 7, 7)
+        *_conv_bn_relu(b, c),
+        *_conv_bn_relu(c, c),  # (N, c, 7, 7)
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),  # (N, c)
+        nn.Dropout(dropout),
+        nn.Linear(c, 10),
     )
 
 
-register(ModelSpec("seed", "the notebook's ConvNet as written (conv32-pool-conv64-pool-fc128-fc10, ReLU on logits)",
-                   lambda dropout=0.0: _notebook_convnet(True, dropout), _scratch("seed")))
-register(ModelSpec("convnet", "the notebook's ConvNet without the ReLU on the logits",
-                   lambda dropout=0.0: _notebook_convnet(False, dropout), _scratch("convnet")))
-register(ModelSpec("convnet-bn", "convnet with batch norm after each conv and the hidden linear layer", _convnet_bn))
-register(ModelSpec("vgg-mini", "five 3x3 conv-BN-ReLU layers (32-64-64-128-128), global max pool; fast on CPU",
-                   _vgg_mini))
+register(
+    ModelSpec(
+        "seed",
+        "the notebook's ConvNet as written (conv32-pool-conv64-pool-fc128-fc10, ReLU on logits)",
+        lambda dropout=0.0: _notebook_convnet(True, dropout),
+        _scratch("seed"),
+    )
+)
+register(
+    ModelSpec(
+        "convnet",
+        "the notebook's ConvNet without the ReLU on the logits",
+        lambda dropout=0.0: _notebook_convnet(False, dropout),
+        _scratch("convnet"),
+    )
+)
+register(
+    ModelSpec(
+        "convnet-bn", "convnet with batch norm after each conv and the hidden linear layer", _convnet_bn
+    )
+)
+register(
+    ModelSpec(
+        "vgg-mini", "five 3x3 conv-BN-ReLU layers (32-64-64-128-128), global max pool; fast on CPU", _vgg_mini
+    )
+)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -123,11 +158,15 @@ def build_model(name: str, backend: str = "torch", rng=None, dropout: float = 0.
     if backend == "torch":
         return spec.build_torch(dropout=dropout)
     if dropout:
-        raise ConfigError("--dropout is not supported by the numpy backend; use --backend torch or --dropout 0")
+        raise ConfigError(
+            "--dropout is not supported by the numpy backend; use --backend torch or --dropout 0"
+        )
     if backend == "numpy":
         if spec.build_numpy is None:
-            raise ConfigError(f"model {name!r} has no numpy backend; use --backend torch "
-                              f"or one of: {', '.join(n for n, s in MODELS.items() if s.build_numpy)}")
+            raise ConfigError(
+                f"model {name!r} has no numpy backend; use --backend torch "
+                f"or one of: {', '.join(n for n, s in MODELS.items() if s.build_numpy)}"
+            )
         import numpy as np
 
         return spec.build_numpy(rng if rng is not None else np.random.default_rng(0))

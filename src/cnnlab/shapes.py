@@ -39,8 +39,7 @@ def pair(value, name: str) -> tuple[int, int]:
             raise TypeError
         first, second = (operator.index(v) for v in items)
     except TypeError:
-        raise ValueError(
-            f"{name} must be an int or a pair of ints. Received: {name}={value!r}") from None
+        raise ValueError(f"{name} must be an int or a pair of ints. Received: {name}={value!r}") from None
     return (first, second)
 
 
@@ -68,11 +67,13 @@ def conv2d_padding(padding, kernel_size, stride=1, dilation=1) -> tuple[int, int
             if (sh, sw) != (1, 1):
                 raise ValueError(
                     f"padding='same' is not supported for strided convolutions. "
-                    f"Received: padding='same', stride={stride!r}")
+                    f"Received: padding='same', stride={stride!r}"
+                )
             th, tw = dh * (kh - 1), dw * (kw - 1)
             return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-        raise ValueError(f"padding must be 'valid', 'same', an int or a pair of ints. "
-                         f"Received: padding={padding!r}")
+        raise ValueError(
+            f"padding must be 'valid', 'same', an int or a pair of ints. Received: padding={padding!r}"
+        )
     ph, pw = pair(padding, "padding")
     if min(ph, pw) < 0:
         raise ValueError(f"padding must be non-negative. Received: padding={padding!r}")
@@ -107,13 +108,15 @@ def conv2d_output_shape(input_hw, kernel_size, stride=1, padding=0, dilation=1) 
             raise ValueError(
                 f"kernel_size (dilated to {span}) is larger than the padded input ({size + pad}). "
                 f"Received: input_hw={input_hw!r}, kernel_size={kernel_size!r}, "
-                f"padding={padding!r}, dilation={dilation!r}")
+                f"padding={padding!r}, dilation={dilation!r}"
+            )
         out.append((size + pad - span) // ss + 1)
     return (out[0], out[1])
 
 
-def pool2d_output_shape(input_hw, kernel_size, stride=None, padding=0, dilation=1,
-                        ceil_mode=False) -> tuple[int, int]:
+def pool2d_output_shape(
+    input_hw, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
+) -> tuple[int, int]:
     """``(H_out, W_out)`` of max or average pooling; ``stride=None`` means ``kernel_size``.
 
     Floor mode as convolution. In ceil mode the division rounds up, but the last window must
@@ -126,14 +129,15 @@ def pool2d_output_shape(input_hw, kernel_size, stride=None, padding=0, dilation=
     s = k if stride is None or stride == [] or stride == () else _positive(stride, "stride")
     d = _positive(dilation, "dilation")
     if isinstance(padding, str):
-        raise ValueError(f"pooling padding must be an int or a pair of ints. "
-                         f"Received: padding={padding!r}")
+        raise ValueError(f"pooling padding must be an int or a pair of ints. Received: padding={padding!r}")
     p = pair(padding, "padding")
     if min(p) < 0:
         raise ValueError(f"padding must be non-negative. Received: padding={padding!r}")
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise ValueError(f"padding should be at most half of kernel_size. "
-                         f"Received: padding={padding!r}, kernel_size={kernel_size!r}")
+        raise ValueError(
+            f"padding should be at most half of kernel_size. "
+            f"Received: padding={padding!r}, kernel_size={kernel_size!r}"
+        )
     out = []
     for size, pp, kk, ss, dd in zip(hw, p, k, s, d):
         span = dd * (kk - 1) + 1
@@ -144,13 +148,15 @@ def pool2d_output_shape(input_hw, kernel_size, stride=None, padding=0, dilation=
         if n < 1:
             raise ValueError(
                 f"output size is too small ({n}). Received: input_hw={input_hw!r}, "
-                f"kernel_size={kernel_size!r}, padding={padding!r}, dilation={dilation!r}")
+                f"kernel_size={kernel_size!r}, padding={padding!r}, dilation={dilation!r}"
+            )
         out.append(n)
     return (out[0], out[1])
 
 
-def conv_transpose2d_output_shape(input_hw, kernel_size, stride=1, padding=0, output_padding=0,
-                                  dilation=1) -> tuple[int, int]:
+def conv_transpose2d_output_shape(
+    input_hw, kernel_size, stride=1, padding=0, output_padding=0, dilation=1
+) -> tuple[int, int]:
     """``(H_out, W_out)`` of a transposed convolution.
 
     ``H_out = (H - 1) s - 2p + d (k - 1) + output_padding + 1``. As torch requires,
@@ -161,19 +167,26 @@ def conv_transpose2d_output_shape(input_hw, kernel_size, stride=1, padding=0, ou
     s = _positive(stride, "stride")
     d = _positive(dilation, "dilation")
     if isinstance(padding, str):
-        raise ValueError(f"conv_transpose2d padding must be an int or a pair of ints. "
-                         f"Received: padding={padding!r}")
+        raise ValueError(
+            f"conv_transpose2d padding must be an int or a pair of ints. Received: padding={padding!r}"
+        )
     p = pair(padding, "padding")
     op = pair(output_padding, "output_padding")
     if min(p) < 0:
         raise ValueError(f"padding must be non-negative. Received: padding={padding!r}")
     if min(op) < 0 or any(o >= ss and o >= dd for o, ss, dd in zip(op, s, d)):
-        raise ValueError(f"output_padding must be non-negative and smaller than either stride or "
-                         f"dilation. Received: output_padding={output_padding!r}, "
-                         f"stride={stride!r}, dilation={dilation!r}")
-    out = [(size - 1) * ss - 2 * pp + dd * (kk - 1) + oo + 1
-           for size, kk, ss, pp, oo, dd in zip(hw, k, s, p, op, d)]
+        raise ValueError(
+            f"output_padding must be non-negative and smaller than either stride or "
+            f"dilation. Received: output_padding={output_padding!r}, "
+            f"stride={stride!r}, dilation={dilation!r}"
+        )
+    out = [
+        (size - 1) * ss - 2 * pp + dd * (kk - 1) + oo + 1
+        for size, kk, ss, pp, oo, dd in zip(hw, k, s, p, op, d)
+    ]
     if min(out) < 1:
-        raise ValueError(f"output size is too small ({out[0]}, {out[1]}). "
-                         f"Received: input_hw={input_hw!r}, padding={padding!r}")
+        raise ValueError(
+            f"output size is too small ({out[0]}, {out[1]}). "
+            f"Received: input_hw={input_hw!r}, padding={padding!r}"
+        )
     return (out[0], out[1])

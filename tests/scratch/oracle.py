@@ -24,10 +24,14 @@ def check_op(ours, ours_backward, theirs, inputs: dict, grad_names=(), rng=None,
     an input without one, like a missing bias). Returns our output.
     """
     rng = rng or np.random.default_rng(0)
-    tensors = {name: torch.tensor(value, dtype=torch.float64, requires_grad=name in grad_names)
-               if isinstance(value, np.ndarray) and value.dtype.kind == "f" else
-               torch.tensor(value) if isinstance(value, np.ndarray) else value
-               for name, value in inputs.items()}
+    tensors = {
+        name: torch.tensor(value, dtype=torch.float64, requires_grad=name in grad_names)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f"
+        else torch.tensor(value)
+        if isinstance(value, np.ndarray)
+        else value
+        for name, value in inputs.items()
+    }
     expected = theirs(**tensors)
     got = ours(**inputs)
     assert got.shape == tuple(expected.shape), f"shape {got.shape} != torch's {tuple(expected.shape)}"

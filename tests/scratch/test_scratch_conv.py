@@ -6,12 +6,14 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracle import check_op
 
 from cnnlab.scratch import functional as F
 from cnnlab.scratch.gradcheck import gradcheck
-from oracle import check_op
 
-ints_or_pairs = lambda lo, hi: st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))
+ints_or_pairs = lambda lo, hi: st.one_of(
+    st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi))
+)
 as_pair = lambda v: v if isinstance(v, tuple) else (v, v)
 
 
@@ -22,7 +24,9 @@ def conv_configs(draw, max_hw=9):
     c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 3))
     kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     stride, dilation = draw(ints_or_pairs(1, 3)), draw(ints_or_pairs(1, 2))
-    choices = [ints_or_pairs(0, 2), st.just("valid")] + ([st.just("same")] if as_pair(stride) == (1, 1) else [])
+    choices = [ints_or_pairs(0, 2), st.just("valid")] + (
+        [st.just("same")] if as_pair(stride) == (1, 1) else []
+    )
     padding = draw(st.one_of(*choices))
     pad = (0, 0) if padding == "valid" else as_pair(padding) if padding != "same" else None
     hw = []
@@ -33,9 +37,11 @@ def conv_configs(draw, max_hw=9):
     batch = draw(st.sampled_from([None, 1, 2, 3]))  # None: unbatched (C, H, W)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     shape = (c_in, *hw) if batch is None else (batch, c_in, *hw)
-    inputs = dict(input=rng.standard_normal(shape),
-                  weight=rng.standard_normal((c_out, c_in // groups, *kernel)),
-                  bias=rng.standard_normal(c_out) if draw(st.booleans()) else None)
+    inputs = dict(
+        input=rng.standard_normal(shape),
+        weight=rng.standard_normal((c_out, c_in // groups, *kernel)),
+        bias=rng.standard_normal(c_out) if draw(st.booleans()) else None,
+    )
     return inputs, dict(stride=stride, padding=padding, dilation=dilation, groups=groups), rng
 
 
@@ -43,18 +49,23 @@ def conv_configs(draw, max_hw=9):
 @given(conv_configs())
 def test_conv2d_and_backward_match_torch(config):
     inputs, options, rng = config
-    check_op(lambda **a: F.conv2d(**a, **options),
-             lambda g, **a: F.conv2d_backward(g, **a, **options),
-             lambda **t: TF.conv2d(**t, **options),
-             inputs, grad_names=("input", "weight", "bias"), rng=rng)
+    check_op(
+        lambda **a: F.conv2d(**a, **options),
+        lambda g, **a: F.conv2d_backward(g, **a, **options),
+        lambda **t: TF.conv2d(**t, **options),
+        inputs,
+        grad_names=("input", "weight", "bias"),
+        rng=rng,
+    )
 
 
 @settings(max_examples=25, deadline=None)
 @given(conv_configs(max_hw=6))
 def test_conv2d_reference_loops_agree(config):
     inputs, options, _ = config
-    np.testing.assert_allclose(F.conv2d_reference(**inputs, **options), F.conv2d(**inputs, **options),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        F.conv2d_reference(**inputs, **options), F.conv2d(**inputs, **options), rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("conv", [F.conv2d, F.conv2d_reference])
@@ -68,17 +79,27 @@ def test_notebook_example(conv):
     np.testing.assert_array_equal(out, torch_out.numpy())
 
 
-@pytest.mark.parametrize("options", [
-    dict(), dict(stride=2, padding=1), dict(dilation=2, padding="same"), dict(groups=2, padding=(1, 0)),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(stride=2, padding=1),
+        dict(dilation=2, padding="same"),
+        dict(groups=2, padding=(1, 0)),
+    ],
+)
 def test_conv2d_backward_central_differences(options):
     rng = np.random.default_rng(1)
-    x, w, b = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((2, 2 // options.get("groups", 1), 3, 2)), \
-        rng.standard_normal(2)
+    x, w, b = (
+        rng.standard_normal((2, 2, 5, 5)),
+        rng.standard_normal((2, 2 // options.get("groups", 1), 3, 2)),
+        rng.standard_normal(2),
+    )
     gy = rng.standard_normal(F.conv2d(x, w, b, **options).shape)
     analytic = F.conv2d_backward(gy, x, w, b, **options)
-    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, **options), [x, w, b], analytic, gy,
-                     atol=1e-7, rtol=1e-6)
+    assert gradcheck(
+        lambda x, w, b: F.conv2d(x, w, b, **options), [x, w, b], analytic, gy, atol=1e-7, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

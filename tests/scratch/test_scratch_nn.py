@@ -15,8 +15,18 @@ from cnnlab.scratch import nn, optim
 
 
 def torch_notebook_net(relu_on_logits):
-    layers = [tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.MaxPool2d(2),
-              tnn.Flatten(), tnn.Linear(1600, 128), tnn.ReLU(), tnn.Linear(128, 10)]
+    layers = [
+        tnn.Conv2d(1, 32, 3),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Conv2d(32, 64, 3),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Flatten(),
+        tnn.Linear(1600, 128),
+        tnn.ReLU(),
+        tnn.Linear(128, 10),
+    ]
     return tnn.Sequential(*layers, *([tnn.ReLU()] if relu_on_logits else []))
 
 
@@ -25,16 +35,35 @@ def copy_weights(ours, theirs):
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
-@pytest.mark.parametrize("ours, theirs, shape", [
-    (lambda: nn.Conv2d(4, 6, (3, 2), stride=2, padding=1, dilation=(1, 2), groups=2), lambda: tnn.Conv2d(4, 6, (3, 2), stride=2, padding=1, dilation=(1, 2), groups=2), (2, 4, 7, 8)),
-    (lambda: nn.Conv2d(3, 5, 4, padding="same", bias=False), lambda: tnn.Conv2d(3, 5, 4, padding="same", bias=False), (3, 6, 6)),
-    (lambda: nn.Linear(5, 3), lambda: tnn.Linear(5, 3), (4, 5)),
-    (lambda: nn.MaxPool2d(3, 2, padding=1, ceil_mode=True), lambda: tnn.MaxPool2d(3, 2, padding=1, ceil_mode=True), (2, 3, 7, 6)),
-    (lambda: nn.AvgPool2d(3, 2, padding=1, count_include_pad=False), lambda: tnn.AvgPool2d(3, 2, padding=1, count_include_pad=False), (2, 3, 7, 6)),
-    (lambda: nn.ReLU(), lambda: tnn.ReLU(), (3, 4)),
-    (lambda: nn.Flatten(), lambda: tnn.Flatten(), (2, 3, 4, 5)),
-    (lambda: nn.Flatten(0, 1), lambda: tnn.Flatten(0, 1), (2, 3, 4, 5)),
-])
+@pytest.mark.parametrize(
+    "ours, theirs, shape",
+    [
+        (
+            lambda: nn.Conv2d(4, 6, (3, 2), stride=2, padding=1, dilation=(1, 2), groups=2),
+            lambda: tnn.Conv2d(4, 6, (3, 2), stride=2, padding=1, dilation=(1, 2), groups=2),
+            (2, 4, 7, 8),
+        ),
+        (
+            lambda: nn.Conv2d(3, 5, 4, padding="same", bias=False),
+            lambda: tnn.Conv2d(3, 5, 4, padding="same", bias=False),
+            (3, 6, 6),
+        ),
+        (lambda: nn.Linear(5, 3), lambda: tnn.Linear(5, 3), (4, 5)),
+        (
+            lambda: nn.MaxPool2d(3, 2, padding=1, ceil_mode=True),
+            lambda: tnn.MaxPool2d(3, 2, padding=1, ceil_mode=True),
+            (2, 3, 7, 6),
+        ),
+        (
+            lambda: nn.AvgPool2d(3, 2, padding=1, count_include_pad=False),
+            lambda: tnn.AvgPool2d(3, 2, padding=1, count_include_pad=False),
+            (2, 3, 7, 6),
+        ),
+        (lambda: nn.ReLU(), lambda: tnn.ReLU(), (3, 4)),
+        (lambda: nn.Flatten(), lambda: tnn.Flatten(), (2, 3, 4, 5)),
+        (lambda: nn.Flatten(0, 1), lambda: tnn.Flatten(0, 1), (2, 3, 4, 5)),
+    ],
+)
 def test_layer_forward_backward_match_torch(ours, theirs, shape):
     rng = np.random.default_rng(8)
     ours, theirs = ours().to(np.float64), theirs().double()
@@ -74,12 +103,19 @@ def test_default_init_is_torchs_kaiming_uniform():
     np.testing.assert_array_equal(same.weight.data, w)  # seeded: reproducible
 
 
-@pytest.mark.parametrize("build, relu_on_logits", [(scratch.models.build_seed, True), (scratch.models.build_convnet, False)])
+@pytest.mark.parametrize(
+    "build, relu_on_logits", [(scratch.models.build_seed, True), (scratch.models.build_convnet, False)]
+)
 def test_models_state_dict_matches_torch_both_ways(build, relu_on_logits):
     ours, theirs = build(np.random.default_rng(0)), torch_notebook_net(relu_on_logits)
-    assert list(ours.state_dict()) == list(theirs.state_dict()) == \
-        ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias", "9.weight", "9.bias"]
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+    assert (
+        list(ours.state_dict())
+        == list(theirs.state_dict())
+        == ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias", "9.weight", "9.bias"]
+    )
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in theirs.state_dict().items()
+    }
     assert sum(p.data.size for p in ours.parameters()) == 225_034
     theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})  # ours -> torch
     fresh = build(np.random.default_rng(1))
@@ -102,10 +138,13 @@ def test_load_state_dict_refuses_mismatches():
 # (5e-4 for float32: a run under heavy load once missed 1e-4, as thread timing reorders float32 sums.)
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 5e-4)])
 @pytest.mark.parametrize("relu_on_logits", [True, False])
-@pytest.mark.parametrize("make_opt", [
-    lambda lib, ps: lib.SGD(ps, lr=0.05, momentum=0.9),
-    lambda lib, ps: lib.Adam(ps, lr=1e-3),
-])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda lib, ps: lib.SGD(ps, lr=0.05, momentum=0.9),
+        lambda lib, ps: lib.Adam(ps, lr=1e-3),
+    ],
+)
 def test_training_losses_match_torch(dtype, rtol, relu_on_logits, make_opt):
     """Same weights, same batches: the same losses over the first steps (within float32 rounding)."""
     rng = np.random.default_rng(9)
@@ -144,10 +183,12 @@ def test_evaluate_runs_in_eval_mode_and_keeps_nothing():
 
 
 def test_importing_scratch_does_not_import_torch():
-    code = ("import cnnlab.scratch, cnnlab.scratch.functional, cnnlab.scratch.nn, cnnlab.scratch.optim, "
-            "cnnlab.scratch.gradcheck, cnnlab.scratch.models, cnnlab.scratch.windows, cnnlab.scratch.conv, "
-            "cnnlab.scratch.pool, cnnlab.shapes, sys; "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import cnnlab.scratch, cnnlab.scratch.functional, cnnlab.scratch.nn, cnnlab.scratch.optim, "
+        "cnnlab.scratch.gradcheck, cnnlab.scratch.models, cnnlab.scratch.windows, cnnlab.scratch.conv, "
+        "cnnlab.scratch.pool, cnnlab.shapes, sys; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     src = str(Path(__file__).resolve().parents[2] / "src")
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

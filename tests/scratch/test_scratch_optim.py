@@ -9,19 +9,22 @@ from cnnlab.scratch import nn, optim
 SHAPES = [(3, 4), (5,), (2, 1, 3, 3)]
 
 
-@pytest.mark.parametrize("ours, theirs, options", [
-    (optim.SGD, torch.optim.SGD, dict(lr=0.1)),
-    (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9)),
-    (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, dampening=0.3)),
-    (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.8, nesterov=True)),
-    (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=1e-2, nesterov=True)),
-    (optim.SGD, torch.optim.SGD, dict(lr=0.05, weight_decay=5e-2)),
-    (optim.Adam, torch.optim.Adam, dict()),
-    (optim.Adam, torch.optim.Adam, dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6)),
-    (optim.Adam, torch.optim.Adam, dict(lr=1e-2, weight_decay=1e-2)),
-    (optim.Adam, torch.optim.Adam, dict(lr=1e-2, amsgrad=True)),
-    (optim.Adam, torch.optim.Adam, dict(lr=1e-2, amsgrad=True, weight_decay=1e-3)),
-])
+@pytest.mark.parametrize(
+    "ours, theirs, options",
+    [
+        (optim.SGD, torch.optim.SGD, dict(lr=0.1)),
+        (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9)),
+        (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, dampening=0.3)),
+        (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.8, nesterov=True)),
+        (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=1e-2, nesterov=True)),
+        (optim.SGD, torch.optim.SGD, dict(lr=0.05, weight_decay=5e-2)),
+        (optim.Adam, torch.optim.Adam, dict()),
+        (optim.Adam, torch.optim.Adam, dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6)),
+        (optim.Adam, torch.optim.Adam, dict(lr=1e-2, weight_decay=1e-2)),
+        (optim.Adam, torch.optim.Adam, dict(lr=1e-2, amsgrad=True)),
+        (optim.Adam, torch.optim.Adam, dict(lr=1e-2, amsgrad=True, weight_decay=1e-3)),
+    ],
+)
 def test_fifty_steps_match_torch(ours, theirs, options):
     rng = np.random.default_rng(7)
     params = [nn.Parameter(rng.standard_normal(shape)) for shape in SHAPES]
@@ -34,7 +37,9 @@ def test_fifty_steps_match_torch(ours, theirs, options):
         ours_opt.step()
         theirs_opt.step()
         for p, t in zip(params, tensors):
-            np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=f"step {step}")
+            np.testing.assert_allclose(
+                p.data, t.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=f"step {step}"
+            )
 
 
 def test_parameters_without_gradient_are_skipped_and_zero_grad_clears():
@@ -55,16 +60,19 @@ def test_float32_parameters_stay_float32():
         assert p.data.dtype == np.float32
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda ps: optim.SGD(ps, lr=-1), "lr=-1"),
-    (lambda ps: optim.SGD(ps, lr=0.1, momentum=-0.5), "momentum=-0.5"),
-    (lambda ps: optim.SGD(ps, lr=0.1, nesterov=True), "nesterov"),
-    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "dampening=0.1"),
-    (lambda ps: optim.Adam(ps, betas=(0.9, 1.0)), "betas"),
-    (lambda ps: optim.Adam(ps, eps=-1e-8), "eps"),
-    (lambda ps: optim.Adam(ps, weight_decay=-1), "weight_decay=-1"),
-    (lambda ps: optim.Adam([]), "empty"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda ps: optim.SGD(ps, lr=-1), "lr=-1"),
+        (lambda ps: optim.SGD(ps, lr=0.1, momentum=-0.5), "momentum=-0.5"),
+        (lambda ps: optim.SGD(ps, lr=0.1, nesterov=True), "nesterov"),
+        (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "dampening=0.1"),
+        (lambda ps: optim.Adam(ps, betas=(0.9, 1.0)), "betas"),
+        (lambda ps: optim.Adam(ps, eps=-1e-8), "eps"),
+        (lambda ps: optim.Adam(ps, weight_decay=-1), "weight_decay=-1"),
+        (lambda ps: optim.Adam([]), "empty"),
+    ],
+)
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make([nn.Parameter(np.ones(2))])

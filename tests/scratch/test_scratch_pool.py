@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from oracle import check_op
 
 from cnnlab.scratch import functional as F
 from cnnlab.scratch.gradcheck import gradcheck
-from oracle import check_op
 
 
 @st.composite
@@ -35,8 +35,14 @@ def test_max_pool2d_and_backward_match_torch(config):
     # A dilated window can miss the input and read only padding: -inf there, and torch's
     # index (and backward write) for it is out of bounds, so leave such configurations out.
     assume(np.isfinite(F.max_pool2d(x, **options)).all())
-    check_op(lambda **a: F.max_pool2d(**a, **options), lambda g, **a: F.max_pool2d_backward(g, **a, **options),
-             lambda **t: TF.max_pool2d(**t, **options), dict(input=x), grad_names=("input",), rng=rng)
+    check_op(
+        lambda **a: F.max_pool2d(**a, **options),
+        lambda g, **a: F.max_pool2d_backward(g, **a, **options),
+        lambda **t: TF.max_pool2d(**t, **options),
+        dict(input=x),
+        grad_names=("input",),
+        rng=rng,
+    )
     out, indices = F.max_pool2d(x, **options, return_indices=True)
     _, expected = TF.max_pool2d(torch.tensor(x), **options, return_indices=True)
     assert indices.dtype == np.int64
@@ -47,9 +53,17 @@ def test_max_pool2d_and_backward_match_torch(config):
 @given(pool_configs(dilation=False))
 def test_avg_pool2d_and_backward_match_torch(config):
     x, options, rng, draw = config
-    options.update(count_include_pad=draw(st.booleans()), divisor_override=draw(st.sampled_from([None, 1, 3, 7])))
-    check_op(lambda **a: F.avg_pool2d(**a, **options), lambda g, **a: F.avg_pool2d_backward(g, **a, **options),
-             lambda **t: TF.avg_pool2d(**t, **options), dict(input=x), grad_names=("input",), rng=rng)
+    options.update(
+        count_include_pad=draw(st.booleans()), divisor_override=draw(st.sampled_from([None, 1, 3, 7]))
+    )
+    check_op(
+        lambda **a: F.avg_pool2d(**a, **options),
+        lambda g, **a: F.avg_pool2d_backward(g, **a, **options),
+        lambda **t: TF.avg_pool2d(**t, **options),
+        dict(input=x),
+        grad_names=("input",),
+        rng=rng,
+    )
 
 
 def test_max_pool2d_ties_and_nan_pick_torch_index():
@@ -61,16 +75,28 @@ def test_max_pool2d_ties_and_nan_pick_torch_index():
         np.testing.assert_array_equal(indices, t_indices.numpy())
     xt = torch.zeros((1, 1, 4, 4), dtype=torch.float64, requires_grad=True)  # all ties
     TF.max_pool2d(xt, 2, stride=1).sum().backward()
-    np.testing.assert_array_equal(F.max_pool2d_backward(np.ones((1, 1, 3, 3)), np.zeros((1, 1, 4, 4)), 2, 1),
-                                  xt.grad.numpy())
+    np.testing.assert_array_equal(
+        F.max_pool2d_backward(np.ones((1, 1, 3, 3)), np.zeros((1, 1, 4, 4)), 2, 1), xt.grad.numpy()
+    )
 
 
-@pytest.mark.parametrize("pool, backward, options", [
-    (F.max_pool2d, F.max_pool2d_backward, dict(kernel_size=2)),
-    (F.max_pool2d, F.max_pool2d_backward, dict(kernel_size=3, stride=2, padding=1, dilation=(1, 2), ceil_mode=True)),
-    (F.avg_pool2d, F.avg_pool2d_backward, dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
-    (F.avg_pool2d, F.avg_pool2d_backward, dict(kernel_size=2, ceil_mode=True, divisor_override=3)),
-])
+@pytest.mark.parametrize(
+    "pool, backward, options",
+    [
+        (F.max_pool2d, F.max_pool2d_backward, dict(kernel_size=2)),
+        (
+            F.max_pool2d,
+            F.max_pool2d_backward,
+            dict(kernel_size=3, stride=2, padding=1, dilation=(1, 2), ceil_mode=True),
+        ),
+        (
+            F.avg_pool2d,
+            F.avg_pool2d_backward,
+            dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+        ),
+        (F.avg_pool2d, F.avg_pool2d_backward, dict(kernel_size=2, ceil_mode=True, divisor_override=3)),
+    ],
+)
 def test_pool_backward_central_differences(pool, backward, options):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 2, 5, 6))

@@ -18,7 +18,7 @@ def read_idx(path: Path) -> np.ndarray:
     """An IDX file (big-endian header: magic with the rank in its last byte, then the sizes)."""
     raw = gzip.decompress(path.read_bytes())
     rank = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank).reshape(shape)
 
 
@@ -34,7 +34,7 @@ def test_convnet_one_epoch_on_10k_images_beats_80_percent():
     opt = scratch.optim.Adam(model.parameters(), lr=1e-3)
     order = rng.permutation(10_000)
     for start in range(0, 10_000, 64):
-        batch = order[start:start + 64]
+        batch = order[start : start + 64]
         scratch.train_step(model, opt, x[batch], labels[batch])
     loss, accuracy = scratch.evaluate(model, x[10_000:], labels[10_000:])
     assert accuracy > 0.80, f"validation accuracy {accuracy:.3f}, loss {loss:.3f}"

@@ -10,8 +10,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="directory holding the Fashion-MNIST .gz files (default: search, see `cnnlab data where`)")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="directory holding the Fashion-MNIST .gz files (default: search, see `cnnlab data where`)",
+    )
 
 
 def add_run_dir(parser: argparse.ArgumentParser) -> None:

@@ -31,30 +31,50 @@ def _floats(text: str) -> list[float]:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(NAME, help="compare optimizers and learning rates over seeds",
-                                   description="Train the same model and data under several optimizers and "
-                                               "learning rates, over several seeds; write compare.csv and plots.",
-                                   epilog=EPILOG, formatter_class=HelpFormatter)
-    parser.add_argument("--optimizers", type=_names, default=["sgd", "adam"], metavar="LIST",
-                        help="optimizers, comma-separated (default: sgd,adam)")
-    parser.add_argument("--lrs", type=_floats, default=None, metavar="LIST",
-                        help="learning rates, comma-separated, each tried with every optimizer (default: see below)")
+    parser = subparsers.add_parser(
+        NAME,
+        help="compare optimizers and learning rates over seeds",
+        description="Train the same model and data under several optimizers and "
+        "learning rates, over several seeds; write compare.csv and plots.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--optimizers",
+        type=_names,
+        default=["sgd", "adam"],
+        metavar="LIST",
+        help="optimizers, comma-separated (default: sgd,adam)",
+    )
+    parser.add_argument(
+        "--lrs",
+        type=_floats,
+        default=None,
+        metavar="LIST",
+        help="learning rates, comma-separated, each tried with every optimizer (default: see below)",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration: 0..N-1 (default: 3)")
-    parser.add_argument("--compare-out", default=None, metavar="DIR",
-                        help="where to write the comparison (default: runs/<timestamp>-compare)")
+    parser.add_argument(
+        "--compare-out",
+        default=None,
+        metavar="DIR",
+        help="where to write the comparison (default: runs/<timestamp>-compare)",
+    )
     add_config_options(parser, exclude=("optimizer", "lr", "seed", "out"))
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.training import compare
-    from cnnlab.runs import layout as rundir
     from cnnlab.report.overlay import plot_overlay
+    from cnnlab.runs import layout as rundir
+    from cnnlab.training import compare
     from cnnlab.training.config import OPTIMIZERS, resolve
 
     unknown = [o for o in args.optimizers if o not in OPTIMIZERS]
     if unknown or not args.optimizers:
-        raise ConfigError(f"--optimizers takes names from {', '.join(OPTIMIZERS)}. Received: {','.join(args.optimizers)}")
+        raise ConfigError(
+            f"--optimizers takes names from {', '.join(OPTIMIZERS)}. Received: {','.join(args.optimizers)}"
+        )
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1. Received: {args.seeds}")
     options = explicit_options(args)
@@ -68,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
     outcomes = compare.run_all(options, args.config, grid, list(range(args.seeds)), out, print)
     rows = compare.summarise(outcomes)
     rundir.write_csv(out / "compare.csv", compare.COLUMNS, rows)
-    plot_overlay(outcomes, out / "compare_loss.png", title=f"model {base.model}: {' vs '.join(args.optimizers)}")
+    plot_overlay(
+        outcomes, out / "compare_loss.png", title=f"model {base.model}: {' vs '.join(args.optimizers)}"
+    )
     print()
     print(compare.format_table(rows))
     print(f"\ntable: {out / 'compare.csv'}\nplot:  {out / 'compare_loss.png'}")

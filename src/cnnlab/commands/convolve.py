@@ -31,8 +31,9 @@ def _pair_or_int(text: str, name: str, words=()):
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--{name} expects N or N,M{' or ' + ' or '.join(words) if words else ''}, "
-                                         f"got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--{name} expects N or N,M{' or ' + ' or '.join(words) if words else ''}, got {text!r}"
+        ) from None
     if len(values) not in (1, 2):
         raise argparse.ArgumentTypeError(f"--{name} expects N or N,M, got {text!r}")
     return values[0] if len(values) == 1 else values
@@ -41,26 +42,63 @@ def _pair_or_int(text: str, name: str, words=()):
 def add_parser(subparsers) -> None:
     from cnnlab.inspect.convolve import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
 
-    parser = subparsers.add_parser(NAME, help="compute a small convolution three ways, explain it, animate it",
-                                   description="Run a small convolution through the notebook's loops "
-                                               "(conv2d_reference), cnnlab's NumPy engine and torch, print input, "
-                                               "filter and output, and say whether the three agree.",
-                                   epilog=EPILOG, formatter_class=HelpFormatter)
-    parser.add_argument("--input", default=json.dumps(NOTEBOOK_INPUT), metavar="JSON",
-                        help=f"the input as a JSON nested list (default: the notebook's {json.dumps(NOTEBOOK_INPUT)})")
-    parser.add_argument("--kernel", default=json.dumps(NOTEBOOK_KERNEL), metavar="JSON",
-                        help=f"the filter as a JSON nested list (default: the 2x2 identity {json.dumps(NOTEBOOK_KERNEL)})")
-    parser.add_argument("--bias", default="0", metavar="B",
-                        help="a number, or a JSON list with one per output channel (default: 0)")
-    parser.add_argument("--stride", type=lambda t: _pair_or_int(t, "stride"), default=1, metavar="S",
-                        help="step between windows, S or SH,SW (default: 1)")
-    parser.add_argument("--padding", type=lambda t: _pair_or_int(t, "padding", ("same", "valid")), default=0,
-                        metavar="P", help="zeros around the input, P, PH,PW, 'same' or 'valid' (default: 0)")
-    parser.add_argument("--dilation", type=lambda t: _pair_or_int(t, "dilation"), default=1, metavar="D",
-                        help="spacing between kernel taps, D or DH,DW (default: 1)")
-    parser.add_argument("--explain", action="store_true", help="print each output value as its sum of products (default: off)")
-    parser.add_argument("--animate", default=None, metavar="FILE.gif",
-                        help="draw the filter sliding over the input into a GIF (default: none)")
+    parser = subparsers.add_parser(
+        NAME,
+        help="compute a small convolution three ways, explain it, animate it",
+        description="Run a small convolution through the notebook's loops "
+        "(conv2d_reference), cnnlab's NumPy engine and torch, print input, "
+        "filter and output, and say whether the three agree.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--input",
+        default=json.dumps(NOTEBOOK_INPUT),
+        metavar="JSON",
+        help=f"the input as a JSON nested list (default: the notebook's {json.dumps(NOTEBOOK_INPUT)})",
+    )
+    parser.add_argument(
+        "--kernel",
+        default=json.dumps(NOTEBOOK_KERNEL),
+        metavar="JSON",
+        help=f"the filter as a JSON nested list (default: the 2x2 identity {json.dumps(NOTEBOOK_KERNEL)})",
+    )
+    parser.add_argument(
+        "--bias",
+        default="0",
+        metavar="B",
+        help="a number, or a JSON list with one per output channel (default: 0)",
+    )
+    parser.add_argument(
+        "--stride",
+        type=lambda t: _pair_or_int(t, "stride"),
+        default=1,
+        metavar="S",
+        help="step between windows, S or SH,SW (default: 1)",
+    )
+    parser.add_argument(
+        "--padding",
+        type=lambda t: _pair_or_int(t, "padding", ("same", "valid")),
+        default=0,
+        metavar="P",
+        help="zeros around the input, P, PH,PW, 'same' or 'valid' (default: 0)",
+    )
+    parser.add_argument(
+        "--dilation",
+        type=lambda t: _pair_or_int(t, "dilation"),
+        default=1,
+        metavar="D",
+        help="spacing between kernel taps, D or DH,DW (default: 1)",
+    )
+    parser.add_argument(
+        "--explain", action="store_true", help="print each output value as its sum of products (default: off)"
+    )
+    parser.add_argument(
+        "--animate",
+        default=None,
+        metavar="FILE.gif",
+        help="draw the filter sliding over the input into a GIF (default: none)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -87,7 +125,8 @@ def _show(label: str, array, names: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.inspect.convolve import explain, format_grid, run as convolve
+    from cnnlab.inspect.convolve import explain, format_grid
+    from cnnlab.inspect.convolve import run as convolve
 
     try:
         example = _example(args)
@@ -102,15 +141,20 @@ def run(args: argparse.Namespace) -> int:
             print(format_grid(plane))
     for o, w in enumerate(example.weight):
         _show(f"filter{f' {o}' if len(example.weight) > 1 else ''}", w, "channel")
-    print(f"bias: {', '.join(f'{b:g}' for b in example.bias)}   stride {example.stride}   "
-          f"padding {example.padding}   dilation {example.dilation}")
+    print(
+        f"bias: {', '.join(f'{b:g}' for b in example.bias)}   stride {example.stride}   "
+        f"padding {example.padding}   dilation {example.dilation}"
+    )
     _show("output", result.reference, "output channel")
     if args.explain:
         print("each output value is a sum of products (padded input x filter):")
         for line in explain(example, result.reference):
             print("  " + line)
     verdict = "agree" if result.agree else "DISAGREE"
-    print(f"conv2d_reference, scratch conv2d and torch {verdict} (largest difference {result.max_difference:.1e})")
+    print(
+        f"conv2d_reference, scratch conv2d and torch {verdict} "
+        f"(largest difference {result.max_difference:.1e})"
+    )
     if args.animate:
         from cnnlab.inspect.animate import animate
 

@@ -13,19 +13,33 @@ NAME = "data"
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(NAME, help="find, download and verify Fashion-MNIST",
-                                   description="Find, download and verify the Fashion-MNIST files.",
-                                   formatter_class=HelpFormatter)
+    parser = subparsers.add_parser(
+        NAME,
+        help="find, download and verify Fashion-MNIST",
+        description="Find, download and verify the Fashion-MNIST files.",
+        formatter_class=HelpFormatter,
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     where = actions.add_parser("where", help="say which directory is used and why")
     add_data_dir(where)
     download = actions.add_parser("download", help="download the four files from the official mirrors")
-    download.add_argument("--data-dir", default=None, metavar="DIR",
-                          help=f"where to put them (default: the user cache, {data.user_cache_dir()})")
-    download.add_argument("--mirror", action="append", default=None, metavar="URL",
-                          help="a mirror to use instead of the official ones (repeatable; default: official mirrors)")
+    download.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help=f"where to put them (default: the user cache, {data.user_cache_dir()})",
+    )
+    download.add_argument(
+        "--mirror",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="a mirror to use instead of the official ones (repeatable; default: official mirrors)",
+    )
     download.add_argument("--retries", type=int, default=3, help="attempts per mirror (default: 3)")
-    download.add_argument("--timeout", type=float, default=30.0, help="seconds before a stalled connection fails (default: 30)")
+    download.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds before a stalled connection fails (default: 30)"
+    )
     verify = actions.add_parser("verify", help="check the files' checksums and structure")
     add_data_dir(verify)
     parser.set_defaults(func=run)
@@ -65,7 +79,9 @@ def _verify(args) -> int:
         bad += not ok
         print(f"  {'ok  ' if ok else 'BAD '} {spec.name}: {how}")
     if bad:
-        raise DataError(f"{bad} file(s) in {directory} failed verification; delete them and run `cnnlab data download`")
+        raise DataError(
+            f"{bad} file(s) in {directory} failed verification; delete them and run `cnnlab data download`"
+        )
     data.load_arrays(directory)  # structure: magic numbers, sizes, label ranges
     print("all four files verified")
     return 0

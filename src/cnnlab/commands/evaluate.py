@@ -20,21 +20,31 @@ examples:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(NAME, help="score a trained run: per-class metrics, confusion matrix, mistakes",
-                                   description="Evaluate a trained run on the test or validation split.",
-                                   epilog=EPILOG, formatter_class=HelpFormatter)
+    parser = subparsers.add_parser(
+        NAME,
+        help="score a trained run: per-class metrics, confusion matrix, mistakes",
+        description="Evaluate a trained run on the test or validation split.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
     add_run_dir(parser)
-    parser.add_argument("--split", choices=("test", "valid"), default="test",
-                        help="which images to score; valid is the run's own held-out split (default: test)")
-    parser.add_argument("--out", default=None, metavar="DIR", help="where to write the pictures (default: RUN_DIR)")
+    parser.add_argument(
+        "--split",
+        choices=("test", "valid"),
+        default="test",
+        help="which images to score; valid is the run's own held-out split (default: test)",
+    )
+    parser.add_argument(
+        "--out", default=None, metavar="DIR", help="where to write the pictures (default: RUN_DIR)"
+    )
     add_data_dir(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.runs import layout as rundir
     from cnnlab.report import metrics
     from cnnlab.report.confusion import format_confusion
+    from cnnlab.runs import layout as rundir
     from cnnlab.runs.loader import load_run
 
     loaded = load_run(args.run_dir)
@@ -53,13 +63,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_outputs(ev, out: Path, model: str) -> list[Path]:
-    from cnnlab.runs import layout as rundir
     from cnnlab.report.confusion import confusion_png, confusion_title
     from cnnlab.report.gallery import misclassified_png, write_png
     from cnnlab.report.metrics import as_json
+    from cnnlab.runs import layout as rundir
 
-    paths = [out / f"confusion-{ev.split}.png", out / f"misclassified-{ev.split}.png",
-             out / f"evaluation-{ev.split}.json"]
+    paths = [
+        out / f"confusion-{ev.split}.png",
+        out / f"misclassified-{ev.split}.png",
+        out / f"evaluation-{ev.split}.json",
+    ]
     write_png(paths[0], confusion_png(ev.confusion, confusion_title(ev, model)))
     write_png(paths[1], misclassified_png(ev))
     rundir.write_json(paths[2], as_json(ev))
@@ -72,5 +85,7 @@ def training_note(loaded, ev) -> str:
     summary = loaded.summary or {}
     if ev.split != "test" or summary.get("test_accuracy") is None or summary["test_accuracy"] == ev.accuracy:
         return ""
-    return (f" in float32 (training measured {summary['test_accuracy']:.2%} "
-            f"with {summary.get('precision', '?')} arithmetic)")
+    return (
+        f" in float32 (training measured {summary['test_accuracy']:.2%} "
+        f"with {summary.get('precision', '?')} arithmetic)"
+    )

@@ -19,15 +19,27 @@ examples:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(NAME, help="export a trained model to ONNX or its weights to safetensors",
-                                   description="Export a trained run's model (ONNX) or weights (safetensors).",
-                                   epilog=EPILOG, formatter_class=HelpFormatter)
+    parser = subparsers.add_parser(
+        NAME,
+        help="export a trained model to ONNX or its weights to safetensors",
+        description="Export a trained run's model (ONNX) or weights (safetensors).",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
     add_run_dir(parser)
-    parser.add_argument("--format", choices=("onnx", "safetensors"), default="onnx",
-                        help="onnx: the whole network, for onnxruntime and others; "
-                             "safetensors: the weights alone (default: onnx)")
-    parser.add_argument("--output", default=None, metavar="FILE",
-                        help="where to write (default: RUN_DIR/model.onnx or RUN_DIR/model.safetensors)")
+    parser.add_argument(
+        "--format",
+        choices=("onnx", "safetensors"),
+        default="onnx",
+        help="onnx: the whole network, for onnxruntime and others; "
+        "safetensors: the weights alone (default: onnx)",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="where to write (default: RUN_DIR/model.onnx or RUN_DIR/model.safetensors)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -55,5 +67,6 @@ def _require_onnx() -> None:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401  (torch's exporter needs it)
     except ImportError as exc:
-        raise ConfigError(f"--format onnx needs the export extra ({exc.name} is missing); "
-                          "run: pip install 'cnnlab[export]'") from None
+        raise ConfigError(
+            f"--format onnx needs the export extra ({exc.name} is missing); run: pip install 'cnnlab[export]'"
+        ) from None

@@ -6,8 +6,9 @@ NAME = "models"
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(NAME, help="list the models in the registry",
-                                   description="List the models that --model accepts.")
+    parser = subparsers.add_parser(
+        NAME, help="list the models in the registry", description="List the models that --model accepts."
+    )
     parser.set_defaults(func=run)
 
 

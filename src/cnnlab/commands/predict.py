@@ -26,27 +26,48 @@ examples:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(NAME, help="classify PNG or JPEG images with a trained run",
-                                   description="Classify images with a trained run; print the top classes.",
-                                   epilog=EPILOG, formatter_class=HelpFormatter)
+    parser = subparsers.add_parser(
+        NAME,
+        help="classify PNG or JPEG images with a trained run",
+        description="Classify images with a trained run; print the top classes.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
     add_run_dir(parser)
     parser.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size or colour")
     polarity = parser.add_mutually_exclusive_group()
-    polarity.add_argument("--invert", dest="invert", action="store_true", default=None,
-                          help="the item is dark on a light background: invert it (default: decide from the border)")
-    polarity.add_argument("--no-invert", dest="invert", action="store_false",
-                          help="the item is already light on a dark background: never invert (default: decide from the border)")
-    parser.add_argument("--top", type=int, default=3, metavar="K", help="how many classes to show (default: 3)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text (default: off)")
-    parser.add_argument("--save-input", default=None, metavar="DIR",
-                        help="also write each 28x28 model input as a PNG into DIR (default: none)")
+    polarity.add_argument(
+        "--invert",
+        dest="invert",
+        action="store_true",
+        default=None,
+        help="the item is dark on a light background: invert it (default: decide from the border)",
+    )
+    polarity.add_argument(
+        "--no-invert",
+        dest="invert",
+        action="store_false",
+        help="the item is already light on a dark background: never invert (default: decide from the border)",
+    )
+    parser.add_argument(
+        "--top", type=int, default=3, metavar="K", help="how many classes to show (default: 3)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of text (default: off)"
+    )
+    parser.add_argument(
+        "--save-input",
+        default=None,
+        metavar="DIR",
+        help="also write each 28x28 model input as a PNG into DIR (default: none)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.runs import layout as rundir
     from cnnlab.data import NUM_CLASSES
     from cnnlab.errors import ConfigError
+    from cnnlab.runs import layout as rundir
     from cnnlab.runs.loader import load_run
 
     if not 1 <= args.top <= NUM_CLASSES:
@@ -68,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _one(loaded, path: str, args, save_dir: Path | None) -> dict:
     """One file's result; a bad file becomes an error entry (and a line on stderr), not an exit."""
-    from cnnlab.errors import CnnlabError
     from cnnlab.data.images import read_gray, to_fashion_mnist
+    from cnnlab.errors import CnnlabError
     from cnnlab.report.metrics import top_classes
 
     try:

@@ -20,23 +20,33 @@ examples:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(NAME, help="write a self-contained report.html for a trained run",
-                                   description="Write one self-contained HTML page about a trained run.",
-                                   epilog=EPILOG, formatter_class=HelpFormatter)
+    parser = subparsers.add_parser(
+        NAME,
+        help="write a self-contained report.html for a trained run",
+        description="Write one self-contained HTML page about a trained run.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
     add_run_dir(parser)
-    parser.add_argument("--output", default=None, metavar="FILE", help="where to write (default: RUN_DIR/report.html)")
-    parser.add_argument("--split", choices=("test", "valid"), default="test",
-                        help="which images the scores and pictures use (default: test)")
+    parser.add_argument(
+        "--output", default=None, metavar="FILE", help="where to write (default: RUN_DIR/report.html)"
+    )
+    parser.add_argument(
+        "--split",
+        choices=("test", "valid"),
+        default="test",
+        help="which images the scores and pictures use (default: test)",
+    )
     add_data_dir(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.runs import layout as rundir
     from cnnlab.report import metrics
     from cnnlab.report.confusion import confusion_png, confusion_title
     from cnnlab.report.gallery import filters_png, first_conv_weights, misclassified_png
     from cnnlab.report.html import ReportParts, render
+    from cnnlab.runs import layout as rundir
     from cnnlab.runs.loader import load_run
 
     loaded = load_run(args.run_dir)
@@ -46,10 +56,15 @@ def run(args: argparse.Namespace) -> int:
     weights = first_conv_weights(loaded.model)
     parts = ReportParts(
         title=f"cnnlab run {loaded.path.name}: {loaded.config.model}, {ev.split} accuracy {ev.accuracy:.2%}",
-        summary=summary_rows(loaded, ev), config=loaded.config.to_dict(),
-        per_class=metrics.per_class(ev), pairs=metrics.confused_pairs(ev.confusion),
-        curves_png=curves_png(loaded), confusion_png=confusion_png(ev.confusion, confusion_title(ev, loaded.config.model)),
-        misclassified_png=misclassified_png(ev), filters_png=None if weights is None else filters_png(weights))
+        summary=summary_rows(loaded, ev),
+        config=loaded.config.to_dict(),
+        per_class=metrics.per_class(ev),
+        pairs=metrics.confused_pairs(ev.confusion),
+        curves_png=curves_png(loaded),
+        confusion_png=confusion_png(ev.confusion, confusion_title(ev, loaded.config.model)),
+        misclassified_png=misclassified_png(ev),
+        filters_png=None if weights is None else filters_png(weights),
+    )
     rundir.write_text(output, render(parts))
     print(f"report written to: {output}")
     return 0
@@ -57,12 +72,17 @@ def run(args: argparse.Namespace) -> int:
 
 def summary_rows(loaded, ev) -> dict:
     history, config = loaded.history, loaded.config
-    rows = {"run directory": str(loaded.path), "model": config.model, "preset": config.preset or "none",
-            "epochs trained": f"{len(history)} of {config.epochs}",
-            f"{ev.split} accuracy": f"{ev.accuracy:.2%} on {len(ev.labels)} images (float32)"}
+    rows = {
+        "run directory": str(loaded.path),
+        "model": config.model,
+        "preset": config.preset or "none",
+        "epochs trained": f"{len(history)} of {config.epochs}",
+        f"{ev.split} accuracy": f"{ev.accuracy:.2%} on {len(ev.labels)} images (float32)",
+    }
     if loaded.summary and loaded.summary.get("test_accuracy") is not None:
-        rows["test accuracy as training measured it"] = (f"{loaded.summary['test_accuracy']:.2%} "
-                                                         f"({loaded.summary.get('precision', '32')} arithmetic)")
+        rows["test accuracy as training measured it"] = (
+            f"{loaded.summary['test_accuracy']:.2%} ({loaded.summary.get('precision', '32')} arithmetic)"
+        )
     if history:
         best = max(history, key=lambda r: r["valid_accuracy"])
         rows["best validation accuracy"] = f"{best['valid_accuracy']:.2%} (epoch {best['epoch']})"
@@ -74,8 +94,8 @@ def summary_rows(loaded, ev) -> dict:
 
 def curves_png(loaded) -> bytes | None:
     """The run's own loss.png, or one drawn from the checkpoint's history for an unfinished run."""
-    from cnnlab.runs import layout as rundir
     from cnnlab.report.curves import plot_history
+    from cnnlab.runs import layout as rundir
 
     saved = loaded.path / rundir.LOSS_PLOT
     if saved.is_file():

@@ -15,24 +15,35 @@ WHAT = {
     "pooling": "max pooling on a real feature map, with a close-up in numbers",
     "invariance": "the image shifted 0-4 px: how much each layer's output and the prediction change",
 }
-EPILOG = "pictures:\n" + "\n".join(f"  {k:<11} {v}" for k, v in WHAT.items()) + """
+EPILOG = (
+    "pictures:\n"
+    + "\n".join(f"  {k:<11} {v}" for k, v in WHAT.items())
+    + """
 
 examples:
   cnnlab show runs/X filters
   cnnlab show runs/X features --image 9         # test image 9, a sneaker
   cnnlab show runs/X invariance --out figures/
 """
+)
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(NAME, help="pictures of a trained run: filters, feature maps, pooling, invariance",
-                                   description="Draw what a trained run's network does, as PNG files.",
-                                   epilog=EPILOG, formatter_class=HelpFormatter)
+    parser = subparsers.add_parser(
+        NAME,
+        help="pictures of a trained run: filters, feature maps, pooling, invariance",
+        description="Draw what a trained run's network does, as PNG files.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
     add_run_dir(parser)
     parser.add_argument("what", choices=tuple(WHAT), metavar="{" + ",".join(WHAT) + "}", help="which picture")
-    parser.add_argument("--image", type=int, default=0, metavar="N", help="index of the test image (default: 0)")
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help="where to write the PNGs (default: RUN_DIR/figures)")
+    parser.add_argument(
+        "--image", type=int, default=0, metavar="N", help="index of the test image (default: 0)"
+    )
+    parser.add_argument(
+        "--out", default=None, metavar="DIR", help="where to write the PNGs (default: RUN_DIR/figures)"
+    )
     add_data_dir(parser)
     parser.set_defaults(func=run)
 
@@ -65,8 +76,10 @@ def _per_image(what, trained, tests, image, label, index, out) -> list[Path]:
 
         path, facts = plot_pooling(trained, image, label, index, out / f"pooling-{index}.png")
         (h, w), (ph, pw) = facts["map_shape"], facts["pooled_shape"]
-        print(f"channel {facts['channel']}: a {h}x{w} feature map pooled to {ph}x{pw} "
-              f"({100 * facts['kept']:.0f}% of the values kept, each the maximum of its window)")
+        print(
+            f"channel {facts['channel']}: a {h}x{w} feature map pooled to {ph}x{pw} "
+            f"({100 * facts['kept']:.0f}% of the values kept, each the maximum of its window)"
+        )
         return [path]
     from cnnlab.inspect.invariance import SAMPLE, format_table, measure, plot_invariance
 

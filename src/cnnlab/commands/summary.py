@@ -30,18 +30,38 @@ def _shape(text: str) -> tuple[int, int, int]:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(NAME, help="layer table: output shapes, parameters, mult-adds, receptive fields",
-                                   description="Print a model's layers with their output shapes, parameters, "
-                                               "multiply-adds and receptive fields, worked out from the shape "
-                                               "arithmetic alone (nothing is run).",
-                                   epilog=EPILOG, formatter_class=HelpFormatter)
-    parser.add_argument("model", metavar="MODEL", help="model name from the registry (`cnnlab models` lists them)")
-    parser.add_argument("--input-shape", type=_shape, default=None, metavar="C,H,W",
-                        help="one input's shape (default: the model's own, 1,28,28 for Fashion-MNIST)")
-    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
-                        help="images per batch, for the mult-adds and activation memory (default: 1)")
-    parser.add_argument("--backend", choices=("torch", "numpy"), default="torch",
-                        help="which engine's model to read; both give the same table (default: torch)")
+    parser = subparsers.add_parser(
+        NAME,
+        help="layer table: output shapes, parameters, mult-adds, receptive fields",
+        description="Print a model's layers with their output shapes, parameters, "
+        "multiply-adds and receptive fields, worked out from the shape "
+        "arithmetic alone (nothing is run).",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "model", metavar="MODEL", help="model name from the registry (`cnnlab models` lists them)"
+    )
+    parser.add_argument(
+        "--input-shape",
+        type=_shape,
+        default=None,
+        metavar="C,H,W",
+        help="one input's shape (default: the model's own, 1,28,28 for Fashion-MNIST)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        metavar="N",
+        help="images per batch, for the mult-adds and activation memory (default: 1)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "numpy"),
+        default="torch",
+        help="which engine's model to read; both give the same table (default: torch)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -62,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.model} ({args.backend} backend), input {shape}, batch {args.batch_size}\n")
     print(format_table(summary))
     if summary.failed is not None:
-        raise InputDoesNotFit(f"input {shape} does not fit model {args.model!r} at layer {summary.failed.name} "
-                              f"({summary.failed.kind}); see the table above")
+        raise InputDoesNotFit(
+            f"input {shape} does not fit model {args.model!r} at layer {summary.failed.name} "
+            f"({summary.failed.kind}); see the table above"
+        )
     return 0

@@ -10,8 +10,13 @@ from cnnlab.commands.common import HelpFormatter
 from cnnlab.training.config import FIELDS, PRESETS, TrainConfig
 
 NAME = "train"
-EPILOG = """presets (explicit options override them):
-""" + "\n".join(f"  {name:<11} {', '.join(f'{k}={v}' for k, v in values.items())}" for name, values in PRESETS.items()) + """
+EPILOG = (
+    """presets (explicit options override them):
+"""
+    + "\n".join(
+        f"  {name:<11} {', '.join(f'{k}={v}' for k, v in values.items())}" for name, values in PRESETS.items()
+    )
+    + """
 
 examples:
   cnnlab train                               # convnet, about a minute on 2 cores
@@ -20,6 +25,7 @@ examples:
   cnnlab train --config runs/X/config.json   # rerun a saved configuration
   cnnlab train --resume runs/X               # continue an interrupted run
 """
+)
 
 
 def _betas(text: str) -> tuple[float, float]:
@@ -55,11 +61,20 @@ def add_config_options(parser: argparse.ArgumentParser, exclude: tuple[str, ...]
             action = argparse.BooleanOptionalAction if field.default else "store_true"
             parser.add_argument(flag, action=action, default=argparse.SUPPRESS, help=help_text)
         else:
-            parser.add_argument(flag, type=_type_of(field), default=argparse.SUPPRESS,
-                                choices=field.metadata.get("choices"), help=help_text,
-                                metavar=None if field.metadata.get("choices") else field.name.upper())
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="a saved config.json to start from; explicit options override it (default: none)")
+            parser.add_argument(
+                flag,
+                type=_type_of(field),
+                default=argparse.SUPPRESS,
+                choices=field.metadata.get("choices"),
+                help=help_text,
+                metavar=None if field.metadata.get("choices") else field.name.upper(),
+            )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a saved config.json to start from; explicit options override it (default: none)",
+    )
 
 
 def explicit_options(args: argparse.Namespace) -> dict:
@@ -68,13 +83,21 @@ def explicit_options(args: argparse.Namespace) -> dict:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(NAME, help="train a model and save a run directory",
-                                   description="Train a model on Fashion-MNIST and save a run directory "
-                                               "(config, metrics, checkpoint, plots, report).",
-                                   epilog=EPILOG, formatter_class=HelpFormatter)
+    parser = subparsers.add_parser(
+        NAME,
+        help="train a model and save a run directory",
+        description="Train a model on Fashion-MNIST and save a run directory "
+        "(config, metrics, checkpoint, plots, report).",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
     add_config_options(parser)
-    parser.add_argument("--resume", default=None, metavar="RUN_DIR",
-                        help="continue an interrupted run from its last complete epoch (default: none)")
+    parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last complete epoch (default: none)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the final result (default: off)")
     parser.set_defaults(func=run)
 
@@ -94,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda msg: None) if args.quiet else print
     if args.resume:
         if explicit or args.config:
-            raise ConfigError("--resume continues a run exactly as configured; drop the other options "
-                              f"({', '.join('--' + k.replace('_', '-') for k in explicit) or '--config'})")
+            raise ConfigError(
+                "--resume continues a run exactly as configured; drop the other options "
+                f"({', '.join('--' + k.replace('_', '-') for k in explicit) or '--config'})"
+            )
         result = runner.resume(args.resume, log=log, quiet=args.quiet, started=getattr(args, "started", None))
     else:
         config = resolve(explicit, args.config)
@@ -110,8 +135,10 @@ def run(args: argparse.Namespace) -> int:
     early = result.summary.get("early_stopping")
     if early:
         verb = "stopped early" if early["stopped_early"] else "ran all epochs"
-        print(f"early stopping: {verb} after epoch {result.summary['epochs']}; "
-              f"restored the best weights, from epoch {early['best_epoch']}")
+        print(
+            f"early stopping: {verb} after epoch {result.summary['epochs']}; "
+            f"restored the best weights, from epoch {early['best_epoch']}"
+        )
     print(f"test accuracy: {result.summary['test_accuracy']:.2%}")
     print(f"run saved to: {result.run_dir}")
     return 0

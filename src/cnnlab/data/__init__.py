@@ -8,13 +8,47 @@ Fashion-MNIST-style 28x28 image).
 
 from cnnlab.data.arrays import Arrays, FashionMNIST, Split, load_arrays, load_split, normalize, split_indices
 from cnnlab.data.files import (
-    CLASS_NAMES, DEBIAN_DIR, ENV_VAR, FILES, MEAN, NUM_CLASSES, PIXEL_MAX, STD, TEST_TOTAL, TRAIN_TOTAL,
-    DataFile, md5_of, verify_file)
+    CLASS_NAMES,
+    DEBIAN_DIR,
+    ENV_VAR,
+    FILES,
+    MEAN,
+    NUM_CLASSES,
+    PIXEL_MAX,
+    STD,
+    TEST_TOTAL,
+    TRAIN_TOTAL,
+    DataFile,
+    md5_of,
+    verify_file,
+)
 from cnnlab.data.idx import read_idx
 from cnnlab.data.location import ensure_data, has_all_files, locate, user_cache_dir
 
 __all__ = [
-    "Arrays", "CLASS_NAMES", "DEBIAN_DIR", "DataFile", "ENV_VAR", "FILES", "FashionMNIST", "MEAN", "NUM_CLASSES",
-    "PIXEL_MAX", "STD", "Split", "TEST_TOTAL", "TRAIN_TOTAL", "ensure_data", "has_all_files", "load_arrays",
-    "load_split", "locate", "md5_of", "normalize", "read_idx", "split_indices", "user_cache_dir", "verify_file",
+    "Arrays",
+    "CLASS_NAMES",
+    "DEBIAN_DIR",
+    "DataFile",
+    "ENV_VAR",
+    "FILES",
+    "FashionMNIST",
+    "MEAN",
+    "NUM_CLASSES",
+    "PIXEL_MAX",
+    "STD",
+    "Split",
+    "TEST_TOTAL",
+    "TRAIN_TOTAL",
+    "ensure_data",
+    "has_all_files",
+    "load_arrays",
+    "load_split",
+    "locate",
+    "md5_of",
+    "normalize",
+    "read_idx",
+    "split_indices",
+    "user_cache_dir",
+    "verify_file",
 ]

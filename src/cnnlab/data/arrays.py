@@ -23,14 +23,20 @@ from cnnlab.errors import DataError
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, images_path: Path, labels_path: Path) -> None:
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-        raise DataError(f"{images_path} holds {images.dtype} images of shape {images.shape}; "
-                        "expected uint8 of shape (N, 28, 28)")
+        raise DataError(
+            f"{images_path} holds {images.dtype} images of shape {images.shape}; "
+            "expected uint8 of shape (N, 28, 28)"
+        )
     if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise DataError(f"{labels_path} holds {labels.dtype} labels of shape {labels.shape}; expected uint8 (N,)")
+        raise DataError(
+            f"{labels_path} holds {labels.dtype} labels of shape {labels.shape}; expected uint8 (N,)"
+        )
     if len(images) != len(labels):
         raise DataError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
     if labels.size and labels.max() >= NUM_CLASSES:
-        raise DataError(f"{labels_path} has label {int(labels.max())}; labels must be in 0..{NUM_CLASSES - 1}")
+        raise DataError(
+            f"{labels_path} has label {int(labels.max())}; labels must be in 0..{NUM_CLASSES - 1}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +78,14 @@ def split_indices(train_size: int, valid_size: int, seed: int, total: int = TRAI
     seed alone, so runs with the same seed and sizes see the same images.
     """
     if train_size < 1 or valid_size < 0 or train_size + valid_size > total:
-        raise DataError(f"train_size={train_size} + valid_size={valid_size} must fit in the {total} "
-                        "training images, with train_size >= 1")
+        raise DataError(
+            f"train_size={train_size} + valid_size={valid_size} must fit in the {total} "
+            "training images, with train_size >= 1"
+        )
     order = np.random.default_rng(seed).permutation(total)
-    return Split(train=np.sort(order[:train_size]), valid=np.sort(order[train_size:train_size + valid_size]))
+    return Split(
+        train=np.sort(order[:train_size]), valid=np.sort(order[train_size : train_size + valid_size])
+    )
 
 
 def normalize(images: np.ndarray) -> np.ndarray:
@@ -103,9 +113,10 @@ def load_split(train_size: int, valid_size: int, seed: int, data_dir=None, quiet
     split = split_indices(train_size, valid_size, seed, total=len(raw.train_images))
     labels = raw.train_labels.astype(np.int64)
     return Arrays(
-        train_x=raw.train_images[split.train], train_y=labels[split.train],
-        valid_x=raw.train_images[split.valid], valid_y=labels[split.valid],
-        test_x=raw.test_images, test_y=raw.test_labels.astype(np.int64),
+        train_x=raw.train_images[split.train],
+        train_y=labels[split.train],
+        valid_x=raw.train_images[split.valid],
+        valid_y=labels[split.valid],
+        test_x=raw.test_images,
+        test_y=raw.test_labels.astype(np.int64),
     )
-
-

@@ -22,8 +22,10 @@ MIRRORS = (
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
 )
-OFFLINE_HINT = (f"pass --data-dir DIR holding the four .gz files, or install Debian's package "
-                f"(`sudo apt-get install dataset-fashion-mnist`, which puts them in {DEBIAN_DIR})")
+OFFLINE_HINT = (
+    f"pass --data-dir DIR holding the four .gz files, or install Debian's package "
+    f"(`sudo apt-get install dataset-fashion-mnist`, which puts them in {DEBIAN_DIR})"
+)
 
 
 def _fetch(url: str, part: Path, timeout: float, quiet: bool) -> str:
@@ -33,8 +35,14 @@ def _fetch(url: str, part: Path, timeout: float, quiet: bool) -> str:
     digest = hashlib.md5()
     with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=part.name.removesuffix(".part"),
-                  disable=True if quiet else None, leave=False) as bar:  # None: off when not a terminal
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=part.name.removesuffix(".part"),
+            disable=True if quiet else None,
+            leave=False,
+        ) as bar:  # None: off when not a terminal
             received = 0
             for chunk in iter(lambda: response.read(1 << 16), b""):
                 out.write(chunk)
@@ -46,8 +54,16 @@ def _fetch(url: str, part: Path, timeout: float, quiet: bool) -> str:
     return digest.hexdigest()
 
 
-def download_file(spec: DataFile, dest_dir: Path, *, mirrors=MIRRORS, retries: int = 3,
-                  timeout: float = 30.0, backoff: float = 1.0, quiet: bool = False) -> Path:
+def download_file(
+    spec: DataFile,
+    dest_dir: Path,
+    *,
+    mirrors=MIRRORS,
+    retries: int = 3,
+    timeout: float = 30.0,
+    backoff: float = 1.0,
+    quiet: bool = False,
+) -> Path:
     """Fetch one file, trying each mirror ``retries`` times; raise DataError if none delivers."""
     target = dest_dir / spec.name
     part = dest_dir / (spec.name + ".part")
@@ -72,8 +88,9 @@ def download_file(spec: DataFile, dest_dir: Path, *, mirrors=MIRRORS, retries: i
                 continue
             os.replace(part, target)
             return target
-    raise DataError(f"could not download {spec.name} ({problems[-1] if problems else 'no mirrors'}); "
-                    + OFFLINE_HINT)
+    raise DataError(
+        f"could not download {spec.name} ({problems[-1] if problems else 'no mirrors'}); " + OFFLINE_HINT
+    )
 
 
 def download_all(dest_dir: str | os.PathLike, *, files=None, quiet: bool = False, **kwargs) -> Path:
@@ -82,7 +99,9 @@ def download_all(dest_dir: str | os.PathLike, *, files=None, quiet: bool = False
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"cannot create {dest_dir}: {exc.strerror}; pass --data-dir to a writable place") from None
+        raise DataError(
+            f"cannot create {dest_dir}: {exc.strerror}; pass --data-dir to a writable place"
+        ) from None
     for spec in (files or FILES).values():
         if verify_file(dest_dir / spec.name, spec)[0]:
             continue

@@ -36,7 +36,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path} is not an IDX file: only {len(data)} bytes")
     zero, type_code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
     if zero != 0:
-        raise DataError(f"{path} is not an IDX file: magic number starts with {data[:2].hex()}, expected 0000")
+        raise DataError(
+            f"{path} is not an IDX file: magic number starts with {data[:2].hex()}, expected 0000"
+        )
     if type_code not in _IDX_DTYPES:
         raise DataError(f"{path} has unknown IDX dtype code 0x{type_code:02x}")
     if ndim < 1:
@@ -44,11 +46,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{path} is truncated: header needs {header} bytes, file has {len(data)}")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[type_code])
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
-        raise DataError(f"{path} has {len(data)} bytes but its header {shape} needs {expected}; "
-                        "the file is truncated or corrupt")
+        raise DataError(
+            f"{path} has {len(data)} bytes but its header {shape} needs {expected}; "
+            "the file is truncated or corrupt"
+        )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
-

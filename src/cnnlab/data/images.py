@@ -61,7 +61,7 @@ def to_fashion_mnist(gray: np.ndarray, invert: bool | None = None) -> Prepared:
     if item.max() <= 0:
         return Prepared(np.zeros((SIZE, SIZE), np.uint8), invert)  # a blank image: nothing to centre
     rows, cols = np.nonzero(item > ITEM_THRESHOLD * item.max())
-    item = item[rows.min():rows.max() + 1, cols.min():cols.max() + 1]  # crop to the item
+    item = item[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]  # crop to the item
     return Prepared(_square_resize(item), invert)
 
 
@@ -73,8 +73,7 @@ def _square_resize(item: np.ndarray) -> np.ndarray:
     side = max(h, w)
     square = np.zeros((side, side), np.float32)
     top, left = (side - h) // 2, (side - w) // 2
-    square[top:top + h, left:left + w] = item
+    square[top : top + h, left : left + w] = item
     resized = np.asarray(Image.fromarray(square, mode="F").resize((SIZE, SIZE), Image.Resampling.LANCZOS))
     resized = np.clip(resized, 0, None)  # Lanczos rings slightly below zero at hard edges
     return np.round(255 * resized / max(resized.max(), 1e-6)).astype(np.uint8)
-

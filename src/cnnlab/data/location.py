@@ -45,12 +45,16 @@ def locate(data_dir: str | os.PathLike | None = None) -> tuple[Path | None, str]
 def _explicit(directory: Path, source: str) -> tuple[Path, str]:
     if not has_all_files(directory):
         missing = [f.name for f in FILES.values() if not (directory / f.name).is_file()]
-        raise DataError(f"{source} {directory} lacks {', '.join(missing)}; run "
-                        f"`cnnlab data download --data-dir {directory}` or point {source} elsewhere")
+        raise DataError(
+            f"{source} {directory} lacks {', '.join(missing)}; run "
+            f"`cnnlab data download --data-dir {directory}` or point {source} elsewhere"
+        )
     return directory, f"given by {source}"
 
 
-def ensure_data(data_dir: str | os.PathLike | None = None, *, download: bool = True, quiet: bool = False) -> Path:
+def ensure_data(
+    data_dir: str | os.PathLike | None = None, *, download: bool = True, quiet: bool = False
+) -> Path:
     """The directory to read from; downloads into the user cache when nothing is found."""
     directory, reason = locate(data_dir)
     if directory is not None:
@@ -60,5 +64,3 @@ def ensure_data(data_dir: str | os.PathLike | None = None, *, download: bool = T
     from cnnlab.data.download import download_all
 
     return download_all(user_cache_dir(), quiet=quiet)
-
-

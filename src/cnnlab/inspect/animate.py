@@ -32,7 +32,9 @@ def _check(example: Example) -> None:
     if c > MAX_CHANNELS:
         raise ValueError(f"--animate draws at most {MAX_CHANNELS} input channels. Received: {c}")
     if max(hp, wp) > MAX_CELLS:
-        raise ValueError(f"--animate draws a padded input of at most {MAX_CELLS}x{MAX_CELLS}. Received: {hp}x{wp}")
+        raise ValueError(
+            f"--animate draws a padded input of at most {MAX_CELLS}x{MAX_CELLS}. Received: {hp}x{wp}"
+        )
     if frames > MAX_FRAMES:
         raise ValueError(f"--animate draws at most {MAX_FRAMES} output values. Received: {frames}")
 
@@ -43,12 +45,29 @@ def _grid(ax, values, colors, font, edge="#4a4a4a", dashed=None):
 
     for (r, c), v in np.ndenumerate(values):
         pad = dashed is not None and dashed[r, c]
-        ax.add_patch(Rectangle((c, r), 1, 1, facecolor=colors[r][c], edgecolor="#9a9a9a" if pad else edge,
-                               linestyle="--" if pad else "-", lw=1))
+        ax.add_patch(
+            Rectangle(
+                (c, r),
+                1,
+                1,
+                facecolor=colors[r][c],
+                edgecolor="#9a9a9a" if pad else edge,
+                linestyle="--" if pad else "-",
+                lw=1,
+            )
+        )
         dark = colors[r][c] in (TAP, CURRENT)
         if v is not None and (dark or not pad):  # a tap on padding shows the zero it reads
-            ax.text(c + 0.5, r + 0.45, _fmt(v), ha="center", va="center", fontsize=font,
-                    color="white" if dark else "black", fontweight="bold" if dark else "normal")
+            ax.text(
+                c + 0.5,
+                r + 0.45,
+                _fmt(v),
+                ha="center",
+                va="center",
+                fontsize=font,
+                color="white" if dark else "black",
+                fontweight="bold" if dark else "normal",
+            )
     ax.set_xlim(-0.1, values.shape[1] + 0.1)
     ax.set_ylim(values.shape[0] + 0.1, -0.1)
     ax.set_aspect("equal")
@@ -69,7 +88,7 @@ def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: s
     channels, hp, wp = xp.shape
     top, _, left, _ = example.pads
     real = np.zeros((hp, wp), bool)
-    real[top:top + example.x.shape[1], left:left + example.x.shape[2]] = True
+    real[top : top + example.x.shape[1], left : left + example.x.shape[2]] = True
     ho, wo = example.out_hw
     cell = 0.42  # inches per cell
     widths = [wp] * channels + [wo]
@@ -90,14 +109,26 @@ def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: s
         values[:] = xp[c]
         _grid(axes[c], values, colors, 10, dashed=~real)
         for p, q, r, s in taps:  # the weight, small, in the tap's corner
-            axes[c].text(s + 0.93, r + 0.93, _fmt(example.weight[o, c, p, q]), ha="right", va="bottom",
-                         fontsize=7, color="#fdd49e")
-        axes[c].set_title(f"input{f' channel {c}' if channels > 1 else ''} ({hp}x{wp} padded)"
-                          if real.sum() < real.size else f"input{f' channel {c}' if channels > 1 else ''}",
-                          fontsize=10)
+            axes[c].text(
+                s + 0.93,
+                r + 0.93,
+                _fmt(example.weight[o, c, p, q]),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="#fdd49e",
+            )
+        axes[c].set_title(
+            f"input{f' channel {c}' if channels > 1 else ''} ({hp}x{wp} padded)"
+            if real.sum() < real.size
+            else f"input{f' channel {c}' if channels > 1 else ''}",
+            fontsize=10,
+        )
     done = o * ho * wo + i * wo + j
-    colors = [[CURRENT if (r, s) == (i, j) else OUTPUT if r * wo + s < i * wo + j else TODO for s in range(wo)]
-              for r in range(ho)]
+    colors = [
+        [CURRENT if (r, s) == (i, j) else OUTPUT if r * wo + s < i * wo + j else TODO for s in range(wo)]
+        for r in range(ho)
+    ]
     values = np.empty((ho, wo), object)
     for r in range(ho):
         for s in range(wo):
@@ -105,10 +136,17 @@ def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: s
     _grid(axes[-1], values, colors, 10)
     axes[-1].set_title(f"output{f' channel {o}' if example.weight.shape[0] > 1 else ''}", fontsize=10)
     (sh, sw), (dh, dw), (kh, kw) = example.stride, example.dilation, example.weight.shape[2:]
-    pad = example.padding if isinstance(example.padding, str) else "x".join(map(str, sorted(set(example.padding))))
-    fig.suptitle(f"{kh}x{kw} kernel, stride {sh if sh == sw else f'{sh}x{sw}'}, padding {pad}, "
-                 f"dilation {dh if dh == dw else f'{dh}x{dw}'}   (value {done + 1} of "
-                 f"{example.weight.shape[0] * ho * wo})", fontsize=11)
+    pad = (
+        example.padding
+        if isinstance(example.padding, str)
+        else "x".join(map(str, sorted(set(example.padding))))
+    )
+    fig.suptitle(
+        f"{kh}x{kw} kernel, stride {sh if sh == sw else f'{sh}x{sw}'}, padding {pad}, "
+        f"dilation {dh if dh == dw else f'{dh}x{dw}'}   (value {done + 1} of "
+        f"{example.weight.shape[0] * ho * wo})",
+        fontsize=11,
+    )
     fig.text(0.5, 0.03, "\n".join(text), ha="center", va="bottom", fontsize=9, family="monospace")
     fig.canvas.draw()
     image = Image.frombuffer("RGBA", fig.canvas.get_width_height(), fig.canvas.buffer_rgba()).convert("RGB")
@@ -120,8 +158,12 @@ def animate(example: Example, output: np.ndarray, path: str | Path, ms_per_frame
     _check(example)
     lines = iter(explain(example, output))
     ho, wo = example.out_hw
-    frames = [_frame(example, output, o, i, j, next(lines))
-              for o in range(example.weight.shape[0]) for i in range(ho) for j in range(wo)]
+    frames = [
+        _frame(example, output, o, i, j, next(lines))
+        for o in range(example.weight.shape[0])
+        for i in range(ho)
+        for j in range(wo)
+    ]
     durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 3]  # linger on the full output
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
     return len(frames)

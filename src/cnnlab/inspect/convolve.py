@@ -18,8 +18,17 @@ import numpy as np
 
 from cnnlab import shapes
 
-__all__ = ["NOTEBOOK_INPUT", "NOTEBOOK_KERNEL", "Example", "Result", "parse_array", "make_example", "run",
-           "explain", "format_grid"]
+__all__ = [
+    "NOTEBOOK_INPUT",
+    "NOTEBOOK_KERNEL",
+    "Example",
+    "Result",
+    "parse_array",
+    "make_example",
+    "run",
+    "explain",
+    "format_grid",
+]
 
 NOTEBOOK_INPUT = [[-2, -2, -2], [4, 2, -4], [-3, 2, 4]]
 NOTEBOOK_KERNEL = [[1, 0], [0, 1]]
@@ -47,8 +56,9 @@ class Example:
 
     @property
     def out_hw(self) -> tuple[int, int]:
-        return shapes.conv2d_output_shape(self.x.shape[1:], self.weight.shape[2:], self.stride, self.padding,
-                                          self.dilation)
+        return shapes.conv2d_output_shape(
+            self.x.shape[1:], self.weight.shape[2:], self.stride, self.padding, self.dilation
+        )
 
     def taps(self, i: int, j: int) -> list[tuple[int, int, int, int]]:
         """(p, q, row, col) for each kernel tap of output (i, j), in padded-input coordinates."""
@@ -65,7 +75,9 @@ class Result:
 
     @property
     def max_difference(self) -> float:
-        return float(max(np.abs(self.scratch - self.reference).max(), np.abs(self.torch - self.reference).max()))
+        return float(
+            max(np.abs(self.scratch - self.reference).max(), np.abs(self.torch - self.reference).max())
+        )
 
     @property
     def agree(self) -> bool:
@@ -77,14 +89,20 @@ def parse_array(text: str, name: str, ndims=(2, 3, 4)) -> np.ndarray:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--{name} is not valid JSON ({exc.msg} at column {exc.colno}). Received: {text!r}") from None
+        raise ValueError(
+            f"--{name} is not valid JSON ({exc.msg} at column {exc.colno}). Received: {text!r}"
+        ) from None
     try:
         array = np.array(value, dtype=np.float64)
     except (ValueError, TypeError):
-        raise ValueError(f"--{name} must be a rectangular nested list of numbers. Received: {text!r}") from None
+        raise ValueError(
+            f"--{name} must be a rectangular nested list of numbers. Received: {text!r}"
+        ) from None
     if array.ndim not in ndims or array.size == 0:
-        raise ValueError(f"--{name} must be a non-empty {' or '.join(f'{n}-D' for n in ndims)} list. "
-                         f"Received: {array.ndim}-D, shape {array.shape}")
+        raise ValueError(
+            f"--{name} must be a non-empty {' or '.join(f'{n}-D' for n in ndims)} list. "
+            f"Received: {array.ndim}-D, shape {array.shape}"
+        )
     if not np.isfinite(array).all():
         raise ValueError(f"--{name} must hold finite numbers. Received: {text!r}")
     return array
@@ -98,15 +116,24 @@ def make_example(x, kernel, bias=0.0, stride=1, padding=0, dilation=1) -> Exampl
     w = np.asarray(kernel, dtype=np.float64)
     w = w.reshape((1,) * (4 - w.ndim) + w.shape)  # (C_out, C, kH, kW)
     if w.shape[1] != x.shape[0]:
-        raise ValueError(f"the kernel has {w.shape[1]} input channel(s) but the input has {x.shape[0]}. "
-                         f"Received: input shape {x.shape}, kernel shape {w.shape}")
-    b = np.broadcast_to(np.asarray(bias, dtype=np.float64), (w.shape[0],)) if np.ndim(bias) == 0 else \
-        np.asarray(bias, dtype=np.float64)
+        raise ValueError(
+            f"the kernel has {w.shape[1]} input channel(s) but the input has {x.shape[0]}. "
+            f"Received: input shape {x.shape}, kernel shape {w.shape}"
+        )
+    b = (
+        np.broadcast_to(np.asarray(bias, dtype=np.float64), (w.shape[0],))
+        if np.ndim(bias) == 0
+        else np.asarray(bias, dtype=np.float64)
+    )
     if b.shape != (w.shape[0],):
-        raise ValueError(f"bias must be one number or one per output channel ({w.shape[0]}). Received: {bias!r}")
+        raise ValueError(
+            f"bias must be one number or one per output channel ({w.shape[0]}). Received: {bias!r}"
+        )
     padding = padding if isinstance(padding, str) else shapes.pair(padding, "padding")
-    example = Example(x, w, b.copy(), shapes.pair(stride, "stride"), padding, shapes.pair(dilation, "dilation"))
-    example.out_hw  # refuse an impossible geometry now, naming the argument
+    example = Example(
+        x, w, b.copy(), shapes.pair(stride, "stride"), padding, shapes.pair(dilation, "dilation")
+    )
+    _ = example.out_hw  # refuse an impossible geometry now, naming the argument
     return example
 
 
@@ -141,8 +168,11 @@ def explain(example: Example, result: np.ndarray) -> list[str]:
     for o in range(example.weight.shape[0]):
         for i in range(example.out_hw[0]):
             for j in range(example.out_hw[1]):
-                terms = [f"({_num(xp[c, r, s])})({_num(example.weight[o, c, p, q])})"
-                         for c in range(xp.shape[0]) for p, q, r, s in example.taps(i, j)]
+                terms = [
+                    f"({_num(xp[c, r, s])})({_num(example.weight[o, c, p, q])})"
+                    for c in range(xp.shape[0])
+                    for p, q, r, s in example.taps(i, j)
+                ]
                 if example.bias[o]:
                     terms.append(f"({_num(example.bias[o])}) bias")
                 index = f"{o}, {i}, {j}" if example.weight.shape[0] > 1 else f"{i}, {j}"

@@ -26,11 +26,33 @@ from typing import Any
 __all__ = ["Layer", "Residual", "describe", "DescribeError", "ELEMENTWISE"]
 
 # Layers that keep the shape and do no multiply-adds worth counting.
-ELEMENTWISE = frozenset({
-    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid",
-    "Tanh", "Hardswish", "Hardsigmoid", "Hardtanh", "Softplus", "Softmax", "LogSoftmax",
-    "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout", "Identity",
-})
+ELEMENTWISE = frozenset(
+    {
+        "ReLU",
+        "ReLU6",
+        "LeakyReLU",
+        "PReLU",
+        "ELU",
+        "SELU",
+        "CELU",
+        "GELU",
+        "SiLU",
+        "Mish",
+        "Sigmoid",
+        "Tanh",
+        "Hardswish",
+        "Hardsigmoid",
+        "Hardtanh",
+        "Softplus",
+        "Softmax",
+        "LogSoftmax",
+        "Dropout",
+        "Dropout1d",
+        "Dropout2d",
+        "AlphaDropout",
+        "Identity",
+    }
+)
 
 
 class DescribeError(ValueError):
@@ -92,14 +114,25 @@ def _weight_shape(module) -> tuple[int, ...]:
 def _conv(m):
     out_channels, c_group, kh, kw = _weight_shape(m)
     groups = _opt(m, "groups", 1)
-    return dict(in_channels=c_group * groups, out_channels=out_channels, kernel_size=(kh, kw),
-                stride=_opt(m, "stride", 1), padding=_opt(m, "padding", 0),
-                dilation=_opt(m, "dilation", 1), groups=groups)
+    return dict(
+        in_channels=c_group * groups,
+        out_channels=out_channels,
+        kernel_size=(kh, kw),
+        stride=_opt(m, "stride", 1),
+        padding=_opt(m, "padding", 0),
+        dilation=_opt(m, "dilation", 1),
+        groups=groups,
+    )
 
 
 def _pool(m):
-    return dict(kernel_size=_opt(m, "kernel_size"), stride=_opt(m, "stride"), padding=_opt(m, "padding", 0),
-                dilation=_opt(m, "dilation", 1), ceil_mode=bool(_opt(m, "ceil_mode", False)))
+    return dict(
+        kernel_size=_opt(m, "kernel_size"),
+        stride=_opt(m, "stride"),
+        padding=_opt(m, "padding", 0),
+        dilation=_opt(m, "dilation", 1),
+        ceil_mode=bool(_opt(m, "ceil_mode", False)),
+    )
 
 
 def _linear(m):
@@ -139,10 +172,14 @@ def describe(module, prefix: str = "") -> list:
         return [item for name, child in children for item in describe(child, prefix + name + ".")]
     name = prefix[:-1] if prefix.endswith(".") else prefix
     if children:
-        raise DescribeError(f"module {name or '(the model)'} ({kind}) has sub-modules but no "
-                            f"summary_layers(prefix) method saying how data flows through them")
+        raise DescribeError(
+            f"module {name or '(the model)'} ({kind}) has sub-modules but no "
+            f"summary_layers(prefix) method saying how data flows through them"
+        )
     if kind not in OPTIONS:
-        raise DescribeError(f"module {name or '(the model)'} has type {kind}, which the summary does not "
-                            f"know; supported: {', '.join(sorted(OPTIONS))}")
+        raise DescribeError(
+            f"module {name or '(the model)'} has type {kind}, which the summary does not "
+            f"know; supported: {', '.join(sorted(OPTIONS))}"
+        )
     params, trainable = _own_parameters(module)
     return [Layer(name, kind, OPTIONS[kind](module), params, trainable)]

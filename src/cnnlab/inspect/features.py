@@ -40,8 +40,9 @@ class Capture:
     output: np.ndarray  # (N, C', H', W'); after the activation that follows, if asked
 
 
-def capture(trained: Trained, images: np.ndarray, kinds=FEATURE_KINDS,
-            through_activation: bool = True) -> tuple[list[Capture], np.ndarray]:
+def capture(
+    trained: Trained, images: np.ndarray, kinds=FEATURE_KINDS, through_activation: bool = True
+) -> tuple[list[Capture], np.ndarray]:
     """(the input and output of every layer of ``kinds``, in order; the logits) for uint8 images (N, 28, 28).
 
     With ``through_activation``, a convolution directly followed by an activation (ReLU) reports
@@ -57,8 +58,14 @@ def capture(trained: Trained, images: np.ndarray, kinds=FEATURE_KINDS,
     def keep(layer, activation):
         def record(module, inputs, output):
             if layer.name not in found:  # a module called twice reports its first call
-                found[layer.name] = Capture(layer.name, layer.kind, layer_detail(layer) + activation,
-                                            inputs[0].numpy().copy(), output.numpy().copy())
+                found[layer.name] = Capture(
+                    layer.name,
+                    layer.kind,
+                    layer_detail(layer) + activation,
+                    inputs[0].numpy().copy(),
+                    output.numpy().copy(),
+                )
+
         return record
 
     def replace(layer):
@@ -66,14 +73,19 @@ def capture(trained: Trained, images: np.ndarray, kinds=FEATURE_KINDS,
             if layer.name in found and not getattr(found[layer.name], "activated", False):
                 found[layer.name].output = output.numpy().copy()
                 found[layer.name].activated = True
+
         return record
 
     for i, layer in enumerate(layers):
         if layer.kind not in kinds:
             continue
         after = layers[i + 1] if i + 1 < len(layers) else None
-        paired = through_activation and layer.kind == "Conv2d" and after is not None and after.kind in ACTIVATIONS
-        hooks.append(modules[layer.name].register_forward_hook(keep(layer, f" + {after.kind}" if paired else "")))
+        paired = (
+            through_activation and layer.kind == "Conv2d" and after is not None and after.kind in ACTIVATIONS
+        )
+        hooks.append(
+            modules[layer.name].register_forward_hook(keep(layer, f" + {after.kind}" if paired else ""))
+        )
         if paired:
             hooks.append(modules[after.name].register_forward_hook(replace(layer)))
     try:
@@ -144,13 +156,22 @@ def plot_filters(trained: Trained, path: Path) -> Path:
         ax.set_title(f"filter {k}", fontsize=8)
         if shown[k].size <= 25:  # small kernels: write the weights in
             for (r, c), v in np.ndenumerate(shown[k]):
-                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if abs(v) > 0.6 * style["vmax"] else "black")
+                ax.text(
+                    c,
+                    r,
+                    f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if abs(v) > 0.6 * style["vmax"] else "black",
+                )
     fig.colorbar(image, ax=axes, shrink=0.6, label="weight")
     channels = "" if weight.shape[1] == 1 else f", mean over its {weight.shape[1]} input channels"
-    fig.suptitle(f"{trained.title}: first-layer filters (layer {name}, Conv2d {layer_detail_of(trained, name)}"
-                 f"{channels})\nred: positive weight, blue: negative; each slides over the image",
-                 fontsize=10)
+    fig.suptitle(
+        f"{trained.title}: first-layer filters (layer {name}, Conv2d {layer_detail_of(trained, name)}"
+        f"{channels})\nred: positive weight, blue: negative; each slides over the image",
+        fontsize=10,
+    )
     return save(fig, path)
 
 
@@ -167,8 +188,10 @@ def _show_input(ax, image: np.ndarray, caption: str) -> None:
 
 def image_caption(index: int, label: int, logits: np.ndarray) -> str:
     predicted, p = predict(logits[None] if logits.ndim == 1 else logits)
-    return (f"test image {index}: {CLASS_NAMES[label]}\npredicted: {CLASS_NAMES[predicted[0]]} "
-            f"({100 * p[0, predicted[0]]:.0f}%)")
+    return (
+        f"test image {index}: {CLASS_NAMES[label]}\npredicted: {CLASS_NAMES[predicted[0]]} "
+        f"({100 * p[0, predicted[0]]:.0f}%)"
+    )
 
 
 def _mosaic(ax, maps: np.ndarray, rows: int, cols: int, style: dict):
@@ -179,7 +202,7 @@ def _mosaic(ax, maps: np.ndarray, rows: int, cols: int, style: dict):
     canvas = np.full((rows * tile_h, cols * tile_w - side), np.nan)
     for k in range(c):
         r, q = divmod(k, cols)
-        canvas[r * tile_h + above:(r + 1) * tile_h, q * tile_w:q * tile_w + w] = maps[k]
+        canvas[r * tile_h + above : (r + 1) * tile_h, q * tile_w : q * tile_w + w] = maps[k]
     cmap = matplotlib.colormaps[style["cmap"]].with_extremes(bad="white")
     shown = ax.imshow(canvas, **{**style, "cmap": cmap}, interpolation="nearest")
     for k in range(c):
@@ -203,13 +226,21 @@ def plot_features(trained: Trained, image: np.ndarray, label: int, index: int, d
         ax = right.subplots()
         style = _scale(maps)
         shown = _mosaic(ax, maps, rows, cols, style)
-        what = ("convolution output, no activation after it (red +, blue -)" if maps.min() < 0
-                else "pooled feature maps (each value: the max of a window)" if cap.kind == "MaxPool2d"
-                else "pooled feature maps" if "Pool" in cap.kind
-                else f"feature maps after the {cap.detail.rsplit(' + ', 1)[-1]}")
+        what = (
+            "convolution output, no activation after it (red +, blue -)"
+            if maps.min() < 0
+            else "pooled feature maps (each value: the max of a window)"
+            if cap.kind == "MaxPool2d"
+            else "pooled feature maps"
+            if "Pool" in cap.kind
+            else f"feature maps after the {cap.detail.rsplit(' + ', 1)[-1]}"
+        )
         right.colorbar(shown, ax=ax, shrink=0.7, label="activation")
-        right.suptitle(f"layer {cap.name}: {cap.kind} {cap.detail} -> {len(maps)} maps of "
-                       f"{maps.shape[1]}x{maps.shape[2]}\n{what}", fontsize=10)
+        right.suptitle(
+            f"layer {cap.name}: {cap.kind} {cap.detail} -> {len(maps)} maps of "
+            f"{maps.shape[1]}x{maps.shape[2]}\n{what}",
+            fontsize=10,
+        )
         fig.suptitle(trained.title, fontsize=9, x=0.01, ha="left", color="dimgray")
         paths.append(save(fig, directory / f"features-{index}-{number:02d}-layer{cap.name}-{cap.kind}.png"))
     return paths

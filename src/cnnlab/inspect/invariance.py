@@ -30,8 +30,9 @@ def shift(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """uint8 images (N, H, W) moved right by ``dx`` and down by ``dy`` pixels, zero-filled."""
     out = np.zeros_like(images)
     h, w = images.shape[1:]
-    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        images[:, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = images[
+        :, max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
     return out
 
 
@@ -61,8 +62,10 @@ def _stage_changes(trained: Trained, images: np.ndarray, shifts) -> tuple[list[s
     moved = np.stack([shift(images, dx, dy) for dx, dy in shifts], axis=1)  # (N, S, 28, 28)
     n, s = moved.shape[:2]
     captures, logits = capture(trained, moved.reshape(n * s, *moved.shape[2:]))
-    stages = ["input pixels"] + [f"layer {c.name}: {c.kind}{' + ' + c.detail.rsplit(' + ', 1)[1] if ' + ' in c.detail else ''}"
-                                 for c in captures]
+    stages = ["input pixels"] + [
+        f"layer {c.name}: {c.kind}{' + ' + c.detail.rsplit(' + ', 1)[1] if ' + ' in c.detail else ''}"
+        for c in captures
+    ]
     outputs = [moved / 255.0] + [c.output.reshape(n, s, -1) for c in captures]
     change = np.stack([[_relative_change(out[i]) for out in outputs] for i in range(n)])
     return stages, change, logits.reshape(n, s, -1)
@@ -78,12 +81,17 @@ def measure(trained: Trained, image: np.ndarray, sample: np.ndarray) -> Invarian
     agree = np.full(len(shifts), np.nan)
     base = predict(capture(trained, sample, kinds=())[1])[0]
     for dx, dy in _rows():
-        agree[shifts.index((dx, dy))] = np.mean(predict(capture(trained, shift(sample, dx, dy), kinds=())[1])[0] == base)
+        agree[shifts.index((dx, dy))] = np.mean(
+            predict(capture(trained, shift(sample, dx, dy), kinds=())[1])[0] == base
+        )
     sample_change = np.full_like(change[0], np.nan)
     along_x = [(d, 0) for d in range(MAX_SHIFT + 1)]
-    sample_change[:, [shifts.index(d) for d in along_x]] = \
-        _stage_changes(trained, sample[:CHANGE_SAMPLE], along_x)[1].mean(axis=0)
-    return Invariance(shifts, stages, change[0], predicted, p[:, predicted[0]], agree, sample_change, len(sample))
+    sample_change[:, [shifts.index(d) for d in along_x]] = _stage_changes(
+        trained, sample[:CHANGE_SAMPLE], along_x
+    )[1].mean(axis=0)
+    return Invariance(
+        shifts, stages, change[0], predicted, p[:, predicted[0]], agree, sample_change, len(sample)
+    )
 
 
 def _rows() -> list[tuple[int, int]]:
@@ -95,27 +103,35 @@ def _rows() -> list[tuple[int, int]]:
 def format_table(result: Invariance, index: int) -> str:
     names = ["input"] + [s.split(":")[0].split()[1] for s in result.stages[1:]]
     header = ["dx", "dy"] + [f"{n}" for n in names] + ["prediction", f"agree ({result.sample_size})"]
-    lines = [f"relative change of each layer's output (0 = unchanged) for test image {index}, "
-             f"shifted dx pixels right and dy down;",
-             f"columns: input = the pixels; {'; '.join(result.stages[1:])}",
-             f"agree: share of {result.sample_size} test images whose prediction the same shift leaves unchanged",
-             ""]
+    lines = [
+        f"relative change of each layer's output (0 = unchanged) for test image {index}, "
+        f"shifted dx pixels right and dy down;",
+        f"columns: input = the pixels; {'; '.join(result.stages[1:])}",
+        f"agree: share of {result.sample_size} test images whose prediction the same shift leaves unchanged",
+        "",
+    ]
     rows = []
     for dx, dy in _rows():
         k = result.at(dx, dy)
         pred = f"{CLASS_NAMES[result.predicted[k]]} {100 * result.probability[k]:.0f}%"
         if result.predicted[k] != result.predicted[0]:
             pred = f"{CLASS_NAMES[result.predicted[k]]} (changed)"
-        rows.append([str(dx), str(dy)] + [f"{v:.2f}" for v in result.change[:, k]] +
-                    [pred, f"{100 * result.sample_agreement[k]:.0f}%"])
+        rows.append(
+            [str(dx), str(dy)]
+            + [f"{v:.2f}" for v in result.change[:, k]]
+            + [pred, f"{100 * result.sample_agreement[k]:.0f}%"]
+        )
     n = min(result.sample_size, CHANGE_SAMPLE)
     rows.append(["", ""] + [""] * len(names) + ["", ""])
     for d in range(1, MAX_SHIFT + 1):
         k = result.at(d, 0)
-        rows.append([str(d), "0"] + [f"{v:.2f}" for v in result.sample_change[:, k]] +
-                    [f"(mean of {n} images)", f"{100 * result.sample_agreement[k]:.0f}%"])
+        rows.append(
+            [str(d), "0"]
+            + [f"{v:.2f}" for v in result.sample_change[:, k]]
+            + [f"(mean of {n} images)", f"{100 * result.sample_agreement[k]:.0f}%"]
+        )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    fmt = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths)).rstrip()
     return "\n".join(lines + [fmt(header)] + [fmt(r) for r in rows])
 
 
@@ -127,18 +143,31 @@ def plot_invariance(trained: Trained, image: np.ndarray, label: int, index: int,
     for d, ax in enumerate(thumbs):
         k = result.at(d, 0)
         p = f"{100 * result.probability[k]:.0f}%"
-        said = (f"{first} ({p})" if result.predicted[k] == result.predicted[0]
-                else f"{CLASS_NAMES[result.predicted[k]]} ({first}: {p})")
+        said = (
+            f"{first} ({p})"
+            if result.predicted[k] == result.predicted[0]
+            else f"{CLASS_NAMES[result.predicted[k]]} ({first}: {p})"
+        )
         _show_input(ax, shift(image[None], d, 0)[0], f"shifted {d} px right\npredicted: {said}")
-    top.suptitle(f"test image {index} ({CLASS_NAMES[label]}) shifted to the right, and what the network "
-                 f"predicts", fontsize=11)
+    top.suptitle(
+        f"test image {index} ({CLASS_NAMES[label]}) shifted to the right, and what the network predicts",
+        fontsize=11,
+    )
     ax_lines, ax_heat, ax_pred = bottom.subplots(1, 3, width_ratios=[1.2, 0.8, 1])
     steps = range(MAX_SHIFT + 1)
     pooled, convs = iter(["#e6550d", "#a63603", "#fd8d3c"] * 4), iter(["#6baed6", "#2171b5", "#08306b"] * 4)
     for s, stage in enumerate(result.stages):
-        color, style = ("black", "o:") if s == 0 else (next(pooled), "o-") if "Pool" in stage else (next(convs), "s--")
-        ax_lines.plot(steps, [result.change[s, result.at(d, 0)] for d in steps], style, color=color,
-                      lw=2.4 if "Pool" in stage else 1.4, label=stage)
+        color, style = (
+            ("black", "o:") if s == 0 else (next(pooled), "o-") if "Pool" in stage else (next(convs), "s--")
+        )
+        ax_lines.plot(
+            steps,
+            [result.change[s, result.at(d, 0)] for d in steps],
+            style,
+            color=color,
+            lw=2.4 if "Pool" in stage else 1.4,
+            label=stage,
+        )
     ax_lines.set_xlabel("shift to the right (pixels)")
     ax_lines.set_ylabel("relative change of the output")
     ax_lines.set_title(f"how much each layer's output changes (image {index})", fontsize=10)
@@ -148,18 +177,40 @@ def plot_invariance(trained: Trained, image: np.ndarray, label: int, index: int,
     grid = np.array([[result.change[last, result.at(dx, dy)] for dx in steps] for dy in steps])
     heat = ax_heat.imshow(grid, cmap="magma_r", vmin=0, vmax=max(float(grid.max()), 1e-6))
     for (dy, dx), v in np.ndenumerate(grid):
-        ax_heat.text(dx, dy, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                     color="white" if v > 0.6 * grid.max() else "black")
+        ax_heat.text(
+            dx,
+            dy,
+            f"{v:.2f}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if v > 0.6 * grid.max() else "black",
+        )
     ax_heat.set_xlabel("dx (pixels right)")
     ax_heat.set_ylabel("dy (pixels down)")
     ax_heat.set_title(f"change of {result.stages[last]}\nfor every shift", fontsize=10)
     bottom.colorbar(heat, ax=ax_heat, shrink=0.8, label="relative change")
-    ax_pred.plot(steps, [100 * result.sample_agreement[result.at(d, 0)] for d in steps], "o-", color="tab:green",
-                 label=f"predictions unchanged, {result.sample_size} test images (x shift)")
-    ax_pred.plot(steps, [100 * result.sample_agreement[result.at(0, d)] for d in steps], "s--", color="tab:green",
-                 label="same, y shift")
-    ax_pred.plot(steps, [100 * result.probability[result.at(d, 0)] for d in steps], "o-", color="tab:purple",
-                 label=f"image {index}: probability of its prediction (x shift)")
+    ax_pred.plot(
+        steps,
+        [100 * result.sample_agreement[result.at(d, 0)] for d in steps],
+        "o-",
+        color="tab:green",
+        label=f"predictions unchanged, {result.sample_size} test images (x shift)",
+    )
+    ax_pred.plot(
+        steps,
+        [100 * result.sample_agreement[result.at(0, d)] for d in steps],
+        "s--",
+        color="tab:green",
+        label="same, y shift",
+    )
+    ax_pred.plot(
+        steps,
+        [100 * result.probability[result.at(d, 0)] for d in steps],
+        "o-",
+        color="tab:purple",
+        label=f"image {index}: probability of its prediction (x shift)",
+    )
     ax_pred.set_ylim(0, 102)
     ax_pred.set_xlabel("shift (pixels)")
     ax_pred.set_ylabel("%")

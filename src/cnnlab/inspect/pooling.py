@@ -3,7 +3,8 @@ the smaller map that results, with a close-up in numbers.
 
 The feature map is what the model's first max-pooling layer receives for the chosen test
 image (after the convolution and its ReLU); the channel shown is the one whose peak stands out
-most above its median, a detector that fires on part of the item rather than on the background. A model without max pooling gets a 2x2 one applied to its first convolution's
+most above its median, a detector that fires on part of the item rather than on the
+background. A model without max pooling gets a 2x2 one applied to its first convolution's
 output, as an illustration.
 """
 
@@ -36,12 +37,21 @@ def _source(trained: Trained, image: np.ndarray):
     for cap in captures:
         if cap.kind == "MaxPool2d":
             m = modules[cap.name]
-            options = dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
-                           ceil_mode=m.ceil_mode)
+            options = dict(
+                kernel_size=m.kernel_size,
+                stride=m.stride,
+                padding=m.padding,
+                dilation=m.dilation,
+                ceil_mode=m.ceil_mode,
+            )
             return cap.input[0], options, f"layer {cap.name}: MaxPool2d {cap.detail}", logits
     conv = captures[0]
-    return (np.maximum(conv.output[0], 0), dict(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False),
-            f"a 2x2 max pool on layer {conv.name}'s output (the model itself has none)", logits)
+    return (
+        np.maximum(conv.output[0], 0),
+        dict(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False),
+        f"a 2x2 max pool on layer {conv.name}'s output (the model itself has none)",
+        logits,
+    )
 
 
 def _windows(ax, pooled_shape, options, color="white", lw=0.6) -> None:
@@ -49,8 +59,16 @@ def _windows(ax, pooled_shape, options, color="white", lw=0.6) -> None:
     k, s, p = (_pair(options[n]) for n in ("kernel_size", "stride", "padding"))
     for i in range(pooled_shape[0]):
         for j in range(pooled_shape[1]):
-            ax.add_patch(Rectangle((j * s[1] - p[1] - 0.5, i * s[0] - p[0] - 0.5), k[1], k[0], fill=False,
-                                   edgecolor=color, lw=lw))
+            ax.add_patch(
+                Rectangle(
+                    (j * s[1] - p[1] - 0.5, i * s[0] - p[0] - 0.5),
+                    k[1],
+                    k[0],
+                    fill=False,
+                    edgecolor=color,
+                    lw=lw,
+                )
+            )
 
 
 def _pair(v):
@@ -61,8 +79,16 @@ def _numbers(ax, values, highlight=None, fontsize=8) -> None:
     top = values.max() or 1.0
     for (r, c), v in np.ndenumerate(values):
         bold = highlight is not None and highlight[r, c]
-        ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=fontsize,
-                color="black" if v > 0.55 * top else "white", fontweight="bold" if bold else "normal")
+        ax.text(
+            c,
+            r,
+            f"{v:.1f}",
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            color="black" if v > 0.55 * top else "white",
+            fontweight="bold" if bold else "normal",
+        )
 
 
 def plot_pooling(trained: Trained, image: np.ndarray, label: int, index: int, path) -> tuple[object, dict]:
@@ -81,43 +107,66 @@ def plot_pooling(trained: Trained, image: np.ndarray, label: int, index: int, pa
     _show_input(ax_img, image, image_caption(index, label, logits[0]))
     shown = ax_map.imshow(fmap, **style)
     _windows(ax_map, out.shape, options, color="#7fcdbb", lw=0.5)
-    lowest = -_max_pool(-maps[channel:channel + 1], options)[0][0]
+    lowest = -_max_pool(-maps[channel : channel + 1], options)[0][0]
     strong = out - lowest > 0.05 * style["vmax"]  # skip flat windows (the background), where all cells tie
     ax_map.plot(cols[strong], rows[strong], "o", ms=3, mfc="none", mec="#41b6c4", mew=0.9)
-    ax_map.set_title(f"feature map: channel {channel}, {fmap.shape[0]}x{fmap.shape[1]}\n"
-                     f"boxes: pooling windows; circles: the maximum of each", fontsize=10)
+    ax_map.set_title(
+        f"feature map: channel {channel}, {fmap.shape[0]}x{fmap.shape[1]}\n"
+        f"boxes: pooling windows; circles: the maximum of each",
+        fontsize=10,
+    )
     ax_out.imshow(out, **style)
-    ax_out.set_title(f"after max pooling: {out.shape[0]}x{out.shape[1]}\n"
-                     f"each cell keeps its window's maximum", fontsize=10)
+    ax_out.set_title(
+        f"after max pooling: {out.shape[0]}x{out.shape[1]}\neach cell keeps its window's maximum", fontsize=10
+    )
     top.colorbar(shown, ax=[ax_map, ax_out], shrink=0.8, label="activation")
 
     # Close-up: the ZOOM x ZOOM windows around the strongest output.
     k, s = _pair(options["kernel_size"]), _pair(options["stride"])
-    i0 = int(np.clip(np.unravel_index(np.argmax(out), out.shape)[0] - ZOOM // 2, 0, max(out.shape[0] - ZOOM, 0)))
-    j0 = int(np.clip(np.unravel_index(np.argmax(out), out.shape)[1] - ZOOM // 2, 0, max(out.shape[1] - ZOOM, 0)))
-    r0, c0 = max(i0 * s[0] - _pair(options["padding"])[0], 0), max(j0 * s[1] - _pair(options["padding"])[1], 0)
-    r1, c1 = min(r0 + (ZOOM - 1) * s[0] + k[0], fmap.shape[0]), min(c0 + (ZOOM - 1) * s[1] + k[1], fmap.shape[1])
-    crop, crop_out = fmap[r0:r1, c0:c1], out[i0:i0 + ZOOM, j0:j0 + ZOOM]
+    i0 = int(
+        np.clip(np.unravel_index(np.argmax(out), out.shape)[0] - ZOOM // 2, 0, max(out.shape[0] - ZOOM, 0))
+    )
+    j0 = int(
+        np.clip(np.unravel_index(np.argmax(out), out.shape)[1] - ZOOM // 2, 0, max(out.shape[1] - ZOOM, 0))
+    )
+    r0, c0 = (
+        max(i0 * s[0] - _pair(options["padding"])[0], 0),
+        max(j0 * s[1] - _pair(options["padding"])[1], 0),
+    )
+    r1, c1 = (
+        min(r0 + (ZOOM - 1) * s[0] + k[0], fmap.shape[0]),
+        min(c0 + (ZOOM - 1) * s[1] + k[1], fmap.shape[1]),
+    )
+    crop, crop_out = fmap[r0:r1, c0:c1], out[i0 : i0 + ZOOM, j0 : j0 + ZOOM]
     winners = np.zeros_like(crop, bool)
-    for r, c in zip(rows[i0:i0 + ZOOM, j0:j0 + ZOOM].ravel(), cols[i0:i0 + ZOOM, j0:j0 + ZOOM].ravel()):
+    for r, c in zip(
+        rows[i0 : i0 + ZOOM, j0 : j0 + ZOOM].ravel(), cols[i0 : i0 + ZOOM, j0 : j0 + ZOOM].ravel()
+    ):
         if r0 <= r < r1 and c0 <= c < c1:
             winners[r - r0, c - c0] = True
     for ax in (ax_map, ax_out):
         ax.set_xticks([])
         ax.set_yticks([])
     ax_map.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False, edgecolor="#41b6c4", lw=2))
-    ax_out.add_patch(Rectangle((j0 - 0.5, i0 - 0.5), crop_out.shape[1], crop_out.shape[0], fill=False,
-                               edgecolor="#41b6c4", lw=2))
+    ax_out.add_patch(
+        Rectangle(
+            (j0 - 0.5, i0 - 0.5), crop_out.shape[1], crop_out.shape[0], fill=False, edgecolor="#41b6c4", lw=2
+        )
+    )
     ax_zoom, ax_arrow, ax_zout = bottom.subplots(1, 3, width_ratios=[1, 0.3, 0.5])
     ax_zoom.imshow(crop, **style)
     _numbers(ax_zoom, crop, winners)
-    for (r, c) in zip(*np.nonzero(winners)):
+    for r, c in zip(*np.nonzero(winners)):
         ax_zoom.add_patch(Rectangle((c - 0.4, r - 0.4), 0.8, 0.8, fill=False, edgecolor="#41b6c4", lw=2.5))
     _windows(ax_zoom, crop_out.shape, {**options, "padding": 0}, color="white", lw=1.5)
-    ax_zoom.set_title(f"close-up (rows {r0}-{r1 - 1}, columns {c0}-{c1 - 1}): each {k[0]}x{k[1]} window's "
-                      f"maximum is boxed", fontsize=10)
+    ax_zoom.set_title(
+        f"close-up (rows {r0}-{r1 - 1}, columns {c0}-{c1 - 1}): each {k[0]}x{k[1]} window's maximum is boxed",
+        fontsize=10,
+    )
     ax_arrow.axis("off")
-    ax_arrow.annotate("", xy=(0.9, 0.5), xytext=(0.1, 0.5), arrowprops=dict(arrowstyle="-|>", lw=2, color="gray"))
+    ax_arrow.annotate(
+        "", xy=(0.9, 0.5), xytext=(0.1, 0.5), arrowprops=dict(arrowstyle="-|>", lw=2, color="gray")
+    )
     ax_arrow.text(0.5, 0.6, "max", ha="center", fontsize=11, color="gray")
     ax_zout.imshow(crop_out, **style)
     _numbers(ax_zout, crop_out, fontsize=10)

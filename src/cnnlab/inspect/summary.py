@@ -110,8 +110,19 @@ def _walk(layers, state: _State, rows: list[Row], depth: int) -> _State:
             new, mult_adds = _step(layer, state)
         except ValueError as exc:
             raise _Misfit(layer, str(exc)) from None
-        rows.append(Row(layer.name, layer.kind, layer_detail(layer), new.shape, layer.params, layer.trainable,
-                        mult_adds, new.field, depth))
+        rows.append(
+            Row(
+                layer.name,
+                layer.kind,
+                layer_detail(layer),
+                new.shape,
+                layer.params,
+                layer.trainable,
+                mult_adds,
+                new.field,
+                depth,
+            )
+        )
         state = new
     return state
 
@@ -121,8 +132,11 @@ def _residual(block: Residual, state: _State, rows: list[Row], depth: int) -> _S
     short = _walk(block.shortcut, state, rows, depth + 1)
     add = Layer(block.name, "Add")
     if main.shape != short.shape:
-        raise _Misfit(add, f"the main path gives {_shape(main.shape)} but the shortcut gives "
-                           f"{_shape(short.shape)}; a residual sum needs equal shapes")
+        raise _Misfit(
+            add,
+            f"the main path gives {_shape(main.shape)} but the shortcut gives "
+            f"{_shape(short.shape)}; a residual sum needs equal shapes",
+        )
     field = None if None in (main.field, short.field) else tuple(map(max, main.field, short.field))
     out = _State(main.shape, field, main.jump)
     rows.append(Row(block.name, "Add", "main + shortcut", out.shape, field=field, depth=depth))
@@ -133,8 +147,10 @@ def _spatial(state: _State, channels: int | None) -> tuple[int, int, int]:
     if len(state.shape) != 3:
         raise ValueError(f"needs a (C, H, W) input but gets {_shape(state.shape)}")
     if channels is not None and state.shape[0] != channels:
-        raise ValueError(f"expects {channels} input channel{'s' * (channels != 1)} but gets {state.shape[0]} "
-                         f"(shape {_shape(state.shape)})")
+        raise ValueError(
+            f"expects {channels} input channel{'s' * (channels != 1)} but gets {state.shape[0]} "
+            f"(shape {_shape(state.shape)})"
+        )
     return state.shape
 
 
@@ -142,7 +158,9 @@ def _grow(state: _State, kernel, stride, dilation) -> tuple:
     """The receptive field and jump after a window of ``kernel`` (see the module docstring)."""
     if state.field is None:
         return None, state.jump
-    k, s, d = (shapes.pair(v, n) for v, n in ((kernel, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
+    k, s, d = (
+        shapes.pair(v, n) for v, n in ((kernel, "kernel_size"), (stride, "stride"), (dilation, "dilation"))
+    )
     field = tuple(r + dd * (kk - 1) * j for r, kk, dd, j in zip(state.field, k, d, state.jump))
     return field, tuple(j * ss for j, ss in zip(state.jump, s))
 
@@ -160,7 +178,9 @@ def _step(layer: Layer, state: _State) -> tuple[_State, int]:
     if kind in ("MaxPool2d", "AvgPool2d"):
         c, h, w = _spatial(state, None)
         stride = o["stride"] or o["kernel_size"]
-        hw = shapes.pool2d_output_shape((h, w), o["kernel_size"], stride, o["padding"], o["dilation"], o["ceil_mode"])
+        hw = shapes.pool2d_output_shape(
+            (h, w), o["kernel_size"], stride, o["padding"], o["dilation"], o["ceil_mode"]
+        )
         field, jump = _grow(state, o["kernel_size"], stride, o["dilation"])
         return _State((c, *hw), field, jump), 0
     if kind in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
@@ -177,7 +197,7 @@ def _step(layer: Layer, state: _State) -> tuple[_State, int]:
         if start == 0:
             raise ValueError("flattens the batch axis (start_dim=0), which the summary does not follow")
         s = state.shape
-        flat = s[:start - 1] + (math.prod(s[start - 1:end]),) + s[end:]
+        flat = s[: start - 1] + (math.prod(s[start - 1 : end]),) + s[end:]
         return dataclasses.replace(state, shape=flat, unflattened=s), 0
     if kind == "Linear":
         if state.shape[-1] != o["in_features"]:
@@ -187,7 +207,9 @@ def _step(layer: Layer, state: _State) -> tuple[_State, int]:
                 got = f"{state.shape[-1]:,} from shape {_shape(state.shape)}"
             raise ValueError(f"expects {o['in_features']:,} input features but gets {got}")
         rest = math.prod(state.shape[:-1])
-        return _State(state.shape[:-1] + (o["out_features"],), None, state.jump), rest * o["in_features"] * o["out_features"]
+        return _State(state.shape[:-1] + (o["out_features"],), None, state.jump), rest * o["in_features"] * o[
+            "out_features"
+        ]
     if kind in ("BatchNorm2d", "BatchNorm1d"):
         spatial = kind == "BatchNorm2d"
         if spatial != (len(state.shape) == 3) or state.shape[0] != o["num_features"]:
@@ -249,29 +271,53 @@ def _size(n: int) -> str:
 def format_table(summary: Summary) -> str:
     """The table, then either the totals or which layer the input does not fit, and why."""
     header = ("layer", "type", "output shape", "params", "mult-adds", "receptive field")
-    lines = [(("  " * r.depth) + r.name, f"{r.kind} {r.detail}".strip(), _shape(r.shape), f"{r.params:,}",
-              f"{r.mult_adds:,}", _field(r)) for r in summary.rows]
+    lines = [
+        (
+            ("  " * r.depth) + r.name,
+            f"{r.kind} {r.detail}".strip(),
+            _shape(r.shape),
+            f"{r.params:,}",
+            f"{r.mult_adds:,}",
+            _field(r),
+        )
+        for r in summary.rows
+    ]
     if summary.failed is not None:
         f = summary.failed
-        lines.append((f.name, f"{f.kind} {layer_detail(f) if f.kind != 'Add' else ''}".strip(), "does not fit",
-                      f"{f.params:,}", "-", "-"))
+        lines.append(
+            (
+                f.name,
+                f"{f.kind} {layer_detail(f) if f.kind != 'Add' else ''}".strip(),
+                "does not fit",
+                f"{f.params:,}",
+                "-",
+                "-",
+            )
+        )
     widths = [max(len(str(cells[i])) for cells in [header, *lines]) for i in range(len(header))]
     right = {3, 4}
 
     def fmt(cells):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     out = [fmt(header), fmt(tuple("-" * w for w in widths)), *map(fmt, lines)]
     if summary.failed is not None:
-        out += ["", f"input {_shape(summary.input_shape)} does not fit layer {summary.failed.name} "
-                    f"({summary.failed.kind}): {summary.reason}"]
+        out += [
+            "",
+            f"input {_shape(summary.input_shape)} does not fit layer {summary.failed.name} "
+            f"({summary.failed.kind}): {summary.reason}",
+        ]
         return "\n".join(out)
     memory = summary.params * BYTES_PER_VALUE
-    out += ["",
-            f"parameters:            {summary.params:,} ({_size(memory)} as float32)",
-            f"trainable parameters:  {summary.trainable:,}",
-            f"mult-adds:             {summary.mult_adds:,} for a batch of {summary.batch_size} "
-            f"({summary.mult_adds // summary.batch_size:,} per image)",
-            f"activation memory:     {_size(summary.activation_bytes)} for a batch of {summary.batch_size} "
-            f"(every layer's float32 output)"]
+    out += [
+        "",
+        f"parameters:            {summary.params:,} ({_size(memory)} as float32)",
+        f"trainable parameters:  {summary.trainable:,}",
+        f"mult-adds:             {summary.mult_adds:,} for a batch of {summary.batch_size} "
+        f"({summary.mult_adds // summary.batch_size:,} per image)",
+        f"activation memory:     {_size(summary.activation_bytes)} for a batch of {summary.batch_size} "
+        f"(every layer's float32 output)",
+    ]
     return "\n".join(out)

@@ -39,8 +39,9 @@ class TestImages:
 
     def pick(self, index: int) -> tuple[np.ndarray, int]:
         if not 0 <= index < len(self.labels):
-            raise ConfigError(f"--image must be in 0..{len(self.labels) - 1} (the test set's indices). "
-                              f"Received: {index}")
+            raise ConfigError(
+                f"--image must be in 0..{len(self.labels) - 1} (the test set's indices). Received: {index}"
+            )
         return self.images[index], int(self.labels[index])
 
 

@@ -31,8 +31,15 @@ def confusion_png(confusion: np.ndarray, title: str) -> bytes:
     fig, ax = plt.subplots(figsize=(8.6, 7.4), layout="constrained")
     image = ax.imshow(100 * share, cmap="Blues", vmin=0, vmax=100)
     for (i, j), count in np.ndenumerate(confusion):
-        ax.text(j, i, str(int(count)), ha="center", va="center", fontsize=8,
-                color="white" if share[i, j] > 0.5 else "black")
+        ax.text(
+            j,
+            i,
+            str(int(count)),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if share[i, j] > 0.5 else "black",
+        )
     ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=40, ha="right")
     ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
     ax.set_xlabel("predicted class")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from cnnlab.runs.layout import write_atomic  # noqa: E402
+from cnnlab.runs.layout import write_atomic
 
 TRAIN_COLOR, VALID_COLOR = "tab:blue", "tab:orange"
 
@@ -26,22 +26,34 @@ def plot_history(history: Sequence[dict], path: Path, title: str = "") -> None:
     ax_loss.set_ylabel("train loss (cross-entropy)", color=TRAIN_COLOR)
     ax_loss.tick_params(axis="y", labelcolor=TRAIN_COLOR)
     ax_valid = ax_loss.twinx()
-    ax_valid.plot(epochs, [r["valid_loss"] for r in history], "s-", color=VALID_COLOR, label="validation loss")
+    ax_valid.plot(
+        epochs, [r["valid_loss"] for r in history], "s-", color=VALID_COLOR, label="validation loss"
+    )
     ax_valid.set_ylabel("validation loss (cross-entropy)", color=VALID_COLOR)
     ax_valid.tick_params(axis="y", labelcolor=VALID_COLOR)
     best = min(history, key=lambda r: r["valid_loss"])
     ax_valid.axvline(best["epoch"], color="grey", ls=":", lw=1)
-    ax_valid.annotate(f"lowest validation loss\n(epoch {best['epoch']})", (best["epoch"], best["valid_loss"]),
-                      textcoords="offset points", xytext=(6, 12), fontsize=8, color="grey")
+    ax_valid.annotate(
+        f"lowest validation loss\n(epoch {best['epoch']})",
+        (best["epoch"], best["valid_loss"]),
+        textcoords="offset points",
+        xytext=(6, 12),
+        fontsize=8,
+        color="grey",
+    )
     # Only the two curves: the marker line's automatic "_child" label must not reach the legend.
     lines = [ln for ln in ax_loss.get_lines() + ax_valid.get_lines() if not ln.get_label().startswith("_")]
     ax_loss.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=9)
     ax_loss.set_title("Loss (twin axes)")
 
     ax_acc.plot(epochs, [100 * r["train_accuracy"] for r in history], "o-", color=TRAIN_COLOR, label="train")
-    ax_acc.plot(epochs, [100 * r["valid_accuracy"] for r in history], "s-", color=VALID_COLOR, label="validation")
+    ax_acc.plot(
+        epochs, [100 * r["valid_accuracy"] for r in history], "s-", color=VALID_COLOR, label="validation"
+    )
     if "test_accuracy" in history[0]:
-        ax_acc.plot(epochs, [100 * r["test_accuracy"] for r in history], "^--", color="tab:green", label="test")
+        ax_acc.plot(
+            epochs, [100 * r["test_accuracy"] for r in history], "^--", color="tab:green", label="test"
+        )
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy (%)")
     ax_acc.set_title("Accuracy")

@@ -49,13 +49,20 @@ def misclassified_png(ev, limit: int = 30, columns: int = 6) -> bytes:
         ax.axis("off")
     for ax, i in zip(axes.flat, picks):
         ax.imshow(ev.images[i], cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"true: {CLASS_NAMES[ev.labels[i]]}\npred: {CLASS_NAMES[ev.predictions[i]]}\n"
-                     f"confidence {ev.confidence[i]:.0%}", fontsize=8, color="firebrick")
+        ax.set_title(
+            f"true: {CLASS_NAMES[ev.labels[i]]}\npred: {CLASS_NAMES[ev.predictions[i]]}\n"
+            f"confidence {ev.confidence[i]:.0%}",
+            fontsize=8,
+            color="firebrick",
+        )
     if len(picks) == 0:
         axes.flat[0].text(0, 0.5, "no misclassified images", fontsize=11)
     wrong = int((ev.predictions != ev.labels).sum())
-    fig.suptitle(f"Most confident mistakes on the {ev.split} split ({len(picks)} shown of {wrong} wrong "
-                 f"in {len(ev.labels)} images)", fontsize=10)
+    fig.suptitle(
+        f"Most confident mistakes on the {ev.split} split ({len(picks)} shown of {wrong} wrong "
+        f"in {len(ev.labels)} images)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return png_bytes(fig)
 
@@ -77,14 +84,17 @@ def filters_png(weights: np.ndarray, columns: int = 8) -> bytes:
     kernels = weights.sum(axis=1)  # (C_out, kH, kW)
     limit = float(np.abs(kernels).max()) or 1.0
     rows = math.ceil(len(kernels) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns + 1.2, 1.3 * rows + 0.6), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(1.2 * columns + 1.2, 1.3 * rows + 0.6), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     for k, (ax, kernel) in enumerate(zip(axes.flat, kernels)):
         image = ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(f"filter {k}", fontsize=8)
     out_ch, in_ch, kh, kw = weights.shape
-    fig.suptitle(f"First-layer filters: {out_ch} kernels of {kh}x{kw} over {in_ch} input channel(s)", fontsize=10)
+    fig.suptitle(
+        f"First-layer filters: {out_ch} kernels of {kh}x{kw} over {in_ch} input channel(s)", fontsize=10
+    )
     fig.colorbar(image, ax=axes, shrink=0.7, label="weight")
     return png_bytes(fig)

@@ -20,9 +20,15 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; }
 nav a { margin-right: 1em; } .muted { color: #777; } pre { background: #f7f7f7; padding: .8em; overflow-x: auto; }
 """
 
-SECTIONS = (("summary", "Summary"), ("config", "Configuration"), ("curves", "Training curves"),
-            ("per-class", "Per-class scores"), ("confusion", "Confusion matrix"),
-            ("misclassified", "Misclassified examples"), ("filters", "First-layer filters"))
+SECTIONS = (
+    ("summary", "Summary"),
+    ("config", "Configuration"),
+    ("curves", "Training curves"),
+    ("per-class", "Per-class scores"),
+    ("confusion", "Confusion matrix"),
+    ("misclassified", "Misclassified examples"),
+    ("filters", "First-layer filters"),
+)
 
 
 @dataclasses.dataclass
@@ -48,26 +54,37 @@ def _img(png: bytes | None, alt: str, missing: str) -> str:
 
 
 def _table(header: list[str] | None, rows: list[list], css: str = "") -> str:
-    head = "" if header is None else "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead>"
+    head = (
+        ""
+        if header is None
+        else "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead>"
+    )
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f'<table class="{css}">{head}<tbody>{body}</tbody></table>'
 
 
-
 def _show(value) -> str:
-    return "default" if value is None else json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    return (
+        "default" if value is None else json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    )
 
 
 def _bodies(parts: ReportParts) -> dict[str, str]:
-    per_class = _table(["class", "precision", "recall", "F1", "support"],
-                       [[r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"]]
-                        for r in parts.per_class])
-    pairs = _table(["true class", "predicted as", "images", "share of the true class"],
-                   [[p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.1%}"] for p in parts.pairs])
+    per_class = _table(
+        ["class", "precision", "recall", "F1", "support"],
+        [
+            [r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"]]
+            for r in parts.per_class
+        ],
+    )
+    pairs = _table(
+        ["true class", "predicted as", "images", "share of the true class"],
+        [[p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.1%}"] for p in parts.pairs],
+    )
     return {
         "summary": _table(None, [[k, v] for k, v in parts.summary.items()], "text"),
         "config": _table(["option", "value"], [[k, _show(v)] for k, v in parts.config.items()], "text")
-        + "<p class=\"muted\">Rerun it with <code>cnnlab train --config RUN_DIR/config.json</code>.</p>",
+        + '<p class="muted">Rerun it with <code>cnnlab train --config RUN_DIR/config.json</code>.</p>',
         "curves": _img(parts.curves_png, "training curves", "no complete epoch yet, so no curves"),
         "per-class": per_class + "<h3>Top confused pairs</h3>" + pairs,
         "confusion": _img(parts.confusion_png, "confusion matrix", ""),
@@ -79,10 +96,14 @@ def _bodies(parts: ReportParts) -> dict[str, str]:
 def render(parts: ReportParts) -> str:
     bodies = _bodies(parts)
     nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name in SECTIONS)
-    sections = "\n".join(f'<section id="{key}"><h2>{html.escape(name)}</h2>\n{bodies[key]}\n</section>'
-                         for key, name in SECTIONS)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(parts.title)}</title><style>{STYLE}</style></head>\n"
-            f"<body><h1>{html.escape(parts.title)}</h1><nav>{nav}</nav>\n{sections}\n"
-            f'<p class="muted">Made by <code>cnnlab report</code>.</p></body></html>\n')
+    sections = "\n".join(
+        f'<section id="{key}"><h2>{html.escape(name)}</h2>\n{bodies[key]}\n</section>'
+        for key, name in SECTIONS
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(parts.title)}</title><style>{STYLE}</style></head>\n"
+        f"<body><h1>{html.escape(parts.title)}</h1><nav>{nav}</nav>\n{sections}\n"
+        f'<p class="muted">Made by <code>cnnlab report</code>.</p></body></html>\n'
+    )

@@ -52,9 +52,12 @@ def split_images(config, split: str, data_dir=None) -> tuple[np.ndarray, np.ndar
     if split == "test":
         return raw.test_images, raw.test_labels.astype(np.int64)
     if config.valid_size == 0:
-        raise ConfigError("--split valid: this run was trained with --valid-size 0, so it has no validation split")
-    parts = fmnist.split_indices(config.resolved_train_size, config.valid_size, config.seed,
-                                 total=len(raw.train_images))
+        raise ConfigError(
+            "--split valid: this run was trained with --valid-size 0, so it has no validation split"
+        )
+    parts = fmnist.split_indices(
+        config.resolved_train_size, config.valid_size, config.seed, total=len(raw.train_images)
+    )
     return raw.train_images[parts.valid], raw.train_labels[parts.valid].astype(np.int64)
 
 
@@ -68,7 +71,7 @@ def predict_probs(model, x: np.ndarray, batch_size: int = 1000, tta: bool = Fals
         return (p + torch.softmax(model(xb.flip(-1)), dim=1)) / 2 if tta else p
 
     with torch.inference_mode():
-        batches = [probs(torch.from_numpy(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+        batches = [probs(torch.from_numpy(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
     return torch.cat(batches).numpy() if batches else np.zeros((0, NUM_CLASSES), np.float32)
 
 
@@ -83,10 +86,19 @@ def per_class(ev: Evaluation) -> list[dict]:
     """One row per class: name, precision, recall, f1, support."""
     from sklearn.metrics import precision_recall_fscore_support
 
-    p, r, f, s = precision_recall_fscore_support(ev.labels, ev.predictions, labels=range(NUM_CLASSES),
-                                                 zero_division=0)
-    return [{"class": CLASS_NAMES[k], "precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]),
-             "support": int(s[k])} for k in range(NUM_CLASSES)]
+    p, r, f, s = precision_recall_fscore_support(
+        ev.labels, ev.predictions, labels=range(NUM_CLASSES), zero_division=0
+    )
+    return [
+        {
+            "class": CLASS_NAMES[k],
+            "precision": float(p[k]),
+            "recall": float(r[k]),
+            "f1": float(f[k]),
+            "support": int(s[k]),
+        }
+        for k in range(NUM_CLASSES)
+    ]
 
 
 def confused_pairs(confusion: np.ndarray, top: int = 5) -> list[dict]:
@@ -99,31 +111,47 @@ def confused_pairs(confusion: np.ndarray, top: int = 5) -> list[dict]:
         true, pred = divmod(int(flat), confusion.shape[1])
         if off[true, pred] == 0:
             break
-        pairs.append({"true": CLASS_NAMES[true], "predicted": CLASS_NAMES[pred], "count": int(off[true, pred]),
-                      "share_of_true": float(off[true, pred] / max(1, confusion[true].sum()))})
+        pairs.append(
+            {
+                "true": CLASS_NAMES[true],
+                "predicted": CLASS_NAMES[pred],
+                "count": int(off[true, pred]),
+                "share_of_true": float(off[true, pred] / max(1, confusion[true].sum())),
+            }
+        )
     return pairs
 
 
 def format_per_class(rows: list[dict]) -> str:
     lines = [f"{'class':<12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
     for row in rows:
-        lines.append(f"{row['class']:<12} {row['precision']:>9.4f} {row['recall']:>7.4f} {row['f1']:>7.4f} "
-                     f"{row['support']:>8d}")
+        lines.append(
+            f"{row['class']:<12} {row['precision']:>9.4f} {row['recall']:>7.4f} {row['f1']:>7.4f} "
+            f"{row['support']:>8d}"
+        )
     return "\n".join(lines)
 
 
 def format_pairs(pairs: list[dict]) -> str:
     if not pairs:
         return "no confusions: every image was classified correctly"
-    return "\n".join(f"{p['count']:>6d}  {p['true']} taken for {p['predicted']} "
-                     f"({p['share_of_true']:.1%} of {p['true']})" for p in pairs)
+    return "\n".join(
+        f"{p['count']:>6d}  {p['true']} taken for {p['predicted']} ({p['share_of_true']:.1%} of {p['true']})"
+        for p in pairs
+    )
 
 
 def as_json(ev: Evaluation) -> dict:
     """What ``evaluate`` saves: every number it prints, nothing that needs the images."""
-    return {"split": ev.split, "images": int(len(ev.labels)), "accuracy": ev.accuracy,
-            "per_class": per_class(ev), "confusion": ev.confusion.tolist(),
-            "confused_pairs": confused_pairs(ev.confusion), "class_names": list(CLASS_NAMES)}
+    return {
+        "split": ev.split,
+        "images": int(len(ev.labels)),
+        "accuracy": ev.accuracy,
+        "per_class": per_class(ev),
+        "confusion": ev.confusion.tolist(),
+        "confused_pairs": confused_pairs(ev.confusion),
+        "class_names": list(CLASS_NAMES),
+    }
 
 
 def top_classes(model, images: np.ndarray, k: int = 3, tta: bool = False) -> list[list[dict]]:
@@ -132,4 +160,6 @@ def top_classes(model, images: np.ndarray, k: int = 3, tta: bool = False) -> lis
 
     probs = predict_probs(model, normalize(images), tta=tta)
     best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return [[{"class": CLASS_NAMES[c], "probability": float(p[c])} for c in row] for p, row in zip(probs, best)]
+    return [
+        [{"class": CLASS_NAMES[c], "probability": float(p[c])} for c in row] for p, row in zip(probs, best)
+    ]

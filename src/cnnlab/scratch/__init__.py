@@ -47,7 +47,7 @@ def predict(model: nn.Module, X, batch_size: int = 1000) -> np.ndarray:
     was_training = model.training
     model.eval()
     try:
-        return np.concatenate([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+        return np.concatenate([model(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
     finally:
         model.train(was_training)
 

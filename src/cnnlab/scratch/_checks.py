@@ -23,8 +23,9 @@ def batched(x: np.ndarray, op: str) -> tuple[np.ndarray, bool]:
         return x[None], True  # (1, C, H, W)
     if x.ndim == 4:
         return x, False
-    raise ValueError(f"{op} expects a 3-D (unbatched) or 4-D (batched) input. "
-                     f"Received: input.shape={x.shape}")
+    raise ValueError(
+        f"{op} expects a 3-D (unbatched) or 4-D (batched) input. Received: input.shape={x.shape}"
+    )
 
 
 def positive_int(value, name: str) -> int:

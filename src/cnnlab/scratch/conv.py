@@ -31,16 +31,18 @@ def _setup(input, weight, bias, stride, padding, dilation, groups):
     x, unbatched = batched(float_array(input, "input"), "conv2d")
     w = float_array(weight, "weight", x.dtype)
     if w.ndim != 4:
-        raise ValueError(f"weight must be 4-D (C_out, C_in/groups, kH, kW). "
-                         f"Received: weight.shape={w.shape}")
+        raise ValueError(f"weight must be 4-D (C_out, C_in/groups, kH, kW). Received: weight.shape={w.shape}")
     groups = positive_int(groups, "groups")
     c_out, c_group, kh, kw = w.shape
     if c_out % groups:
-        raise ValueError(f"out_channels must be divisible by groups. "
-                         f"Received: weight.shape={w.shape}, groups={groups}")
+        raise ValueError(
+            f"out_channels must be divisible by groups. Received: weight.shape={w.shape}, groups={groups}"
+        )
     if x.shape[1] != c_group * groups:
-        raise ValueError(f"input channels must equal weight.shape[1] * groups = {c_group * groups}. "
-                         f"Received: input.shape={np.shape(input)}, groups={groups}")
+        raise ValueError(
+            f"input channels must equal weight.shape[1] * groups = {c_group * groups}. "
+            f"Received: input.shape={np.shape(input)}, groups={groups}"
+        )
     b = None if bias is None else float_array(bias, "bias", x.dtype)
     if b is not None and b.shape != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},). Received: bias.shape={b.shape}")
@@ -106,8 +108,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     return out[0] if unbatched else out
 
 
-def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1,
-                    groups=1):
+def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Gradients of conv2d: ``(grad_input, grad_weight, grad_bias or None)``.
 
     ``grad_output`` has conv2d's output shape; the rest are conv2d's own arguments.
@@ -117,11 +118,11 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     gy = float_array(grad_output, "grad_output", x.dtype)
     expected = (x.shape[0], w.shape[0], *geo["out_hw"])
     if gy.shape != (expected[1:] if unbatched else expected):
-        raise ValueError(f"grad_output must have conv2d's output shape {expected}. "
-                         f"Received: grad_output.shape={gy.shape}")
+        raise ValueError(
+            f"grad_output must have conv2d's output shape {expected}. Received: grad_output.shape={gy.shape}"
+        )
     cols = _im2col(x, w.shape[2:], geo)
-    grad_input, grad_weight, grad_bias = _backward(gy.reshape(expected), cols, x.shape, w,
-                                                   b is not None, geo)
+    grad_input, grad_weight, grad_bias = _backward(gy.reshape(expected), cols, x.shape, w, b is not None, geo)
     return (grad_input[0] if unbatched else grad_input), grad_weight, grad_bias
 
 
@@ -142,8 +143,11 @@ def conv2d_reference(input, weight, bias=None, stride=1, padding=0, dilation=1, 
             first = (o // (c_out // geo["groups"])) * c_group  # first input channel of o's group
             for i in range(ho):
                 for j in range(wo):
-                    patch = xp[n, first:first + c_group,
-                               i * sh: i * sh + dh * (kh - 1) + 1: dh,
-                               j * sw: j * sw + dw * (kw - 1) + 1: dw]
+                    patch = xp[
+                        n,
+                        first : first + c_group,
+                        i * sh : i * sh + dh * (kh - 1) + 1 : dh,
+                        j * sw : j * sw + dw * (kw - 1) + 1 : dw,
+                    ]
                     out[n, o, i, j] = np.sum(patch * w[o]) + (0.0 if b is None else b[o])
     return out[0] if unbatched else out

@@ -21,10 +21,21 @@ from cnnlab.scratch.conv import conv2d, conv2d_backward, conv2d_reference
 from cnnlab.scratch.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
 __all__ = [
-    "conv2d", "conv2d_backward", "conv2d_reference",
-    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "linear", "linear_backward", "relu", "relu_backward",
-    "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward",
+    "conv2d",
+    "conv2d_backward",
+    "conv2d_reference",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "linear",
+    "linear_backward",
+    "relu",
+    "relu_backward",
+    "log_softmax",
+    "log_softmax_backward",
+    "cross_entropy",
+    "cross_entropy_backward",
 ]
 
 
@@ -32,8 +43,10 @@ def _linear_args(input, weight, bias):
     x = float_array(input, "input")
     w = float_array(weight, "weight", x.dtype)
     if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]:
-        raise ValueError(f"linear needs input (*, in_features) and weight (out_features, in_features). "
-                         f"Received: input.shape={x.shape}, weight.shape={w.shape}")
+        raise ValueError(
+            f"linear needs input (*, in_features) and weight (out_features, in_features). "
+            f"Received: input.shape={x.shape}, weight.shape={w.shape}"
+        )
     b = None if bias is None else float_array(bias, "bias", x.dtype)
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"bias must have shape ({w.shape[0]},). Received: bias.shape={b.shape}")
@@ -52,8 +65,10 @@ def linear_backward(grad_output, input, weight, bias=None):
     x, w, b = _linear_args(input, weight, bias)
     gy = float_array(grad_output, "grad_output", x.dtype)
     if gy.shape != x.shape[:-1] + (w.shape[0],):
-        raise ValueError(f"grad_output must have shape {x.shape[:-1] + (w.shape[0],)}. "
-                         f"Received: grad_output.shape={gy.shape}")
+        raise ValueError(
+            f"grad_output must have shape {x.shape[:-1] + (w.shape[0],)}. "
+            f"Received: grad_output.shape={gy.shape}"
+        )
     gy2, x2 = gy.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])  # (M, out), (M, in)
     grad_bias = gy2.sum(axis=0) if b is not None else None
     return gy @ w, gy2.T @ x2, grad_bias
@@ -73,7 +88,11 @@ def relu_backward(grad_output, input) -> np.ndarray:
 
 
 def _dim(x, dim, name="dim"):
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -max(x.ndim, 1) <= dim < max(x.ndim, 1):
+    if (
+        isinstance(dim, bool)
+        or not isinstance(dim, (int, np.integer))
+        or not -max(x.ndim, 1) <= dim < max(x.ndim, 1)
+    ):
         raise ValueError(f"{name} out of range for a {x.ndim}-D input. Received: {name}={dim!r}")
     return int(dim) % max(x.ndim, 1)
 
@@ -101,22 +120,29 @@ def _cross_entropy_terms(input, target, reduction, label_smoothing):
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none'. Received: reduction={reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. "
-                         f"Received: label_smoothing={label_smoothing!r}")
+        raise ValueError(
+            f"label_smoothing must be between 0.0 and 1.0. Received: label_smoothing={label_smoothing!r}"
+        )
     axis = 1 if x.ndim >= 2 else 0
     classes = x.shape[axis]
     t = np.asarray(target)
     if np.issubdtype(t.dtype, np.integer):  # class indices, shape of input without the class axis
-        if t.shape != x.shape[:axis] + x.shape[axis + 1:]:
-            raise ValueError(f"target must have shape {x.shape[:axis] + x.shape[axis + 1:]}. "
-                             f"Received: target.shape={t.shape}")
+        if t.shape != x.shape[:axis] + x.shape[axis + 1 :]:
+            raise ValueError(
+                f"target must have shape {x.shape[:axis] + x.shape[axis + 1 :]}. "
+                f"Received: target.shape={t.shape}"
+            )
         if t.size and (t.min() < 0 or t.max() >= classes):
-            raise ValueError(f"target must hold class indices in [0, {classes}). "
-                             f"Received: target values from {t.min()} to {t.max()}")
-        t = (np.expand_dims(t, axis) == np.arange(classes).reshape((-1,) + (1,) * (x.ndim - axis - 1)))
+            raise ValueError(
+                f"target must hold class indices in [0, {classes}). "
+                f"Received: target values from {t.min()} to {t.max()}"
+            )
+        t = np.expand_dims(t, axis) == np.arange(classes).reshape((-1,) + (1,) * (x.ndim - axis - 1))
     elif t.shape != x.shape:  # class probabilities
-        raise ValueError(f"target must hold integer class indices or probabilities shaped like input. "
-                         f"Received: target.shape={t.shape}, target.dtype={t.dtype}")
+        raise ValueError(
+            f"target must hold integer class indices or probabilities shaped like input. "
+            f"Received: target.shape={t.shape}, target.dtype={t.dtype}"
+        )
     t = t.astype(x.dtype) * (1.0 - label_smoothing) + label_smoothing / classes
     scale = 1.0 / (x.size // classes) if reduction == "mean" and x.size else 1.0
     return log_softmax(x, axis), t, axis, scale

@@ -44,8 +44,16 @@ def numerical_grad(fn, inputs, grad_output=None, eps: float = 1e-6) -> list[np.n
     return grads
 
 
-def gradcheck(fn, inputs, analytic, grad_output=None, eps: float = 1e-6, atol: float = 1e-6,
-              rtol: float = 1e-5, raise_exception: bool = True) -> bool:
+def gradcheck(
+    fn,
+    inputs,
+    analytic,
+    grad_output=None,
+    eps: float = 1e-6,
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    raise_exception: bool = True,
+) -> bool:
     """Compare ``analytic`` gradients (one per input) with ``numerical_grad``.
 
     Returns True when every element satisfies ``|a - n| <= atol + rtol |n|``; otherwise
@@ -61,6 +69,8 @@ def gradcheck(fn, inputs, analytic, grad_output=None, eps: float = 1e-6, atol: f
             if not raise_exception:
                 return False
             worst = np.unravel_index(np.argmax(np.abs(a - n)), a.shape)
-            raise AssertionError(f"gradient of input {index} disagrees at {worst}: "
-                                 f"analytic {a[worst]!r}, numerical {n[worst]!r}")
+            raise AssertionError(
+                f"gradient of input {index} disagrees at {worst}: "
+                f"analytic {a[worst]!r}, numerical {n[worst]!r}"
+            )
     return True

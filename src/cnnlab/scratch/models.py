@@ -18,10 +18,15 @@ __all__ = ["build_seed", "build_convnet"]
 def _notebook_convnet(rng, relu_on_logits: bool, dtype) -> Sequential:
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     layers = [
-        Conv2d(1, 32, 3, rng=rng, dtype=dtype), ReLU(), MaxPool2d(2),  # (N, 32, 13, 13)
-        Conv2d(32, 64, 3, rng=rng, dtype=dtype), ReLU(), MaxPool2d(2),  # (N, 64, 5, 5)
+        Conv2d(1, 32, 3, rng=rng, dtype=dtype),
+        ReLU(),
+        MaxPool2d(2),  # (N, 32, 13, 13)
+        Conv2d(32, 64, 3, rng=rng, dtype=dtype),
+        ReLU(),
+        MaxPool2d(2),  # (N, 64, 5, 5)
         Flatten(),  # (N, 1600)
-        Linear(1600, 128, rng=rng, dtype=dtype), ReLU(),
+        Linear(1600, 128, rng=rng, dtype=dtype),
+        ReLU(),
         Linear(128, 10, rng=rng, dtype=dtype),
     ]
     return Sequential(*layers, ReLU()) if relu_on_logits else Sequential(*layers)

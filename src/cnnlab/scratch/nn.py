@@ -15,11 +15,21 @@ from collections import OrderedDict
 import numpy as np
 
 from cnnlab import shapes
-from cnnlab.scratch import conv, functional as F, pool
+from cnnlab.scratch import conv, pool
+from cnnlab.scratch import functional as F
 from cnnlab.scratch.windows import from_planes
 
-__all__ = ["Parameter", "Module", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU",
-           "Flatten", "Sequential"]
+__all__ = [
+    "Parameter",
+    "Module",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Linear",
+    "ReLU",
+    "Flatten",
+    "Sequential",
+]
 
 
 class Parameter:
@@ -80,7 +90,7 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Copies of the parameters under torch's keys, e.g. ``"0.weight"`` in a Sequential."""
         return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
 
@@ -96,20 +106,21 @@ class Module:
             if name in own:
                 array = np.asarray(value)
                 if array.shape != own[name].shape:
-                    raise ValueError(f"state_dict[{name!r}] has shape {array.shape}, "
-                                     f"expected {own[name].shape}")
+                    raise ValueError(
+                        f"state_dict[{name!r}] has shape {array.shape}, expected {own[name].shape}"
+                    )
                 own[name].data = array.astype(own[name].data.dtype, copy=True)
 
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         object.__setattr__(self, "training", bool(mode))
         for m in self._modules.values():
             m.train(mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
-    def to(self, dtype) -> "Module":
+    def to(self, dtype) -> Module:
         """Cast every parameter to ``dtype`` (e.g. np.float64, as torch's ``.double()``)."""
         for p in self.parameters():
             p.data, p.grad = p.data.astype(dtype), None
@@ -140,12 +151,26 @@ class Module:
 class Conv2d(Module):
     """2-D convolution layer; weight (C_out, C_in/groups, kH, kW), bias (C_out,)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, *, rng=None, dtype=np.float32):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        *,
+        rng=None,
+        dtype=np.float32,
+    ):
         super().__init__()
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"in_channels and out_channels must be divisible by groups. Received: "
-                             f"in_channels={in_channels}, out_channels={out_channels}, groups={groups}")
+            raise ValueError(
+                f"in_channels and out_channels must be divisible by groups. Received: "
+                f"in_channels={in_channels}, out_channels={out_channels}, groups={groups}"
+            )
         kh, kw = shapes.pair(kernel_size, "kernel_size")
         shapes.conv2d_padding(padding, (kh, kw), stride, dilation)  # fail early on bad options
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
@@ -155,8 +180,9 @@ class Conv2d(Module):
 
     def forward(self, x):
         b = None if self.bias is None else self.bias.data
-        x4, w, b, unbatched, geo = conv._setup(x, self.weight.data, b, self.stride, self.padding,
-                                               self.dilation, self.groups)
+        x4, w, b, unbatched, geo = conv._setup(
+            x, self.weight.data, b, self.stride, self.padding, self.dilation, self.groups
+        )
         out, cols = conv._forward(x4, w, b, geo)
         self._cache = (cols, x4.shape, unbatched, geo) if self.training else None
         return out[0] if unbatched else out
@@ -164,30 +190,34 @@ class Conv2d(Module):
     def backward(self, grad_output):
         cols, x_shape, unbatched, geo = self._saved()
         gy = np.asarray(grad_output).reshape((x_shape[0], self.weight.shape[0]) + geo["out_hw"])
-        grad_input, grad_w, grad_b = conv._backward(gy, cols, x_shape, self.weight.data,
-                                                    self.bias is not None, geo)
+        grad_input, grad_w, grad_b = conv._backward(
+            gy, cols, x_shape, self.weight.data, self.bias is not None, geo
+        )
         self.weight.accumulate(grad_w)
         if self.bias is not None:
             self.bias.accumulate(grad_b)
         return grad_input[0] if unbatched else grad_input
 
     def extra_repr(self):
-        return f"{self.weight.shape[1] * self.groups}, {self.weight.shape[0]}, kernel_size={self.weight.shape[2:]}"
+        c_in, c_out = self.weight.shape[1] * self.groups, self.weight.shape[0]
+        return f"{c_in}, {c_out}, kernel_size={self.weight.shape[2:]}"
 
 
 class MaxPool2d(Module):
     """Max pooling layer (torch's argument order: kernel_size, stride, padding, dilation,
     return_indices, ceil_mode)."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
+    def __init__(
+        self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
+    ):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x):
-        x4, unbatched, geo = pool._setup(x, "max_pool2d", self.kernel_size, self.stride,
-                                         self.padding, self.dilation, self.ceil_mode)
+        x4, unbatched, geo = pool._setup(
+            x, "max_pool2d", self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+        )
         out, arg = pool._max_forward(x4, geo)
         out = from_planes(out)  # (N, C, H_out, W_out) view
         self._cache = (arg, x4.shape, unbatched, geo) if self.training else None
@@ -209,11 +239,24 @@ class MaxPool2d(Module):
 class AvgPool2d(Module):
     """Average pooling layer, torch's arguments."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    ):
         super().__init__()
-        self.options = dict(kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
-                            count_include_pad=count_include_pad, divisor_override=divisor_override)
+        self.options = dict(
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            ceil_mode=ceil_mode,
+            count_include_pad=count_include_pad,
+            divisor_override=divisor_override,
+        )
 
     def forward(self, x):
         self._cache = x if self.training else None
@@ -238,7 +281,8 @@ class Linear(Module):
 
     def backward(self, grad_output):
         grad_input, grad_w, grad_b = F.linear_backward(
-            grad_output, self._saved(), self.weight.data, None if self.bias is None else self.bias.data)
+            grad_output, self._saved(), self.weight.data, None if self.bias is None else self.bias.data
+        )
         self.weight.accumulate(grad_w)
         if self.bias is not None:
             self.bias.accumulate(grad_b)
@@ -269,7 +313,7 @@ class Flatten(Module):
         x = np.asarray(x)
         start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
         self._cache = x.shape if self.training else None
-        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])  # e.g. (N, C*H*W)
+        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1 :])  # e.g. (N, C*H*W)
 
     def backward(self, grad_output):
         return np.asarray(grad_output).reshape(self._saved())

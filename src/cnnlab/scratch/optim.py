@@ -14,8 +14,11 @@ __all__ = ["Optimizer", "SGD", "Adam"]
 
 
 def _non_negative(value, name):
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool)) or value < 0 \
-            or math.isnan(value):
+    if (
+        not (isinstance(value, (int, float)) and not isinstance(value, bool))
+        or value < 0
+        or math.isnan(value)
+    ):
         raise ValueError(f"{name} must be a non-negative number. Received: {name}={value!r}")
     return float(value)
 
@@ -62,8 +65,10 @@ class SGD(Optimizer):
         self.dampening = float(dampening)
         self.weight_decay = _non_negative(weight_decay, "weight_decay")
         if nesterov and (self.momentum <= 0 or self.dampening != 0):
-            raise ValueError(f"nesterov needs momentum > 0 and dampening = 0. Received: "
-                             f"momentum={momentum!r}, dampening={dampening!r}")
+            raise ValueError(
+                f"nesterov needs momentum > 0 and dampening = 0. Received: "
+                f"momentum={momentum!r}, dampening={dampening!r}"
+            )
         self.nesterov = bool(nesterov)
 
     def _update(self, param, grad, state):
@@ -115,6 +120,6 @@ class Adam(Optimizer):
         second = state["exp_avg_sq"]
         if self.amsgrad:
             second = state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], second)
-        step_size = self.lr / (1 - beta1 ** t)
-        denom = np.sqrt(second) / math.sqrt(1 - beta2 ** t) + self.eps
+        step_size = self.lr / (1 - beta1**t)
+        denom = np.sqrt(second) / math.sqrt(1 - beta2**t) + self.eps
         return param - step_size * (state["exp_avg"] / denom)

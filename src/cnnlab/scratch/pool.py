@@ -89,15 +89,14 @@ def _padded_hw(x_shape, geo):
 def _flat_indices(arg, x_shape, geo):
     """torch's indices (N, C, H_out, W_out): the flat position h*W + w of each maximum in its
     unpadded input plane."""
-    (kh, kw), (sh, sw), (dh, dw) = geo["kernel"], geo["stride"], geo["dilation"]
+    (_, kw), (sh, sw), (dh, dw) = geo["kernel"], geo["stride"], geo["dilation"]
     arg = from_planes(arg).astype(np.int64)  # (N, C, H_out, W_out)
     rows = np.arange(geo["out_hw"][0])[:, None] * sh - geo["pads"][0] + (arg // kw) * dh
     cols = np.arange(geo["out_hw"][1])[None, :] * sw - geo["pads"][2] + (arg % kw) * dw
     return np.ascontiguousarray(rows * x_shape[3] + cols)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max pooling, as ``torch.nn.functional.max_pool2d``.
 
     input (N, C, H, W) or (C, H, W); output (N, C, H_out, W_out), H_out from
@@ -114,8 +113,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return out[0] if unbatched else out
 
 
-def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1,
-                        ceil_mode=False) -> np.ndarray:
+def max_pool2d_backward(
+    grad_output, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
+) -> np.ndarray:
     """Gradient of max_pool2d with respect to its input: each window's gradient goes to its
     (first) maximum; overlapping windows add up."""
     x, unbatched, geo = _setup(input, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode)
@@ -128,18 +128,25 @@ def _grad_output(grad_output, x, unbatched, geo):
     gy = float_array(grad_output, "grad_output", x.dtype)
     expected = x.shape[:2] + tuple(geo["out_hw"])
     if gy.shape != (expected[1:] if unbatched else expected):
-        raise ValueError(f"grad_output must have the pooling output shape {expected}. "
-                         f"Received: grad_output.shape={gy.shape}")
+        raise ValueError(
+            f"grad_output must have the pooling output shape {expected}. "
+            f"Received: grad_output.shape={gy.shape}"
+        )
     return gy.reshape(expected)
 
 
 def _avg_setup(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     x, unbatched, geo = _setup(input, "avg_pool2d", kernel_size, stride, padding, 1, ceil_mode)
     if divisor_override is not None:
-        if isinstance(divisor_override, bool) or not isinstance(divisor_override, (int, np.integer)) \
-                or divisor_override == 0:
-            raise ValueError(f"divisor_override must be a non-zero integer or None. "
-                             f"Received: divisor_override={divisor_override!r}")
+        if (
+            isinstance(divisor_override, bool)
+            or not isinstance(divisor_override, (int, np.integer))
+            or divisor_override == 0
+        ):
+            raise ValueError(
+                f"divisor_override must be a non-zero integer or None. "
+                f"Received: divisor_override={divisor_override!r}"
+            )
         geo["divisor"] = np.array(divisor_override, dtype=x.dtype)
         return x, unbatched, geo
     sizes = []  # per axis: how many of each window's positions count
@@ -154,11 +161,13 @@ def _avg_setup(input, kernel_size, stride, padding, ceil_mode, count_include_pad
     return x, unbatched, geo
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None) -> np.ndarray:
+def avg_pool2d(
+    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+) -> np.ndarray:
     """Average pooling, as ``torch.nn.functional.avg_pool2d`` (see the module docstring)."""
-    x, unbatched, geo = _avg_setup(input, kernel_size, stride, padding, ceil_mode,
-                                   count_include_pad, divisor_override)
+    x, unbatched, geo = _avg_setup(
+        input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
     xp = pad2d(to_planes(x), geo["pads"])  # (C, Hp, Wp, N)
     total = np.zeros((x.shape[1], *geo["out_hw"], x.shape[0]), dtype=x.dtype)  # (C, H_out, W_out, N)
     for i, j in _offsets(geo):
@@ -167,11 +176,20 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     return out[0] if unbatched else out
 
 
-def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, divisor_override=None) -> np.ndarray:
+def avg_pool2d_backward(
+    grad_output,
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+) -> np.ndarray:
     """Gradient of avg_pool2d with respect to its input: dL/dy / D spread over each window."""
-    x, unbatched, geo = _avg_setup(input, kernel_size, stride, padding, ceil_mode,
-                                   count_include_pad, divisor_override)
+    x, unbatched, geo = _avg_setup(
+        input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
     gy = to_planes(_grad_output(grad_output, x, unbatched, geo))  # (C, H_out, W_out, N)
     share = gy / geo["divisor"]
     grad_xp = np.zeros((x.shape[1], *_padded_hw(x.shape, geo), x.shape[0]), dtype=x.dtype)

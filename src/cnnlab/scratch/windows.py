@@ -40,20 +40,20 @@ def pad2d(planes: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.
         return planes
     c, h, w, n = planes.shape
     out = np.full((c, h + top + bottom, w + left + right, n), value, dtype=planes.dtype)
-    out[:, top:top + h, left:left + w] = planes
+    out[:, top : top + h, left : left + w] = planes
     return out
 
 
 def unpad2d(padded: np.ndarray, pads: tuple[int, int, int, int], hw) -> np.ndarray:
     """The inverse of ``pad2d``: the (C, H, W, N) interior of a padded array."""
     top, _, left, _ = pads
-    return padded[:, top:top + hw[0], left:left + hw[1]]
+    return padded[:, top : top + hw[0], left : left + hw[1]]
 
 
 def offset_view(planes: np.ndarray, i: int, j: int, out_hw, stride, dilation) -> np.ndarray:
     """The (C, H_out, W_out, N) view of (C, Hp, Wp, N) ``planes`` that kernel offset (i, j) reads."""
     (ho, wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
-    return planes[:, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
+    return planes[:, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
 
 
 def windows(planes: np.ndarray, kernel_size, out_hw, stride, dilation) -> np.ndarray:
@@ -61,8 +61,11 @@ def windows(planes: np.ndarray, kernel_size, out_hw, stride, dilation) -> np.nda
     (kh, kw), (ho, wo), (sh, sw), (dh, dw) = kernel_size, out_hw, stride, dilation
     sc, sy, sx, sn = planes.strides
     return np.lib.stride_tricks.as_strided(
-        planes, shape=(planes.shape[0], kh, kw, ho, wo, planes.shape[3]),
-        strides=(sc, sy * dh, sx * dw, sy * sh, sx * sw, sn), writeable=False)
+        planes,
+        shape=(planes.shape[0], kh, kw, ho, wo, planes.shape[3]),
+        strides=(sc, sy * dh, sx * dw, sy * sh, sx * sw, sn),
+        writeable=False,
+    )
 
 
 def fold(cols: np.ndarray, padded_hw, stride, dilation) -> np.ndarray:

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 BACKGROUND = -1.0  # a black pixel after the notebook's normalisation (x/255 - 0.5)/0.5
 
 
-def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator,
-                     fill: float = BACKGROUND) -> torch.Tensor:
+def random_translate(
+    x: torch.Tensor, max_shift: int, generator: torch.Generator, fill: float = BACKGROUND
+) -> torch.Tensor:
     """Shift each image by its own random (dy, dx) in [-max_shift, max_shift], filling with ``fill``.
 
     The same as padding by ``max_shift`` and taking a random crop of the original size.
@@ -38,10 +39,15 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) ->
 
 
 def _layout(x: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
-        and not x.is_contiguous() else torch.contiguous_format
+    return (
+        torch.channels_last
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        else torch.contiguous_format
+    )
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, translate: int = 0, hflip: bool = False) -> torch.Tensor:
+def augment(
+    x: torch.Tensor, generator: torch.Generator, translate: int = 0, hflip: bool = False
+) -> torch.Tensor:
     x = random_translate(x, translate, generator)
     return random_hflip(x, generator) if hflip else x

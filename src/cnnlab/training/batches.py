@@ -3,7 +3,7 @@ sees exactly the batches an uninterrupted one sees."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -17,4 +17,4 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 def batch_slices(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     """Consecutive index batches of ``order``; the last one may be short (as DataLoader's default)."""
     for start in range(0, len(order), batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]

@@ -18,8 +18,13 @@ FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: Path, *, engine_state: dict, config: dict, history: list[dict]) -> None:
-    payload = {"format_version": FORMAT_VERSION, "epoch": len(history), "config": json.dumps(config),
-               "history": history, **engine_state}
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "epoch": len(history),
+        "config": json.dumps(config),
+        "history": history,
+        **engine_state,
+    }
     write_atomic(path, lambda fh: torch.save(payload, fh))
 
 
@@ -29,8 +34,10 @@ def load_checkpoint(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
-        raise RunDirError(f"{path} is corrupt or not a cnnlab checkpoint ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:120]})") from None
+        raise RunDirError(
+            f"{path} is corrupt or not a cnnlab checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:120]})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise RunDirError(f"{path} is not a cnnlab checkpoint of format {FORMAT_VERSION}")
     payload["config"] = json.loads(payload["config"])

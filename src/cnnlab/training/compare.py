@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from cnnlab.runs import layout as rundir
 from cnnlab.errors import DivergedError
+from cnnlab.runs import layout as rundir
 from cnnlab.training.config import TrainConfig, resolve
 
 # The rate an optimizer gets when the user names none and the base config is for another optimizer:
 # the usual starting points (torch's Adam default; the notebook's SGD rate).
 CONVENTIONAL_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
-COLUMNS = ("optimizer", "lr", "seeds", "diverged", "final_valid_accuracy_mean", "final_valid_accuracy_std",
-           "best_valid_accuracy_mean", "best_valid_accuracy_std", "test_accuracy_mean", "test_accuracy_std",
-           "seconds_mean")
+COLUMNS = (
+    "optimizer",
+    "lr",
+    "seeds",
+    "diverged",
+    "final_valid_accuracy_mean",
+    "final_valid_accuracy_std",
+    "best_valid_accuracy_mean",
+    "best_valid_accuracy_std",
+    "test_accuracy_mean",
+    "test_accuracy_std",
+    "seconds_mean",
+)
 
 
 @dataclasses.dataclass
@@ -41,21 +51,31 @@ def plan(base: TrainConfig, optimizers: list[str], lrs: list[float] | None) -> l
     return [(opt, base.lr if opt == base.optimizer else CONVENTIONAL_LR[opt]) for opt in optimizers]
 
 
-def run_all(base_options: dict, config_file: str | None, grid: list[tuple[str, float]], seeds: list[int],
-            out: Path, log: Callable[[str], None]) -> list[Outcome]:
+def run_all(
+    base_options: dict,
+    config_file: str | None,
+    grid: list[tuple[str, float]],
+    seeds: list[int],
+    out: Path,
+    log: Callable[[str], None],
+) -> list[Outcome]:
     from cnnlab.training.run import train
 
     outcomes = []
     for optimizer, lr in grid:
         for seed in seeds:
             name = f"{optimizer}-lr{lr:g}-seed{seed}"
-            config = resolve({**base_options, "optimizer": optimizer, "lr": lr, "seed": seed,
-                              "out": str(out / name)}, config_file)
+            config = resolve(
+                {**base_options, "optimizer": optimizer, "lr": lr, "seed": seed, "out": str(out / name)},
+                config_file,
+            )
             try:
                 result = train(config, log=lambda m: None, quiet=True)
                 outcomes.append(Outcome(optimizer, lr, seed, result.history, result.summary))
-                log(f"{name}: test accuracy {result.summary['test_accuracy']:.2%} "
-                    f"({result.summary['seconds']:.0f} s)")
+                log(
+                    f"{name}: test accuracy {result.summary['test_accuracy']:.2%} "
+                    f"({result.summary['seconds']:.0f} s)"
+                )
             except DivergedError:
                 history = _partial_history(out / name)
                 outcomes.append(Outcome(optimizer, lr, seed, history, None))
@@ -93,12 +113,19 @@ def summarise(outcomes: list[Outcome]) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    header = f"{'optimizer':<9} {'lr':>8} {'seeds':>5}  {'final valid':>15}  {'best valid':>15}  {'test':>15}  {'seconds':>7}"
+    header = (
+        f"{'optimizer':<9} {'lr':>8} {'seeds':>5}  {'final valid':>15}  {'best valid':>15}  "
+        f"{'test':>15}  {'seconds':>7}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
-        cells = [f"{100 * r[f'{m}_mean']:6.2f} ± {100 * r[f'{m}_std']:4.2f}%"
-                 for m in ("final_valid_accuracy", "best_valid_accuracy", "test_accuracy")]
+        cells = [
+            f"{100 * r[f'{m}_mean']:6.2f} ± {100 * r[f'{m}_std']:4.2f}%"
+            for m in ("final_valid_accuracy", "best_valid_accuracy", "test_accuracy")
+        ]
         note = f"  ({r['diverged']} diverged)" if r["diverged"] else ""
-        lines.append(f"{r['optimizer']:<9} {r['lr']:>8g} {r['seeds']:>5}  {cells[0]:>15}  {cells[1]:>15}  "
-                     f"{cells[2]:>15}  {r['seconds_mean']:>7.1f}{note}")
+        lines.append(
+            f"{r['optimizer']:<9} {r['lr']:>8g} {r['seeds']:>5}  {cells[0]:>15}  {cells[1]:>15}  "
+            f"{cells[2]:>15}  {r['seconds_mean']:>7.1f}{note}"
+        )
     return "\n".join(lines)

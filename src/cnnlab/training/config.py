@@ -29,7 +29,9 @@ def _field(default, help: str, **kwargs):
 @dataclasses.dataclass
 class TrainConfig:
     model: str = _field("convnet", "model name from the registry (`cnnlab models` lists them)")
-    backend: str = _field("torch", "torch, or numpy for cnnlab's from-scratch engine", choices=("torch", "numpy"))
+    backend: str = _field(
+        "torch", "torch, or numpy for cnnlab's from-scratch engine", choices=("torch", "numpy")
+    )
     optimizer: str = _field("adamw", "optimizer", choices=OPTIMIZERS)
     # The default recipe (lr, betas, pct_start, label smoothing, EMA) was tuned for the earliest 90% with
     # convnet at batch 256 on 2 CPU cores, and checked on seeds not used in tuning (README, results).
@@ -51,11 +53,17 @@ class TrainConfig:
     translate: int = _field(0, "augmentation: random shift of up to this many pixels (pad and crop)")
     hflip: bool = _field(False, "augmentation: random horizontal flips")
     # An average over the last ~30 steps: +0.5 to 1 point while the rate is still high mid-run.
-    ema: float | None = _field(0.97, "keep an exponential moving average of the weights with this decay "
-                                     "and evaluate with it; 0 turns it off")
+    ema: float | None = _field(
+        0.97,
+        "keep an exponential moving average of the weights with this decay "
+        "and evaluate with it; 0 turns it off",
+    )
     tta: bool = _field(False, "test-time augmentation: average predictions over the image and its mirror")
-    patience: int | None = _field(None, "early stopping: stop after this many epochs without a lower "
-                                        "validation loss and restore the best weights; default: off")
+    patience: int | None = _field(
+        None,
+        "early stopping: stop after this many epochs without a lower "
+        "validation loss and restore the best weights; default: off",
+    )
     # 8 epochs of convnet take about a minute on 2 CPU cores with bf16 (README, results).
     epochs: int = _field(8, "passes over the training split")
     # 256 balances steps per second against steps per epoch on 2 CPU cores.
@@ -64,17 +72,24 @@ class TrainConfig:
     valid_size: int = _field(5000, "validation images, held out of the 60,000 training images")
     seed: int = _field(0, "seed for the split, the initial weights and the batch order")
     out: str | None = _field(None, "run directory; default: runs/<timestamp>-<model>")
-    data_dir: str | None = _field(None, "directory holding the Fashion-MNIST .gz files; default: search (`cnnlab data where`)")
+    data_dir: str | None = _field(
+        None, "directory holding the Fashion-MNIST .gz files; default: search (`cnnlab data where`)"
+    )
     device: str = _field("auto", "where to train", choices=DEVICES)
     threads: int | None = _field(None, "CPU threads for torch; default: torch's choice")
     # bf16 autocast plus channels_last doubles convnet's speed on CPUs with AVX512-BF16 (README, speed-ups).
-    precision: str = _field("auto", "arithmetic: 32, bf16 (autocast), 16-mixed (fp16 autocast + GradScaler); "
-                                    "default: auto = bf16 where the CPU or GPU runs it natively, else 32",
-                            choices=PRECISIONS)
+    precision: str = _field(
+        "auto",
+        "arithmetic: 32, bf16 (autocast), 16-mixed (fp16 autocast + GradScaler); "
+        "default: auto = bf16 where the CPU or GPU runs it natively, else 32",
+        choices=PRECISIONS,
+    )
     channels_last: bool = _field(True, "NHWC memory layout for convolutions")
     compile: bool = _field(False, "torch.compile the model (slow start, sometimes faster steps)")
     preset: str | None = _field(None, "a named recipe, listed below; default: none")
-    eval_test_every_epoch: bool = _field(False, "add a test_accuracy column per epoch (for speed benchmarks only)")
+    eval_test_every_epoch: bool = _field(
+        False, "add a test_accuracy column per epoch (for speed benchmarks only)"
+    )
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
@@ -116,8 +131,10 @@ class TrainConfig:
         if self.train_size is not None and self.train_size < 1:
             refuse("train_size", "must be >= 1")
         if self.resolved_train_size + self.valid_size > TRAIN_TOTAL:
-            raise ConfigError(f"--train-size {self.resolved_train_size} + --valid-size {self.valid_size} "
-                              f"exceeds the {TRAIN_TOTAL} training images; lower one of them")
+            raise ConfigError(
+                f"--train-size {self.resolved_train_size} + --valid-size {self.valid_size} "
+                f"exceeds the {TRAIN_TOTAL} training images; lower one of them"
+            )
         if self.threads is not None and self.threads < 1:
             refuse("threads", "must be >= 1")
         if not 0 <= self.label_smoothing < 1:
@@ -139,8 +156,10 @@ class TrainConfig:
         if not 0 < self.pct_start < 1:
             refuse("pct_start", "must be in (0, 1), e.g. 0.3 as torch's OneCycleLR")
         if self.warmup_epochs < 0 or self.step_epochs < 1 or not 0 < self.gamma <= 1:
-            raise ConfigError("--warmup-epochs must be >= 0, --step-epochs >= 1 and --gamma in (0, 1]. "
-                              f"Received: {self.warmup_epochs}, {self.step_epochs}, {self.gamma}")
+            raise ConfigError(
+                "--warmup-epochs must be >= 0, --step-epochs >= 1 and --gamma in (0, 1]. "
+                f"Received: {self.warmup_epochs}, {self.step_epochs}, {self.gamma}"
+            )
         if self.precision not in PRECISIONS:
             refuse("precision", f"must be one of {', '.join(PRECISIONS)}")
         if self.preset is not None and self.preset not in PRESETS:
@@ -153,17 +172,28 @@ class TrainConfig:
 
         if MODELS[self.model].build_numpy is None:
             scratch_models = ", ".join(n for n, s in MODELS.items() if s.build_numpy)
-            raise ConfigError(f"--model {self.model} has no numpy backend; use --backend torch "
-                              f"or one of: {scratch_models}")
-        torch_only = {"dropout": 0.0, "translate": 0, "hflip": False, "tta": False,
-                      "grad_clip": None, "compile": False}
+            raise ConfigError(
+                f"--model {self.model} has no numpy backend; use --backend torch or one of: {scratch_models}"
+            )
+        torch_only = {
+            "dropout": 0.0,
+            "translate": 0,
+            "hflip": False,
+            "tta": False,
+            "grad_clip": None,
+            "compile": False,
+        }
         used = [name for name, off in torch_only.items() if getattr(self, name) != off]
         if used:
             flags = ", ".join("--" + n.replace("_", "-") for n in used)
-            raise ConfigError(f"{flags} {'is' if len(used) == 1 else 'are'} not supported by the numpy "
-                              "backend; use --backend torch or drop it")
+            raise ConfigError(
+                f"{flags} {'is' if len(used) == 1 else 'are'} not supported by the numpy "
+                "backend; use --backend torch or drop it"
+            )
         if self.device == "cuda" or self.precision not in ("auto", "32"):
-            raise ConfigError("the numpy backend runs in float32 on the CPU; drop --device cuda and --precision")
+            raise ConfigError(
+                "the numpy backend runs in float32 on the CPU; drop --device cuda and --precision"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -179,19 +209,60 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 # Each preset names what differs from the defaults, and pins what its published figures were measured with.
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": dict(  # the notebook's final run, as written
-        model="seed", train_size=10_000, valid_size=1_000, batch_size=512, optimizer="sgd",
-        lr=0.1, momentum=0.9, weight_decay=0.0, schedule="constant", epochs=30, precision="32", ema=None,
-        label_smoothing=0.0),
+        model="seed",
+        train_size=10_000,
+        valid_size=1_000,
+        batch_size=512,
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=0.0,
+        schedule="constant",
+        epochs=30,
+        precision="32",
+        ema=None,
+        label_smoothing=0.0,
+    ),
     "seed-first": dict(  # the notebook's first training cell
-        model="seed", train_size=10_000, valid_size=1_000, batch_size=512, optimizer="sgd",
-        lr=0.001, momentum=0.9, weight_decay=0.0, schedule="constant", epochs=1, precision="32", ema=None,
-        label_smoothing=0.0),
+        model="seed",
+        train_size=10_000,
+        valid_size=1_000,
+        batch_size=512,
+        optimizer="sgd",
+        lr=0.001,
+        momentum=0.9,
+        weight_decay=0.0,
+        schedule="constant",
+        epochs=1,
+        precision="32",
+        ema=None,
+        label_smoothing=0.0,
+    ),
     "convnet-full": dict(  # convnet on the full training set, longer, with light augmentation
-        model="convnet", epochs=20, translate=1, hflip=True, label_smoothing=0.1,
-        lr=6e-3, betas=(0.9, 0.999), pct_start=0.15, ema=0.99),
+        model="convnet",
+        epochs=20,
+        translate=1,
+        hflip=True,
+        label_smoothing=0.1,
+        lr=6e-3,
+        betas=(0.9, 0.999),
+        pct_start=0.15,
+        ema=0.99,
+    ),
     "best-cpu": dict(  # the best accuracy in ten minutes on 2 CPU cores
-        model="vgg-mini", epochs=17, batch_size=256, lr=6e-3, weight_decay=5e-2, translate=1, hflip=True,
-        label_smoothing=0.1, tta=True, betas=(0.9, 0.999), pct_start=0.15, ema=0.99),
+        model="vgg-mini",
+        epochs=17,
+        batch_size=256,
+        lr=6e-3,
+        weight_decay=5e-2,
+        translate=1,
+        hflip=True,
+        label_smoothing=0.1,
+        tta=True,
+        betas=(0.9, 0.999),
+        pct_start=0.15,
+        ema=0.99,
+    ),
 }
 
 

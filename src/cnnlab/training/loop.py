@@ -11,7 +11,7 @@ import dataclasses
 import math
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -42,8 +42,15 @@ def evaluate(engine, x, y: np.ndarray) -> EvalResult:
     return EvalResult(float(loss), float((logits.argmax(1) == y).mean()), logits)
 
 
-def train_one_epoch(engine, x, y, order: np.ndarray, batch_size: int,
-                    on_batch: Callable[[int], None] = lambda n: None, world: World = SINGLE) -> dict:
+def train_one_epoch(
+    engine,
+    x,
+    y,
+    order: np.ndarray,
+    batch_size: int,
+    on_batch: Callable[[int], None] = lambda n: None,
+    world: World = SINGLE,
+) -> dict:
     """One pass over ``order``; returns train_loss and train_accuracy. Raises DivergedError on a
     non-finite loss, before anything of this epoch is saved.
 
@@ -55,8 +62,10 @@ def train_one_epoch(engine, x, y, order: np.ndarray, batch_size: int,
         mine = world.shard(idx)
         batch_loss, batch_correct = world.sum(*engine.train_batch(x[mine], y[mine]))
         if not math.isfinite(batch_loss):
-            raise DivergedError(f"training diverged: the loss became {batch_loss} after {seen} images of this "
-                                "epoch; lower --lr (the last good checkpoint is kept)")
+            raise DivergedError(
+                f"training diverged: the loss became {batch_loss} after {seen} images of this "
+                "epoch; lower --lr (the last good checkpoint is kept)"
+            )
         loss_sum, correct, seen = loss_sum + batch_loss, correct + int(batch_correct), seen + len(idx)
         on_batch(len(idx))
     return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}
@@ -77,8 +86,14 @@ class Progress:
             return lambda n: None
         from tqdm import tqdm
 
-        self.bar = tqdm(total=self.images, desc=f"epoch {epoch}/{self.epochs}", unit="img",
-                        file=self.stream, leave=True, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=self.images,
+            desc=f"epoch {epoch}/{self.epochs}",
+            unit="img",
+            file=self.stream,
+            leave=True,
+            dynamic_ncols=True,
+        )
         return self.bar.update
 
     def end_epoch(self, row: dict) -> None:
@@ -92,9 +107,14 @@ class Progress:
 
 
 def format_row(row: dict) -> str:
-    parts = [f"epoch {row['epoch']}", f"train_loss {row['train_loss']:.4f}",
-             f"train_acc {row['train_accuracy']:.2%}", f"valid_loss {row['valid_loss']:.4f}",
-             f"valid_acc {row['valid_accuracy']:.2%}", f"lr {row['lr']:.2e}"]
+    parts = [
+        f"epoch {row['epoch']}",
+        f"train_loss {row['train_loss']:.4f}",
+        f"train_acc {row['train_accuracy']:.2%}",
+        f"valid_loss {row['valid_loss']:.4f}",
+        f"valid_acc {row['valid_accuracy']:.2%}",
+        f"lr {row['lr']:.2e}",
+    ]
     if "test_accuracy" in row:
         parts.append(f"test_acc {row['test_accuracy']:.2%}")
     parts.append(f"{row['seconds']:.1f}s")
@@ -116,8 +136,9 @@ class FitState:
 def best_epoch(history: list[dict]) -> int:
     """The epoch with the lowest validation loss (the first, on ties), as early stopping watches it.
     A non-finite loss (overflowing logits) never counts as the best."""
-    return min(history, key=lambda r: (r["valid_loss"] if math.isfinite(r["valid_loss"]) else math.inf,
-                                       r["epoch"]))["epoch"]
+    return min(
+        history, key=lambda r: (r["valid_loss"] if math.isfinite(r["valid_loss"]) else math.inf, r["epoch"])
+    )["epoch"]
 
 
 def should_stop(history: list[dict], patience: int | None) -> bool:
@@ -128,9 +149,17 @@ def should_stop(history: list[dict], patience: int | None) -> bool:
     return patience is not None and bool(history) and history[-1]["epoch"] - best_epoch(history) >= patience
 
 
-def fit(config, engine, data, on_epoch_end: Callable[[FitState], None], progress: Progress,
-        state: FitState | None = None, clock_start: float | None = None, seconds_before: float = 0.0,
-        world: World = SINGLE) -> FitState:
+def fit(
+    config,
+    engine,
+    data,
+    on_epoch_end: Callable[[FitState], None],
+    progress: Progress,
+    state: FitState | None = None,
+    clock_start: float | None = None,
+    seconds_before: float = 0.0,
+    world: World = SINGLE,
+) -> FitState:
     """Train ``config.epochs`` epochs from ``state``; call ``on_epoch_end`` (which saves) after each.
 
     ``data`` holds backend-native x arrays and numpy label arrays. ``seconds`` in each row is
@@ -144,10 +173,23 @@ def fit(config, engine, data, on_epoch_end: Callable[[FitState], None], progress
             break
         engine.start_epoch(epoch)
         lr = engine.lr
-        metrics = train_one_epoch(engine, data.train_x, data.train_y, epoch_order(n, config.seed, epoch),
-                                  config.batch_size, progress.start_epoch(epoch), world)
+        metrics = train_one_epoch(
+            engine,
+            data.train_x,
+            data.train_y,
+            epoch_order(n, config.seed, epoch),
+            config.batch_size,
+            progress.start_epoch(epoch),
+            world,
+        )
         valid = evaluate(engine, data.valid_x, data.valid_y)
-        row = {"epoch": epoch, **metrics, "valid_loss": valid.loss, "valid_accuracy": valid.accuracy, "lr": lr}
+        row = {
+            "epoch": epoch,
+            **metrics,
+            "valid_loss": valid.loss,
+            "valid_accuracy": valid.accuracy,
+            "lr": lr,
+        }
         if config.eval_test_every_epoch:
             row["test_accuracy"] = evaluate(engine, data.test_x, data.test_y).accuracy
         row["seconds"] = seconds_before + time.perf_counter() - clock_start

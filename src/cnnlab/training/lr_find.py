@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 
-from cnnlab.training.config import TrainConfig
 from cnnlab.data.arrays import Arrays
 from cnnlab.training.batches import batch_slices, epoch_order
+from cnnlab.training.config import TrainConfig
 
 
 @dataclasses.dataclass
@@ -39,8 +39,15 @@ def suggest(lrs: list[float], losses: list[float]) -> float | None:
     return float(lrs[lo + int(np.argmin(slopes[lo:hi]))])
 
 
-def sweep(config: TrainConfig, arrays: Arrays, steps: int = 100, start: float = 1e-6, end: float = 1.0,
-          smoothing: float = 0.9, explode: float = 4.0) -> Sweep:
+def sweep(
+    config: TrainConfig,
+    arrays: Arrays,
+    steps: int = 100,
+    start: float = 1e-6,
+    end: float = 1.0,
+    smoothing: float = 0.9,
+    explode: float = 4.0,
+) -> Sweep:
     from cnnlab.training.torch_engine import TorchEngine
 
     engine = TorchEngine(dataclasses.replace(config, schedule="constant"), steps_per_epoch=steps)
@@ -81,8 +88,13 @@ def plot_sweep(result: Sweep, path, title: str = "") -> None:
     ax.plot(result.lrs, result.raw_losses, color="tab:blue", alpha=0.25, lw=1, label="loss per step")
     ax.plot(result.lrs, result.losses, color="tab:blue", lw=2, label="smoothed loss")
     if result.suggestion is not None:
-        ax.axvline(result.suggestion, color="tab:red", ls="--", lw=1.5,
-                   label=f"suggested lr {result.suggestion:.2g} (steepest descent)")
+        ax.axvline(
+            result.suggestion,
+            color="tab:red",
+            ls="--",
+            lw=1.5,
+            label=f"suggested lr {result.suggestion:.2g} (steepest descent)",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss (cross-entropy)")

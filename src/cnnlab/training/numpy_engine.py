@@ -41,10 +41,14 @@ class DecoupledWeightDecay:
 
 def build_optimizer(config: TrainConfig, params):
     if config.optimizer == "sgd":
-        return scratch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return scratch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     if config.optimizer == "adam":
         return scratch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    return DecoupledWeightDecay(scratch.optim.Adam(params, lr=config.lr, betas=config.betas), config.weight_decay)
+    return DecoupledWeightDecay(
+        scratch.optim.Adam(params, lr=config.lr, betas=config.betas), config.weight_decay
+    )
 
 
 def _to_tensors(tree):
@@ -79,9 +83,14 @@ class NumpyEngine:
         self.config = config
         self.model = build_model(config.model, "numpy", rng=np.random.default_rng(config.seed))
         self.optimizer = build_optimizer(config, self.model.parameters())
-        self.schedule = build_schedule(config.schedule, steps_per_epoch, step_epochs=config.step_epochs,
-                                       gamma=config.gamma, warmup_epochs=config.warmup_epochs,
-                                       pct_start=config.pct_start)
+        self.schedule = build_schedule(
+            config.schedule,
+            steps_per_epoch,
+            step_epochs=config.step_epochs,
+            gamma=config.gamma,
+            warmup_epochs=config.warmup_epochs,
+            pct_start=config.pct_start,
+        )
         self.total_steps = config.epochs * steps_per_epoch
         self.step = 0
         self.best_state = None
@@ -133,12 +142,17 @@ class NumpyEngine:
         self.eval_model.load_state_dict(self.best_state)
 
     def state_dict(self) -> dict:
-        state = {"model": dict(self.model.state_dict()), "optimizer": {"state": self.optimizer.state},
-                 "scheduler": {"step": self.step}}
+        state = {
+            "model": dict(self.model.state_dict()),
+            "optimizer": {"state": self.optimizer.state},
+            "scheduler": {"step": self.step},
+        }
         if self.ema is not None:
-            # Laid out as torch's AveragedModel.state_dict(), so cnnlab.runs.loader reads either backend's run.
-            state["ema"] = {**{f"module.{k}": v for k, v in self.ema.state_dict().items()},
-                            "n_averaged": np.array(self.ema_updates)}
+            # Laid out as torch's AveragedModel.state_dict(), so the run loader reads either backend's run.
+            state["ema"] = {
+                **{f"module.{k}": v for k, v in self.ema.state_dict().items()},
+                "n_averaged": np.array(self.ema_updates),
+            }
         if self.best_state is not None:
             state["best_model"] = dict(self.best_state)
         return _to_tensors(copy.deepcopy(state))
@@ -151,6 +165,8 @@ class NumpyEngine:
         self.best_state = state.get("best_model")
         if self.ema is not None:
             ema = state["ema"]
-            self.ema.load_state_dict({k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")})
+            self.ema.load_state_dict(
+                {k[len("module.") :]: v for k, v in ema.items() if k.startswith("module.")}
+            )
             self.ema_updates = int(ema["n_averaged"])
         self._set_lr()

@@ -16,7 +16,7 @@ import torch
 
 def capture_rng() -> dict:
     version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (the global state is what we save)
     state = {
         "python_rng": torch.tensor([version, *mt], dtype=torch.int64),
         "python_rng_gauss": torch.tensor([] if gauss is None else [gauss], dtype=torch.float64),
@@ -36,7 +36,14 @@ def restore_rng(state: dict) -> None:
         random.setstate((values[0], tuple(values[1:]), gauss[0] if gauss else None))
     if "numpy_rng" in state:
         values = state["numpy_rng"].numpy()
-        np.random.set_state(("MT19937", values[:-2].astype(np.uint32), int(values[-2]), int(values[-1]),
-                             float(state["numpy_rng_gauss"][0])))
+        np.random.set_state(  # noqa: NPY002
+            (
+                "MT19937",
+                values[:-2].astype(np.uint32),
+                int(values[-2]),
+                int(values[-1]),
+                float(state["numpy_rng_gauss"][0]),
+            )
+        )
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -12,18 +12,18 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from cnnlab import data as fmnist
-from cnnlab.runs import layout as rundir
 from cnnlab.data import CLASS_NAMES
+from cnnlab.data.arrays import load_split
 from cnnlab.errors import ConfigError, DivergedError, InterruptedRun, RunDirError
+from cnnlab.runs import layout as rundir
 from cnnlab.training import distributed
 from cnnlab.training.config import TrainConfig
-from cnnlab.data.arrays import load_split
 from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.loop import FitState, Progress, best_epoch, evaluate, fit
 from cnnlab.training.rng import capture_rng, restore_rng
@@ -65,11 +65,19 @@ def environment(engine, config: TrainConfig) -> dict:
 
     import cnnlab
 
-    return {"cnnlab": cnnlab.__version__, "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "platform": platform.platform(), "processor": platform.processor(),
-            "cpu_count": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads(),
-            "device": str(getattr(engine, "device", "cpu")), "backend": config.backend,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "cnnlab": cnnlab.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpu_count": __import__("os").cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(getattr(engine, "device", "cpu")),
+        "backend": config.backend,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def _prepare(config: TrainConfig, quiet: bool, world: World = SINGLE):
@@ -77,13 +85,17 @@ def _prepare(config: TrainConfig, quiet: bool, world: World = SINGLE):
         import torch
 
         torch.set_num_threads(config.threads)
-    directory = fmnist.ensure_data(config.data_dir, quiet=quiet)  # a missing dataset fails before any slow work
+    directory = fmnist.ensure_data(
+        config.data_dir, quiet=quiet
+    )  # a missing dataset fails before any slow work
     steps_per_epoch = math.ceil(config.resolved_train_size / (config.batch_size * world.size))
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # Decompressing and splitting the data (zlib and NumPy release the GIL) overlaps the engine's
         # start-up, which for torch is about 2 s of imports. With torch normalising the pixels, start-up
         # went from 2.59 s to 2.17 s (bench/startup.py).
-        loading = pool.submit(load_split, config.resolved_train_size, config.valid_size, config.seed, directory)
+        loading = pool.submit(
+            load_split, config.resolved_train_size, config.valid_size, config.seed, directory
+        )
         engine = make_engine(config, steps_per_epoch, world)
         arrays = loading.result()
     for name in ("train_x", "valid_x", "test_x"):
@@ -110,14 +122,19 @@ class _Saver:
             self.epochs_saved = state.epochs_done
             return
         # The checkpoint first: metrics.csv never lists an epoch whose state could be lost.
-        save_checkpoint(self.run / rundir.CHECKPOINT, engine_state={**self.engine.state_dict(), **capture_rng()},
-                        config=self.config.to_dict(), history=state.history)
+        save_checkpoint(
+            self.run / rundir.CHECKPOINT,
+            engine_state={**self.engine.state_dict(), **capture_rng()},
+            config=self.config.to_dict(),
+            history=state.history,
+        )
         _write_metrics(self.run, self.config, state.history)
         self.epochs_saved = state.epochs_done
 
 
-def train(config: TrainConfig, log: Callable[[str], None] = print, quiet: bool = False,
-          started: float | None = None) -> RunResult:
+def train(
+    config: TrainConfig, log: Callable[[str], None] = print, quiet: bool = False, started: float | None = None
+) -> RunResult:
     """``started``: the time.perf_counter() the run's clock counts from (the CLI passes its own start)."""
     start = time.perf_counter() if started is None else started
     world = join_world(config)
@@ -127,15 +144,18 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, quiet: bool =
         arrays, engine = _prepare(config, quiet, world)
         if world.is_main:
             config.save(run / rundir.CONFIG)
-            rundir.write_json(run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size})
+            rundir.write_json(
+                run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size}
+            )
             log(f"run directory: {run}")
         return _fit_and_finish(config, engine, arrays, run, FitState(), start, 0.0, quiet, world)
     finally:
         distributed.shutdown(world)
 
 
-def resume(run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool = False,
-           started: float | None = None) -> RunResult:
+def resume(
+    run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool = False, started: float | None = None
+) -> RunResult:
     from cnnlab.training.checkpoint import load_checkpoint
     from cnnlab.training.config import resolve
 
@@ -152,14 +172,18 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print, quiet: bool 
 
 def _resume(run, config, checkpoint, world, start, log, quiet) -> RunResult:
     if checkpoint["config"] != json.loads(json.dumps(config.to_dict())):  # tuples saved as lists
-        raise RunDirError(f"{run / rundir.CHECKPOINT} was saved with a different config than "
-                          f"{run / rundir.CONFIG}; restore the original config.json")
+        raise RunDirError(
+            f"{run / rundir.CHECKPOINT} was saved with a different config than "
+            f"{run / rundir.CONFIG}; restore the original config.json"
+        )
     arrays, engine = _prepare(config, quiet, world)
     try:
         engine.load_state_dict(checkpoint)
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise RunDirError(f"{run / rundir.CHECKPOINT} does not fit model {config.model!r} "
-                          f"({' '.join(str(exc).split())[:200]})") from None
+        raise RunDirError(
+            f"{run / rundir.CHECKPOINT} does not fit model {config.model!r} "
+            f"({' '.join(str(exc).split())[:200]})"
+        ) from None
     restore_rng(checkpoint)
     history = checkpoint["history"]
     if world.is_main:
@@ -177,13 +201,15 @@ def _fit_and_finish(config, engine, arrays, run, state, start, seconds_before, q
     try:
         state = fit(config, engine, arrays, saver, progress, state, start, seconds_before, world)
     except KeyboardInterrupt:
-        raise InterruptedRun(f"interrupted; {_saved(saver.epochs_saved)} "
-                             f"Continue with: cnnlab train --resume {run}") from None
+        raise InterruptedRun(
+            f"interrupted; {_saved(saver.epochs_saved)} Continue with: cnnlab train --resume {run}"
+        ) from None
     except DivergedError as exc:
         raise DivergedError(f"{exc}. {_saved(saver.epochs_saved)}") from None
     except RunDirError as exc:  # e.g. the disk filled up while saving: the previous epoch is intact
-        raise RunDirError(f"{exc}. {_saved(saver.epochs_saved)} Once fixed, continue with: "
-                          f"cnnlab train --resume {run}") from None
+        raise RunDirError(
+            f"{exc}. {_saved(saver.epochs_saved)} Once fixed, continue with: cnnlab train --resume {run}"
+        ) from None
     return _finish(config, engine, arrays, run, state, start, seconds_before, world)
 
 
@@ -195,21 +221,43 @@ def _finish(config, engine, arrays, run, state, start, seconds_before, world) ->
 
     test = evaluate(engine, arrays.test_x, arrays.test_y)
     predictions = test.logits.argmax(1)
-    report = classification_report(arrays.test_y, predictions, labels=range(len(CLASS_NAMES)),
-                                   target_names=CLASS_NAMES, digits=4, zero_division=0)
+    report = classification_report(
+        arrays.test_y,
+        predictions,
+        labels=range(len(CLASS_NAMES)),
+        target_names=CLASS_NAMES,
+        digits=4,
+        zero_division=0,
+    )
     history = state.history
-    early = {} if config.patience is None else {
-        "early_stopping": {"patience": config.patience, "stopped_early": state.stopped_early,
-                           "best_epoch": best_epoch(history), "restored_best_weights": True}}
+    early = (
+        {}
+        if config.patience is None
+        else {
+            "early_stopping": {
+                "patience": config.patience,
+                "stopped_early": state.stopped_early,
+                "best_epoch": best_epoch(history),
+                "restored_best_weights": True,
+            }
+        }
+    )
     summary = {
-        "model": config.model, "backend": config.backend, "preset": config.preset, "epochs": len(history),
-        "test_accuracy": test.accuracy, "test_loss": test.loss,
+        "model": config.model,
+        "backend": config.backend,
+        "preset": config.preset,
+        "epochs": len(history),
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
         "final_valid_accuracy": history[-1]["valid_accuracy"] if history else None,
         "best_valid_accuracy": max((r["valid_accuracy"] for r in history), default=None),
         "best_valid_epoch": max(history, key=lambda r: r["valid_accuracy"])["epoch"] if history else None,
-        "train_size": len(arrays.train_y), "valid_size": len(arrays.valid_y),
-        "seconds": seconds_before + time.perf_counter() - start, "world_size": world.size,
-        "precision": getattr(engine, "precision", "64"), **early,
+        "train_size": len(arrays.train_y),
+        "valid_size": len(arrays.valid_y),
+        "seconds": seconds_before + time.perf_counter() - start,
+        "world_size": world.size,
+        "precision": getattr(engine, "precision", "64"),
+        **early,
     }
     if not world.is_main:
         return RunResult(run, summary, history, report)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 Schedule = Callable[[int, int], float]
 
@@ -27,7 +27,9 @@ def cosine(step: int, total: int, floor: float = 0.0) -> float:
     return _cos_between(1.0, floor, min(1.0, step / max(1, total)))
 
 
-def onecycle(step: int, total: int, pct_start: float = 0.3, div: float = 25.0, final_div: float = 1e4) -> float:
+def onecycle(
+    step: int, total: int, pct_start: float = 0.3, div: float = 25.0, final_div: float = 1e4
+) -> float:
     """Cosine warm-up from lr/div to lr over ``pct_start`` of the run, then cosine down to lr/(div*final_div).
 
     The shape of torch.optim.lr_scheduler.OneCycleLR (Smith & Topin 2017), without its momentum cycling.
@@ -55,11 +57,22 @@ def _cos_between(a: float, b: float, t: float) -> float:
     return b + (a - b) * (1 + math.cos(math.pi * t)) / 2
 
 
-def build_schedule(name: str, steps_per_epoch: int, *, step_epochs: int = 10, gamma: float = 0.1,
-                   warmup_epochs: float = 0.0, pct_start: float = 0.3) -> Schedule:
+def build_schedule(
+    name: str,
+    steps_per_epoch: int,
+    *,
+    step_epochs: int = 10,
+    gamma: float = 0.1,
+    warmup_epochs: float = 0.0,
+    pct_start: float = 0.3,
+) -> Schedule:
     """The multiplier function for a config's schedule options."""
-    base = {"constant": constant, "cosine": cosine, "onecycle": functools.partial(onecycle, pct_start=pct_start),
-            "step": functools.partial(step_decay, every=step_epochs * steps_per_epoch, gamma=gamma)}[name]
+    base = {
+        "constant": constant,
+        "cosine": cosine,
+        "onecycle": functools.partial(onecycle, pct_start=pct_start),
+        "step": functools.partial(step_decay, every=step_epochs * steps_per_epoch, gamma=gamma),
+    }[name]
     return with_warmup(base, round(warmup_epochs * steps_per_epoch))
 
 

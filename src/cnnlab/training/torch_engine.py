@@ -18,8 +18,8 @@ from torch import nn
 from cnnlab import data as fmnist
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model
-from cnnlab.training.augment import augment
 from cnnlab.training import distributed
+from cnnlab.training.augment import augment
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.schedules import build_schedule
@@ -28,7 +28,9 @@ from cnnlab.training.schedules import build_schedule
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     """The device for this process; under torchrun, GPU number LOCAL_RANK."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+        raise ConfigError(
+            "--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto"
+        )
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device("cuda", local_rank) if name == "cuda" else torch.device("cpu")
@@ -54,7 +56,9 @@ def normalize_images(pixels: torch.Tensor) -> torch.Tensor:
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     return torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
@@ -77,11 +81,18 @@ class TorchEngine:
         self.precision = pick_precision(config.precision, self.device)
         self.layout = torch.channels_last if config.channels_last else torch.contiguous_format
         torch.manual_seed(config.seed)  # the initial weights depend on the seed alone
-        self.model = build_model(config.model, dropout=config.dropout).to(self.device, memory_format=self.layout)
+        self.model = build_model(config.model, dropout=config.dropout).to(
+            self.device, memory_format=self.layout
+        )
         self.optimizer = build_optimizer(config, self.model.parameters())
-        schedule = build_schedule(config.schedule, steps_per_epoch, step_epochs=config.step_epochs,
-                                  gamma=config.gamma, warmup_epochs=config.warmup_epochs,
-                                  pct_start=config.pct_start)
+        schedule = build_schedule(
+            config.schedule,
+            steps_per_epoch,
+            step_epochs=config.step_epochs,
+            gamma=config.gamma,
+            warmup_epochs=config.warmup_epochs,
+            pct_start=config.pct_start,
+        )
         total = config.epochs * steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: schedule(step, total))
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -146,7 +157,7 @@ class TorchEngine:
         model = self.eval_model.eval()
         out = []
         for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size]
+            xb = x[i : i + batch_size]
             with self.autocast():
                 logits = model(xb).float()
                 if self.config.tta:  # average the probabilities of the image and its mirror
@@ -162,9 +173,13 @@ class TorchEngine:
         self.eval_model.load_state_dict(self.best_state)
 
     def state_dict(self) -> dict:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                 "torch_rng": torch.get_rng_state()}
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         if self.best_state is not None:
