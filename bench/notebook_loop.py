@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from cnnlab import data
 from cnnlab.models import build_model
 from cnnlab.training.config import resolve
+from cnnlab.training.run import Session
 from cnnlab.training.run import train as cnnlab_train
 
 
@@ -73,7 +74,7 @@ def notebook_loop(epochs: int, seed: int) -> tuple[float, float]:
 def cnnlab_loop(epochs: int, seed: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         config = resolve({"preset": "seed", "epochs": epochs, "seed": seed, "out": f"{tmp}/run"})
-        result = cnnlab_train(config, log=lambda m: None, quiet=True)
+        result = cnnlab_train(config, Session(log=lambda m: None, quiet=True))
     return result.history[-1]["seconds"], result.history[-1]["valid_accuracy"]
 
 

@@ -7,7 +7,8 @@ it, so torch's imports are paid every time (the test column is only read here, n
 choice). Times are metrics.csv's ``seconds``: wall clock from the command's start, start-up and data
 loading included. The final epoch's accuracy is reported, not the best. The notebook's loop
 (bench/notebook_loop.py: DataLoader with per-sample transforms, `seed` model, SGD lr 0.1,
-30 epochs) runs in the same process, so the ratio holds on a noisy machine even when the absolute seconds drift.
+30 epochs) runs in the same process, so the ratio holds on a noisy machine even when the
+absolute seconds drift.
 """
 
 from __future__ import annotations

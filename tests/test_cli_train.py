@@ -85,7 +85,8 @@ def test_run_clock_counts_from_the_given_start(synthetic_dir, tmp_path):
             "epochs": 1,
         }
     )
-    result = runner.train(config, log=lambda m: None, quiet=True, started=time.perf_counter() - 100.0)
+    session = runner.Session(log=lambda m: None, quiet=True, started=time.perf_counter() - 100.0)
+    result = runner.train(config, session)
     assert 100.0 < result.history[0]["seconds"] <= result.summary["seconds"] < 160.0
 
 

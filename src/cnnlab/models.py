@@ -171,3 +171,15 @@ def build_model(name: str, backend: str = "torch", rng=None, dropout: float = 0.
 
         return spec.build_numpy(rng if rng is not None else np.random.default_rng(0))
     raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+
+
+def class_probabilities(model, x, tta: bool = False):
+    """Softmax probabilities (N, 10) of a torch ``model`` for normalised images ``x`` (N, 1, 28, 28).
+
+    With ``tta`` (test-time augmentation), the mean of the image's and its mirror's probabilities:
+    the one TTA that training's evaluation, ``evaluate``, ``report`` and ``predict`` all use.
+    """
+    probs = model(x).float().softmax(1)
+    if tta:
+        probs = (probs + model(x.flip(-1)).float().softmax(1)) / 2
+    return probs

@@ -115,16 +115,17 @@ def run(args: argparse.Namespace) -> int:
 
     explicit = explicit_options(args)
     log = (lambda msg: None) if args.quiet else print
+    session = runner.Session(log=log, quiet=args.quiet, started=getattr(args, "started", None))
     if args.resume:
         if explicit or args.config:
             raise ConfigError(
                 "--resume continues a run exactly as configured; drop the other options "
                 f"({', '.join('--' + k.replace('_', '-') for k in explicit) or '--config'})"
             )
-        result = runner.resume(args.resume, log=log, quiet=args.quiet, started=getattr(args, "started", None))
+        result = runner.resume(args.resume, session)
     else:
         config = resolve(explicit, args.config)
-        result = runner.train(config, log=log, quiet=args.quiet, started=getattr(args, "started", None))
+        result = runner.train(config, session)
     from cnnlab.training.distributed import from_environment
 
     if not from_environment().is_main:  # under torchrun, rank 0 speaks for all

@@ -37,7 +37,9 @@ def onnx_bytes(model) -> bytes:
         program = torch.onnx.export(model.eval(), (example,), dynamo=True, verbose=False,
                                     input_names=["image"], output_names=["logits"], opset_version=OPSET,
                                     dynamic_shapes=({0: torch.export.Dim("batch")},))
-        program.save(buffer)
+        if program is None:  # only the legacy TorchScript exporter returns None
+            raise RuntimeError("torch.onnx.export returned no program")
+        program.save(buffer)  # type: ignore[arg-type]  # it writes to any binary file object
     return buffer.getvalue()
 
 

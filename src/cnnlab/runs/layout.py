@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 from cnnlab.errors import RunDirError
 
@@ -28,7 +28,7 @@ ENVIRONMENT = "environment.json"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "lr", "seconds")
 
 
-def write_atomic(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(fh)`` on a temporary file beside ``path``, then rename it onto ``path``."""
     path = Path(path)
     try:

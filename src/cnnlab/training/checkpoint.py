@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from cnnlab.errors import RunDirError
 from cnnlab.runs.layout import write_atomic
+from cnnlab.training.config import FIELDS, TrainConfig
 
 FORMAT_VERSION = 1
 
@@ -42,3 +44,31 @@ def load_checkpoint(path: Path) -> dict:
         raise RunDirError(f"{path} is not a cnnlab checkpoint of format {FORMAT_VERSION}")
     payload["config"] = json.loads(payload["config"])
     return payload
+
+
+def same_config(saved: dict, config: TrainConfig) -> bool:
+    """Whether a checkpoint's config is ``config``. An option added to cnnlab after the checkpoint was
+    written counts as equal when ``config`` holds its default, so older runs still resume."""
+    current = json.loads(json.dumps(config.to_dict()))  # tuples saved as lists
+    if not set(saved) <= set(current):
+        return False
+    for name, value in current.items():
+        expected = saved[name] if name in saved else json.loads(json.dumps(FIELDS[name].default))
+        if expected != value:
+            return False
+    return True
+
+
+# torch's AveragedModel keeps the averaged network as ``.module`` beside an ``n_averaged`` counter, so
+# its state_dict keys carry this prefix. Both engines save the EMA in that layout.
+EMA_PREFIX = "module."
+
+
+def ema_weights(ema_state: dict) -> dict:
+    """The averaged network's own state_dict, from an AveragedModel-style state."""
+    return {k[len(EMA_PREFIX) :]: v for k, v in ema_state.items() if k.startswith(EMA_PREFIX)}
+
+
+def as_ema_state(weights: dict, n_averaged: Any) -> dict:
+    """The AveragedModel-style state for an averaged network's state_dict."""
+    return {**{EMA_PREFIX + k: v for k, v in weights.items()}, "n_averaged": n_averaged}

@@ -59,7 +59,7 @@ def run_all(
     out: Path,
     log: Callable[[str], None],
 ) -> list[Outcome]:
-    from cnnlab.training.run import train
+    from cnnlab.training.run import Session, train
 
     outcomes = []
     for optimizer, lr in grid:
@@ -70,7 +70,7 @@ def run_all(
                 config_file,
             )
             try:
-                result = train(config, log=lambda m: None, quiet=True)
+                result = train(config, Session(log=lambda m: None, quiet=True))
                 outcomes.append(Outcome(optimizer, lr, seed, result.history, result.summary))
                 log(
                     f"{name}: test accuracy {result.summary['test_accuracy']:.2%} "

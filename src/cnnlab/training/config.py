@@ -92,7 +92,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)
+        self.betas = tuple(self.betas)  # type: ignore[assignment]  # a JSON list; validate() checks its length
         self.validate()
 
     @property

@@ -12,12 +12,17 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from scipy.special import log_softmax
 
+from cnnlab.data.arrays import Arrays
 from cnnlab.errors import DivergedError
 from cnnlab.training.batches import batch_slices, epoch_order
+from cnnlab.training.config import TrainConfig
 from cnnlab.training.distributed import SINGLE, World
+from cnnlab.training.engine import Engine
 
 
 @dataclasses.dataclass
@@ -27,40 +32,29 @@ class EvalResult:
     logits: np.ndarray  # (N, 10)
 
 
-def log_softmax_np(logits: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", over="ignore"):  # inf logits give a nan loss, reported as such
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def evaluate(engine, x, y: np.ndarray) -> EvalResult:
+def evaluate(engine: Engine, x: Any, y: np.ndarray) -> EvalResult:
     """Mean cross-entropy and accuracy of ``engine``'s model on (x, y); x is backend-native."""
     if len(y) == 0:
         return EvalResult(float("nan"), float("nan"), np.zeros((0, 10), np.float32))
     logits = engine.logits(x).astype(np.float64)
-    loss = -log_softmax_np(logits)[np.arange(len(y)), y].mean()
+    with np.errstate(invalid="ignore", over="ignore"):  # inf logits give a nan loss, reported as such
+        loss = -log_softmax(logits, axis=1)[np.arange(len(y)), y].mean()
     return EvalResult(float(loss), float((logits.argmax(1) == y).mean()), logits)
 
 
 def train_one_epoch(
-    engine,
-    x,
-    y,
-    order: np.ndarray,
-    batch_size: int,
-    on_batch: Callable[[int], None] = lambda n: None,
-    world: World = SINGLE,
+    engine: Engine, data: Arrays, order: np.ndarray, on_batch: Callable[[int], None], world: World = SINGLE
 ) -> dict:
-    """One pass over ``order``; returns train_loss and train_accuracy. Raises DivergedError on a
-    non-finite loss, before anything of this epoch is saved.
+    """One pass over ``data.train_x[order]`` in batches of ``engine``'s batch size; returns train_loss
+    and train_accuracy. Raises DivergedError on a non-finite loss, before anything of this epoch is saved.
 
     Under torchrun each global batch of ``batch_size * world.size`` is shared out between the
     ranks, and the loss and accuracy are summed over them, so every rank stops on the same step.
     """
     loss_sum, correct, seen = 0.0, 0, 0
-    for idx in batch_slices(order, batch_size * world.size):
+    for idx in batch_slices(order, engine.config.batch_size * world.size):
         mine = world.shard(idx)
-        batch_loss, batch_correct = world.sum(*engine.train_batch(x[mine], y[mine]))
+        batch_loss, batch_correct = world.sum(*engine.train_batch(data.train_x[mine], data.train_y[mine]))
         if not math.isfinite(batch_loss):
             raise DivergedError(
                 f"training diverged: the loss became {batch_loss} after {seen} images of this "
@@ -72,19 +66,26 @@ def train_one_epoch(
 
 
 class Progress:
-    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise (logs, CI)."""
+    """A tqdm bar per epoch on a terminal or in Jupyter (``notebook``, through tqdm.auto's widget);
+    one plain line per epoch otherwise (logs, CI)."""
 
-    def __init__(self, epochs: int, images_per_epoch: int, enabled: bool = True, stream=None):
+    def __init__(
+        self, epochs: int, images_per_epoch: int, enabled: bool = True, stream=None, notebook: bool = False
+    ):
         self.epochs, self.images = epochs, images_per_epoch
         self.stream = stream or sys.stdout
         self.enabled = enabled
-        self.tty = enabled and self.stream.isatty()
-        self.bar = None
+        self.bars = enabled and (notebook or self.stream.isatty())
+        self.notebook = notebook
+        self.bar: Any = None
 
     def start_epoch(self, epoch: int) -> Callable[[int], None]:
-        if not self.tty:
+        if not self.bars:
             return lambda n: None
-        from tqdm import tqdm
+        if self.notebook:
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
 
         self.bar = tqdm(
             total=self.images,
@@ -149,39 +150,39 @@ def should_stop(history: list[dict], patience: int | None) -> bool:
     return patience is not None and bool(history) and history[-1]["epoch"] - best_epoch(history) >= patience
 
 
+@dataclasses.dataclass
+class FitContext:
+    """What ``fit`` works with, gathered once: the config, the engine, the data (backend-native x,
+    NumPy labels), the torchrun world, and the run clock (``seconds`` in each row is wall time since
+    ``clock_start`` plus ``seconds_before``, the time spent before a resume)."""
+
+    config: TrainConfig
+    engine: Engine
+    data: Arrays
+    world: World = SINGLE
+    clock_start: float = dataclasses.field(default_factory=time.perf_counter)
+    seconds_before: float = 0.0
+
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.clock_start
+
+
 def fit(
-    config,
-    engine,
-    data,
+    ctx: FitContext,
     on_epoch_end: Callable[[FitState], None],
     progress: Progress,
     state: FitState | None = None,
-    clock_start: float | None = None,
-    seconds_before: float = 0.0,
-    world: World = SINGLE,
 ) -> FitState:
-    """Train ``config.epochs`` epochs from ``state``; call ``on_epoch_end`` (which saves) after each.
-
-    ``data`` holds backend-native x arrays and numpy label arrays. ``seconds`` in each row is
-    cumulative wall time since ``clock_start`` plus ``seconds_before`` (time spent before a resume).
-    """
+    """Train ``config.epochs`` epochs from ``state``; call ``on_epoch_end`` (which saves) after each."""
+    config, engine, data = ctx.config, ctx.engine, ctx.data
     state = state or FitState()
-    clock_start = time.perf_counter() if clock_start is None else clock_start
-    n = len(data.train_y)
     for epoch in range(state.epochs_done + 1, config.epochs + 1):
         if should_stop(state.history, config.patience):
             break
         engine.start_epoch(epoch)
         lr = engine.lr
-        metrics = train_one_epoch(
-            engine,
-            data.train_x,
-            data.train_y,
-            epoch_order(n, config.seed, epoch),
-            config.batch_size,
-            progress.start_epoch(epoch),
-            world,
-        )
+        order = epoch_order(len(data.train_y), config.seed, epoch)
+        metrics = train_one_epoch(engine, data, order, progress.start_epoch(epoch), ctx.world)
         valid = evaluate(engine, data.valid_x, data.valid_y)
         row = {
             "epoch": epoch,
@@ -192,7 +193,7 @@ def fit(
         }
         if config.eval_test_every_epoch:
             row["test_accuracy"] = evaluate(engine, data.test_x, data.test_y).accuracy
-        row["seconds"] = seconds_before + time.perf_counter() - clock_start
+        row["seconds"] = ctx.seconds()
         state.history.append(row)
         if config.patience is not None and best_epoch(state.history) == epoch:
             engine.remember_best()

@@ -16,6 +16,7 @@ import numpy as np
 from cnnlab.data.arrays import Arrays
 from cnnlab.training.batches import batch_slices, epoch_order
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.engine import make_engine
 
 
 @dataclasses.dataclass
@@ -48,17 +49,13 @@ def sweep(
     smoothing: float = 0.9,
     explode: float = 4.0,
 ) -> Sweep:
-    from cnnlab.training.torch_engine import TorchEngine
-
-    engine = TorchEngine(dataclasses.replace(config, schedule="constant"), steps_per_epoch=steps)
+    engine = make_engine(dataclasses.replace(config, schedule="constant"), steps_per_epoch=steps)
     x = engine.to_native(arrays.train_x)
     batches = _endless_batches(len(arrays.train_y), config)
     lrs, smoothed, raw, average, best = [], [], [], 0.0, math.inf
     for step in range(steps):
         lr = rate_at(step, steps, start, end)
-        for group in engine.optimizer.param_groups:
-            group["lr"] = lr
-        engine.scheduler.base_lrs = [lr]  # LambdaLR would reset lr on its step; keep ours
+        engine.set_lr(lr)
         idx = next(batches)
         loss_sum, _ = engine.train_batch(x[idx], arrays.train_y[idx])
         loss = loss_sum / len(idx)
@@ -66,7 +63,9 @@ def sweep(
             break
         average = smoothing * average + (1 - smoothing) * loss
         value = average / (1 - smoothing ** (step + 1))  # debiased, as Adam's moments
-        lrs.append(lr), smoothed.append(value), raw.append(loss)
+        lrs.append(lr)
+        smoothed.append(value)
+        raw.append(loss)
         best = min(best, value)
         if value > explode * best:
             break

@@ -8,13 +8,17 @@ that the scratch engine does not implement are refused up front by the config.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 
-from cnnlab import data as fmnist
 from cnnlab import scratch
+from cnnlab.data import normalize
+from cnnlab.errors import ConfigError
 from cnnlab.models import build_model
+from cnnlab.training.checkpoint import as_ema_state, ema_weights
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.schedules import build_schedule
 
 
@@ -72,13 +76,10 @@ def _to_arrays(tree):
 
 class NumpyEngine:
     backend = "numpy"
-    device = "cpu"
     precision = "32"
 
-    def __init__(self, config: TrainConfig, steps_per_epoch: int, world=None):
-        if world is not None and world.distributed:
-            from cnnlab.errors import ConfigError
-
+    def __init__(self, config: TrainConfig, steps_per_epoch: int, world: World = SINGLE):
+        if world.distributed:
             raise ConfigError("the numpy backend trains in one process; run it without torchrun")
         self.config = config
         self.model = build_model(config.model, "numpy", rng=np.random.default_rng(config.seed))
@@ -92,24 +93,32 @@ class NumpyEngine:
             pct_start=config.pct_start,
         )
         self.total_steps = config.epochs * steps_per_epoch
+        self.base_lr = config.lr
         self.step = 0
-        self.best_state = None
+        self.best_state: dict | None = None
         # The weights averaged as torch's AveragedModel(get_ema_multi_avg_fn(decay)) does: copied at the
         # first update, then ema += (1 - decay) * (w - ema).
-        self.ema = copy.deepcopy(self.model) if config.ema is not None else None
+        self.ema: Any = copy.deepcopy(self.model) if config.ema is not None else None
         self.ema_updates = 0
         self._set_lr()
 
     def _set_lr(self) -> None:
-        self.optimizer.lr = self.config.lr * self.schedule(self.step, self.total_steps)
+        self.optimizer.lr = self.base_lr * self.schedule(self.step, self.total_steps)
 
     def to_native(self, x: np.ndarray) -> np.ndarray:
         """uint8 images (N, 28, 28) -> normalised float32 (N, 1, 28, 28); anything else as it is."""
-        return fmnist.normalize(x) if x.dtype == np.uint8 else x
+        return normalize(x) if x.dtype == np.uint8 else x
 
     @property
     def lr(self) -> float:
         return self.optimizer.lr
+
+    def set_lr(self, lr: float) -> None:
+        self.base_lr = lr
+        self._set_lr()
+
+    def describe(self) -> dict[str, Any]:
+        return {"device": "cpu", "precision": self.precision}
 
     def start_epoch(self, epoch: int) -> None:
         pass
@@ -123,7 +132,7 @@ class NumpyEngine:
         return loss * len(y), int((logits.argmax(1) == y).sum())
 
     def _update_ema(self) -> None:
-        decay = self.config.ema if self.ema_updates else 0.0
+        decay = self.config.ema if self.ema_updates and self.config.ema is not None else 0.0
         for average, current in zip(self.ema.parameters(), self.model.parameters()):
             average.data += (1 - decay) * (current.data - average.data)
         self.ema_updates += 1
@@ -139,7 +148,8 @@ class NumpyEngine:
         self.best_state = copy.deepcopy(self.eval_model.state_dict())
 
     def restore_best(self) -> None:
-        self.eval_model.load_state_dict(self.best_state)
+        if self.best_state is not None:
+            self.eval_model.load_state_dict(self.best_state)
 
     def state_dict(self) -> dict:
         state = {
@@ -149,10 +159,7 @@ class NumpyEngine:
         }
         if self.ema is not None:
             # Laid out as torch's AveragedModel.state_dict(), so the run loader reads either backend's run.
-            state["ema"] = {
-                **{f"module.{k}": v for k, v in self.ema.state_dict().items()},
-                "n_averaged": np.array(self.ema_updates),
-            }
+            state["ema"] = as_ema_state(self.ema.state_dict(), np.array(self.ema_updates))
         if self.best_state is not None:
             state["best_model"] = dict(self.best_state)
         return _to_tensors(copy.deepcopy(state))
@@ -165,8 +172,6 @@ class NumpyEngine:
         self.best_state = state.get("best_model")
         if self.ema is not None:
             ema = state["ema"]
-            self.ema.load_state_dict(
-                {k[len("module.") :]: v for k, v in ema.items() if k.startswith("module.")}
-            )
+            self.ema.load_state_dict(ema_weights(ema))
             self.ema_updates = int(ema["n_averaged"])
         self._set_lr()

@@ -9,6 +9,7 @@ own shuffling needs none of them: ``epoch_order`` is a pure function of (seed, e
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,8 +17,9 @@ import torch
 
 def capture_rng() -> dict:
     version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (the global state is what we save)
-    state = {
+    legacy: Any = np.random.get_state(legacy=True)  # noqa: NPY002 (the global state is what we save)
+    name, keys, pos, has_gauss, cached = legacy
+    state: dict[str, Any] = {
         "python_rng": torch.tensor([version, *mt], dtype=torch.int64),
         "python_rng_gauss": torch.tensor([] if gauss is None else [gauss], dtype=torch.float64),
         "numpy_rng": torch.from_numpy(np.concatenate([keys.astype(np.int64), [pos, has_gauss]])),

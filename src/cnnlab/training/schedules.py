@@ -67,12 +67,12 @@ def build_schedule(
     pct_start: float = 0.3,
 ) -> Schedule:
     """The multiplier function for a config's schedule options."""
-    base = {
+    base: Schedule = {
         "constant": constant,
         "cosine": cosine,
         "onecycle": functools.partial(onecycle, pct_start=pct_start),
         "step": functools.partial(step_decay, every=step_epochs * steps_per_epoch, gamma=gamma),
-    }[name]
+    }[name]  # type: ignore[assignment]  # partials of Schedule-shaped functions
     return with_warmup(base, round(warmup_epochs * steps_per_epoch))
 
 

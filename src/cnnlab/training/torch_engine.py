@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 
 from cnnlab import data as fmnist
 from cnnlab.errors import ConfigError
-from cnnlab.models import build_model
+from cnnlab.models import build_model, class_probabilities
 from cnnlab.training import distributed
 from cnnlab.training.augment import augment
 from cnnlab.training.config import TrainConfig
@@ -94,7 +95,8 @@ class TorchEngine:
             pct_start=config.pct_start,
         )
         total = config.epochs * steps_per_epoch
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: schedule(step, total))
+        self.multiplier = lambda step: schedule(step, total)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.multiplier)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.autocast = _autocast(self.device, self.precision)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "16-mixed")
@@ -127,17 +129,26 @@ class TorchEngine:
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    def set_lr(self, lr: float) -> None:
+        # LambdaLR recomputes each step's rate as base_lr * multiplier(step): change the base too.
+        self.scheduler.base_lrs = [lr] * len(self.optimizer.param_groups)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * self.multiplier(self.scheduler.last_epoch)
+
+    def describe(self) -> dict[str, Any]:
+        return {"device": str(self.device), "precision": self.precision}
+
     def start_epoch(self, epoch: int) -> None:
         self.augment_rng.manual_seed(self.config.seed * 100_003 + epoch)  # resumable augmentation
 
     def train_batch(self, x: torch.Tensor, y: np.ndarray) -> tuple[float, int]:
         """One optimizer step; returns (summed loss over the batch, correct predictions)."""
-        y = self.to_native(y)
+        labels = self.to_native(y)
         x = augment(x, self.augment_rng, self.config.translate, self.config.hflip)
         self.model.train()
         with self.autocast():
             logits = self.forward(x)
-            loss = self.loss_fn(logits, y)
+            loss = self.loss_fn(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.grad_clip is not None:
@@ -148,21 +159,22 @@ class TorchEngine:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        return loss.item() * len(y), int((logits.argmax(1) == y).sum())
+        return loss.item() * len(labels), int((logits.argmax(1) == labels).sum())
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        # 256, not larger: the first layer's activations then stay in cache. On the 2-core CPU, 10,000
-        # test images took 0.27 s at 256 and 0.51 s at 1,000 (bench/startup.py; README, speed).
+        # 256, not larger: the first layer's activations then stay in cache (bench/startup.py compares).
         model = self.eval_model.eval()
         out = []
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size]
             with self.autocast():
-                logits = model(xb).float()
-                if self.config.tta:  # average the probabilities of the image and its mirror
-                    probs = (logits.softmax(1) + model(xb.flip(-1)).float().softmax(1)) / 2
-                    logits = probs.clamp_min(1e-12).log()
+                if (
+                    self.config.tta
+                ):  # the log of the averaged probabilities, so argmax and loss use the average
+                    logits = class_probabilities(model, xb, tta=True).clamp_min(1e-12).log()
+                else:
+                    logits = model(xb).float()
             out.append(logits.cpu())
         return torch.cat(out).numpy()
 
@@ -170,7 +182,8 @@ class TorchEngine:
         self.best_state = copy.deepcopy(self.eval_model.state_dict())
 
     def restore_best(self) -> None:
-        self.eval_model.load_state_dict(self.best_state)
+        if self.best_state is not None:
+            self.eval_model.load_state_dict(self.best_state)
 
     def state_dict(self) -> dict:
         state = {

@@ -1,0 +1,82 @@
+"""The interface between the training loop and the arithmetic: what an engine must provide.
+
+The loop (``loop.py``), a whole run (``run.py``) and the lr range test (``lr_find.py``) use only
+the members below, so the torch engine (``torch_engine.TorchEngine``) and cnnlab's from-scratch
+engine (``numpy_engine.NumpyEngine``) are interchangeable; mypy checks that both satisfy it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.distributed import SINGLE, World
+
+if TYPE_CHECKING:
+    from cnnlab.training.numpy_engine import NumpyEngine
+    from cnnlab.training.torch_engine import TorchEngine
+
+
+class Engine(Protocol):
+    config: TrainConfig  # the run's options; the loop reads batch_size, seed, epochs from it
+    backend: str  # "torch" or "numpy"
+    precision: str  # the arithmetic actually used: "32", "bf16", "16-mixed"
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next step."""
+        ...
+
+    def set_lr(self, lr: float) -> None:
+        """Use ``lr`` for the next step, overriding the schedule (the lr range test sweeps it)."""
+        ...
+
+    def to_native(self, x: np.ndarray) -> Any:
+        """The engine's own array for ``x``; uint8 images (N, 28, 28) come back normalised (N, 1, 28, 28)."""
+        ...
+
+    def start_epoch(self, epoch: int) -> None:
+        """Seed what the epoch draws (augmentation) from (seed, epoch), so a resume repeats it."""
+        ...
+
+    def train_batch(self, x: Any, y: np.ndarray) -> tuple[float, int]:
+        """One optimizer step on a native batch; returns (summed loss over the batch, correct predictions)."""
+        ...
+
+    def logits(self, x: Any) -> np.ndarray:
+        """float32 logits (N, 10) of the weights that are evaluated (the EMA average when kept)."""
+        ...
+
+    def remember_best(self) -> None:
+        """Keep a copy of the evaluated weights (early stopping's best epoch)."""
+        ...
+
+    def restore_best(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume, as tensors, numbers and dicts (``torch.load(weights_only=True)``)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Where and how it computes, for environment.json (device, threads, precision)."""
+        ...
+
+
+def make_engine(config: TrainConfig, steps_per_epoch: int, world: World = SINGLE) -> Engine:
+    """The engine for ``config.backend``, built before the loop so the loop never branches on it."""
+    if config.backend == "numpy":
+        from cnnlab.training.numpy_engine import NumpyEngine
+
+        return NumpyEngine(config, steps_per_epoch, world)
+    from cnnlab.training.torch_engine import TorchEngine
+
+    return TorchEngine(config, steps_per_epoch, world)
+
+
+def _satisfies_engine(torch_engine: TorchEngine, numpy_engine: NumpyEngine) -> tuple[Engine, Engine]:
+    """Never called: mypy checks here that both engines satisfy the protocol."""
+    return torch_engine, numpy_engine
