@@ -53,7 +53,7 @@ def test_saved_config_round_trips(tmp_path):
     [
         ({"lr": -0.1}, "--lr must be a positive number. Received: -0.1"),
         ({"lr": float("nan")}, "--lr"),
-        ({"batch_size": 0}, "--batch-size must be a whole number >= 1. Received: 0"),
+        ({"batch_size": 0}, "--batch-size must be a whole number from 1 to 60000. Received: 0"),
         ({"epochs": 0}, "--epochs"),
         ({"train_size": 59_000, "valid_size": 2_000}, "exceeds the 60000"),
         ({"model": "resnet9000"}, "--model must be one of"),
@@ -101,3 +101,50 @@ def test_an_unknown_preset_in_a_config_is_refused(backend):
     """A config file can name a preset without going through resolve()'s lookup."""
     with pytest.raises(ConfigError, match="--preset must be one of"):
         TrainConfig(backend=backend, preset="fastest", ema=None)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"hflip": "yes"}, "--hflip must be true or false. Received: 'yes'"),
+        ({"epochs": True}, "--epochs must be a whole number from 1 to 10000. Received: True"),
+        ({"epochs": 8.0}, "--epochs must be a whole number"),
+        ({"epochs": 10**12}, "--epochs must be a whole number from 1 to 10000"),
+        ({"seed": -1}, "--seed must be a whole number from 0 to 4294967295"),
+        ({"threads": 1_000_000}, "--threads must be a whole number from 1 to 1024"),
+        ({"lr": "fast"}, "--lr must be a positive number. Received: 'fast'"),
+        ({"lr": float("inf")}, "--lr must be a positive number"),
+        ({"gamma": 0.0}, r"--gamma must be in \(0, 1\]"),
+        ({"warmup_epochs": -1.0}, "--warmup-epochs must be"),
+        ({"step_epochs": 0}, "--step-epochs must be"),
+        ({"betas": (0.9, 1.0)}, "--betas must be two numbers"),
+        ({"preset": ["seed"]}, "--preset must be one of"),
+    ],
+)
+def test_types_and_ranges_are_exact(values, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(") if "\\" not in message else message):
+        resolve(values)
+
+
+def test_a_huge_value_is_echoed_in_one_short_line():
+    with pytest.raises(ConfigError) as caught:
+        resolve({"seed": 10**5000})
+    assert len(str(caught.value)) < 160 and "\n" not in str(caught.value)
+
+
+def test_every_option_declares_its_check_and_the_cli_reads_its_choices():
+    import argparse
+
+    from cnnlab.commands.train import add_config_options
+    from cnnlab.training.checks import Check
+    from cnnlab.training.config import FIELDS
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)
+    for name, field in FIELDS.items():
+        check = field.metadata["check"]
+        assert isinstance(check, Check), name
+        assert check.problem(field.default) is None, f"{name}'s default fails its own check"
+        if isinstance(check.choices, tuple):
+            action = next(a for a in parser._actions if a.dest == name)
+            assert tuple(action.choices) == check.choices, name

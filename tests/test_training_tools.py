@@ -107,7 +107,7 @@ def test_options_train_and_are_recorded(synthetic_dir, tmp_path, extra):
     "args, message",
     [
         (["--ema", "1.5"], "--ema must be in (0, 1)"),
-        (["--patience", "0"], "--patience must be >= 1"),
+        (["--patience", "0"], "--patience must be a whole number from 1 to 10000"),
         (["--label-smoothing", "1"], "--label-smoothing"),
         (["--translate", "20"], "--translate"),
         (["--grad-clip", "-1"], "--grad-clip"),

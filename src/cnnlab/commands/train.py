@@ -65,9 +65,9 @@ def add_config_options(parser: argparse.ArgumentParser, exclude: tuple[str, ...]
                 flag,
                 type=_type_of(field),
                 default=argparse.SUPPRESS,
-                choices=field.metadata.get("choices"),
+                choices=_static_choices(field),
                 help=help_text,
-                metavar=None if field.metadata.get("choices") else field.name.upper(),
+                metavar=None if _static_choices(field) else field.name.upper(),
             )
     parser.add_argument(
         "--config",
@@ -75,6 +75,13 @@ def add_config_options(parser: argparse.ArgumentParser, exclude: tuple[str, ...]
         metavar="FILE",
         help="a saved config.json to start from; explicit options override it (default: none)",
     )
+
+
+def _static_choices(field: dataclasses.Field) -> tuple[str, ...] | None:
+    """argparse's choices, from the field's Check; a registry read at check time (models, presets)
+    is left to validate(), whose message lists the names."""
+    choices = field.metadata["check"].choices
+    return choices if isinstance(choices, tuple) else None
 
 
 def explicit_options(args: argparse.Namespace) -> dict:
