@@ -22,7 +22,7 @@ def test_compare_writes_table_and_overlay(synthetic_dir, tmp_path, capsys):
             "2",
             "--epochs",
             "2",
-            "--compare-out",
+            "--out",
             str(out),
             "--data-dir",
             str(synthetic_dir),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 
 from cnnlab.commands.common import HelpFormatter
 from cnnlab.commands.train import add_config_options, explicit_options
@@ -55,11 +54,14 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration: 0..N-1 (default: 3)")
     parser.add_argument(
-        "--compare-out",
+        "--out",
+        dest="compare_out",
         default=None,
         metavar="DIR",
         help="where to write the comparison (default: runs/<timestamp>-compare)",
     )
+    # The old spelling, kept working but out of --help: every other command says --out.
+    parser.add_argument("--compare-out", dest="compare_out", default=None, help=argparse.SUPPRESS)
     add_config_options(parser, exclude=("optimizer", "lr", "seed", "out"))
     parser.set_defaults(func=run)
 
@@ -82,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
     grid = compare.plan(base, args.optimizers, args.lrs)
     for _, lr in grid:
         resolve({**options, "lr": lr}, args.config)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = rundir.new_run_dir(args.compare_out or f"runs/{stamp}-compare", "compare")
+    out = rundir.new_run_dir(args.compare_out, "compare")
     print(f"comparing {len(grid)} configuration(s) x {args.seeds} seed(s) in {out}", flush=True)
     outcomes = compare.run_all(options, args.config, grid, list(range(args.seeds)), out, print)
     rows = compare.summarise(outcomes)

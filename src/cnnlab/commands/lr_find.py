@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 
 from cnnlab.commands.common import HelpFormatter
 from cnnlab.commands.train import add_config_options, explicit_options
@@ -47,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 5:
         raise ConfigError(f"--steps must be >= 5. Received: {args.steps}")
     config = resolve(explicit_options(args), args.config)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = rundir.new_run_dir(config.out or f"runs/{stamp}-lr-find", config.model)
+    out = rundir.new_run_dir(config.out, "lr-find")
     config.save(out / rundir.CONFIG)
     arrays = load_split(config.resolved_train_size, config.valid_size, config.seed, config.data_dir)
     result = sweep(config, arrays, steps=args.steps, start=args.start_lr, end=args.end_lr)

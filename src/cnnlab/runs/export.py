@@ -22,8 +22,14 @@ OPSET = 18  # the opset torch 2.x's exporter targets natively; onnxruntime >= 1.
 
 
 def metadata(run) -> dict[str, str]:
-    return {"producer": "cnnlab", "model": run.config.model, "run": str(run.path),
-            "class_names": json.dumps(list(CLASS_NAMES)), "input": NORMALIZATION, "output": "logits (N, 10)"}
+    return {
+        "producer": "cnnlab",
+        "model": run.config.model,
+        "run": str(run.path),
+        "class_names": json.dumps(list(CLASS_NAMES)),
+        "input": NORMALIZATION,
+        "output": "logits (N, 10)",
+    }
 
 
 def onnx_bytes(model) -> bytes:
@@ -34,9 +40,16 @@ def onnx_bytes(model) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings(), _quiet_logging("torch.onnx", "torch.export", "torch._dynamo"):
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's concern
-        program = torch.onnx.export(model.eval(), (example,), dynamo=True, verbose=False,
-                                    input_names=["image"], output_names=["logits"], opset_version=OPSET,
-                                    dynamic_shapes=({0: torch.export.Dim("batch")},))
+        program = torch.onnx.export(
+            model.eval(),
+            (example,),
+            dynamo=True,
+            verbose=False,
+            input_names=["image"],
+            output_names=["logits"],
+            opset_version=OPSET,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+        )
         if program is None:  # only the legacy TorchScript exporter returns None
             raise RuntimeError("torch.onnx.export returned no program")
         program.save(buffer)  # type: ignore[arg-type]  # it writes to any binary file object

@@ -10,11 +10,13 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
+import itertools
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO
 
 from cnnlab.errors import RunDirError
 
@@ -44,7 +46,9 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise RunDirError(f"could not write {path}: {exc.strerror or exc}; the previous version is intact") from None
+        raise RunDirError(
+            f"could not write {path}: {exc.strerror or exc}; the previous version is intact"
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -94,19 +98,41 @@ def read_json(path: Path) -> Any:
         raise RunDirError(f"{path} is unreadable or corrupt ({exc})") from None
 
 
-def new_run_dir(out: str | None, model: str, root: Path = Path("runs")) -> Path:
-    """Create the run directory; never reuse one that exists."""
-    if out is not None:
-        path = Path(out)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise RunDirError(f"--out {path} already exists and is not empty; choose a new directory "
-                              "(or use --resume to continue it)")
-    else:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = root / f"{stamp}-{model}"
-        suffix = 2
-        while path.exists():
-            path, suffix = root / f"{stamp}-{model}-{suffix}", suffix + 1
+def timestamped_dir(root: Path, label: str) -> Path:
+    """Create and return a new directory ``root/<YYYYmmdd-HHMMSS>-<label>``, with ``-2``, ``-3``, ...
+    appended when that name is taken.
+
+    The one place that names run directories (train, compare and lr-find all come here). Each name
+    is claimed with an exclusive ``mkdir``, so two commands started in the same second, even in two
+    processes, never share a directory.
+    """
+    require_writable_dir(root, "--out")
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for suffix in itertools.count(1):
+        path = root / (f"{stamp}-{label}" if suffix == 1 else f"{stamp}-{label}-{suffix}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunDirError(
+                f"--out {path}: cannot create it ({exc.strerror}); choose a writable --out"
+            ) from None
+        return path
+    raise AssertionError("unreachable")
+
+
+def new_run_dir(out: str | Path | None, label: str, root: Path = Path("runs")) -> Path:
+    """The directory a new run writes into: ``out`` when given (it must not hold anything yet), else a
+    new timestamped one under ``root`` named after ``label`` (the model, "compare", "lr-find")."""
+    if out is None:
+        return timestamped_dir(root, label)
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise RunDirError(
+            f"--out {path} already exists and is not empty; choose a new directory "
+            "(or use --resume to continue it)"
+        )
     return require_writable_dir(path, "--out")
 
 
@@ -120,13 +146,17 @@ def require_writable_dir(path: str | Path, flag: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RunDirError(f"{flag} {path}: cannot create it ({exc.strerror}); choose a writable directory") from None
+        raise RunDirError(
+            f"{flag} {path}: cannot create it ({exc.strerror}); choose a writable directory"
+        ) from None
     if not path.is_dir():
         raise RunDirError(f"{flag} {path} is not a directory")
     try:
         fd, probe = tempfile.mkstemp(prefix=".cnnlab-probe.", suffix=".tmp", dir=path)
     except OSError as exc:
-        raise RunDirError(f"{flag} {path} is not writable ({exc.strerror}); choose a writable directory") from None
+        raise RunDirError(
+            f"{flag} {path} is not writable ({exc.strerror}); choose a writable directory"
+        ) from None
     os.close(fd)
     os.unlink(probe)
     return path

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from cnnlab.runs import layout as rundir
 from cnnlab.errors import CnnlabError, RunDirError
+from cnnlab.runs import layout as rundir
 
 
 @dataclasses.dataclass
@@ -35,8 +35,10 @@ def load_run(path: str | Path) -> LoadedRun:
     checkpoint = load_checkpoint(path / rundir.CHECKPOINT)
     saved_model = checkpoint["config"].get("model") if isinstance(checkpoint["config"], dict) else None
     if saved_model != config.model:
-        raise RunDirError(f"{path / rundir.CHECKPOINT} holds weights of model {saved_model!r} but "
-                          f"{path / rundir.CONFIG} says model {config.model!r}; the two files come from different runs")
+        raise RunDirError(
+            f"{path / rundir.CHECKPOINT} holds weights of model {saved_model!r} but "
+            f"{path / rundir.CONFIG} says model {config.model!r}; the two files come from different runs"
+        )
     model = _model_with_weights(config, reported_weights(config, checkpoint), path / rundir.CHECKPOINT)
     summary = rundir.read_json(path / rundir.SUMMARY) if (path / rundir.SUMMARY).is_file() else None
     return LoadedRun(path, config, model, checkpoint.get("history", []), summary)
@@ -49,7 +51,7 @@ def reported_weights(config, checkpoint: dict) -> dict | None:
         return checkpoint["best_model"]
     if isinstance(checkpoint.get("ema"), dict):
         prefix = "module."  # AveragedModel wraps the network as .module, beside its n_averaged counter
-        return {k[len(prefix):]: v for k, v in checkpoint["ema"].items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in checkpoint["ema"].items() if k.startswith(prefix)}
     return checkpoint.get("model")
 
 
@@ -66,5 +68,7 @@ def _model_with_weights(config, state: dict | None, checkpoint: Path):
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:  # torch's message spans lines; the CLI promises one
-        raise RunDirError(f"{checkpoint} does not fit model {name!r} ({' '.join(str(exc).split())[:200]})") from None
+        raise RunDirError(
+            f"{checkpoint} does not fit model {name!r} ({' '.join(str(exc).split())[:200]})"
+        ) from None
     return model.eval()
