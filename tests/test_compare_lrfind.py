@@ -75,7 +75,7 @@ def test_compare_with_lrs_grid_and_a_diverging_config(synthetic_dir, tmp_path, c
     "args, message",
     [
         (["--optimizers", "sgd,lion"], "--optimizers takes names from"),
-        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--seeds", "0"], "--seeds must be a whole number from 1 to 1000"),
         (["--lrs", "0.1,-1"], "--lr must be a positive number"),
     ],
 )

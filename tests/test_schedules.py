@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
+from cnnlab.training.config import TrainConfig
 from cnnlab.training.schedules import build_schedule, constant, cosine, onecycle, step_decay, with_warmup
+
+
+def _schedule(name: str, steps_per_epoch: int, **options):
+    return build_schedule(TrainConfig(schedule=name, **options), steps_per_epoch)
 
 
 def test_constant_and_step():
@@ -15,7 +20,7 @@ def test_step_schedule_matches_torch_steplr():
     params = [torch.nn.Parameter(torch.zeros(1))]
     opt = torch.optim.SGD(params, lr=1.0)
     torch_sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.3)
-    ours = build_schedule("step", steps_per_epoch=2, step_epochs=2, gamma=0.3)
+    ours = _schedule("step", 2, step_epochs=2, gamma=0.3)
     for step in range(20):
         assert opt.param_groups[0]["lr"] == pytest.approx(ours(step, 20))
         opt.step()
@@ -35,7 +40,7 @@ def test_cosine_matches_torch_cosine_annealing():
 @pytest.mark.parametrize("pct_start, expected_peak", [(None, 30), (0.05, 5), (0.15, 15)])
 def test_onecycle_shape(pct_start, expected_peak):
     total = 100
-    f = onecycle if pct_start is None else build_schedule("onecycle", steps_per_epoch=10, pct_start=pct_start)
+    f = onecycle if pct_start is None else _schedule("onecycle", 10, pct_start=pct_start)
     values = [f(s, total) for s in range(total + 1)]
     peak = max(range(total + 1), key=values.__getitem__)
     assert peak == expected_peak and values[peak] == pytest.approx(1.0)
@@ -48,7 +53,7 @@ def test_onecycle_shape(pct_start, expected_peak):
 def test_linear_warmup_ramps_then_follows_the_schedule():
     warm = with_warmup(constant, 4)
     assert [warm(s, 10) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    warmed_cosine = build_schedule("cosine", steps_per_epoch=10, warmup_epochs=0.5)
+    warmed_cosine = _schedule("cosine", 10, warmup_epochs=0.5)
     assert warmed_cosine(0, 100) == pytest.approx(0.2 * cosine(0, 100))
     assert warmed_cosine(50, 100) == pytest.approx(cosine(50, 100))
     assert with_warmup(constant, 0) is constant
@@ -56,5 +61,5 @@ def test_linear_warmup_ramps_then_follows_the_schedule():
 
 def test_schedules_stay_finite_and_positive():
     for name in ("constant", "step", "cosine", "onecycle"):
-        f = build_schedule(name, steps_per_epoch=7, warmup_epochs=1)
+        f = _schedule(name, 7, warmup_epochs=1.0)
         assert all(math.isfinite(f(s, 70)) and f(s, 70) >= 0 for s in range(71))

@@ -6,7 +6,6 @@ import argparse
 
 from cnnlab.commands.common import HelpFormatter
 from cnnlab.commands.train import add_config_options, explicit_options
-from cnnlab.errors import ConfigError
 
 NAME = "compare"
 EPILOG = """examples:
@@ -67,32 +66,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.report.overlay import plot_overlay
-    from cnnlab.runs import layout as rundir
-    from cnnlab.training import compare
-    from cnnlab.training.config import OPTIMIZERS, resolve
+    from cnnlab.training.compare import make_plan, run_comparison
 
-    unknown = [o for o in args.optimizers if o not in OPTIMIZERS]
-    if unknown or not args.optimizers:
-        raise ConfigError(
-            f"--optimizers takes names from {', '.join(OPTIMIZERS)}. Received: {','.join(args.optimizers)}"
-        )
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1. Received: {args.seeds}")
-    options = explicit_options(args)
-    base = resolve(options, args.config)  # refuses bad options before any training
-    grid = compare.plan(base, args.optimizers, args.lrs)
-    for _, lr in grid:
-        resolve({**options, "lr": lr}, args.config)
-    out = rundir.new_run_dir(args.compare_out, "compare")
-    print(f"comparing {len(grid)} configuration(s) x {args.seeds} seed(s) in {out}", flush=True)
-    outcomes = compare.run_all(options, args.config, grid, list(range(args.seeds)), out, print)
-    rows = compare.summarise(outcomes)
-    rundir.write_csv(out / "compare.csv", compare.COLUMNS, rows)
-    plot_overlay(
-        outcomes, out / "compare_loss.png", title=f"model {base.model}: {' vs '.join(args.optimizers)}"
-    )
+    plan = make_plan(explicit_options(args), args.optimizers, args.lrs, args.seeds, args.config)
+    result = run_comparison(plan, args.compare_out, log=lambda message: print(message, flush=True))
     print()
-    print(compare.format_table(rows))
-    print(f"\ntable: {out / 'compare.csv'}\nplot:  {out / 'compare_loss.png'}")
+    print(result)
+    print(f"\ntable: {result.out / 'compare.csv'}\nplot:  {result.out / 'compare_loss.png'}")
     return 0

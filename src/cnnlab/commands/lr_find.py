@@ -6,7 +6,6 @@ import argparse
 
 from cnnlab.commands.common import HelpFormatter
 from cnnlab.commands.train import add_config_options, explicit_options
-from cnnlab.errors import ConfigError
 
 NAME = "lr-find"
 EPILOG = """example:
@@ -34,37 +33,17 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.data.arrays import load_split
-    from cnnlab.runs import layout as rundir
     from cnnlab.training.config import resolve
-    from cnnlab.training.lr_find import plot_sweep, sweep
+    from cnnlab.training.lr_find import SweepRange, find_lr
 
-    if not 0 < args.start_lr < args.end_lr:
-        raise ConfigError(
-            f"--start-lr must be > 0 and below --end-lr. Received: {args.start_lr}, {args.end_lr}"
-        )
-    if args.steps < 5:
-        raise ConfigError(f"--steps must be >= 5. Received: {args.steps}")
+    rates = SweepRange(args.start_lr, args.end_lr, args.steps)  # refused before any work when wrong
     config = resolve(explicit_options(args), args.config)
-    out = rundir.new_run_dir(config.out, "lr-find")
-    config.save(out / rundir.CONFIG)
-    arrays = load_split(config.resolved_train_size, config.valid_size, config.seed, config.data_dir)
-    result = sweep(config, arrays, steps=args.steps, start=args.start_lr, end=args.end_lr)
-    rundir.write_csv(
-        out / "lr_find.csv",
-        ("lr", "loss", "smoothed_loss"),
-        [
-            {"lr": a, "loss": b, "smoothed_loss": c}
-            for a, b, c in zip(result.lrs, result.raw_losses, result.losses)
-        ],
-    )
-    plot_sweep(
-        result, out / "lr_find.png", title=f"Learning-rate range test: {config.model}, {config.optimizer}"
-    )
+    found = find_lr(config, rates, log=lambda message: None)
+    result = found.sweep
     print(f"swept {len(result.lrs)} steps from {result.lrs[0]:.1e} to {result.lrs[-1]:.1e}")
     if result.suggestion is None:
         print("too few steps before the loss exploded to suggest a rate; lower --end-lr or raise --steps")
     else:
         print(f"suggested learning rate: {result.suggestion:.2g}")
-    print(f"plot: {out / 'lr_find.png'}\ntable: {out / 'lr_find.csv'}")
+    print(f"plot: {found.out / 'lr_find.png'}\ntable: {found.out / 'lr_find.csv'}")
     return 0

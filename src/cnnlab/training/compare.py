@@ -11,10 +11,11 @@ import dataclasses
 import statistics
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from cnnlab.errors import DivergedError
+from cnnlab.errors import ConfigError, DivergedError
 from cnnlab.runs import layout as rundir
-from cnnlab.training.config import TrainConfig, resolve
+from cnnlab.training.config import OPTIMIZERS, resolve
 
 # The rate an optimizer gets when the user names none and the base config is for another optimizer:
 # the usual starting points (torch's Adam default; the notebook's SGD rate).
@@ -43,32 +44,91 @@ class Outcome:
     summary: dict | None  # None when the run diverged
 
 
-def plan(base: TrainConfig, optimizers: list[str], lrs: list[float] | None) -> list[tuple[str, float]]:
-    """The (optimizer, lr) grid; without --lrs each optimizer keeps the base rate if the base config
-    is for it, else its conventional rate (stated in the table, never silent)."""
-    if lrs:
-        return [(opt, lr) for opt in optimizers for lr in lrs]
-    return [(opt, base.lr if opt == base.optimizer else CONVENTIONAL_LR[opt]) for opt in optimizers]
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Every run of a comparison: the shared options, the (optimizer, lr) grid and the seeds."""
+
+    options: dict[str, Any]  # the options every run shares, as the CLI or the API received them
+    config_file: str | None
+    grid: list[tuple[str, float]]
+    seeds: list[int]
+
+    @property
+    def model(self) -> str:
+        return resolve(self.options, self.config_file).model
 
 
-def run_all(
-    base_options: dict,
+def make_plan(
+    options: dict[str, Any],
+    optimizers: list[str],
+    lrs: list[float] | None,
+    seeds: int,
     config_file: str | None,
-    grid: list[tuple[str, float]],
-    seeds: list[int],
-    out: Path,
-    log: Callable[[str], None],
-) -> list[Outcome]:
+) -> Plan:
+    """Check everything before any training: the optimizers, the seed count and every run's config."""
+    unknown = [o for o in optimizers if o not in OPTIMIZERS]
+    if unknown or not optimizers:
+        raise ConfigError(
+            f"--optimizers takes names from {', '.join(OPTIMIZERS)}. "
+            f"Received: {','.join(map(str, optimizers))}"
+        )
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 1000:
+        raise ConfigError(f"--seeds must be a whole number from 1 to 1000. Received: {seeds!r}")
+    base = resolve(options, config_file)  # refuses bad options before any training
+    if lrs:
+        grid = [(opt, lr) for opt in optimizers for lr in lrs]
+    else:  # each optimizer keeps the base rate if the base config is for it, else its conventional rate
+        grid = [(opt, base.lr if opt == base.optimizer else CONVENTIONAL_LR[opt]) for opt in optimizers]
+    for optimizer, lr in grid:
+        resolve({**options, "optimizer": optimizer, "lr": lr}, config_file)
+    return Plan(dict(options), config_file, grid, list(range(seeds)))
+
+
+@dataclasses.dataclass
+class Comparison:
+    """A finished comparison: one row per (optimizer, lr) and where compare.csv and the plot are."""
+
+    out: Path
+    rows: list[dict]
+    outcomes: list[Outcome]
+
+    def __str__(self) -> str:
+        return format_table(self.rows)
+
+
+def run_comparison(
+    plan: Plan, out: str | Path | None = None, log: Callable[[str], None] = print
+) -> Comparison:
+    """Run the plan in a new directory (``out`` or runs/<timestamp>-compare); write compare.csv and
+    compare_loss.png there."""
+    from cnnlab.report.overlay import plot_overlay
+
+    directory = rundir.new_run_dir(out, "compare")
+    log(f"comparing {len(plan.grid)} configuration(s) x {len(plan.seeds)} seed(s) in {directory}")
+    outcomes = run_all(plan, directory, log)
+    rows = summarise(outcomes)
+    rundir.write_csv(directory / "compare.csv", COLUMNS, rows)
+    optimizers = list(dict.fromkeys(o for o, _ in plan.grid))
+    title = f"model {plan.model}: {' vs '.join(optimizers)}"
+    plot_overlay(outcomes, directory / "compare_loss.png", title=title)
+    return Comparison(directory, rows, outcomes)
+
+
+def run_all(plan: Plan, out: Path, log: Callable[[str], None]) -> list[Outcome]:
     from cnnlab.training.run import Session, train
 
     outcomes = []
-    for optimizer, lr in grid:
-        for seed in seeds:
+    for optimizer, lr in plan.grid:
+        for seed in plan.seeds:
             name = f"{optimizer}-lr{lr:g}-seed{seed}"
-            config = resolve(
-                {**base_options, "optimizer": optimizer, "lr": lr, "seed": seed, "out": str(out / name)},
-                config_file,
-            )
+            run_options = {
+                **plan.options,
+                "optimizer": optimizer,
+                "lr": lr,
+                "seed": seed,
+                "out": str(out / name),
+            }
+            config = resolve(run_options, plan.config_file)
             try:
                 result = train(config, Session(log=lambda m: None, quiet=True))
                 outcomes.append(Outcome(optimizer, lr, seed, result.history, result.summary))

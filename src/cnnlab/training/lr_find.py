@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.arrays import Arrays
+from cnnlab.data.arrays import Arrays, load_split
+from cnnlab.errors import ConfigError
+from cnnlab.runs import layout as rundir
 from cnnlab.training.batches import batch_slices, epoch_order
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.engine import make_engine
@@ -40,15 +44,30 @@ def suggest(lrs: list[float], losses: list[float]) -> float | None:
     return float(lrs[lo + int(np.argmin(slopes[lo:hi]))])
 
 
-def sweep(
-    config: TrainConfig,
-    arrays: Arrays,
-    steps: int = 100,
-    start: float = 1e-6,
-    end: float = 1.0,
-    smoothing: float = 0.9,
-    explode: float = 4.0,
-) -> Sweep:
+@dataclasses.dataclass(frozen=True)
+class SweepRange:
+    """The rates swept: ``steps`` optimizer steps from ``start`` to ``end``, spaced exponentially."""
+
+    start: float = 1e-6
+    end: float = 1.0
+    steps: int = 100
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.start) and math.isfinite(self.end) and 0 < self.start < self.end):
+            raise ConfigError(
+                f"--start-lr must be > 0 and below --end-lr. Received: {self.start}, {self.end}"
+            )
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 5 <= self.steps <= 100_000:
+            raise ConfigError(f"--steps must be a whole number from 5 to 100000. Received: {self.steps!r}")
+
+
+SMOOTHING = 0.9  # the loss's exponential moving average, as fastai smooths it
+EXPLODE = 4.0  # stop once the smoothed loss is this many times its lowest
+
+
+def sweep(config: TrainConfig, arrays: Arrays, rates: SweepRange = SweepRange()) -> Sweep:
+    """Train from fresh weights while the rate grows through ``rates``; the losses and a suggestion."""
+    steps, start, end, smoothing = rates.steps, rates.start, rates.end, SMOOTHING
     engine = make_engine(dataclasses.replace(config, schedule="constant"), steps_per_epoch=steps)
     x = engine.to_native(arrays.train_x)
     batches = _endless_batches(len(arrays.train_y), config)
@@ -67,9 +86,41 @@ def sweep(
         smoothed.append(value)
         raw.append(loss)
         best = min(best, value)
-        if value > explode * best:
+        if value > EXPLODE * best:
             break
     return Sweep(lrs, smoothed, raw, suggest(lrs, smoothed))
+
+
+@dataclasses.dataclass
+class LrFind:
+    """A finished range test: the sweep, and where its table (lr_find.csv) and plot (lr_find.png) are."""
+
+    sweep: Sweep
+    out: Path
+
+    @property
+    def suggestion(self) -> float | None:
+        return self.sweep.suggestion
+
+
+def find_lr(
+    config: TrainConfig, rates: SweepRange = SweepRange(), log: Callable[[str], None] = print
+) -> LrFind:
+    """The whole ``cnnlab lr-find``: a new directory (``config.out`` or runs/<timestamp>-lr-find) with
+    the config, the sweep as lr_find.csv and its plot as lr_find.png."""
+    out = rundir.new_run_dir(config.out, "lr-find")
+    config.save(out / rundir.CONFIG)
+    arrays = load_split(config.resolved_train_size, config.valid_size, config.seed, config.data_dir)
+    log(f"sweeping {rates.steps} steps from {rates.start:.1e} to {rates.end:.1e} in {out}")
+    result = sweep(config, arrays, rates)
+    rows = [
+        {"lr": a, "loss": b, "smoothed_loss": c}
+        for a, b, c in zip(result.lrs, result.raw_losses, result.losses)
+    ]
+    rundir.write_csv(out / "lr_find.csv", ("lr", "loss", "smoothed_loss"), rows)
+    title = f"Learning-rate range test: {config.model}, {config.optimizer}"
+    plot_sweep(result, out / "lr_find.png", title=title)
+    return LrFind(result, out)
 
 
 def _endless_batches(n: int, config: TrainConfig):

@@ -84,14 +84,7 @@ class NumpyEngine:
         self.config = config
         self.model = build_model(config.model, "numpy", rng=np.random.default_rng(config.seed))
         self.optimizer = build_optimizer(config, self.model.parameters())
-        self.schedule = build_schedule(
-            config.schedule,
-            steps_per_epoch,
-            step_epochs=config.step_epochs,
-            gamma=config.gamma,
-            warmup_epochs=config.warmup_epochs,
-            pct_start=config.pct_start,
-        )
+        self.schedule = build_schedule(config, steps_per_epoch)
         self.total_steps = config.epochs * steps_per_epoch
         self.base_lr = config.lr
         self.step = 0

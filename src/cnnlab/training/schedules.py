@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 Schedule = Callable[[int, int], float]
 
@@ -57,23 +58,25 @@ def _cos_between(a: float, b: float, t: float) -> float:
     return b + (a - b) * (1 + math.cos(math.pi * t)) / 2
 
 
-def build_schedule(
-    name: str,
-    steps_per_epoch: int,
-    *,
-    step_epochs: int = 10,
-    gamma: float = 0.1,
-    warmup_epochs: float = 0.0,
-    pct_start: float = 0.3,
-) -> Schedule:
-    """The multiplier function for a config's schedule options."""
-    base: Schedule = {
+def build_schedule(config: ScheduleOptions, steps_per_epoch: int) -> Schedule:
+    """The multiplier function for a config's schedule options (``--schedule`` and its companions)."""
+    base: Schedule = {  # type: ignore[assignment]  # partials of Schedule-shaped functions
         "constant": constant,
         "cosine": cosine,
-        "onecycle": functools.partial(onecycle, pct_start=pct_start),
-        "step": functools.partial(step_decay, every=step_epochs * steps_per_epoch, gamma=gamma),
-    }[name]  # type: ignore[assignment]  # partials of Schedule-shaped functions
-    return with_warmup(base, round(warmup_epochs * steps_per_epoch))
+        "onecycle": functools.partial(onecycle, pct_start=config.pct_start),
+        "step": functools.partial(step_decay, every=config.step_epochs * steps_per_epoch, gamma=config.gamma),
+    }[config.schedule]
+    return with_warmup(base, round(config.warmup_epochs * steps_per_epoch))
+
+
+class ScheduleOptions(Protocol):
+    """The fields of TrainConfig that shape the schedule (a Protocol, so this module needs no config)."""
+
+    schedule: str
+    step_epochs: int
+    gamma: float
+    warmup_epochs: float
+    pct_start: float
 
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle")

@@ -86,14 +86,7 @@ class TorchEngine:
             self.device, memory_format=self.layout
         )
         self.optimizer = build_optimizer(config, self.model.parameters())
-        schedule = build_schedule(
-            config.schedule,
-            steps_per_epoch,
-            step_epochs=config.step_epochs,
-            gamma=config.gamma,
-            warmup_epochs=config.warmup_epochs,
-            pct_start=config.pct_start,
-        )
+        schedule = build_schedule(config, steps_per_epoch)
         total = config.epochs * steps_per_epoch
         self.multiplier = lambda step: schedule(step, total)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.multiplier)
