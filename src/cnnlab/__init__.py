@@ -6,5 +6,5 @@ Three layers, each importable on its own:
   cnnlab.training    the PyTorch training pipeline behind ``cnnlab train``
 """
 
-__version__ = "0.1.0"
+from cnnlab._version import __version__
 __all__ = ["__version__"]

@@ -11,7 +11,7 @@ import importlib
 import sys
 import time
 
-from cnnlab import __version__
+from cnnlab._version import __version__
 from cnnlab.errors import EXIT_INTERRUPTED, CnnlabError, InterruptedRun
 
 COMMANDS = (

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab._version import __version__
 from cnnlab.data import CLASS_NAMES, ensure_data
 from cnnlab.data.arrays import Arrays, load_split
 from cnnlab.errors import ConfigError, DivergedError, InterruptedRun, RunDirError
@@ -66,10 +67,8 @@ def join_world(config: TrainConfig) -> World:
 def environment(engine: Engine, config: TrainConfig) -> dict[str, Any]:
     import torch
 
-    import cnnlab
-
     return {
-        "cnnlab": cnnlab.__version__,
+        "cnnlab": __version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": torch.__version__,
