@@ -7,4 +7,5 @@ Three layers, each importable on its own:
 """
 
 from cnnlab._version import __version__
+
 __all__ = ["__version__"]

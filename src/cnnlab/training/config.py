@@ -8,6 +8,7 @@ and ``cnnlab train --config RUN/config.json`` reruns it.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,12 @@ class TrainConfig:
         "a named recipe, listed below; default: none",
         Check(str, choices=lambda: PRESETS, optional=True),
     )
+    tensorboard: bool = _field(
+        False,
+        "write TensorBoard event files into RUN_DIR/tensorboard: losses, accuracies and the learning rate "
+        "per epoch, and the first layer's filters as an image (needs `pip install cnnlab[tensorboard]`)",
+        Check(bool),
+    )
     eval_test_every_epoch: bool = _field(
         False, "add a test_accuracy column per epoch (for speed benchmarks only)", Check(bool)
     )
@@ -178,6 +185,11 @@ class TrainConfig:
             )
         if self.patience is not None and self.valid_size == 0:
             raise ConfigError("--patience needs a validation split (--valid-size > 0)")
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError(
+                "--tensorboard needs the tensorboard package; install it with "
+                "`pip install 'cnnlab[tensorboard]'` or drop --tensorboard"
+            )
         if self.backend == "numpy":
             self._validate_numpy_backend()
 

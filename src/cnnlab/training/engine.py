@@ -49,6 +49,10 @@ class Engine(Protocol):
         """float32 logits (N, 10) of the weights that are evaluated (the EMA average when kept)."""
         ...
 
+    def weights(self) -> dict[str, np.ndarray]:
+        """The evaluated weights as NumPy arrays, under torch's state_dict keys (for logging and pictures)."""
+        ...
+
     def remember_best(self) -> None:
         """Keep a copy of the evaluated weights (early stopping's best epoch)."""
         ...

@@ -137,6 +137,9 @@ class NumpyEngine:
     def logits(self, x: np.ndarray) -> np.ndarray:
         return scratch.predict(self.eval_model, x)
 
+    def weights(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self.eval_model.state_dict().items()}
+
     def remember_best(self) -> None:
         self.best_state = copy.deepcopy(self.eval_model.state_dict())
 

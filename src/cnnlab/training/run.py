@@ -31,6 +31,7 @@ from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.engine import Engine, make_engine
 from cnnlab.training.loop import FitContext, FitState, Progress, best_epoch, evaluate, fit
 from cnnlab.training.rng import capture_rng, restore_rng
+from cnnlab.training.tensorboard import TensorBoardLog
 
 
 @dataclasses.dataclass
@@ -108,10 +109,18 @@ def _write_metrics(run: Path, config: TrainConfig, history: list[dict]) -> None:
 
 
 class _Saver:
-    """Saves after each epoch and remembers the last epoch saved in full (for the exit message)."""
+    """Saves after each epoch and remembers the last epoch saved in full (for the exit message);
+    with --tensorboard, logs the epoch once it is saved."""
 
     def __init__(self, run: Path, ctx: FitContext, epochs_saved: int):
         self.run, self.ctx, self.epochs_saved = run, ctx, epochs_saved
+        self.tensorboard: TensorBoardLog | None = None
+        if ctx.config.tensorboard and ctx.world.is_main:
+            self.tensorboard = TensorBoardLog(run, first_epoch=epochs_saved + 1)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     def __call__(self, state: FitState) -> None:
         if self.ctx.world.is_main:  # under torchrun only rank 0 writes
@@ -124,6 +133,9 @@ class _Saver:
             )
             _write_metrics(self.run, self.ctx.config, state.history)
         self.epochs_saved = state.epochs_done
+        if self.tensorboard is not None:
+            first_conv = next((w for w in self.ctx.engine.weights().values() if w.ndim == 4), None)
+            self.tensorboard.epoch(state.history[-1], first_conv)
 
 
 def train(config: TrainConfig, session: Session | None = None) -> RunResult:
@@ -207,6 +219,8 @@ def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Sessio
         raise RunDirError(
             f"{exc}. {_saved(saver.epochs_saved)} Once fixed, continue with: cnnlab train --resume {run}"
         ) from None
+    finally:
+        saver.close()
     return _finish(run, ctx, state)
 
 

@@ -171,6 +171,9 @@ class TorchEngine:
             out.append(logits.cpu())
         return torch.cat(out).numpy()
 
+    def weights(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().float().cpu().numpy() for k, v in self.eval_model.state_dict().items()}
+
     def remember_best(self) -> None:
         self.best_state = copy.deepcopy(self.eval_model.state_dict())
 
