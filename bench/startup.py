@@ -28,13 +28,13 @@ if sys.argv[1] == "overlapped":
     arrays, engine = run._prepare(config, quiet=True)
 else:
     import math
-    from cnnlab import data as fmnist
+    from cnnlab.data import normalize
     from cnnlab.data.arrays import load_split
     arrays = load_split(
         config.resolved_train_size, config.valid_size, config.seed, config.data_dir, quiet=True
     )
     for name in ("train_x", "valid_x", "test_x"):  # NumPy's normalisation, as before
-        setattr(arrays, name, fmnist.normalize(getattr(arrays, name)))
+        setattr(arrays, name, normalize(getattr(arrays, name)))
     engine = run.make_engine(config, math.ceil(len(arrays.train_y) / config.batch_size))
     for name in ("train_x", "valid_x", "test_x"):
         setattr(arrays, name, engine.to_native(getattr(arrays, name)))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab import data as fmnist
+from cnnlab.data import MEAN, PIXEL_MAX, STD
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model, class_probabilities
 from cnnlab.training import distributed
@@ -52,7 +52,7 @@ def normalize_images(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 (N, H, W) -> float32 (N, 1, H, W), bit-identical to ``cnnlab.data.normalize`` (same
     float32 operations in the same order; checked on CPU by the tests), in a few vectorised passes on
     the tensor's device."""
-    return pixels.unsqueeze(1).float().div_(fmnist.PIXEL_MAX).sub_(fmnist.MEAN).div_(fmnist.STD)
+    return pixels.unsqueeze(1).float().div_(PIXEL_MAX).sub_(MEAN).div_(STD)
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
