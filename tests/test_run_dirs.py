@@ -8,6 +8,11 @@ import sys
 from cnnlab.runs import layout
 
 
+def _new(root, label):
+    with layout.claim_new_run_dir(None, label, root=root) as claimed:
+        return claimed.path
+
+
 class _FrozenClock(dt.datetime):
     @classmethod
     def now(cls, tz=None):
@@ -16,9 +21,9 @@ class _FrozenClock(dt.datetime):
 
 def test_same_second_gets_a_suffix(tmp_path, monkeypatch):
     monkeypatch.setattr(layout._dt, "datetime", _FrozenClock)
-    first = layout.new_run_dir(None, "compare", root=tmp_path)
-    second = layout.new_run_dir(None, "compare", root=tmp_path)
-    third = layout.new_run_dir(None, "convnet", root=tmp_path)
+    first = _new(tmp_path, "compare")
+    second = _new(tmp_path, "compare")
+    third = _new(tmp_path, "convnet")
     assert [first.name, second.name, third.name] == [
         "20261126-120000-compare",
         "20261126-120000-compare-2",
@@ -27,7 +32,7 @@ def test_same_second_gets_a_suffix(tmp_path, monkeypatch):
 
 
 def _claim_many(root: str, count: int, queue) -> None:
-    queue.put([str(layout.new_run_dir(None, "compare", root=layout.Path(root))) for _ in range(count)])
+    queue.put([str(_new(layout.Path(root), "compare")) for _ in range(count)])
 
 
 def test_two_processes_in_the_same_second_never_share_a_directory(tmp_path):

@@ -8,6 +8,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2  # bad input or options, as argparse uses
 EXIT_DIVERGED = 3  # training produced a non-finite loss
 EXIT_INTERRUPTED = 130  # Ctrl+C, as shells report SIGINT
+EXIT_TERMINATED = 143  # SIGTERM (kill, timeout, schedulers, containers), as shells report it
 
 
 class CnnlabError(Exception):
@@ -34,10 +35,28 @@ class DivergedError(CnnlabError):
     exit_code = EXIT_DIVERGED
 
 
-class InterruptedRun(CnnlabError):
-    """The user pressed Ctrl+C; the last complete epoch is saved."""
+class Notice(CnnlabError):
+    """Not a mistake: the command stops early and says why (printed without "error:")."""
 
-    exit_code = EXIT_INTERRUPTED
+
+class InterruptedRun(Notice):
+    """Ctrl+C or SIGTERM; the last complete epoch is saved."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_INTERRUPTED):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so it unwinds exactly as Ctrl+C does."""
+
+    exit_code = EXIT_TERMINATED
+
+
+class AlreadyFinished(Notice):
+    """``--resume`` of a run that has nothing left to do."""
+
+    exit_code = EXIT_OK
 
 
 class ImageError(CnnlabError):

@@ -109,6 +109,21 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _rerun_gets_a_new_directory(explicit: dict, config_file: str | None) -> dict:
+    """``--config RUN/config.json`` reruns a saved run: the ``out`` it recorded is that run's own
+    directory, so unless --out is given the rerun gets a new one instead of being refused."""
+    from pathlib import Path
+
+    from cnnlab.training.config import read_config_file
+
+    if not config_file or "out" in explicit:
+        return explicit
+    saved_out = read_config_file(config_file).get("out")
+    if isinstance(saved_out, str) and Path(saved_out).is_dir() and any(Path(saved_out).iterdir()):
+        return {**explicit, "out": None}
+    return explicit
+
+
 def _show(value) -> str:
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
@@ -131,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             )
         result = runner.resume(args.resume, session)
     else:
-        config = resolve(explicit, args.config)
+        config = resolve(_rerun_gets_a_new_directory(explicit, args.config), args.config)
         result = runner.train(config, session)
     from cnnlab.training.distributed import from_environment
 

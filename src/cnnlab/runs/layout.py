@@ -122,18 +122,66 @@ def timestamped_dir(root: Path, label: str) -> Path:
     raise AssertionError("unreachable")
 
 
-def new_run_dir(out: str | Path | None, label: str, root: Path = Path("runs")) -> Path:
-    """The directory a new run writes into: ``out`` when given (it must not hold anything yet), else a
-    new timestamped one under ``root`` named after ``label`` (the model, "compare", "lr-find")."""
-    if out is None:
-        return timestamped_dir(root, label)
-    path = Path(out)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+LOCK = ".cnnlab.lock"
+
+
+class Claim:
+    """One process's hold on a run directory, for as long as it trains or writes there.
+
+    An OS-level lock (``filelock``, flock on POSIX) on ``RUN_DIR/.cnnlab.lock``: the kernel drops it
+    when the process ends, however it ends, so a killed run never leaves a stale claim behind, and a
+    second process asking for the same directory is refused at once instead of writing beside the first.
+    """
+
+    def __init__(self, path: Path, lock: Any):
+        self.path, self._lock = path, lock
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def claim(path: Path, *, new: bool) -> Claim:
+    """Lock ``path`` for this process. ``new``: the directory must hold nothing else yet (a new run);
+    otherwise it is an existing run to continue. Refuses with a RunDirError when another process holds it."""
+    import filelock
+
+    lock = filelock.FileLock(path / LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise RunDirError(
+            f"{path} is in use by another cnnlab process (it holds {path / LOCK}); wait for it to "
+            "finish, or choose another --out"
+        ) from None
+    except OSError as exc:
+        raise RunDirError(
+            f"{path}: cannot lock it ({exc.strerror or exc}); choose a writable --out"
+        ) from None
+    if new and any(p.name != LOCK for p in path.iterdir()):
+        lock.release()
         raise RunDirError(
             f"--out {path} already exists and is not empty; choose a new directory "
             "(or use --resume to continue it)"
         )
-    return require_writable_dir(path, "--out")
+    return Claim(path, lock)
+
+
+def claim_new_run_dir(out: str | Path | None, label: str, root: Path = Path("runs")) -> Claim:
+    """A new directory for a run, claimed for this process: ``out`` when given (it must not hold
+    anything yet), else a new timestamped one under ``root`` named after ``label`` (the model,
+    "compare", "lr-find"). The check and the claim are one step, so two runs never share ``out``."""
+    if out is None:
+        return claim(timestamped_dir(root, label), new=True)
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--out {path} exists and is a file; choose a new directory")
+    return claim(require_writable_dir(path, "--out"), new=True)
 
 
 def require_writable_dir(path: str | Path, flag: str) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from cnnlab.errors import CnnlabError, RunDirError
+from cnnlab.errors import RunDirError
 from cnnlab.runs import layout as rundir
 
 
@@ -25,13 +25,10 @@ class LoadedRun:
 def load_run(path: str | Path) -> LoadedRun:
     """Read ``path``'s config.json and checkpoint.pt and build its model with the saved weights."""
     from cnnlab.training.checkpoint import load_checkpoint
-    from cnnlab.training.config import resolve
+    from cnnlab.training.config import config_of_run
 
     path = rundir.require_run_dir(path)
-    try:
-        config = resolve({}, str(path / rundir.CONFIG))
-    except CnnlabError as exc:
-        raise RunDirError(f"{path / rundir.CONFIG} is not a valid cnnlab config ({exc})") from None
+    config = config_of_run(path)
     checkpoint = load_checkpoint(path / rundir.CHECKPOINT)
     saved_model = checkpoint["config"].get("model") if isinstance(checkpoint["config"], dict) else None
     if saved_model != config.model:

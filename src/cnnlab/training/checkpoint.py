@@ -6,6 +6,7 @@ loading a checkpoint never runs pickled code.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,11 @@ def save_checkpoint(path: Path, *, engine_state: dict, config: dict, history: li
         "history": history,
         **engine_state,
     }
-    write_atomic(path, lambda fh: torch.save(payload, fh))
+    # Serialised in memory first: torch.save reports a full disk as a RuntimeError from its zip writer,
+    # while a plain write of the bytes raises the OSError that write_atomic turns into one clear line.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomic(path, lambda fh: fh.write(buffer.getbuffer()))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -42,7 +47,13 @@ def load_checkpoint(path: Path) -> dict:
         ) from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise RunDirError(f"{path} is not a cnnlab checkpoint of format {FORMAT_VERSION}")
-    payload["config"] = json.loads(payload["config"])
+    try:
+        payload["config"] = json.loads(payload["config"])
+        history_ok = isinstance(payload.get("history"), list)
+    except (TypeError, ValueError):
+        history_ok = False
+    if not isinstance(payload.get("config"), dict) or not history_ok:
+        raise RunDirError(f"{path} is damaged: its config or history is not what cnnlab writes")
     return payload
 
 

@@ -103,14 +103,15 @@ def run_comparison(
     compare_loss.png there."""
     from cnnlab.report.overlay import plot_overlay
 
-    directory = rundir.new_run_dir(out, "compare")
-    log(f"comparing {len(plan.grid)} configuration(s) x {len(plan.seeds)} seed(s) in {directory}")
-    outcomes = run_all(plan, directory, log)
-    rows = summarise(outcomes)
-    rundir.write_csv(directory / "compare.csv", COLUMNS, rows)
-    optimizers = list(dict.fromkeys(o for o, _ in plan.grid))
-    title = f"model {plan.model}: {' vs '.join(optimizers)}"
-    plot_overlay(outcomes, directory / "compare_loss.png", title=title)
+    with rundir.claim_new_run_dir(out, "compare") as claimed:
+        directory = claimed.path
+        log(f"comparing {len(plan.grid)} configuration(s) x {len(plan.seeds)} seed(s) in {directory}")
+        outcomes = run_all(plan, directory, log)
+        rows = summarise(outcomes)
+        rundir.write_csv(directory / "compare.csv", COLUMNS, rows)
+        optimizers = list(dict.fromkeys(o for o, _ in plan.grid))
+        title = f"model {plan.model}: {' vs '.join(optimizers)}"
+        plot_overlay(outcomes, directory / "compare_loss.png", title=title)
     return Comparison(directory, rows, outcomes)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.data import TRAIN_TOTAL
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, RunDirError
 from cnnlab.models import BACKENDS, MODELS
 from cnnlab.training.checks import Check, shown
 from cnnlab.training.schedules import SCHEDULES
@@ -317,6 +317,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"--config {path} has unknown option(s) {', '.join(unknown)}")
     return values
+
+
+def config_of_run(run: Path) -> TrainConfig:
+    """The config a run directory was trained with; a damaged config.json is the run's problem, said
+    so (not as a bad ``--config`` option)."""
+    try:
+        return resolve({}, str(run / "config.json"))
+    except ConfigError as exc:
+        message = str(exc).removeprefix(f"--config {run / 'config.json'}").lstrip(": ")
+        raise RunDirError(f"{run / 'config.json'} is not a valid cnnlab config ({message})") from None
 
 
 def resolve(explicit: dict[str, Any], config_file: str | None = None) -> TrainConfig:

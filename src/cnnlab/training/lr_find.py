@@ -108,18 +108,19 @@ def find_lr(
 ) -> LrFind:
     """The whole ``cnnlab lr-find``: a new directory (``config.out`` or runs/<timestamp>-lr-find) with
     the config, the sweep as lr_find.csv and its plot as lr_find.png."""
-    out = rundir.new_run_dir(config.out, "lr-find")
-    config.save(out / rundir.CONFIG)
-    arrays = load_split(config.resolved_train_size, config.valid_size, config.seed, config.data_dir)
-    log(f"sweeping {rates.steps} steps from {rates.start:.1e} to {rates.end:.1e} in {out}")
-    result = sweep(config, arrays, rates)
-    rows = [
-        {"lr": a, "loss": b, "smoothed_loss": c}
-        for a, b, c in zip(result.lrs, result.raw_losses, result.losses)
-    ]
-    rundir.write_csv(out / "lr_find.csv", ("lr", "loss", "smoothed_loss"), rows)
-    title = f"Learning-rate range test: {config.model}, {config.optimizer}"
-    plot_sweep(result, out / "lr_find.png", title=title)
+    with rundir.claim_new_run_dir(config.out, "lr-find") as claimed:
+        out = claimed.path
+        config.save(out / rundir.CONFIG)
+        arrays = load_split(config.resolved_train_size, config.valid_size, config.seed, config.data_dir)
+        log(f"sweeping {rates.steps} steps from {rates.start:.1e} to {rates.end:.1e} in {out}")
+        result = sweep(config, arrays, rates)
+        rows = [
+            {"lr": a, "loss": b, "smoothed_loss": c}
+            for a, b, c in zip(result.lrs, result.raw_losses, result.losses)
+        ]
+        rundir.write_csv(out / "lr_find.csv", ("lr", "loss", "smoothed_loss"), rows)
+        title = f"Learning-rate range test: {config.model}, {config.optimizer}"
+        plot_sweep(result, out / "lr_find.png", title=title)
     return LrFind(result, out)
 
 

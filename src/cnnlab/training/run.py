@@ -8,10 +8,12 @@ the progress display.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import math
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,15 +24,23 @@ import numpy as np
 from cnnlab._version import __version__
 from cnnlab.data import CLASS_NAMES, ensure_data
 from cnnlab.data.arrays import Arrays, load_split
-from cnnlab.errors import ConfigError, DivergedError, InterruptedRun, RunDirError
+from cnnlab.errors import (
+    EXIT_INTERRUPTED,
+    AlreadyFinished,
+    ConfigError,
+    DivergedError,
+    InterruptedRun,
+    RunDirError,
+)
 from cnnlab.runs import layout as rundir
 from cnnlab.training import distributed
 from cnnlab.training.checkpoint import load_checkpoint, same_config, save_checkpoint
-from cnnlab.training.config import TrainConfig, resolve
+from cnnlab.training.config import TrainConfig, config_of_run
 from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.engine import Engine, make_engine
 from cnnlab.training.loop import FitContext, FitState, Progress, best_epoch, evaluate, fit
 from cnnlab.training.rng import capture_rng, restore_rng
+from cnnlab.training.tensorboard import DIRECTORY as TENSORBOARD_DIRECTORY
 from cnnlab.training.tensorboard import TensorBoardLog
 
 
@@ -139,14 +149,19 @@ class _Saver:
 
 
 def train(config: TrainConfig, session: Session | None = None) -> RunResult:
-    """Train a new run as ``config`` says, in a new run directory."""
+    """Train a new run as ``config`` says, in a new run directory that this process claims."""
     session = session or Session()
     start = time.perf_counter() if session.started is None else session.started
     world = join_world(config)
+    claimed = rundir.claim_new_run_dir(config.out, config.model) if world.is_main else None
     try:
-        run = rundir.new_run_dir(config.out, config.model) if world.is_main else None
-        run = Path(distributed.broadcast(str(run), world))  # every rank names the same directory
-        arrays, engine = _prepare(config, session.quiet, world)
+        run = Path(distributed.broadcast(str(claimed.path if claimed else ""), world))  # every rank names it
+        try:
+            arrays, engine = _prepare(config, session.quiet, world)
+        except BaseException:
+            if claimed:  # nothing of this run exists yet: leave no empty directory behind
+                _discard(run)
+            raise
         if world.is_main:
             config.save(run / rundir.CONFIG)
             rundir.write_json(
@@ -156,6 +171,8 @@ def train(config: TrainConfig, session: Session | None = None) -> RunResult:
         ctx = FitContext(config, engine, arrays, world, clock_start=start)
         return _fit_and_finish(run, ctx, FitState(), session)
     finally:
+        if claimed:
+            claimed.release()
         distributed.shutdown(world)
 
 
@@ -164,15 +181,18 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
     session = session or Session()
     start = time.perf_counter() if session.started is None else session.started
     run = rundir.require_run_dir(run_dir)
-    config = resolve({}, str(run / rundir.CONFIG))
-    checkpoint = load_checkpoint(run / rundir.CHECKPOINT)
-    if not same_config(checkpoint["config"], config):
-        raise RunDirError(
-            f"{run / rundir.CHECKPOINT} was saved with a different config than "
-            f"{run / rundir.CONFIG}; restore the original config.json"
-        )
+    config = config_of_run(run)
     world = join_world(config)
+    claimed = rundir.claim(run, new=False) if world.is_main else None
     try:
+        checkpoint = load_checkpoint(run / rundir.CHECKPOINT)
+        if not same_config(checkpoint["config"], config):
+            raise RunDirError(
+                f"{run / rundir.CHECKPOINT} was saved with a different config than "
+                f"{run / rundir.CONFIG}; restore the original config.json"
+            )
+        if (run / rundir.SUMMARY).is_file() and len(checkpoint["history"]) >= config.epochs:
+            raise AlreadyFinished(f"{run} finished all {config.epochs} epochs already; nothing to resume")
         arrays, engine = _prepare(config, session.quiet, world)
         _restore(engine, checkpoint, run)
         history = checkpoint["history"]
@@ -185,6 +205,8 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
         ctx = FitContext(config, engine, arrays, world, clock_start=start, seconds_before=before)
         return _fit_and_finish(run, ctx, FitState(history), session)
     finally:
+        if claimed:
+            claimed.release()
         distributed.shutdown(world)
 
 
@@ -209,11 +231,20 @@ def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Sessio
     saver = _Saver(run, ctx, state.epochs_done)
     try:
         state = fit(ctx, saver, progress, state)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl+C, or SIGTERM turned into one by the CLI
+        code = getattr(exc, "exit_code", EXIT_INTERRUPTED)
+        if saver.epochs_saved == 0 and ctx.world.is_main:
+            _discard(run)
+            raise InterruptedRun(
+                f"interrupted before the first epoch was complete; {_removed(run)}", code
+            ) from None
         raise InterruptedRun(
-            f"interrupted; {_saved(saver.epochs_saved)} Continue with: cnnlab train --resume {run}"
+            f"interrupted; {_saved(saver.epochs_saved)} Continue with: cnnlab train --resume {run}", code
         ) from None
     except DivergedError as exc:
+        if saver.epochs_saved == 0 and ctx.world.is_main:
+            _discard(run)
+            raise DivergedError(f"{exc}; {_removed(run)}") from None
         raise DivergedError(f"{exc}. {_saved(saver.epochs_saved)}") from None
     except RunDirError as exc:  # e.g. the disk filled up while saving: the previous epoch is intact
         raise RunDirError(
@@ -221,7 +252,12 @@ def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Sessio
         ) from None
     finally:
         saver.close()
-    return _finish(run, ctx, state)
+    try:
+        return _finish(run, ctx, state)
+    except RunDirError as exc:  # every epoch is saved; only the final report is missing
+        raise RunDirError(
+            f"{exc}. Every epoch is saved; once fixed, finish with: cnnlab train --resume {run}"
+        ) from None
 
 
 def _finish(run: Path, ctx: FitContext, state: FitState) -> RunResult:
@@ -279,6 +315,21 @@ def _early_stopping(config: TrainConfig, state: FitState) -> dict:
             "restored_best_weights": True,
         }
     }
+
+
+def _discard(run: Path) -> None:
+    """Remove what a run that saved no epoch wrote (config, environment, its claim), and the
+    directory when that leaves it empty, so the same command can simply be run again."""
+    for name in (rundir.CONFIG, rundir.ENVIRONMENT, rundir.METRICS, rundir.LOCK):
+        (run / name).unlink(missing_ok=True)
+    rundir.remove_stale_temporaries(run)
+    shutil.rmtree(run / TENSORBOARD_DIRECTORY, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run.rmdir()
+
+
+def _removed(run: Path) -> str:
+    return f"nothing was saved, so {run} was removed; run the same command again to start over."
 
 
 def _saved(epochs: int) -> str:

@@ -1,0 +1,191 @@
+"""Nothing lost, nothing hung: one owner per run directory, SIGTERM handled like Ctrl+C, nothing
+left behind by a run that saved no epoch, a full disk as one line, damaged files named as such.
+
+The subprocess runs slow each optimizer step with a sleep (no arithmetic changes), so a second
+process reliably meets the first one mid-run.
+"""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cnnlab.cli import main
+from cnnlab.runs import layout
+from tests.test_resume import SLOW_TRAIN
+
+SMALL = ["--train-size", "300", "--valid-size", "100", "--batch-size", "30", "--threads", "1", "--quiet"]
+
+
+def start_slow(synthetic_dir, *args):
+    return subprocess.Popen(
+        [sys.executable, "-c", SLOW_TRAIN, "train", "--data-dir", str(synthetic_dir), *SMALL, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def run_cli(*args):
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True, timeout=300
+    )
+    return done.returncode, done.stderr
+
+
+def test_two_runs_racing_for_one_out_and_sigterm(synthetic_dir, tmp_path):
+    """The second run and a second --resume are refused before any work; SIGTERM then saves what is
+    complete, exits 143 with the resume command, and that command finishes the run."""
+    run = tmp_path / "mix"
+    first = start_slow(synthetic_dir, "--epochs", "40", "--out", str(run))
+    try:
+        wait_for(run / "checkpoint.pt")
+        code, err = run_cli(
+            "train", "--model", "seed", "--epochs", "1", "--out", str(run), "--data-dir", str(synthetic_dir)
+        )
+        assert code == 2 and "in use by another cnnlab process" in err and err.count("\n") == 1, err
+        code, err = run_cli("train", "--resume", str(run))
+        assert code == 2 and "in use by another cnnlab process" in err, err
+        assert json.loads((run / "config.json").read_text())["model"] == "convnet"  # untouched
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 143, err
+    assert "Continue with: cnnlab train --resume" in err and err.count("\n") == 1, err
+    command = err.strip().split("Continue with: ")[1].split()
+    assert command[:3] == ["cnnlab", "train", "--resume"]
+    code, err = run_cli(*command[1:])
+    assert code == 0, err
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 40
+
+
+def test_interrupt_before_the_first_epoch_leaves_nothing_behind(synthetic_dir, tmp_path, monkeypatch, capsys):
+    from cnnlab.training import loop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "train_one_epoch", interrupted)
+    run = tmp_path / "run"
+    args = ["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--epochs", "2", *SMALL]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "nothing was saved" in err and "--resume" not in err, err
+    assert not run.exists()
+    monkeypatch.undo()
+    assert main(args) == 0  # the same command simply works again
+
+
+def test_divergence_in_the_first_epoch_leaves_nothing_behind(synthetic_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--lr", "1e12", "--epochs", "2"]
+    assert main([*args, *SMALL]) == 3
+    assert "nothing was saved" in capsys.readouterr().err
+    assert not run.exists()
+
+
+def test_resume_of_a_finished_run_changes_nothing(trained_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "done"
+    shutil.copytree(trained_run, run)
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "nothing to resume" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.name != layout.LOCK} == {
+        k: v for k, v in before.items() if k != layout.LOCK
+    }
+
+
+class _DiskFull:
+    """Makes the n-th checkpoint write fail with ENOSPC, as a full disk does."""
+
+    def __init__(self, fail_at: int):
+        self.calls, self.fail_at = 0, fail_at
+        self.original = layout.os.fdopen
+
+    def __call__(self, fd, mode="r", *args, **kwargs):
+        handle = self.original(fd, mode, *args, **kwargs)
+        if "checkpoint" in os.readlink(f"/proc/self/fd/{fd}"):
+            self.calls += 1
+            if self.calls == self.fail_at:
+
+                def full(data):
+                    raise OSError(errno.ENOSPC, "No space left on device")
+
+                handle.write = full
+        return handle
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name a descriptor's file")
+def test_full_disk_while_saving_a_checkpoint(synthetic_dir, tmp_path, monkeypatch, capsys):
+    import io
+
+    import torch
+
+    real_save = torch.save
+
+    def save(obj, f, *args, **kwargs):  # what torch.save does when its zip writer meets a full disk
+        if not isinstance(f, io.BytesIO):
+            raise RuntimeError(
+                "[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing"
+            )
+        return real_save(obj, f, *args, **kwargs)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(torch, "save", save)
+    monkeypatch.setattr(layout.os, "fdopen", _DiskFull(fail_at=2))
+    args = ["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--epochs", "3", *SMALL]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "epoch 1 is the last saved" in err
+    assert f"cnnlab train --resume {run}" in err
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0  # space again: it finishes
+
+
+def test_a_damaged_config_json_in_a_run_is_named_as_the_runs(trained_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "damaged"
+    shutil.copytree(trained_run, run)
+    (run / "config.json").write_text("{not json")
+    for command in (["train", "--resume", str(run)], ["evaluate", str(run)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"{run / 'config.json'} is not a valid cnnlab config" in err and "--config" not in err, err
+
+
+def test_a_checkpoint_whose_config_is_not_json(trained_run, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    run = tmp_path / "damaged"
+    shutil.copytree(trained_run, run)
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    payload["config"] = "{half"
+    torch.save(payload, run / "checkpoint.pt")
+    assert main(["evaluate", str(run)]) == 2
+    assert "checkpoint.pt is damaged" in capsys.readouterr().err
+
+
+def test_rerunning_a_saved_config_gets_a_new_directory(trained_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", str(trained_run / "config.json"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    saved = out.strip().splitlines()[-1].removeprefix("run saved to: ")
+    assert saved != str(trained_run) and (tmp_path / saved).is_dir()
