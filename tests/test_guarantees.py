@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +190,118 @@ def test_rerunning_a_saved_config_gets_a_new_directory(trained_run, tmp_path, mo
     out = capsys.readouterr().out
     saved = out.strip().splitlines()[-1].removeprefix("run saved to: ")
     assert saved != str(trained_run) and (tmp_path / saved).is_dir()
+
+
+@pytest.mark.parametrize("columns", [80, 0])
+def test_every_epoch_line_is_whole_on_a_narrow_or_unknown_terminal(synthetic_dir, tmp_path, columns):
+    """A pseudo-terminal of 80 columns (and one that reports no width): each epoch's line, with
+    its validation accuracy, appears in full."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: cnnlab on the pseudo-terminal
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+        os.environ.pop("COLUMNS", None)
+        args = ["train", "--data-dir", str(synthetic_dir), "--out", str(tmp_path / "r"), "--epochs", "2"]
+        os.execv(sys.executable, [sys.executable, "-m", "cnnlab", *args, *SMALL[:-1]])
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    text = output.decode(errors="replace").replace("\r", "\n")
+    for epoch in (1, 2):
+        line = next((ln for ln in text.splitlines() if ln.startswith(f"epoch {epoch}  train_loss")), "")
+        assert "valid_acc" in line and line.rstrip().endswith("s"), text[-2000:]
+
+
+def test_swapped_train_and_test_files_are_refused_on_every_load(synthetic_dir, tmp_path, capsys):
+    import shutil
+
+    from cnnlab import data
+
+    swapped = tmp_path / "swapped"
+    shutil.copytree(synthetic_dir, swapped)
+    for kind in ("images", "labels"):
+        train, test = swapped / data.FILES[f"train_{kind}"].name, swapped / data.FILES[f"test_{kind}"].name
+        train.rename(tmp_path / "t"), test.rename(train), (tmp_path / "t").rename(test)
+    assert (
+        main(["train", "--data-dir", str(swapped), "--out", str(tmp_path / "r"), "--train-size", "50"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "look swapped" in err and "cnnlab data verify" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+PIL_MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"]
+
+
+@pytest.mark.parametrize("mode", PIL_MODES)
+def test_every_pillow_mode_reaches_the_model_by_its_real_range(trained_run, tmp_path, mode, capsys):
+    """A light square on black in each mode and bit depth: what the model sees (--save-input) is the
+    same 28x28 picture, never a uniform (clipped) one."""
+    import numpy as np
+    from PIL import Image
+
+    # A dark background: 3277 of 65535 in 16 bits, which "L" clips to 255 (1-bit images have no grey).
+    gray = np.full((40, 40), 0.0 if mode == "1" else 0.05)
+    gray[10:30, 12:28] = 0.95  # the item
+    scale = {"I;16": 65535, "I": 65535, "F": 1.0}.get(mode, 255)
+    if mode == "I;16":
+        image = Image.fromarray((gray * scale).astype(np.uint16))
+    elif mode == "I":
+        image = Image.fromarray((gray * scale).astype(np.int32))
+    elif mode == "F":
+        image = Image.fromarray(gray.astype(np.float32))
+    else:
+        image = Image.fromarray((gray * 255).astype(np.uint8)).convert(mode)
+    path = tmp_path / ("in.tiff" if mode in ("CMYK", "I", "F") else "in.png")
+    image.save(path)
+    assert Image.open(path).mode == mode
+    seen = tmp_path / "seen"
+    assert main(["predict", str(trained_run), str(path), "--save-input", str(seen), "--no-invert"]) == 0
+    saw = np.asarray(Image.open(seen / "in.png"))
+    assert saw.max() == 255 and saw.min() == 0 and (saw > 127).mean() > 0.3, mode
+
+
+def test_save_input_never_overwrites_an_input_with_the_same_name(trained_run, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    for folder, value in (("a", 200), ("b", 90)):
+        (tmp_path / folder).mkdir()
+        picture = np.zeros((30, 30), np.uint8)
+        picture[5:25, 5 : 5 + value // 10] = 255
+        Image.fromarray(picture).save(tmp_path / folder / "shirt.png")
+    seen = tmp_path / "seen"
+    inputs = [str(tmp_path / "a" / "shirt.png"), str(tmp_path / "b" / "shirt.png")]
+    assert main(["predict", str(trained_run), *inputs, "--save-input", str(seen), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [Path(r["saved_input"]).name for r in results] == ["shirt.png", "shirt-2.png"]
+    assert not np.array_equal(
+        np.asarray(Image.open(seen / "shirt.png")), np.asarray(Image.open(seen / "shirt-2.png"))
+    )
+
+
+def test_a_relative_data_dir_is_recorded_absolute_and_found_from_elsewhere(
+    synthetic_dir, tmp_path, monkeypatch
+):
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(synthetic_dir, work / "data")
+    monkeypatch.chdir(work)
+    assert main(["train", "--data-dir", "data", "--out", "run", *SMALL, "--epochs", "1"]) == 0
+    saved = json.loads((work / "run" / "config.json").read_text())["data_dir"]
+    assert saved == str(work / "data")
+    monkeypatch.chdir(tmp_path)
+    assert main(["show", str(work / "run"), "filters"]) == 0

@@ -74,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top must be between 1 and {NUM_CLASSES}. Received: {args.top}")
     loaded = load_run(args.run_dir)
     save_dir = rundir.require_writable_dir(args.save_input, "--save-input") if args.save_input else None
+    names = saved_names(args.images)
     results = []
     for path in args.images:
-        results.append(_one(loaded, path, args, save_dir))
+        results.append(_one(loaded, path, args, save_dir / names[path] if save_dir else None))
         if not args.json and "top" in results[-1]:
             print(_line(results[-1]), flush=True)  # flushed, so it interleaves with errors in order
     if args.json:
@@ -87,7 +88,23 @@ def run(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def _one(loaded, path: str, args, save_dir: Path | None) -> dict:
+def saved_names(paths: list[str]) -> dict[str, str]:
+    """The PNG name each input's 28x28 image is saved under: its stem, numbered when two inputs share
+    one (shirt.jpg and other/shirt.png -> shirt.png, shirt-2.png), so no input overwrites another."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for path in dict.fromkeys(paths):
+        stem, number = Path(path).stem, 1
+        name = f"{stem}.png"
+        while name in taken:
+            number += 1
+            name = f"{stem}-{number}.png"
+        taken.add(name)
+        names[path] = name
+    return names
+
+
+def _one(loaded, path: str, args, save_as: Path | None) -> dict:
     """One file's result; a bad file becomes an error entry (and a line on stderr), not an exit."""
     from cnnlab.data.images import read_gray, to_fashion_mnist
     from cnnlab.errors import CnnlabError
@@ -95,13 +112,14 @@ def _one(loaded, path: str, args, save_dir: Path | None) -> dict:
 
     try:
         prepared = to_fashion_mnist(read_gray(path), args.invert)
-        if save_dir is not None:
-            _save_input(prepared.image, save_dir / (Path(path).stem + ".png"))
+        if save_as is not None:
+            _save_input(prepared.image, save_as)
     except CnnlabError as exc:
         print(f"cnnlab: error: {exc}", file=sys.stderr)
         return {"file": path, "error": str(exc)}
     top = top_classes(loaded.model, prepared.image[None], args.top, tta=loaded.config.tta)[0]
-    return {"file": path, "inverted": prepared.inverted, "top": top}
+    saved = {"saved_input": str(save_as)} if save_as is not None else {}
+    return {"file": path, "inverted": prepared.inverted, "top": top, **saved}
 
 
 def _line(result: dict) -> str:

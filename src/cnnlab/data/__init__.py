@@ -23,7 +23,7 @@ from cnnlab.data.files import (
     verify_file,
 )
 from cnnlab.data.idx import read_idx
-from cnnlab.data.location import ensure_data, has_all_files, locate, user_cache_dir
+from cnnlab.data.location import ensure_data, has_all_files, locate, recorded_or_search, user_cache_dir
 
 __all__ = [
     "Arrays",
@@ -45,6 +45,7 @@ __all__ = [
     "load_arrays",
     "load_split",
     "locate",
+    "recorded_or_search",
     "md5_of",
     "normalize",
     "read_idx",

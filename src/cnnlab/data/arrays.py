@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.files import FILES, MEAN, NUM_CLASSES, PIXEL_MAX, STD, TRAIN_TOTAL
+from cnnlab.data.files import FILES, MEAN, NUM_CLASSES, PIXEL_MAX, STD, TEST_TOTAL, TRAIN_TOTAL
 from cnnlab.data.idx import read_idx
 from cnnlab.data.location import ensure_data
 from cnnlab.errors import DataError
@@ -57,7 +57,20 @@ def load_arrays(directory: str | os.PathLike) -> FashionMNIST:
     arrays = {key: read_idx(p) for key, p in paths.items()}
     _check_pair(arrays["train_images"], arrays["train_labels"], paths["train_images"], paths["train_labels"])
     _check_pair(arrays["test_images"], arrays["test_labels"], paths["test_images"], paths["test_labels"])
+    _check_roles(len(arrays["train_images"]), len(arrays["test_images"]), paths)
     return FashionMNIST(directory=directory, **arrays)
+
+
+def _check_roles(train: int, test: int, paths: dict[str, Path]) -> None:
+    """Train and test files in their places: Fashion-MNIST has 60,000 training and 10,000 test images,
+    and a copy of it (or a synthetic stand-in) never has a test set larger than its training set. Swapped
+    files would otherwise train on the test set and report a "test accuracy" on the training set."""
+    if test > train or (train, test) == (TEST_TOTAL, TRAIN_TOTAL):
+        raise DataError(
+            f"{paths['train_images'].name} holds {train} images and {paths['test_images'].name} {test}: "
+            f"the training and test files look swapped; check them with `cnnlab data verify --data-dir "
+            f"{paths['train_images'].parent}`"
+        )
 
 
 # Splits and normalisation

@@ -42,10 +42,30 @@ def read_gray(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path} is not an image cnnlab can read; give a PNG or JPEG") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{path} is a damaged or unsupported image ({exc})") from None
+    if image.mode.startswith(("I", "F")):  # 16- and 32-bit integers, floats: Pillow's "L" would clip them
+        return _wide_to_gray(np.asarray(image), path)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         paper = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(paper, image.convert("RGBA"))
     return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def _wide_to_gray(pixels: np.ndarray, path: str | Path) -> np.ndarray:
+    """A 16-bit, 32-bit or float grayscale image -> 0..255 by the range its values use: 8-bit values
+    as they are, 16-bit ones divided by 257 (65535 -> 255), floats in [0, 1] times 255."""
+    values = pixels.astype(np.float64)
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ImageError(f"{path} holds no finite pixel values; give a PNG or JPEG")
+    low, high = float(values.min()), float(values.max())
+    if pixels.dtype.kind == "f" and low >= 0 and high <= 1:
+        return (values * 255).astype(np.float32)
+    if low >= 0 and high <= 255 and pixels.dtype.kind != "u" or pixels.dtype == np.uint8:
+        return values.astype(np.float32)
+    if low >= 0 and high <= 65535:
+        return (values / 257).astype(np.float32)
+    raise ImageError(
+        f"{path} has pixel values from {low:g} to {high:g}, beyond 16 bits; save it as an 8- or 16-bit PNG"
+    )
 
 
 def to_fashion_mnist(gray: np.ndarray, invert: bool | None = None) -> Prepared:

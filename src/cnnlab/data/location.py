@@ -64,3 +64,11 @@ def ensure_data(
     from cnnlab.data.download import download_all
 
     return download_all(user_cache_dir(), quiet=quiet)
+
+
+def recorded_or_search(recorded: str | os.PathLike | None) -> str | None:
+    """A run's recorded data directory while it still holds the files, else None (search as usual):
+    a run trained elsewhere, or whose data moved, still evaluates wherever the data is now."""
+    if recorded is not None and has_all_files(Path(recorded)):
+        return str(recorded)
+    return None

@@ -49,7 +49,9 @@ def load_test_images(trained: Trained, data_dir: str | None = None) -> TestImage
     """The test set the run was evaluated on (``data_dir`` overrides the run's own)."""
     from cnnlab import data
 
-    raw = data.load_arrays(data.ensure_data(data_dir or trained.config.data_dir, quiet=True))
+    raw = data.load_arrays(
+        data.ensure_data(data_dir or data.recorded_or_search(trained.config.data_dir), quiet=True)
+    )
     return TestImages(raw.test_images, raw.test_labels.astype(np.int64))
 
 

@@ -92,19 +92,19 @@ class Progress:
             desc=f"epoch {epoch}/{self.epochs}",
             unit="img",
             file=self.stream,
-            leave=True,
+            leave=False,  # the bar goes; the epoch's line below stays, whole, whatever the width
             dynamic_ncols=True,
         )
         return self.bar.update
 
     def end_epoch(self, row: dict) -> None:
-        text = format_row(row)
         if self.bar is not None:
-            self.bar.set_postfix_str(text.split("  ", 1)[1], refresh=True)
             self.bar.close()
             self.bar = None
-        elif self.enabled:
-            print(f"{text}", file=self.stream, flush=True)
+        if self.enabled:
+            # A line of its own rather than the bar's postfix, which a narrow terminal cuts off (and
+            # one of unknown width never shows): the validation accuracy must always be read.
+            print(format_row(row), file=self.stream, flush=True)
 
 
 def format_row(row: dict) -> str:

@@ -152,6 +152,8 @@ def train(config: TrainConfig, session: Session | None = None) -> RunResult:
     """Train a new run as ``config`` says, in a new run directory that this process claims."""
     session = session or Session()
     start = time.perf_counter() if session.started is None else session.started
+    if config.data_dir is not None:  # recorded absolute, so the run evaluates from any directory
+        config = dataclasses.replace(config, data_dir=str(Path(config.data_dir).resolve()))
     world = join_world(config)
     claimed = rundir.claim_new_run_dir(config.out, config.model) if world.is_main else None
     try:
