@@ -305,3 +305,36 @@ def test_a_relative_data_dir_is_recorded_absolute_and_found_from_elsewhere(
     assert saved == str(work / "data")
     monkeypatch.chdir(tmp_path)
     assert main(["show", str(work / "run"), "filters"]) == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--padding", "20000"], "--padding: the padding is at most 32"),
+        (["--padding", "100000"], "--padding: the padding is at most 32"),
+        (["--stride", "100000"], "--stride: the stride is at most 64"),
+        (["--dilation", "99999999999999"], "--dilation: the dilation is at most 16"),
+        (["--input", json.dumps([[0] * 65] * 2)], "--input: the input side is at most 64"),
+        (
+            ["--kernel", json.dumps([[1] * 16] * 16), "--input", json.dumps([[0] * 20] * 20)],
+            "--kernel: the kernel",
+        ),
+        (
+            ["--input", "[[1e308,1e308],[1e308,1e308]]", "--kernel", "[[1e308,1e308],[1e308,1e308]]"],
+            "overflow",
+        ),
+        (["--bias", "inf"], "--bias must be finite"),
+        (["--bias", "nan"], "--bias must be finite"),
+    ],
+)
+def test_convolve_refuses_what_a_demo_cannot_show(args, message, capsys):
+    assert main(["convolve", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_convolve_at_its_limits_still_works(capsys):
+    assert (
+        main(["convolve", "--input", json.dumps([[1] * 64] * 64), "--kernel", "[[1]]", "--padding", "0"]) == 0
+    )
+    assert "agree" in capsys.readouterr().out

@@ -33,6 +33,17 @@ __all__ = [
 NOTEBOOK_INPUT = [[-2, -2, -2], [4, 2, -4], [-3, 2, 4]]
 NOTEBOOK_KERNEL = [[1, 0], [0, 1]]
 TOLERANCE = 1e-9  # float64 sums of a few dozen products agree far closer than this
+# What a teaching demo can show on a terminal, and so all it accepts: a size past these is a typo
+# (--padding 20000 once asked for 24 GB), not a lesson.
+LIMITS = {
+    "input side": 64,
+    "channels": 16,
+    "kernel side": 15,
+    "padding": 32,
+    "stride": 64,
+    "dilation": 16,
+    "output side": 64,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +144,38 @@ def make_example(x, kernel, bias=0.0, stride=1, padding=0, dilation=1) -> Exampl
     example = Example(
         x, w, b.copy(), shapes.pair(stride, "stride"), padding, shapes.pair(dilation, "dilation")
     )
+    _check_limits(example)
     _ = example.out_hw  # refuse an impossible geometry now, naming the argument
     return example
+
+
+def _check_limits(example: Example) -> None:
+    """Every size within LIMITS, and the bias finite; a ValueError naming the first that is not."""
+    c_out, c_in, kh, kw = example.weight.shape
+    sizes = {
+        "input side": max(example.x.shape[1:]),
+        "channels": max(c_in, c_out),
+        "kernel side": max(kh, kw),
+        "padding": 0 if isinstance(example.padding, str) else max(example.padding),
+        "stride": max(example.stride),
+        "dilation": max(example.dilation),
+    }
+    flags = {"input side": "--input", "channels": "--input/--kernel", "kernel side": "--kernel"}
+    for what, size in sizes.items():
+        if size > LIMITS[what]:
+            raise ValueError(
+                f"{flags.get(what, '--' + what)}: the {what} is at most {LIMITS[what]} in this demo, "
+                f"so it fits on a screen. Received: {size}"
+            )
+    if not np.isfinite(example.bias).all():
+        raise ValueError(f"--bias must be finite. Received: {example.bias.tolist()}")
+    (oh, ow) = shapes.conv2d_output_shape(
+        example.x.shape[1:], example.weight.shape[2:], example.stride, example.padding, example.dilation
+    )
+    if max(oh, ow) > LIMITS["output side"]:
+        raise ValueError(
+            f"the output would be {oh}x{ow}; this demo shows at most {LIMITS['output side']} a side"
+        )
 
 
 def run(example: Example) -> Result:
@@ -146,7 +187,11 @@ def run(example: Example) -> Result:
     args = (example.x, example.weight, example.bias, example.stride, example.padding, example.dilation)
     with torch.no_grad():
         by_torch = F.conv2d(*(torch.from_numpy(np.ascontiguousarray(a)) for a in args[:3]), *args[3:]).numpy()
-    return Result(conv2d_reference(*args), conv2d(*args), by_torch)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, as one line
+        result = Result(conv2d_reference(*args), conv2d(*args), by_torch)
+    if not np.isfinite(result.reference).all():
+        raise ValueError("the sums of products overflow float64 (beyond about 1.8e308); use smaller numbers")
+    return result
 
 
 def _num(v: float) -> str:
