@@ -226,3 +226,25 @@ def test_sigkill_and_resume_with_augmentation_dropout_ema_and_early_stopping(syn
     for key in ("ema", "best_model"):
         for name, tensor in final(reference)[key].items():
             assert torch.equal(final(run)[key][name], tensor), (key, name)
+
+
+def test_runs_saved_before_newer_options_existed_still_load_and_resume(synthetic_dir, tmp_path):
+    """A run directory from an older cnnlab lacks the options added since (pct_start, tensorboard):
+    it still evaluates, and --resume continues it with those options at their defaults."""
+    import json
+
+    run = tmp_path / "old"
+    args = ["train", "--data-dir", str(synthetic_dir), "--out", str(run), *OPTIONS]
+    assert main([*args[:-1], "--epochs", "2", "--quiet"]) == 0
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    config = json.loads(payload["config"])
+    config["epochs"] = 3  # as if it had been stopped after epoch 2 of 3
+    for newer in ("pct_start", "tensorboard"):
+        config.pop(newer)
+    payload["config"] = json.dumps(config)
+    torch.save(payload, run / "checkpoint.pt")
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "summary.json").unlink()
+    assert main(["evaluate", str(run)]) == 0
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 3
