@@ -11,33 +11,8 @@ from cnnlab.training.loop import evaluate
 SMALL = ["--train-size", "400", "--valid-size", "100", "--batch-size", "50", "--quiet"]
 
 
-def test_early_stopping_restores_the_best_weights(synthetic_dir, tmp_path, capsys):
-    out = tmp_path / "run"
-    # A constant, far too high rate: the validation loss rises after the first epoch or so.
-    code = main(
-        [
-            "train",
-            "--data-dir",
-            str(synthetic_dir),
-            "--out",
-            str(out),
-            *SMALL[:-1],
-            "--epochs",
-            "8",
-            "--patience",
-            "2",
-            "--optimizer",
-            "sgd",
-            "--lr",
-            "0.5",
-            "--schedule",
-            "constant",
-            "--momentum",
-            "0.9",
-        ]
-    )
-    assert code == 0
-    printed = capsys.readouterr().out
+def test_early_stopping_restores_the_best_weights(early_stopped_run, synthetic_dir):
+    out, printed = early_stopped_run
     summary = json.loads((out / "summary.json").read_text())
     early = summary["early_stopping"]
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
@@ -48,7 +23,7 @@ def test_early_stopping_restores_the_best_weights(synthetic_dir, tmp_path, capsy
 
     # The weights kept as the best are the best epoch's: they score its validation loss exactly.
     engine, data = engine_and_data(out, synthetic_dir)
-    engine.eval_model.load_state_dict(checkpoint["best_model"])  # the EMA average, which is evaluated
+    engine.eval_model.load_state_dict(checkpoint["best_model"])  # the EMA average: what is evaluated
     assert evaluate(engine, data.valid_x, data.valid_y).loss == history[early["best_epoch"] - 1]["valid_loss"]
     # The test loss reported is that of the restored best weights, not of the last epoch's.
     assert summary["test_loss"] == evaluate(engine, data.test_x, data.test_y).loss
