@@ -4,6 +4,7 @@ which weights it leaves behind. Fast (no torch model, no data files), so the mut
 import io
 import math
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -122,6 +123,44 @@ def test_fit_trains_every_epoch_in_order_and_saves_after_each():
     ]
 
 
+class RecordingWorld:
+    """A one-process world that records what the loop asks of it."""
+
+    size, rank, distributed = 1, 0, False
+
+    def __init__(self):
+        self.calls = []
+
+    def shard(self, batch):
+        self.calls.append(("shard", len(batch)))
+        return batch
+
+    def sum(self, *values):
+        self.calls.append(("sum", len(values)))
+        return values
+
+
+class RecordingProgress:
+    def __init__(self):
+        self.calls = []
+
+    def start_epoch(self, epoch):
+        self.calls.append(("start", epoch))
+        return lambda n: self.calls.append(("images", n))
+
+    def end_epoch(self, row):
+        self.calls.append(("end", row["epoch"]))
+
+
+def test_fit_shares_batches_through_its_world_and_reports_each_epoch_to_the_progress():
+    config = TrainConfig(epochs=2, batch_size=4)
+    world, progress = RecordingWorld(), RecordingProgress()
+    fit(FitContext(config, ScriptedEngine(config, [0.9, 0.8]), arrays(), world), lambda s: None, progress)
+    assert world.calls == [("shard", 4), ("sum", 2), ("shard", 4), ("sum", 2), ("shard", 2), ("sum", 2)] * 2
+    epoch = [("images", 4), ("images", 4), ("images", 2)]
+    assert progress.calls == [("start", 1), *epoch, ("end", 1), ("start", 2), *epoch, ("end", 2)]
+
+
 def test_each_epoch_sees_every_image_once_in_its_seeded_order():
     from cnnlab.training.batches import epoch_order
 
@@ -229,10 +268,28 @@ def test_evaluate_gives_the_mean_cross_entropy_and_the_accuracy():
     assert math.isnan(empty.loss) and math.isnan(empty.accuracy) and empty.logits.shape == (0, 10)
 
 
+def test_overflowing_logits_give_a_nan_or_finite_loss_without_numpy_warnings():
+    """An engine whose logits overflowed is reported by its loss (NaN), not by RuntimeWarnings."""
+
+    class Fixed:
+        def __init__(self, logits):
+            self.value = np.array(logits, np.float64)
+
+        def logits(self, x):
+            return self.value
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(evaluate(Fixed([[np.inf] + [0.0] * 9]), None, np.array([0])).loss)  # inf - inf
+        huge = evaluate(Fixed([[1e308, -1e308] + [0.0] * 8]), None, np.array([0]))  # -2e308 overflows
+        assert huge.loss == 0.0 and huge.accuracy == 1.0
+
+
 def test_best_epoch_and_should_stop():
     rows = lambda losses: [{"epoch": i + 1, "valid_loss": v} for i, v in enumerate(losses)]
     assert best_epoch(rows([0.5, 0.4, 0.45, 0.4])) == 2  # a tie is not an improvement
     assert best_epoch(rows([0.5, float("nan"), 0.45])) == 3  # an overflowed epoch is never the best
+    assert best_epoch(rows([float("nan"), 0.6])) == 2  # NaN compares false with everything: not a key
     assert best_epoch(rows([float("inf"), 0.6])) == 2
     assert best_epoch(rows([float("nan"), float("nan")])) == 1
     assert not should_stop(rows([0.5, 0.4, 0.45]), patience=2)
@@ -261,29 +318,55 @@ def test_format_row_is_one_line_with_every_metric():
 
 
 class Terminal(io.StringIO):
+    """A terminal that counts how often it is flushed."""
+
+    flushes = 0
+
     def isatty(self):
         return True
 
+    def flush(self):
+        self.flushes += 1
+
 
 def test_progress_prints_one_line_per_epoch_off_a_terminal_and_a_bar_on_one():
-    plain = io.StringIO()
+    plain = Terminal()
+    plain.isatty = lambda: False  # a log file or a pipe
     progress = Progress(3, 10, stream=plain)
     assert not progress.bars
     progress.start_epoch(3)(10)
+    flushes = plain.flushes
     progress.end_epoch(ROW)
     assert plain.getvalue() == LINE + "\n"
+    assert plain.flushes > flushes  # each line reaches a log as the epoch ends, not when a buffer fills
 
     terminal = Terminal()
     progress = Progress(3, 10, stream=terminal)
     update = progress.start_epoch(2)
     assert progress.bar.total == 10 and progress.bar.desc == "epoch 2/3"
+    assert progress.bar.dynamic_ncols  # the bar follows the terminal's width as it changes
+    assert terminal.getvalue() == "\repoch 2/3:   0%|          | 0/10 [00:00<?, ?img/s]"
     update(4)
     assert progress.bar.n == 4
     progress.end_epoch(ROW)
-    assert progress.bar is None and terminal.getvalue().endswith(LINE + "\n")
+    # The bar is wiped (not left above the line), and the epoch's line is printed whole.
+    assert progress.bar is None and terminal.getvalue().count("\n") == 1
+    assert terminal.getvalue().endswith("\r" + LINE + "\n")
 
     quiet = Terminal()
     progress = Progress(3, 10, enabled=False, stream=quiet)
     progress.start_epoch(1)(10)
     progress.end_epoch(ROW)
     assert quiet.getvalue() == "" and progress.bar is None
+
+
+def test_progress_in_a_notebook_uses_tqdms_auto_bar_even_off_a_terminal():
+    from tqdm.auto import tqdm
+
+    progress = Progress(3, 10, stream=io.StringIO(), notebook=True)
+    progress.start_epoch(1)
+    assert progress.bars and type(progress.bar) is tqdm  # Jupyter's widget where there is one
+    progress.end_epoch(ROW)
+    progress = Progress(3, 10, stream=Terminal())
+    progress.start_epoch(1)
+    assert type(progress.bar) is not tqdm  # a terminal gets the plain bar
