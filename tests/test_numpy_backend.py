@@ -43,7 +43,8 @@ def test_same_losses_as_torch_from_the_same_weights_and_batches(optimizer, extra
     for _ in range(6):
         x = rng.standard_normal((32, 1, 28, 28)).astype(np.float32)
         y = rng.integers(0, 10, 32)
-        torch_loss, _ = torch_engine.train_batch(torch_engine.to_native(x), y)
+        torch_loss, _ = torch_engine.train_batch(torch_engine.to_native(x), torch_engine.to_native(y))
+        torch_loss = float(torch_loss)
         numpy_loss, _ = numpy_engine.train_batch(x, y)
         assert numpy_loss == pytest.approx(torch_loss, rel=2e-5)
         assert numpy_engine.lr == pytest.approx(torch_engine.lr, rel=1e-12)
@@ -206,7 +207,7 @@ def test_numpy_ema_matches_torch_averaged_model():
     for _ in range(5):
         x = rng.standard_normal((16, 1, 28, 28)).astype(np.float32)
         y = rng.integers(0, 10, 16)
-        torch_engine.train_batch(torch_engine.to_native(x), y)
+        torch_engine.train_batch(torch_engine.to_native(x), torch_engine.to_native(y))
         numpy_engine.train_batch(x, y)
     averaged = torch_engine.ema.module.state_dict()
     for key, value in numpy_engine.ema.state_dict().items():

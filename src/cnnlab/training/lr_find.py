@@ -69,15 +69,15 @@ def sweep(config: TrainConfig, arrays: Arrays, rates: SweepRange = SweepRange())
     """Train from fresh weights while the rate grows through ``rates``; the losses and a suggestion."""
     steps, start, end, smoothing = rates.steps, rates.start, rates.end, SMOOTHING
     engine = make_engine(dataclasses.replace(config, schedule="constant"), steps_per_epoch=steps)
-    x = engine.to_native(arrays.train_x)
+    x, y = engine.to_native(arrays.train_x), engine.to_native(arrays.train_y)
     batches = _endless_batches(len(arrays.train_y), config)
     lrs, smoothed, raw, average, best = [], [], [], 0.0, math.inf
     for step in range(steps):
         lr = rate_at(step, steps, start, end)
         engine.set_lr(lr)
         idx = next(batches)
-        loss_sum, _ = engine.train_batch(x[idx], arrays.train_y[idx])
-        loss = loss_sum / len(idx)
+        loss_sum, _ = engine.train_batch(x[idx], y[idx])
+        loss = engine.to_host([loss_sum])[0] / len(idx)  # a sync per step: the sweep reads every loss
         if not math.isfinite(loss):
             break
         average = smoothing * average + (1 - smoothing) * loss

@@ -106,6 +106,9 @@ class NumpyEngine:
     def lr(self) -> float:
         return self.optimizer.lr
 
+    def to_host(self, values: list[Any]) -> list[float]:
+        return [float(v) for v in values]
+
     def set_lr(self, lr: float) -> None:
         self.base_lr = lr
         self._set_lr()
