@@ -148,3 +148,45 @@ def test_every_option_declares_its_check_and_the_cli_reads_its_choices():
         if isinstance(check.choices, tuple):
             action = next(a for a in parser._actions if a.dest == name)
             assert tuple(action.choices) == check.choices, name
+
+
+# Property-based: any value in any field is either accepted (and then within the field's declared
+# limits) or refused with a one-line ConfigError naming the option; never another exception.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.integers(min_value=-(10**5000), max_value=10**5000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.lists(st.floats(-2, 2), max_size=3),
+)
+NUMERIC_FIELDS = [
+    name
+    for name, f in __import__("cnnlab.training.config", fromlist=["FIELDS"]).FIELDS.items()
+    if f.metadata["check"].kind in (int, float, bool, tuple)
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(NUMERIC_FIELDS), value=ANY_VALUE)
+def test_any_value_is_accepted_within_limits_or_refused_by_name(name, value):
+    from cnnlab.training.config import FIELDS, flag
+
+    check = FIELDS[name].metadata["check"]
+    try:
+        config = TrainConfig(**{name: value})
+    except ConfigError as exc:
+        message = str(exc)
+        assert message.startswith(flag(name)) or "--" in message, message
+        assert "\n" not in message and len(message) < 300
+        return
+    kept = getattr(config, name)
+    assert check.problem(kept) is None
+    if check.kind is int and kept is not None:
+        assert type(kept) is int and check.low <= kept <= check.high
+    if check.kind is bool:
+        assert type(kept) is bool
