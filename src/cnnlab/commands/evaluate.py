@@ -63,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_outputs(ev, out: Path, model: str) -> list[Path]:
-    from cnnlab.report.confusion import confusion_png, confusion_title
-    from cnnlab.report.gallery import misclassified_png, write_png
+    from cnnlab.report.confusion import confusion_figure, confusion_title
+    from cnnlab.report.figures import save_png
+    from cnnlab.report.gallery import misclassified_figure
     from cnnlab.report.metrics import as_json
     from cnnlab.runs import layout as rundir
 
@@ -73,8 +74,8 @@ def write_outputs(ev, out: Path, model: str) -> list[Path]:
         out / f"misclassified-{ev.split}.png",
         out / f"evaluation-{ev.split}.json",
     ]
-    write_png(paths[0], confusion_png(ev.confusion, confusion_title(ev, model)))
-    write_png(paths[1], misclassified_png(ev))
+    save_png(confusion_figure(ev.confusion, confusion_title(ev, model)), paths[0])
+    save_png(misclassified_figure(ev), paths[1])
     rundir.write_json(paths[2], as_json(ev))
     return paths
 

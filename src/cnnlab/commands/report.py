@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 from cnnlab.commands.common import HelpFormatter, add_data_dir, add_run_dir
@@ -42,9 +41,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.report import metrics
-    from cnnlab.report.confusion import confusion_png, confusion_title
-    from cnnlab.report.gallery import filters_png, first_conv_weights, misclassified_png
+    from cnnlab.report import gallery, metrics
+    from cnnlab.report.confusion import confusion_figure, confusion_title
+    from cnnlab.report.figures import png_bytes
     from cnnlab.report.html import ReportParts, render
     from cnnlab.runs import layout as rundir
     from cnnlab.runs.loader import load_run
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else loaded.path / "report.html"
     rundir.require_writable_dir(output.parent, "--output")
     ev = metrics.evaluate_run(loaded, args.split, args.data_dir)
-    weights = first_conv_weights(loaded.model)
+    conv = gallery.first_conv(loaded.model)
     parts = ReportParts(
         title=f"cnnlab run {loaded.path.name}: {loaded.config.model}, {ev.split} accuracy {ev.accuracy:.2%}",
         summary=summary_rows(loaded, ev),
@@ -61,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
         per_class=metrics.per_class(ev),
         pairs=metrics.confused_pairs(ev.confusion),
         curves_png=curves_png(loaded),
-        confusion_png=confusion_png(ev.confusion, confusion_title(ev, loaded.config.model)),
-        misclassified_png=misclassified_png(ev),
-        filters_png=None if weights is None else filters_png(weights),
+        confusion_png=png_bytes(confusion_figure(ev.confusion, confusion_title(ev, loaded.config.model))),
+        misclassified_png=png_bytes(gallery.misclassified_figure(ev)),
+        filters_png=None if conv is None else png_bytes(filters_figure(loaded, *conv)),
     )
     rundir.write_text(output, render(parts))
     print(f"report written to: {output}")
@@ -94,7 +93,8 @@ def summary_rows(loaded, ev) -> dict:
 
 def curves_png(loaded) -> bytes | None:
     """The run's own loss.png, or one drawn from the checkpoint's history for an unfinished run."""
-    from cnnlab.report.curves import plot_history
+    from cnnlab.report.curves import history_figure
+    from cnnlab.report.figures import png_bytes
     from cnnlab.runs import layout as rundir
 
     saved = loaded.path / rundir.LOSS_PLOT
@@ -102,6 +102,11 @@ def curves_png(loaded) -> bytes | None:
         return saved.read_bytes()
     if not loaded.history:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        plot_history(loaded.history, Path(tmp) / "loss.png", title=loaded.config.model)
-        return (Path(tmp) / "loss.png").read_bytes()
+    return png_bytes(history_figure(loaded.history, title=loaded.config.model))
+
+
+def filters_figure(loaded, layer: str, weights):
+    """The figure ``cnnlab show filters`` draws, with the same heading."""
+    from cnnlab.report import gallery
+
+    return gallery.filters_figure(weights, title=f"{loaded.config.model} ({loaded.path.name}), layer {layer}")
