@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnnlab.errors import CnnlabError, RunDirError
 from cnnlab.runs import layout as rundir
+
+if TYPE_CHECKING:
+    from cnnlab.training.config import TrainConfig
 
 
 @dataclasses.dataclass
 class LoadedRun:
     path: Path
-    config: object  # cnnlab.training.config.TrainConfig
+    config: TrainConfig
     model: object  # torch.nn.Module, in eval mode on the CPU
     history: list[dict]
     summary: dict | None  # summary.json, or None while the run is unfinished
@@ -25,11 +29,13 @@ class LoadedRun:
 def load_run(path: str | Path) -> LoadedRun:
     """Read ``path``'s config.json and checkpoint.pt and build its model with the saved weights."""
     from cnnlab.training.checkpoint import load_checkpoint
-    from cnnlab.training.config import resolve
+    from cnnlab.training.config import read_config_file, resolve
 
     path = rundir.require_run_dir(path)
     try:
-        config = resolve({}, str(path / rundir.CONFIG))
+        # config.json is the resolved config: its values are what the run used, so they go in as
+        # explicit options. As a --config file its preset would be applied over them again.
+        config = resolve(read_config_file(path / rundir.CONFIG))
     except CnnlabError as exc:
         raise RunDirError(f"{path / rundir.CONFIG} is not a valid cnnlab config ({exc})") from None
     checkpoint = load_checkpoint(path / rundir.CHECKPOINT)
