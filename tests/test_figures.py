@@ -62,7 +62,7 @@ def test_one_module_makes_figures_and_saves_pngs():
             makers.append(name)
         if ".savefig(" in text:
             savers.append(name)
-        if re.search(r"pyplot|matplotlib\.use\(", text) and name != "report/figures.py":
+        if re.search(r"import matplotlib\.pyplot|from matplotlib import pyplot|matplotlib\.use\(", text):
             forbidden.append(name)
     assert makers == ["report/figures.py"] and savers == ["report/figures.py"], (makers, savers)
     assert not forbidden, forbidden
