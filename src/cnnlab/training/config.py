@@ -330,18 +330,21 @@ def config_of_run(run: Path) -> TrainConfig:
 
 
 def resolve(explicit: dict[str, Any], config_file: str | None = None) -> TrainConfig:
-    """Build the config from the layers: defaults < config file < preset < explicit options."""
+    """Build the config from the layers, lowest first: the defaults, the preset a config file names,
+    the config file's own values, the preset given explicitly, the explicit options.
+
+    A saved config.json names its preset and holds every value the run used, overrides included,
+    so its own values must win over its preset: loading or rerunning a run gives that run's config.
+    """
+    file_values = read_config_file(config_file) if config_file else {}
     values: dict[str, Any] = {}
-    if config_file:
-        values.update(read_config_file(config_file))
-    preset = explicit.get("preset", values.get("preset"))
-    if preset is not None:
-        problem = check_of("preset").problem(preset)
-        if problem:
-            raise ConfigError(f"--preset {problem}. Received: {shown(preset)}")
-        values.update(PRESETS[preset])
-        values["preset"] = preset
-    values.update(explicit)
+    for preset, layer in ((file_values.get("preset"), file_values), (explicit.get("preset"), explicit)):
+        if preset is not None:
+            problem = check_of("preset").problem(preset)
+            if problem:
+                raise ConfigError(f"--preset {problem}. Received: {shown(preset)}")
+            values.update(PRESETS[preset])
+        values.update(layer)
     try:
         return TrainConfig(**values)
     except TypeError as exc:  # a wrongly typed value in a hand-edited config file
