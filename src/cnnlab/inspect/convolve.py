@@ -83,6 +83,17 @@ class Result:
     reference: np.ndarray  # (C_out, H_out, W_out) from conv2d_reference
     scratch: np.ndarray  # from cnnlab.scratch's conv2d
     torch: np.ndarray  # from torch.nn.functional.conv2d
+    example: Example | None = None  # what was convolved
+
+    def explain(self) -> list[str]:
+        """Each output value as its sum of products (``cnnlab convolve --explain``)."""
+        if self.example is None:
+            raise ValueError("this result does not hold its example")
+        return explain(self.example, self.reference)
+
+    def __str__(self) -> str:
+        planes = "\n".join(format_grid(plane) for plane in self.reference)
+        return f"output {tuple(self.reference.shape)}:\n{planes}"
 
     @property
     def max_difference(self) -> float:
@@ -188,7 +199,7 @@ def run(example: Example) -> Result:
     with torch.no_grad():
         by_torch = F.conv2d(*(torch.from_numpy(np.ascontiguousarray(a)) for a in args[:3]), *args[3:]).numpy()
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, as one line
-        result = Result(conv2d_reference(*args), conv2d(*args), by_torch)
+        result = Result(conv2d_reference(*args), conv2d(*args), by_torch, example)
     if not np.isfinite(result.reference).all():
         raise ValueError("the sums of products overflow float64 (beyond about 1.8e308); use smaller numbers")
     return result

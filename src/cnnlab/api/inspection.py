@@ -1,0 +1,75 @@
+"""``cnnlab.summary``, ``cnnlab.convolve`` and ``cnnlab.list_models``: looking inside models."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cnnlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cnnlab.inspect.convolve import Result
+    from cnnlab.inspect.summary import Summary
+
+
+def summary(
+    model: Any = "convnet", input_shape: tuple[int, int, int] | None = None, batch_size: int = 1
+) -> Summary:
+    """The layer table ``cnnlab summary`` prints (``print()`` it; Jupyter shows it as HTML): output
+    shapes, parameters, mult-adds and receptive fields. ``model`` is a registry name or a torch
+    module (or a ``cnnlab.scratch`` one)."""
+    from cnnlab.inspect.describe import DescribeError
+    from cnnlab.inspect.summary import summarize
+    from cnnlab.models import build_model, get_spec
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a whole number >= 1. Received: {batch_size!r}")
+    name = model if isinstance(model, str) else type(model).__name__
+    if isinstance(model, str):
+        input_shape = input_shape or get_spec(model).input_shape
+        model = build_model(model)
+    try:
+        return summarize(model, tuple(input_shape or (1, 28, 28)), batch_size, name=name)
+    except DescribeError as exc:
+        raise ConfigError(f"cannot summarise model {name!r}: {exc}") from None
+
+
+def convolve(
+    input: Any = None,
+    kernel: Any = None,
+    bias: Any = 0.0,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+) -> Result:
+    """One small convolution computed three ways (the notebook's loops, cnnlab.scratch, torch) in
+    float64, as ``cnnlab convolve`` does; the default is the notebook's example. The result has
+    ``.reference`` (the output), ``.agree`` and ``.explain()`` (each value as its sum of products)."""
+    from cnnlab.inspect import convolve as demo
+
+    try:
+        example = demo.make_example(
+            demo.NOTEBOOK_INPUT if input is None else input,
+            demo.NOTEBOOK_KERNEL if kernel is None else kernel,
+            bias,
+            stride,
+            padding,
+            dilation,
+        )
+        return demo.run(example)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def list_models() -> list[dict[str, Any]]:
+    """The registry: each model's name, description, input shape and whether the NumPy engine has it."""
+    from cnnlab.models import MODELS
+
+    return [
+        {
+            "name": spec.name,
+            "description": spec.description,
+            "input_shape": spec.input_shape,
+            "numpy_backend": spec.build_numpy is not None,
+        }
+        for spec in MODELS.values()
+    ]
