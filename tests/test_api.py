@@ -34,7 +34,16 @@ def test_import_is_light_and_public_names_stay_functions():
     assert shown.strip() == "[]"
     for module in pkgutil.walk_packages(cnnlab.__path__, "cnnlab."):  # import every submodule ...
         __import__(module.name)
-    for name in ("train", "load_run", "summary", "compare", "lr_find", "convolve", "list_models"):
+    for name in (
+        "train",
+        "load_run",
+        "summary",
+        "compare",
+        "lr_find",
+        "convolve",
+        "list_models",
+        "load_data",
+    ):
         assert callable(getattr(cnnlab, name)) and not isinstance(getattr(cnnlab, name), type(sys)), name
     assert isinstance(cnnlab.Run, type) and issubclass(cnnlab.ConfigError, cnnlab.CnnlabError)
     assert set(cnnlab.__all__) <= set(dir(cnnlab))
@@ -58,7 +67,7 @@ def test_evaluate_predict_export_plot_report(api_run, synthetic_dir, tmp_path):
     scores = api_run.evaluate("valid")
     assert 0 <= scores["accuracy"] <= 1 and len(scores["per_class"]) == 10
     assert not (api_run.path / "evaluation-valid.json").exists()  # evaluate() writes nothing
-    images = cnnlab.data.load_arrays(synthetic_dir).test_images[:5]
+    images = cnnlab.load_data(str(synthetic_dir)).test_images[:5]
     from_arrays = api_run.predict(images, top=2)
     assert len(from_arrays) == 5 and all(len(r["top"]) == 2 for r in from_arrays)
     assert api_run.predict(images[0])[0]["top"] == api_run.predict(images[:1])[0]["top"]
@@ -71,7 +80,7 @@ def test_evaluate_predict_export_plot_report(api_run, synthetic_dir, tmp_path):
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(onnx_path))
-    x = cnnlab.data.normalize(images)
+    x = ((images / np.float32(255) - np.float32(0.5)) / np.float32(0.5))[:, None].astype(np.float32)
     logits = session.run(None, {session.get_inputs()[0].name: x})[0]
     import torch
 
@@ -192,5 +201,5 @@ def test_a_small_real_data_run(tmp_path):
         epochs=2, train_size=5000, valid_size=1000, ema=0, out=str(tmp_path / "real"), quiet=True
     )
     assert run.summary["test_accuracy"] > 0.75
-    assert run.predict(cnnlab.data.load_arrays(cnnlab.data.ensure_data()).test_images[:3])[0]["top"]
+    assert run.predict(cnnlab.load_data().test_images[:3])[0]["top"]
     json.dumps(run.evaluate())  # plain, serialisable numbers

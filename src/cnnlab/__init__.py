@@ -15,7 +15,8 @@ module map).
 """
 
 from cnnlab._version import __version__
-from cnnlab.api import Run, compare, convolve, list_models, load_run, lr_find, summary, train
+from cnnlab.api import Run, compare, convolve, list_models, load_data, load_run, lr_find, summary, train
+from cnnlab.data.files import CLASS_NAMES
 from cnnlab.errors import (
     CnnlabError,
     ConfigError,
@@ -27,6 +28,7 @@ from cnnlab.errors import (
 )
 
 __all__ = [
+    "CLASS_NAMES",
     "CnnlabError",
     "ConfigError",
     "DataError",
@@ -39,6 +41,7 @@ __all__ = [
     "compare",
     "convolve",
     "list_models",
+    "load_data",
     "load_run",
     "lr_find",
     "summary",

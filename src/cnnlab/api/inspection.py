@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from cnnlab.errors import ConfigError
 
 if TYPE_CHECKING:
+    from cnnlab.data import FashionMNIST
     from cnnlab.inspect.convolve import Result
     from cnnlab.inspect.summary import Summary
 
@@ -58,6 +59,14 @@ def convolve(
         return demo.run(example)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def load_data(data_dir: str | None = None) -> FashionMNIST:
+    """Fashion-MNIST as uint8 arrays: ``train_images`` (60000, 28, 28), ``train_labels``, ``test_images``
+    (10000, 28, 28), ``test_labels``; found as ``cnnlab data where`` finds it (downloaded if absent)."""
+    from cnnlab.data import ensure_data, load_arrays
+
+    return load_arrays(ensure_data(data_dir, quiet=True))
 
 
 def list_models() -> list[dict[str, Any]]:
