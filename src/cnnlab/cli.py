@@ -27,6 +27,7 @@ COMMANDS = (
     "summary",
     "convolve",
     "show",
+    "explore",
 )
 
 
