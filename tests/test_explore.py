@@ -25,7 +25,7 @@ from cnnlab.data import CLASS_NAMES, normalize
 from cnnlab.data.images import read_gray, to_fashion_mnist
 from cnnlab.inspect.convolve import _num
 from cnnlab.inspect.describe import DescribeError, Residual, describe
-from cnnlab.inspect.explorer import closeup, inputs, network, server
+from cnnlab.inspect.explorer import closeup, inputs, network, served, server
 from cnnlab.inspect.summary import summarize
 from cnnlab.models import MODELS, build_model
 
@@ -35,19 +35,19 @@ with warnings.catch_warnings():  # Starlette 1.x would rather its test client ra
 
 
 @pytest.fixture(scope="module")
-def served(trained_run):
-    return server.load_runs([trained_run])
+def runs(trained_run):
+    return served.load_runs([trained_run])
 
 
 @pytest.fixture(scope="module")
-def client(served):
-    with TestClient(server.create_app(served)) as c:
+def client(runs):
+    with TestClient(server.create_app(runs)) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def test_set(served):
-    return served[0].tests
+def test_set(runs):
+    return runs[0].tests
 
 
 def b64(image: np.ndarray) -> str:
@@ -195,9 +195,9 @@ def test_runs_are_listed_by_index_and_name_never_by_path(client, trained_run):
     assert str(trained_run.parent) not in answer.text
 
 
-def test_layers_are_the_summary_rows(client, served):
+def test_layers_are_the_summary_rows(client, runs):
     answer = client.get("/api/runs/0/layers").json()
-    rows = summarize(served[0].network.model).rows[1:]
+    rows = summarize(runs[0].network.model).rows[1:]
     assert [(x["name"], x["kind"], x["detail"], tuple(x["shape"])) for x in answer["layers"]] == [
         (r.name, r.kind, r.detail, r.shape) for r in rows
     ]
@@ -225,14 +225,14 @@ def test_served_activations_equal_a_direct_forward_of_the_loaded_model(client, t
     assert "layers" not in light and light["logits"] == body["logits"]
 
 
-def test_conv_detail_writes_the_sum_that_gives_the_map_value(client, test_set, served):
+def test_conv_detail_writes_the_sum_that_gives_the_map_value(client, test_set, runs):
     image = b64(test_set.images[3])
     forward = client.post("/api/runs/0/forward", json={"image": image}).json()
     # layer 3 is the second convolution: 32 input channels, 3x3
     detail = client.post(
         "/api/runs/0/conv", json={"image": image, "layer": 3, "channel": 5, "cell": [4, 6]}
     ).json()
-    conv = served[0].network.model[3]
+    conv = runs[0].network.model[3]
     assert detail["in_channels"] == list(range(32)) and np.shape(detail["kernel"]) == (32, 3, 3)
     np.testing.assert_array_equal(np.float32(detail["kernel"]), conv.weight[5].detach().numpy())
     cell = detail["cell"]
@@ -495,8 +495,8 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
         assert "http://" not in answer.text and "https://" not in answer.text  # nothing from the network
 
 
-def test_a_loopback_server_refuses_other_host_names(served):
-    app = server.create_app(served, allowed_hosts=[*server.LOOPBACK, "[::1]"])
+def test_a_loopback_server_refuses_other_host_names(runs):
+    app = server.create_app(runs, allowed_hosts=[*server.LOOPBACK, "[::1]"])
     with TestClient(app, base_url="http://evil.example") as evil:
         assert evil.get("/api/runs").status_code == 400
     with TestClient(app, base_url="http://127.0.0.1:8765") as local:
@@ -509,9 +509,9 @@ def test_without_test_images_the_rest_still_works(trained_run, tmp_path):
     config = json.loads((run / "config.json").read_text())
     config["data_dir"] = str(tmp_path / "gone")
     (run / "config.json").write_text(json.dumps(config))
-    (served,) = server.load_runs([run])
-    assert served.tests is None and "gone" in served.tests_note
-    with TestClient(server.create_app([served])) as c:
+    (one,) = served.load_runs([run])
+    assert one.tests is None and "gone" in one.tests_note
+    with TestClient(server.create_app([one])) as c:
         answer = c.get("/api/runs/0/test?index=0")
         assert answer.status_code == 404 and "no test images" in answer.json()["error"]
         assert c.post("/api/runs/0/forward", json={"image": GOOD}).status_code == 200
@@ -527,13 +527,13 @@ def numpy_run(synthetic_dir, tmp_path_factory):
 
 
 def test_numpy_backend_runs_and_several_runs_side_by_side(numpy_run, trained_run, test_set):
-    runs = server.load_runs([trained_run, numpy_run])
-    assert [r.backend for r in runs] == ["torch", "numpy"]
+    both = served.load_runs([trained_run, numpy_run])
+    assert [r.backend for r in both] == ["torch", "numpy"]
     image = b64(test_set.images[0])
-    with TestClient(server.create_app(runs)) as c:
+    with TestClient(server.create_app(both)) as c:
         assert [r["backend"] for r in c.get("/api/runs").json()["runs"]] == ["torch", "numpy"]
         answers = [c.post(f"/api/runs/{i}/forward", json={"image": image}).json() for i in (0, 1)]
-    exact = direct_outputs(runs[1].network.model, test_set.images[0])
+    exact = direct_outputs(both[1].network.model, test_set.images[0])
     for encoded, values in zip(answers[1]["layers"], exact):
         assert_close_to_quantised(encoded, values)
     assert answers[0]["logits"] != answers[1]["logits"]

@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     import webbrowser
 
     from cnnlab.errors import ConfigError
-    from cnnlab.inspect.explorer.server import LOOPBACK, bind, load_runs, serve
+    from cnnlab.inspect.explorer.served import load_runs
+    from cnnlab.inspect.explorer.server import LOOPBACK, bind, serve
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535. Received: {args.port}")

@@ -12,15 +12,14 @@ so requests overlap while one image goes through the network.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from importlib import resources
-from pathlib import Path
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect.explorer import closeup, inputs, network
+from cnnlab.inspect.explorer import inputs, served
+from cnnlab.inspect.explorer.served import Served
 
-__all__ = ["Served", "load_runs", "create_app", "LOOPBACK"]
+__all__ = ["create_app", "bind", "make_server", "serve", "LOOPBACK"]
 
 MAX_JSON_BYTES = 64 * 1024  # an image is 1 KB of base64; nothing the page sends comes near
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -31,58 +30,6 @@ STATIC = {
 }
 # Nothing but this server: no CDN, no fonts, no beacons, even if a later edit adds one.
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'"
-
-
-@dataclasses.dataclass
-class Served:
-    """One run as the page sees it."""
-
-    name: str  # the run directory's name, never its path
-    model: str
-    backend: str
-    accuracy: float | None  # the test accuracy the run reported, if finished
-    network: network.Network
-    tests: inputs.TestImages | None
-    tests_note: str  # where the test images came from, or why there are none
-
-    def as_json(self, index: int) -> dict:
-        return {
-            "id": index,
-            "name": self.name,
-            "model": self.model,
-            "backend": self.backend,
-            "test_accuracy": self.accuracy,
-            "test_images": len(self.tests.labels) if self.tests is not None else 0,
-            "test_note": self.tests_note,
-        }
-
-
-def load_runs(paths, data_dir: str | None = None) -> list[Served]:
-    """Every run through the one run loader (the weights each reported), checked before serving."""
-    from cnnlab.errors import RunDirError
-    from cnnlab.inspect.describe import DescribeError
-    from cnnlab.runs.loader import load_run
-
-    found: dict[str, tuple] = {}
-    served = []
-    for path in paths:
-        loaded = load_run(path)
-        try:
-            net = network.Network(loaded.model)
-        except DescribeError as exc:
-            raise RunDirError(
-                f"{loaded.path}: cannot explore model {loaded.config.model!r} ({exc})"
-            ) from None
-        where = str(data_dir or loaded.config.data_dir or "")
-        if where not in found:  # runs on the same data share one copy of the test set
-            found[where] = inputs.TestImages.find(data_dir or loaded.config.data_dir)
-        tests, note = found[where]
-        accuracy = (loaded.summary or {}).get("test_accuracy")
-        backend = getattr(loaded.config, "backend", "torch")
-        served.append(
-            Served(Path(loaded.path).name, loaded.config.model, backend, accuracy, net, tests, note)
-        )
-    return served
 
 
 def create_app(runs: list[Served], allowed_hosts=None):
@@ -200,7 +147,9 @@ class _Api:
         if len(chosen) != 1:
             raise _fail(400, "give exactly one of ?index=N, ?class=K (with &after=I) or ?mistake=SEED")
         try:
-            answer = await run_in_threadpool(_pick, run, chosen[0], {k: _query_int(query, k) for k in query})
+            answer = await run_in_threadpool(
+                served.pick_test_image, run, chosen[0], {k: _query_int(query, k) for k in query}
+            )
         except ValueError as exc:
             raise _fail(400, str(exc)) from None
         return JSONResponse(answer)
@@ -225,15 +174,15 @@ class _Api:
 
     async def forward(self, request):
         run, body = self._run(request), await _json(request)
-        return await _compute(_forward, run, body)
+        return await _compute(served.forward, run, body)
 
     async def conv(self, request):
         run, body = self._run(request), await _json(request)
-        return await _compute(_conv, run, body)
+        return await _compute(served.conv, run, body)
 
     async def pool(self, request):
         run, body = self._run(request), await _json(request)
-        return await _compute(_pool, run, body)
+        return await _compute(served.pool, run, body)
 
 
 async def _compute(work, run: Served, body: dict):
@@ -280,67 +229,6 @@ def _query_int(query, key: str) -> int:
         raise ValueError(f"{key} must be an integer. Received: {key}={query[key]!r}") from None
 
 
-def _field(body: dict, key: str) -> int:
-    value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{key} must be an integer. Received: {key}={value!r}")
-    return value
-
-
-def _pick(run: Served, how: str, query: dict) -> dict:
-    from cnnlab.data import CLASS_NAMES
-
-    tests = run.tests
-    extra = {}
-    if how == "index":
-        index = tests.check(query["index"])
-    elif how == "class":
-        label = query["class"]
-        if not 0 <= label < len(CLASS_NAMES):
-            raise ValueError(f"class must be in 0..{len(CLASS_NAMES) - 1}. Received: class={label}")
-        index = tests.next_of_class(label, query.get("after", -1))
-    else:
-        found = network.find_mistake(run.network, tests.images, tests.labels, query["mistake"])
-        if found is None:
-            raise ValueError("this run classifies every test image correctly: no mistake to show")
-        index, extra = found[0], {"predicted": found[1]}
-    label = int(tests.labels[index])
-    image = inputs.encode_image(tests.images[index])
-    return {"index": index, "label": label, "class": CLASS_NAMES[label], "image": image, **extra}
-
-
-def _forward(run: Served, body: dict) -> dict:
-    from cnnlab.data import CLASS_NAMES
-
-    result = run.network.run(inputs.decode_image(body.get("image")))
-    probabilities = result.probabilities
-    predicted = int(probabilities.argmax())
-    answer = {
-        "logits": result.logits.tolist(),
-        "probabilities": probabilities.tolist(),
-        "predicted": predicted,
-        "class": CLASS_NAMES[predicted],
-    }
-    if body.get("activations", True):
-        answer["layers"] = [{"index": i, **network.quantize(out)} for i, out in enumerate(result.outputs)]
-    return answer
-
-
-def _conv(run: Served, body: dict) -> dict:
-    forward = run.network.run(inputs.decode_image(body.get("image")))
-    cell = body.get("cell")
-    if cell is not None:
-        if not (isinstance(cell, list) and len(cell) == 2):
-            raise ValueError(f"cell must be [row, col] or null. Received: cell={cell!r}")
-        cell = (_field({"row": cell[0]}, "row"), _field({"col": cell[1]}, "col"))
-    return closeup.conv_detail(run.network, forward, _field(body, "layer"), _field(body, "channel"), cell)
-
-
-def _pool(run: Served, body: dict) -> dict:
-    forward = run.network.run(inputs.decode_image(body.get("image")))
-    return closeup.pool_detail(run.network, forward, _field(body, "layer"), _field(body, "channel"))
-
-
 def bind(host: str, port: int):
     """A listening socket on (host, port), so a port in use is an error before anything starts."""
     import errno
@@ -372,19 +260,25 @@ def bind(host: str, port: int):
     return sock
 
 
+def make_server(runs: list[Served], sock):
+    """A uvicorn server for ``runs`` on the bound ``sock``; ``.run(sockets=[sock])`` starts it."""
+    import uvicorn
+
+    host = sock.getsockname()[0]
+    hosts = [*LOOPBACK, "[::1]"] if host in ("127.0.0.1", "::1") else None
+    config = uvicorn.Config(create_app(runs, hosts), log_level="warning", access_log=False, lifespan="off")
+    return uvicorn.Server(config)
+
+
 def serve(runs: list[Served], sock, on_ready=None) -> None:
     """Serve ``runs`` on the bound ``sock`` until Ctrl+C (or SIGTERM); then return."""
     import torch
-    import uvicorn
 
     # One image is about a millisecond of one core; more threads per forward only contend with
     # the other requests' forwards (measured: 2 threads made a convnet forward 0.2 ms -> 46 ms on a
     # loaded 2-core machine).
     torch.set_num_threads(1)
-    host = sock.getsockname()[0]
-    hosts = [*LOOPBACK, "[::1]"] if host in ("127.0.0.1", "::1") else None
-    config = uvicorn.Config(create_app(runs, hosts), log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    server = make_server(runs, sock)
     if on_ready is not None:
         on_ready()
     try:
