@@ -8,6 +8,7 @@ into a 400.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from cnnlab.inspect.explorer import closeup, inputs, network
@@ -97,11 +98,12 @@ def pick_test_image(run: Served, how: str, query: dict) -> dict:
     return {"index": index, "label": label, "class": CLASS_NAMES[label], "image": image, **extra}
 
 
-def forward(run: Served, body: dict) -> dict:
-    """Logits, softmax and, unless ``activations`` is false, every step's output as 8-bit codes."""
+def forward(run: Served, body: dict) -> bytes:
+    """Logits, softmax and, unless ``activations`` is false, every step's output as 8-bit codes;
+    as JSON bytes already, since the codes are most of them (``network.quantized_json``)."""
     from cnnlab.data import CLASS_NAMES
 
-    result = run.network.run(inputs.decode_image(body.get("image")))
+    result = run.network.run(inputs.decode_image(body.get("image")), inputs=False)
     probabilities = result.probabilities
     predicted = int(probabilities.argmax())
     answer = {
@@ -110,9 +112,10 @@ def forward(run: Served, body: dict) -> dict:
         "predicted": predicted,
         "class": CLASS_NAMES[predicted],
     }
-    if body.get("activations", True):
-        answer["layers"] = [{"index": i, **network.quantize(out)} for i, out in enumerate(result.outputs)]
-    return answer
+    head = json.dumps(answer, allow_nan=False).encode()
+    if not body.get("activations", True):
+        return head
+    return head[:-1] + b',"layers":' + network.quantized_json(result.outputs) + b"}"
 
 
 def conv(run: Served, body: dict) -> dict:

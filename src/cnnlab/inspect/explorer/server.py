@@ -32,15 +32,16 @@ STATIC = {
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'"
 
 
-def create_app(runs: list[Served], allowed_hosts=None):
-    """The Starlette app. ``allowed_hosts`` (Host headers) guards a loopback server against DNS rebinding."""
+def create_app(runs: list[Served], allowed_hosts=None, torch_threads: int | None = None):
+    """The Starlette app. ``allowed_hosts`` (Host headers) guards a loopback server against DNS
+    rebinding; ``torch_threads`` sets torch's threads in each worker thread (None: leave them)."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.routing import Route
 
-    api = _Api(runs)
+    api = _Api(runs, _Workers(torch_threads))
     routes = [
         Route("/", api.page),
         Route("/static/{name}", api.static),
@@ -87,8 +88,9 @@ def _fail(status: int, message: str):
 class _Api:
     """The endpoints; each parses its request, hands the work to a thread and returns JSON."""
 
-    def __init__(self, runs: list[Served]):
+    def __init__(self, runs: list[Served], workers: _Workers):
         self.served = runs
+        self.workers = workers
         folder = resources.files(__package__) / "static"
         self.files = {name: (folder / name).read_bytes() for name in STATIC}
 
@@ -136,7 +138,6 @@ class _Api:
         )
 
     async def test_image(self, request):
-        from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse
 
         run = self._run(request)
@@ -147,7 +148,7 @@ class _Api:
         if len(chosen) != 1:
             raise _fail(400, "give exactly one of ?index=N, ?class=K (with &after=I) or ?mistake=SEED")
         try:
-            answer = await run_in_threadpool(
+            answer = await self.workers.run(
                 served.pick_test_image, run, chosen[0], {k: _query_int(query, k) for k in query}
             )
         except ValueError as exc:
@@ -155,7 +156,6 @@ class _Api:
         return JSONResponse(answer)
 
     async def upload(self, request):
-        from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse
 
         invert = {"auto": None, "yes": True, "no": False}.get(
@@ -167,33 +167,71 @@ class _Api:
             )
         data = await _body(request, inputs.MAX_UPLOAD_BYTES, "the upload")
         try:
-            prepared = await run_in_threadpool(inputs.prepare_upload, data, invert)
+            prepared = await self.workers.run(inputs.prepare_upload, data, invert)
         except CnnlabError as exc:
             raise _fail(400, str(exc)) from None
         return JSONResponse({"image": inputs.encode_image(prepared.image), "inverted": prepared.inverted})
 
     async def forward(self, request):
         run, body = self._run(request), await _json(request)
-        return await _compute(served.forward, run, body)
+        return await _compute(self.workers, served.forward, run, body)
 
     async def conv(self, request):
         run, body = self._run(request), await _json(request)
-        return await _compute(served.conv, run, body)
+        return await _compute(self.workers, served.conv, run, body)
 
     async def pool(self, request):
         run, body = self._run(request), await _json(request)
-        return await _compute(served.pool, run, body)
+        return await _compute(self.workers, served.pool, run, body)
 
 
-async def _compute(work, run: Served, body: dict):
-    """``work(run, body)`` in a thread; a ValueError (bad field, out of range) is a 400."""
-    from starlette.concurrency import run_in_threadpool
-    from starlette.responses import JSONResponse
+class _Workers:
+    """Where requests compute: at most one thread per CPU at a time, the rest wait their turn in
+    order. More would only contend: each forward pass is a few milliseconds of one core."""
 
+    def __init__(self, torch_threads: int | None):
+        import threading
+
+        self.torch_threads = torch_threads
+        self.limiter = None  # made on first use: anyio wants a running event loop
+        self.local = threading.local()
+
+    async def run(self, work, *args):
+        import os
+
+        import anyio
+
+        if self.limiter is None:
+            self.limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
+        return await anyio.to_thread.run_sync(self._call, work, *args, limiter=self.limiter)
+
+    def _call(self, work, *args):
+        if self.torch_threads and not getattr(self.local, "ready", False):
+            import torch
+
+            # Per thread: a new thread would otherwise start an OpenMP team of its own size, and
+            # two teams spinning on two cores made a 0.7 ms convolution take 58 ms.
+            torch.set_num_threads(self.torch_threads)
+            self.local.ready = True
+        return work(*args)
+
+
+async def _compute(workers: _Workers, work, run: Served, body: dict):
+    """``work(run, body)`` on a worker, JSON encoding included; a ValueError (bad field, out of
+    range) is a 400."""
     try:
-        return JSONResponse(await run_in_threadpool(work, run, body))
+        return await workers.run(_respond, work, run, body)
     except ValueError as exc:
         raise _fail(400, str(exc)) from None
+
+
+def _respond(work, run: Served, body: dict):
+    from starlette.responses import JSONResponse, Response
+
+    answer = work(run, body)
+    if isinstance(answer, bytes):  # already JSON
+        return Response(answer, media_type="application/json")
+    return JSONResponse(answer)
 
 
 async def _body(request, limit: int, what: str) -> bytes:
@@ -260,13 +298,15 @@ def bind(host: str, port: int):
     return sock
 
 
-def make_server(runs: list[Served], sock):
+def make_server(runs: list[Served], sock, torch_threads: int | None = None):
     """A uvicorn server for ``runs`` on the bound ``sock``; ``.run(sockets=[sock])`` starts it."""
     import uvicorn
 
     host = sock.getsockname()[0]
     hosts = [*LOOPBACK, "[::1]"] if host in ("127.0.0.1", "::1") else None
-    config = uvicorn.Config(create_app(runs, hosts), log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        create_app(runs, hosts, torch_threads), log_level="warning", access_log=False, lifespan="off"
+    )
     return uvicorn.Server(config)
 
 
@@ -278,7 +318,7 @@ def serve(runs: list[Served], sock, on_ready=None) -> None:
     # the other requests' forwards (measured: 2 threads made a convnet forward 0.2 ms -> 46 ms on a
     # loaded 2-core machine).
     torch.set_num_threads(1)
-    server = make_server(runs, sock)
+    server = make_server(runs, sock, torch_threads=1)
     if on_ready is not None:
         on_ready()
     try:
