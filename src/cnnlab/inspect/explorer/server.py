@@ -302,8 +302,9 @@ def make_server(runs: list[Served], sock, torch_threads: int | None = None):
     """A uvicorn server for ``runs`` on the bound ``sock``; ``.run(sockets=[sock])`` starts it."""
     import uvicorn
 
-    host = sock.getsockname()[0]
-    hosts = [*LOOPBACK, "[::1]"] if host in ("127.0.0.1", "::1") else None
+    # Only names of this machine in the Host header, against DNS rebinding. NOTE: not for ::1, whose
+    # bracketed Host header Starlette's TrustedHostMiddleware cannot parse.
+    hosts = ["127.0.0.1", "localhost"] if sock.getsockname()[0] == "127.0.0.1" else None
     config = uvicorn.Config(
         create_app(runs, hosts, torch_threads), log_level="warning", access_log=False, lifespan="off"
     )
