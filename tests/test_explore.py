@@ -503,14 +503,15 @@ def test_a_loopback_server_refuses_other_host_names(runs):
         assert local.get("/api/runs").status_code == 200
 
 
-def test_without_test_images_the_rest_still_works(trained_run, tmp_path):
+def test_without_test_images_the_rest_still_works(trained_run, tmp_path, isolated_cache):
+    """The recorded data directory is gone and the search finds nothing (isolated_cache)."""
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     config = json.loads((run / "config.json").read_text())
     config["data_dir"] = str(tmp_path / "gone")
     (run / "config.json").write_text(json.dumps(config))
     (one,) = served.load_runs([run])
-    assert one.tests is None and "gone" in one.tests_note
+    assert one.tests is None and "not found" in one.tests_note
     with TestClient(server.create_app([one])) as c:
         answer = c.get("/api/runs/0/test?index=0")
         assert answer.status_code == 404 and "no test images" in answer.json()["error"]

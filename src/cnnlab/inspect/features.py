@@ -23,7 +23,7 @@ from cnnlab.inspect.trained import Trained, as_input
 from cnnlab.report import gallery
 from cnnlab.report.figures import new_figure, save_png
 
-__all__ = ["Capture", "capture", "predict", "plot_filters", "plot_features"]
+__all__ = ["Capture", "capture", "classify", "plot_filters", "plot_features"]
 
 FEATURE_KINDS = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 
@@ -106,10 +106,11 @@ def _layers(items):
             yield item
 
 
-def predict(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted class (N,), softmax probabilities (N, 10))."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+def classify(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class (N,), softmax probabilities (N, 10)) from logits (N, 10)."""
+    from scipy.special import softmax
+
+    p = softmax(logits, axis=1)
     return p.argmax(axis=1), p
 
 
@@ -144,7 +145,7 @@ def _show_input(ax, image: np.ndarray, caption: str) -> None:
 
 
 def image_caption(index: int, label: int, logits: np.ndarray) -> str:
-    predicted, p = predict(logits[None] if logits.ndim == 1 else logits)
+    predicted, p = classify(logits[None] if logits.ndim == 1 else logits)
     return (
         f"test image {index}: {CLASS_NAMES[label]}\npredicted: {CLASS_NAMES[predicted[0]]} "
         f"({100 * p[0, predicted[0]]:.0f}%)"

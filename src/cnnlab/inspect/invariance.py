@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from cnnlab.data import CLASS_NAMES
-from cnnlab.inspect.features import _show_input, capture, predict
+from cnnlab.inspect.features import _show_input, capture, classify
 from cnnlab.inspect.trained import Trained
 from cnnlab.report.figures import new_figure, save_png
 
@@ -78,12 +78,12 @@ def measure(trained: Trained, image: np.ndarray, sample: np.ndarray) -> Invarian
     at the x shifts (NaN elsewhere)."""
     shifts = [(dx, dy) for dy in range(MAX_SHIFT + 1) for dx in range(MAX_SHIFT + 1)]
     stages, change, logits = _stage_changes(trained, image[None], shifts)
-    predicted, p = predict(logits[0])
+    predicted, p = classify(logits[0])
     agree = np.full(len(shifts), np.nan)
-    base = predict(capture(trained, sample, kinds=())[1])[0]
+    base = classify(capture(trained, sample, kinds=())[1])[0]
     for dx, dy in _rows():
         agree[shifts.index((dx, dy))] = np.mean(
-            predict(capture(trained, shift(sample, dx, dy), kinds=())[1])[0] == base
+            classify(capture(trained, shift(sample, dx, dy), kinds=())[1])[0] == base
         )
     sample_change = np.full_like(change[0], np.nan)
     along_x = [(d, 0) for d in range(MAX_SHIFT + 1)]

@@ -48,7 +48,9 @@ def split_images(config, split: str, data_dir=None) -> tuple[np.ndarray, np.ndar
 
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}. Received: {split!r}")
-    raw = fmnist.load_arrays(fmnist.ensure_data(data_dir or config.data_dir, quiet=True))
+    raw = fmnist.load_arrays(
+        fmnist.ensure_data(data_dir or fmnist.recorded_or_search(config.data_dir), quiet=True)
+    )
     if split == "test":
         return raw.test_images, raw.test_labels.astype(np.int64)
     if config.valid_size == 0:
@@ -66,12 +68,13 @@ def predict_probs(model, x: np.ndarray, batch_size: int = 1000, tta: bool = Fals
     mean of the image's and its mirror's, as training's --tta evaluates."""
     import torch
 
-    def probs(xb: torch.Tensor) -> torch.Tensor:
-        p = torch.softmax(model(xb), dim=1)
-        return (p + torch.softmax(model(xb.flip(-1)), dim=1)) / 2 if tta else p
+    from cnnlab.models import class_probabilities
 
     with torch.inference_mode():
-        batches = [probs(torch.from_numpy(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        batches = [
+            class_probabilities(model, torch.from_numpy(x[i : i + batch_size]), tta)
+            for i in range(0, len(x), batch_size)
+        ]
     return torch.cat(batches).numpy() if batches else np.zeros((0, NUM_CLASSES), np.float32)
 
 

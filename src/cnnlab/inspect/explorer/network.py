@@ -83,9 +83,9 @@ class Forward:
 
     @property
     def probabilities(self) -> np.ndarray:
-        z = self.logits.astype(np.float64)
-        e = np.exp(z - z.max())
-        return e / e.sum()
+        from scipy.special import softmax
+
+        return softmax(self.logits.astype(np.float64))
 
 
 def _flatten(items, source: int, depth: int, out: list) -> int:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from cnnlab.data.location import recorded_or_search
 from cnnlab.inspect.explorer import closeup, inputs, network
 
 __all__ = ["Served", "load_runs", "pick_test_image", "forward", "conv", "pool"]
@@ -56,9 +57,10 @@ def load_runs(paths, data_dir: str | None = None) -> list[Served]:
             raise RunDirError(
                 f"{loaded.path}: cannot explore model {loaded.config.model!r} ({exc})"
             ) from None
-        where = str(data_dir or loaded.config.data_dir or "")
+        recorded = data_dir or recorded_or_search(loaded.config.data_dir)
+        where = str(recorded or "")
         if where not in found:  # runs on the same data share one copy of the test set
-            found[where] = inputs.TestImages.find(data_dir or loaded.config.data_dir)
+            found[where] = inputs.TestImages.find(recorded)
         tests, note = found[where]
         accuracy = (loaded.summary or {}).get("test_accuracy")
         backend = getattr(loaded.config, "backend", "torch")
