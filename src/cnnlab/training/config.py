@@ -206,9 +206,12 @@ class TrainConfig:
                 f"{flags} {'is' if len(used) == 1 else 'are'} not supported by the numpy "
                 "backend; use --backend torch or drop it"
             )
-        if self.device == "cuda" or self.precision not in ("auto", "32"):
+        if self.device == "cuda":
+            raise ConfigError("the numpy backend runs on the CPU; drop --device cuda or use --backend torch")
+        if self.precision not in ("auto", "32"):
             raise ConfigError(
-                "the numpy backend runs in float32 on the CPU; drop --device cuda and --precision"
+                f"--precision {self.precision} is not supported by the numpy backend, which computes in "
+                "float32; use --precision 32 or --backend torch"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -221,13 +224,9 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-# Options the from-scratch engine does not implement yet, with the value that means "off".
+# Options the from-scratch engine does not implement, with the value that means "off": torch.compile
+# compiles torch graphs, and the numpy engine has none (its precision is checked apart, below).
 NUMPY_BACKEND_OFF: dict[str, Any] = {
-    "dropout": 0.0,
-    "translate": 0,
-    "hflip": False,
-    "tta": False,
-    "grad_clip": None,
     "compile": False,
 }
 
