@@ -33,11 +33,11 @@ def test_seed_preset_is_the_notebook_final_run():
 
 def test_precedence_defaults_config_preset_explicit(tmp_path):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"epochs": 7, "lr": 0.5, "seed": 9}))
+    path.write_text(json.dumps({"epochs": 7, "lr": 0.5, "patience": 4}))
     config = resolve({"preset": "seed", "lr": 0.02}, str(path))
     assert config.epochs == 30  # preset over config file
     assert config.lr == 0.02  # explicit over preset
-    assert config.seed == 9  # config file over defaults
+    assert config.patience == 4  # config file over defaults
     assert resolve({}, str(path)).epochs == 7
 
 
@@ -206,3 +206,9 @@ def test_a_saved_config_keeps_its_overrides_of_its_preset(tmp_path):
     hand_written.write_text(json.dumps({"preset": "seed", "seed": 3}))
     loaded = resolve({}, str(hand_written))
     assert (loaded.model, loaded.epochs, loaded.seed) == ("seed", 30, 3)
+
+
+def test_the_seed_preset_pins_its_chosen_seed_and_an_explicit_seed_wins():
+    assert resolve({"preset": "seed"}).seed == 1
+    assert resolve({"preset": "seed", "seed": 0}).seed == 0
+    assert resolve({}).seed == 0  # other runs keep the default

@@ -243,6 +243,10 @@ def check_of(name: str) -> Check:
 # Each preset names what differs from the defaults, and pins what its published figures were measured with.
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": dict(  # the notebook's final run, as written
+        # Seed 1, chosen: of seeds 0 to 12 its run lands nearest the notebook's printed result (80.2%
+        # validation, 78.2% test) with 78.5% / 77.8%. The recipe is fragile (the ReLU on the logits):
+        # seeds 0 to 9 end between 10% and 78.5% (README, the notebook's recipe over ten seeds).
+        seed=1,
         model="seed",
         train_size=10_000,
         valid_size=1_000,
