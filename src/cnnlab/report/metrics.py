@@ -44,7 +44,7 @@ class Evaluation:
 
 def split_images(config, split: str, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
     """The raw uint8 images and labels of ``split``, chosen exactly as training chose them."""
-    from cnnlab import data as fmnist
+    from cnnlab import data
 
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}. Received: {split!r}")
@@ -57,7 +57,7 @@ def split_images(config, split: str, data_dir=None) -> tuple[np.ndarray, np.ndar
         raise ConfigError(
             "--split valid: this run was trained with --valid-size 0, so it has no validation split"
         )
-    parts = fmnist.split_indices(
+    parts = data.split_indices(
         config.resolved_train_size, config.valid_size, config.seed, total=len(raw.train_images)
     )
     return raw.train_images[parts.valid], raw.train_labels[parts.valid].astype(np.int64)
