@@ -48,9 +48,7 @@ def split_images(config, split: str, data_dir=None) -> tuple[np.ndarray, np.ndar
 
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}. Received: {split!r}")
-    raw = fmnist.load_arrays(
-        fmnist.ensure_data(data_dir or fmnist.recorded_or_search(config.data_dir), quiet=True)
-    )
+    raw = data.load_arrays(data.ensure_data(data_dir or data.recorded_or_search(config.data_dir), quiet=True))
     if split == "test":
         return raw.test_images, raw.test_labels.astype(np.int64)
     if config.valid_size == 0:
