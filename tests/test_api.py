@@ -203,3 +203,61 @@ def test_a_small_real_data_run(tmp_path):
     assert run.summary["test_accuracy"] > 0.75
     assert run.predict(cnnlab.load_data().test_images[:3])[0]["top"]
     json.dumps(run.evaluate())  # plain, serialisable numbers
+
+
+def test_numpy_scalars_and_paths_are_plain_options(synthetic_dir, tmp_path):
+    run = cnnlab.train(
+        epochs=np.int64(1),
+        train_size=np.int64(200),
+        valid_size=50,
+        batch_size=50,
+        lr=np.float32(0.01),
+        data_dir=synthetic_dir,
+        out=tmp_path / "np",
+        quiet=True,
+    )
+    assert (
+        run.config.epochs == 1
+        and type(run.config.train_size) is int
+        and run.config.data_dir == str(synthetic_dir)
+    )
+
+
+def test_resume_with_options_says_what_the_cli_says(api_run, capsys):
+    with pytest.raises(cnnlab.ConfigError) as caught:
+        cnnlab.train(resume=api_run.path, epochs=3)
+    assert main(["train", "--resume", str(api_run.path), "--epochs", "3"]) == 2
+    assert capsys.readouterr().err.strip() == f"cnnlab: error: {caught.value}"
+
+
+def test_predict_refuses_images_scaled_to_one(api_run):
+    with pytest.raises(cnnlab.ConfigError, match="multiply them by 255"):
+        api_run.predict(np.full((28, 28), 0.5, np.float32))
+
+
+def test_history_falls_back_to_the_checkpoint(api_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(api_run.path, copy)
+    (copy / "metrics.csv").unlink()
+    assert [r["epoch"] for r in cnnlab.load_run(copy).history] == [1, 2]
+
+
+def test_summary_prints_exactly_what_the_cli_prints(capsys):
+    assert main(["summary", "seed", "--backend", "numpy"]) == 0
+    assert capsys.readouterr().out == str(cnnlab.summary("seed", backend="numpy")) + "\n"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(input=[[float("nan"), 1.0], [1.0, 1.0]]), "--input must hold finite numbers"),
+        (dict(input=[1.0, 2.0, 3.0]), "--input must be a non-empty 2-D or 3-D array"),
+        (dict(input=[[1.0, 2.0], [3.0]]), "--input must be a rectangular nested list"),
+        (dict(kernel="abc"), "--kernel must be a rectangular nested list"),
+    ],
+)
+def test_convolve_names_the_bad_argument(kwargs, message):
+    with pytest.raises(cnnlab.ConfigError, match=message):
+        cnnlab.convolve(**kwargs)

@@ -13,13 +13,16 @@ if TYPE_CHECKING:
 
 
 def summary(
-    model: Any = "convnet", input_shape: tuple[int, int, int] | None = None, batch_size: int = 1
+    model: Any = "convnet",
+    input_shape: tuple[int, int, int] | None = None,
+    batch_size: int = 1,
+    backend: str = "torch",
 ) -> Summary:
     """The layer table ``cnnlab summary`` prints (``print()`` it; Jupyter shows it as HTML): output
-    shapes, parameters, mult-adds and receptive fields. ``model`` is a registry name or a torch
-    module (or a ``cnnlab.scratch`` one)."""
+    shapes, parameters, mult-adds and receptive fields. ``model`` is a registry name (built for
+    ``backend``, torch or numpy) or a torch or ``cnnlab.scratch`` module."""
     from cnnlab.inspect.describe import DescribeError
-    from cnnlab.inspect.summary import summarize
+    from cnnlab.inspect.summary import heading, summarize
     from cnnlab.models import build_model, get_spec
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -27,11 +30,14 @@ def summary(
     name = model if isinstance(model, str) else type(model).__name__
     if isinstance(model, str):
         input_shape = input_shape or get_spec(model).input_shape
-        model = build_model(model)
+        model = build_model(model, backend)
+    shape = tuple(input_shape or (1, 28, 28))
     try:
-        return summarize(model, tuple(input_shape or (1, 28, 28)), batch_size, name=name)
+        table = summarize(model, shape, batch_size, name=name)
     except DescribeError as exc:
         raise ConfigError(f"cannot summarise model {name!r}: {exc}") from None
+    table.heading = heading(name, backend, shape, batch_size)
+    return table
 
 
 def convolve(

@@ -51,8 +51,8 @@ class Run:
     def history(self) -> list[dict[str, float]]:
         """One dict per finished epoch, as metrics.csv holds them (epoch, losses, accuracies, lr, seconds)."""
         path = self.path / "metrics.csv"
-        if not path.is_file():
-            return []
+        if not path.is_file():  # killed before metrics.csv caught up: the checkpoint holds the history
+            return list(self.loaded.history) if (self.path / "checkpoint.pt").is_file() else []
         with open(path, newline="") as fh:
             return [
                 {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
@@ -177,6 +177,11 @@ def _as_images(images: Any) -> np.ndarray:
             f"Received: shape {array.shape}"
         )
     if array.dtype != np.uint8:
+        if array.dtype.kind == "f" and array.size and 0 < array.max() <= 1 and array.min() >= 0:
+            raise ConfigError(
+                "images must hold pixel values from 0 to 255; these are all in 0..1 (as ToTensor "
+                "gives them), so multiply them by 255"
+            )
         if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
             raise ConfigError(
                 "images must hold pixel values from 0 to 255, as Fashion-MNIST's uint8 images do"

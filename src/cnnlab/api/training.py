@@ -8,6 +8,7 @@ same ``resolve`` as ``cnnlab train``.
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,7 +47,10 @@ def train(
     )
     if resume is not None:
         if explicit or config is not None:
-            raise ConfigError("resume= continues a run exactly as configured; pass no other options")
+            given = ", ".join("--" + k.replace("_", "-") for k in explicit) or "--config"
+            raise ConfigError(
+                f"--resume continues a run exactly as configured; drop the other options ({given})"
+            )
         result = runner.resume(resume, session)
     else:
         result = runner.train(resolve(explicit, str(config) if config else None), session)
@@ -103,7 +107,18 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
             close = difflib.get_close_matches(name, list(FIELDS), n=1)
             hint = f"; did you mean {close[0]}?" if close else "; `cnnlab train --help` lists the options"
             raise ConfigError(f"unknown option {name!r}{hint}")
-    return dict(options)
+    return {name: _plain(value) for name, value in options.items()}
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars (from np.arange sweeps) and paths as the plain values the CLI would give."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, list):  # betas as a list
+        return tuple(_plain(v) for v in value)
+    return value
 
 
 def in_notebook() -> bool:

@@ -130,12 +130,28 @@ def parse_array(text: str, name: str, ndims=(2, 3, 4)) -> np.ndarray:
     return array
 
 
+def _numbers(value, name: str, ndims: tuple[int, ...]) -> np.ndarray:
+    """``value`` as a float64 array of one of ``ndims`` dimensions, finite; ValueError naming ``name``."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ValueError(f"--{name} must be a rectangular nested list of numbers") from None
+    if array.ndim not in ndims or array.size == 0:
+        raise ValueError(
+            f"--{name} must be a non-empty {' or '.join(f'{n}-D' for n in ndims)} array. "
+            f"Received: shape {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError(f"--{name} must hold finite numbers")
+    return array
+
+
 def make_example(x, kernel, bias=0.0, stride=1, padding=0, dilation=1) -> Example:
     """An Example from loose shapes: input (H, W) or (C, H, W); kernel (kH, kW), (C, kH, kW) or
     (C_out, C, kH, kW); bias a number or one per output channel."""
-    x = np.asarray(x, dtype=np.float64)
+    x = _numbers(x, "input", (2, 3))
     x = x[None] if x.ndim == 2 else x  # (C, H, W)
-    w = np.asarray(kernel, dtype=np.float64)
+    w = _numbers(kernel, "kernel", (2, 3, 4))
     w = w.reshape((1,) * (4 - w.ndim) + w.shape)  # (C_out, C, kH, kW)
     if w.shape[1] != x.shape[0]:
         raise ValueError(

@@ -52,14 +52,15 @@ class Summary:
     rows: list[Row]
     failed: Layer | None = None  # the first layer the input does not fit
     reason: str = ""
+    heading: str = ""  # printed above the table: what was summarised, as `cnnlab summary` says it
 
     @property
     def params(self) -> int:
         return sum(r.params for r in self.rows)
 
     def __str__(self) -> str:
-        """The table ``cnnlab summary`` prints."""
-        return format_table(self)
+        """What ``cnnlab summary`` prints: the heading, then the table."""
+        return f"{self.heading}\n\n{format_table(self)}" if self.heading else format_table(self)
 
     def _repr_html_(self) -> str:
         """The same table for Jupyter."""
@@ -355,3 +356,8 @@ def html_table(summary: Summary) -> str:
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         f'<div style="font-family: monospace; white-space: pre">{foot}</div></div>'
     )
+
+
+def heading(model: str, backend: str, shape: tuple[int, ...], batch_size: int) -> str:
+    """The line above the table: what was summarised."""
+    return f"{model} ({backend} backend), input {tuple(shape)}, batch {batch_size}"
