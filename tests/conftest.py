@@ -72,3 +72,50 @@ def trained_run(synthetic_dir, tmp_path_factory) -> Path:
         == 0
     )
     return run
+
+
+@pytest.fixture(scope="session")
+def early_stopped_run(synthetic_dir, tmp_path_factory) -> tuple[Path, str]:
+    """A run that early stopping ended after epoch 3 of 8 with epoch 1's weights as the best, so the
+    best weights and the last ones differ in loss and accuracy; and what it printed. float32, so a
+    fresh evaluation of either set of weights gives the recorded numbers exactly. Copy it to change it."""
+    import contextlib
+    import io
+
+    from cnnlab.cli import main
+
+    run = tmp_path_factory.mktemp("early-stopped") / "run"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(
+            [
+                "train",
+                "--data-dir",
+                str(synthetic_dir),
+                "--out",
+                str(run),
+                "--train-size",
+                "400",
+                "--valid-size",
+                "100",
+                "--batch-size",
+                "50",
+                "--epochs",
+                "8",
+                "--patience",
+                "2",
+                # A constant, far too high rate: the validation loss rises after the first epoch.
+                "--optimizer",
+                "sgd",
+                "--lr",
+                "0.5",
+                "--schedule",
+                "constant",
+                "--momentum",
+                "0.9",
+                "--precision",
+                "32",
+            ]
+        )
+    assert code == 0, printed.getvalue()
+    return run, printed.getvalue()

@@ -15,9 +15,22 @@ def _subparsers(parser: argparse.ArgumentParser):
                 yield from ((f"{name} {n}", s) for n, s in _subparsers(sub))
 
 
-def test_every_command_is_registered():
-    names = {name for name, _ in _subparsers(build_parser())}
-    assert set(COMMANDS) <= names
+def test_every_command_module_is_registered_runs_its_own_code_and_is_documented():
+    """A module under cnnlab/commands that COMMANDS leaves out, a name with no module, a parser that
+    runs another command's code, or a command the README does not describe: each fails here."""
+    import pkgutil
+    from pathlib import Path
+
+    import cnnlab.commands
+
+    modules = {m.name for m in pkgutil.iter_modules(cnnlab.commands.__path__)} - {"common"}
+    assert modules == {name.replace("-", "_") for name in COMMANDS}
+    top = dict((name, sub) for name, sub in _subparsers(build_parser()) if " " not in name)
+    assert list(top) == list(COMMANDS)
+    for name, sub in top.items():
+        assert sub.get_default("func").__module__ == f"cnnlab.commands.{name.replace('-', '_')}"
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert [name for name in COMMANDS if f"### `cnnlab {name}`" not in readme] == []
 
 
 @pytest.mark.parametrize("name, parser", list(_subparsers(build_parser())))

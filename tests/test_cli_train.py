@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cnnlab.cli import main
+from tests.test_resume import diverge_in_epoch
 
 SMALL = ["--train-size", "400", "--valid-size", "100", "--batch-size", "50", "--quiet"]
 
@@ -133,15 +134,19 @@ def test_invalid_options_exit_2_with_one_line_before_any_work(tmp_path, capsys, 
     assert not out.exists()
 
 
-def test_divergence_exits_3_and_keeps_the_last_good_checkpoint(synthetic_dir, tmp_path, capsys):
+def test_divergence_exits_3_and_keeps_the_last_good_checkpoint(synthetic_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    code = train(
-        synthetic_dir, out, "--epochs", "3", "--optimizer", "sgd", "--lr", "1e12", "--schedule", "constant"
-    )
+    diverge_in_epoch(monkeypatch, epoch=3, after_batches=0)
+    code = train(synthetic_dir, out, "--epochs", "4")
     err = capsys.readouterr().err
     assert code == 3, err
-    assert "diverged" in err and err.count("\n") == 1
+    assert err.startswith("cnnlab: error: training diverged") and err.count("\n") == 1
+    assert err.endswith(" epoch 2 is the last saved.\n")
     assert not (out / "summary.json").exists()
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == 2 and [r["epoch"] for r in checkpoint["history"]] == [1, 2]
+    assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "eval")]) == 0  # the saved run is usable
 
 
 def test_data_errors_exit_2_without_traceback(tmp_path):

@@ -1,6 +1,10 @@
-"""``cnnlab compare`` and ``cnnlab lr-find`` end to end on synthetic data."""
+"""``cnnlab compare`` and ``cnnlab lr-find`` end to end on synthetic data, and compare's parts on
+scripted outcomes (no training)."""
 
 import csv
+import json
+import re
+import statistics
 
 import numpy as np
 import pytest
@@ -41,6 +45,19 @@ def test_compare_writes_table_and_overlay(synthetic_dir, tmp_path, capsys):
     assert (out / "compare_loss.png").stat().st_size > 10_000
     assert len(list(out.glob("*-seed*"))) == 4  # every run kept as an ordinary run directory
     assert "±" in printed and "sgd" in printed and "adam" in printed
+    # Each mean and standard deviation is that of the runs' own summaries, seed by seed.
+    spread = 0.0
+    for r in rows:
+        runs = [out / f"{r['optimizer']}-lr{float(r['lr']):g}-seed{seed}" for seed in (0, 1)]
+        summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+        for metric in ("final_valid_accuracy", "best_valid_accuracy", "test_accuracy"):
+            values = [s[metric] for s in summaries]
+            assert float(r[f"{metric}_mean"]) == pytest.approx(statistics.fmean(values), rel=1e-5)
+            assert float(r[f"{metric}_std"]) == pytest.approx(statistics.stdev(values), rel=1e-5, abs=1e-9)
+            spread += statistics.stdev(values)
+        seconds = statistics.fmean(s["seconds"] for s in summaries)
+        assert float(r["seconds_mean"]) == pytest.approx(seconds, rel=1e-5)
+    assert spread > 0  # the seeds differ, so a mean that is one seed's value, or a zero spread, shows
 
 
 def test_compare_with_lrs_grid_and_a_diverging_config(synthetic_dir, tmp_path, capsys):
@@ -114,3 +131,171 @@ def test_lr_find_end_to_end(synthetic_dir, tmp_path, capsys):
 def test_lr_find_refuses_bad_ranges(tmp_path, capsys):
     assert main(["lr-find", "--start-lr", "1", "--end-lr", "0.1", "--out", str(tmp_path / "x")]) == 2
     assert "--start-lr must be > 0 and below --end-lr" in capsys.readouterr().err
+
+
+def _outcome(optimizer, lr, seed, test, final=0.5, best=0.6, seconds=10.0):
+    from cnnlab.training.compare import Outcome
+
+    summary = None
+    if test is not None:
+        summary = {
+            "test_accuracy": test,
+            "final_valid_accuracy": final,
+            "best_valid_accuracy": best,
+            "seconds": seconds,
+        }
+    return Outcome(optimizer, lr, seed, [{"epoch": 1.0}], summary)
+
+
+def test_summarise_gives_each_configurations_mean_and_sample_std_over_its_finished_seeds():
+    from cnnlab.training.compare import COLUMNS, summarise
+
+    outcomes = [
+        _outcome("sgd", 0.1, 0, 0.80, final=0.70, best=0.75, seconds=10.0),
+        _outcome("adam", 0.001, 0, 0.90, seconds=4.0),
+        _outcome("sgd", 0.1, 1, 0.84, final=0.72, best=0.79, seconds=14.0),
+        _outcome("sgd", 0.1, 2, 0.89, final=0.77, best=0.77, seconds=15.0),
+        _outcome("adam", 0.001, 1, None),  # diverged
+    ]
+    sgd, adam = summarise(outcomes)
+    assert set(sgd) == set(COLUMNS)
+    assert (sgd["optimizer"], sgd["lr"], sgd["seeds"], sgd["diverged"]) == ("sgd", 0.1, 3, 0)
+    for metric, values in (
+        ("test_accuracy", [0.80, 0.84, 0.89]),
+        ("final_valid_accuracy", [0.70, 0.72, 0.77]),
+        ("best_valid_accuracy", [0.75, 0.79, 0.77]),
+    ):
+        assert sgd[f"{metric}_mean"] == statistics.fmean(values)
+        assert sgd[f"{metric}_std"] == statistics.stdev(values)  # the sample (n - 1) deviation
+    assert sgd["seconds_mean"] == 13.0
+    # One seed finished and one diverged: its values, a spread of 0, and the divergence counted.
+    assert (adam["optimizer"], adam["seeds"], adam["diverged"]) == ("adam", 2, 1)
+    assert (adam["test_accuracy_mean"], adam["test_accuracy_std"], adam["seconds_mean"]) == (0.9, 0.0, 4.0)
+    (none,) = summarise([_outcome("sgd", 1e9, 0, None)])
+    assert none["diverged"] == 1 and np.isnan(none["test_accuracy_mean"]) and np.isnan(none["seconds_mean"])
+    assert np.isnan(none["test_accuracy_std"])
+
+
+def test_the_table_shows_percentages_with_their_spread():
+    from cnnlab.training.compare import format_table, summarise
+
+    rows = summarise(
+        [_outcome("sgd", 0.1, 0, 0.8, seconds=3.0), _outcome("sgd", 0.1, 1, None)]
+        + [_outcome("adam", 0.001, s, 0.9 + s / 100, seconds=2.0) for s in (0, 1)]
+    )
+    header, rule, sgd, adam = format_table(rows).splitlines()
+    assert header.split() == "optimizer lr seeds final valid best valid test seconds".split()
+    assert rule == "-" * len(header)
+    assert sgd == "sgd            0.1     2    50.00 ± 0.00%    60.00 ± 0.00%    80.00 ± 0.00%      3.0" + (
+        "  (1 diverged)"
+    )
+    assert adam == "adam         0.001     2    50.00 ± 0.00%    60.00 ± 0.00%    90.50 ± 0.71%      2.0"
+
+
+def test_the_plan_checks_everything_first_and_picks_each_optimizers_rate():
+    from cnnlab.errors import ConfigError
+    from cnnlab.training.compare import make_plan
+
+    options = {"optimizer": "sgd", "lr": 0.05, "epochs": 2}
+    plan = make_plan(options, ["sgd", "adam", "adamw"], None, 3, None)
+    assert plan.grid == [("sgd", 0.05), ("adam", 1e-3), ("adamw", 1e-3)]  # the base keeps its own rate
+    assert plan.seeds == [0, 1, 2] and plan.options == options and plan.options is not options
+    assert plan.model == "convnet" and plan.config_file is None
+    grid = make_plan({}, ["sgd", "adam"], [0.1, 0.2], 1, None).grid
+    assert grid == [("sgd", 0.1), ("sgd", 0.2), ("adam", 0.1), ("adam", 0.2)]
+    assert make_plan({}, ["adamw"], None, 1000, None).grid == [("adamw", 0.01)]
+    for optimizers, seeds, lrs, message in [
+        (["sgd", "lion"], 1, None, "--optimizers takes names from sgd, adam, adamw. Received: sgd,lion"),
+        ([], 1, None, "--optimizers takes names from"),
+        (["sgd"], 0, None, "--seeds must be a whole number from 1 to 1000. Received: 0"),
+        (["sgd"], 1001, None, "Received: 1001"),
+        (["sgd"], True, None, "Received: True"),
+        (["sgd"], 2.0, None, "Received: 2.0"),
+        (["sgd"], 1, [0.1, -1.0], "--lr must be a positive number"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            make_plan({}, optimizers, lrs, seeds, None)
+
+
+class FakeResult:
+    def __init__(self, config):
+        self.history = [{"epoch": 1, "lr": config.lr, "seed": config.seed}]
+        self.summary = {
+            "test_accuracy": 0.5 + config.seed / 10,
+            "final_valid_accuracy": 0.5,
+            "best_valid_accuracy": 0.5,
+            "seconds": 7.0,
+        }
+
+
+def fake_train(config, session):
+    from cnnlab.errors import DivergedError
+
+    if config.lr > 1:
+        rundir = __import__("pathlib").Path(config.out)
+        rundir.mkdir()
+        (rundir / "metrics.csv").write_text("epoch,train_loss\n1,2.5\n2,0.125\n")
+        raise DivergedError("training diverged")
+    return FakeResult(config)
+
+
+def test_every_run_is_an_ordinary_run_named_after_its_configuration(tmp_path, monkeypatch):
+    from cnnlab.training import compare, run
+
+    trained = []
+    monkeypatch.setattr(
+        run, "train", lambda config, session: trained.append(config) or fake_train(config, None)
+    )
+    plan = compare.make_plan({"epochs": 1, "train_size": 100}, ["sgd"], [0.01, 1e9], 2, None)
+    log = []
+    outcomes = compare.run_all(plan, tmp_path, log.append)
+    assert [(c.optimizer, c.lr, c.seed, c.epochs, c.train_size) for c in trained] == [
+        ("sgd", 0.01, 0, 1, 100),
+        ("sgd", 0.01, 1, 1, 100),
+        ("sgd", 1e9, 0, 1, 100),
+        ("sgd", 1e9, 1, 1, 100),
+    ]
+    assert [c.out for c in trained] == [
+        str(tmp_path / name)
+        for name in ("sgd-lr0.01-seed0", "sgd-lr0.01-seed1", "sgd-lr1e+09-seed0", "sgd-lr1e+09-seed1")
+    ]
+    assert log == [
+        "sgd-lr0.01-seed0: test accuracy 50.00% (7 s)",
+        "sgd-lr0.01-seed1: test accuracy 60.00% (7 s)",
+        "sgd-lr1e+09-seed0: diverged after 2 epoch(s)",
+        "sgd-lr1e+09-seed1: diverged after 2 epoch(s)",
+    ]
+    assert [(o.optimizer, o.lr, o.seed) for o in outcomes] == [(c.optimizer, c.lr, c.seed) for c in trained]
+    assert (
+        outcomes[1].history == [{"epoch": 1, "lr": 0.01, "seed": 1}] and outcomes[1].summary["seconds"] == 7.0
+    )
+    # A diverged run keeps the epochs it saved, read back from its metrics.csv, and no summary.
+    assert outcomes[2].summary is None
+    assert outcomes[2].history == [{"epoch": 1.0, "train_loss": 2.5}, {"epoch": 2.0, "train_loss": 0.125}]
+    assert compare._partial_history(tmp_path / "never") == []
+
+
+def test_a_comparison_writes_its_table_and_plot_in_its_own_directory(tmp_path, monkeypatch):
+    from cnnlab.report import overlay
+    from cnnlab.training import compare, run
+
+    monkeypatch.setattr(run, "train", fake_train)
+    plotted = []
+    monkeypatch.setattr(overlay, "plot_overlay", lambda outcomes, path, title: plotted.append((path, title)))
+    plan = compare.make_plan({"model": "seed"}, ["adam", "sgd"], [0.01], 2, None)
+    log = []
+    result = compare.run_comparison(plan, tmp_path / "cmp", log.append)
+    assert result.out == tmp_path / "cmp" and len(result.outcomes) == 4
+    assert log[0] == f"comparing 2 configuration(s) x 2 seed(s) in {tmp_path / 'cmp'}"
+    assert plotted == [(tmp_path / "cmp" / "compare_loss.png", "model seed: adam vs sgd")]
+    with open(tmp_path / "cmp" / "compare.csv") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == compare.COLUMNS
+    assert [(r["optimizer"], r["seeds"], r["test_accuracy_mean"], r["test_accuracy_std"]) for r in rows] == [
+        ("adam", "2", "0.55", "0.0707107"),
+        ("sgd", "2", "0.55", "0.0707107"),
+    ]
+    assert result.rows == compare.summarise(result.outcomes) and str(result) == compare.format_table(
+        result.rows
+    )

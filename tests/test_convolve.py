@@ -54,9 +54,24 @@ def test_padding_stride_dilation_and_bias(capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "padded with zeros (top 1, bottom 1, left 1, right 1)" in out
-    assert (
-        "output (2, 2):\n  [ -5.5   -7.5]\n  [-13.5   -9.5]" in out
-    )  # y[0, 0] = 0*1 + 6*(-1) + 0.5 and "agree" in out
+    assert "output (2, 2):\n  [ -5.5   -7.5]\n  [-13.5   -9.5]" in out  # y[0, 0] = 0*1 + 6*(-1) + 0.5
+    assert "conv2d_reference, scratch conv2d and torch agree" in out
+
+
+@pytest.mark.parametrize("which", ["scratch", "torch"])
+def test_exit_1_when_the_implementations_disagree(which, monkeypatch, capsys):
+    """The README's promise: exit 1 if the three ever disagree. One of them is made off by 1e-6."""
+    import torch.nn.functional as F
+
+    from cnnlab.scratch import functional
+
+    module, name = (functional, "conv2d") if which == "scratch" else (F, "conv2d")
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args: real(*args) + 1e-6)
+    assert main(["convolve"]) == 1
+    out = capsys.readouterr().out
+    assert "output (2, 2):\n  [ 0  -6]\n  [ 6   6]" in out  # the reference's result, still shown
+    assert "conv2d_reference, scratch conv2d and torch DISAGREE (largest difference 1.0e-06)" in out
 
 
 def test_animation_has_one_frame_per_output_value(tmp_path, capsys):

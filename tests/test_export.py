@@ -1,6 +1,7 @@
 """``cnnlab export``: ONNX that onnxruntime runs to within 1e-4 of torch, and safetensors weights."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -40,6 +41,24 @@ def test_onnx_matches_torch_on_test_images(trained_run, synthetic_dir, tmp_path,
         np.testing.assert_allclose(got, expected[: len(batch)], atol=TOLERANCE, rtol=0)
     meta = {p.key: p.value for p in onnx.load(str(output)).metadata_props}
     assert json.loads(meta["class_names"])[9] == "Ankle boot" and meta["model"] == "convnet"
+    assert_training_normalisation(meta)
+
+
+def assert_training_normalisation(meta: dict) -> None:
+    """The metadata's input description is the normalisation training uses (cnnlab.data's constants),
+    and following it gives the very images the model was trained on."""
+    found = re.fullmatch(
+        r"x = \(pixels / ([\d.]+) - ([\d.]+)\) / ([\d.]+), float32 \(N, 1, 28, 28\), light item on black",
+        meta["input"],
+    )
+    assert found, meta["input"]
+    pixel_max, mean, std = map(float, found.groups())
+    assert (pixel_max, mean, std) == (data.PIXEL_MAX, data.MEAN, data.STD)
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    as_described = ((pixels.astype(np.float32) / np.float32(pixel_max)) - np.float32(mean)) / np.float32(std)
+    np.testing.assert_array_equal(as_described[:, None], data.normalize(pixels))
+    assert json.loads(meta["class_names"]) == list(data.CLASS_NAMES) and meta["output"] == "logits (N, 10)"
+    assert meta["producer"] == "cnnlab"
 
 
 def test_safetensors_holds_the_exact_weights(trained_run, synthetic_dir, tmp_path):
@@ -55,6 +74,7 @@ def test_safetensors_holds_the_exact_weights(trained_run, synthetic_dir, tmp_pat
         assert np.array_equal(model.eval()(torch.from_numpy(x)).numpy(), torch_logits(trained_run, x))
     with safe_open(output, "pt") as fh:
         assert fh.metadata()["model"] == "convnet"
+        assert_training_normalisation(fh.metadata())
 
 
 def test_export_defaults_to_the_run_directory(trained_run, tmp_path, capsys):

@@ -147,3 +147,40 @@ def test_predict_agrees_with_the_model_on_a_dataset_image(trained_run, synthetic
 def test_predict_rejects_a_bad_top(trained_run, images, capsys):
     assert main(["predict", str(trained_run), str(images / "a.png"), "--top", "11"]) == 2
     assert "--top must be between 1 and 10. Received: 11" in capsys.readouterr().err
+
+
+def test_invert_and_no_invert_override_the_border(trained_run, images, tmp_path, capsys):
+    """a.png is light on dark (left as is by default), b.jpg dark on light (inverted by default)."""
+    files = [str(images / "a.png"), str(images / "b.jpg")]
+    for flag, inverted in (("--invert", True), ("--no-invert", False)):
+        seen = tmp_path / flag
+        assert main(["predict", str(trained_run), *files, flag, "--json", "--save-input", str(seen)]) == 0
+        results = json.loads(capsys.readouterr().out)
+        assert [r["inverted"] for r in results] == [inverted, inverted]
+        for path, name in zip(files, ("a.png", "b.png")):
+            expected = to_fashion_mnist(read_gray(path), invert=inverted).image
+            assert np.array_equal(np.asarray(Image.open(seen / name)), expected), (flag, name)
+    assert main(["predict", str(trained_run), *files, "--invert"]) == 0
+    assert [line.endswith("  (inverted)") for line in capsys.readouterr().out.splitlines()] == [True, True]
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(trained_run), *files, "--invert", "--no-invert"])
+    assert exc.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_predict_json_gives_each_unreadable_file_an_error_entry(trained_run, images, capsys):
+    files = [str(images / name) for name in ("a.png", "notes.png", "missing.jpg", "b.jpg")]
+    assert main(["predict", str(trained_run), *files, "--json", "--top", "2"]) == 2
+    out, err = capsys.readouterr()
+    results = json.loads(out)  # still one JSON document, every file in order
+    assert [r["file"] for r in results] == files
+    good, not_image, missing, other = results
+    assert set(good) == set(other) == {"file", "inverted", "top"} and len(good["top"]) == 2
+    assert set(not_image) == set(missing) == {"file", "error"}
+    assert (
+        "notes.png is not an image" in not_image["error"] and "missing.jpg: no such file" in missing["error"]
+    )
+    assert err.splitlines() == [
+        f"cnnlab: error: {not_image['error']}",
+        f"cnnlab: error: {missing['error']}",
+        "cnnlab: error: 2 of 4 file(s) could not be classified",
+    ]

@@ -156,35 +156,48 @@ def test_resume_after_a_kill_between_checkpoint_and_metrics_rewrites_the_metrics
     assert (run / "summary.json").exists()
 
 
+def diverge_in_epoch(monkeypatch, epoch: int, after_batches: int) -> None:
+    """Make the torch engine's loss NaN from batch ``after_batches + 1`` of ``epoch`` on (the steps
+    themselves are real), as a rate that blows up mid-run does, after good epochs were saved."""
+    from cnnlab.training.torch_engine import TorchEngine
+
+    start, step = TorchEngine.start_epoch, TorchEngine.train_batch
+
+    def start_epoch(self, number):
+        self.epoch_now, self.batches_now = number, 0
+        start(self, number)
+
+    def train_batch(self, x, y):
+        loss, correct = step(self, x, y)
+        self.batches_now += 1
+        bad = (self.epoch_now, self.batches_now) > (epoch, after_batches)
+        return (float("nan") if bad else loss), correct
+
+    monkeypatch.setattr(TorchEngine, "start_epoch", start_epoch)
+    monkeypatch.setattr(TorchEngine, "train_batch", train_batch)
+
+
 def test_divergence_exits_3_keeps_the_last_good_checkpoint_and_it_resumes_cleanly(
-    synthetic_dir, tmp_path, capsys
+    synthetic_dir, tmp_path, capsys, monkeypatch, uninterrupted
 ):
     run = tmp_path / "diverged"
-    # lr 1e12 only from epoch 2 on is not expressible; a huge constant lr diverges in epoch 1 or 2.
-    code = main(
-        [
-            "train",
-            "--data-dir",
-            str(synthetic_dir),
-            "--out",
-            str(run),
-            *OPTIONS,
-            "--optimizer",
-            "sgd",
-            "--lr",
-            "1e12",
-            "--schedule",
-            "constant",
-        ]
-    )
+    diverge_in_epoch(monkeypatch, epoch=2, after_batches=2)  # epoch 1 is good and saved
+    code = main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), *OPTIONS])
     err = capsys.readouterr().err
     assert code == 3, err
-    assert err.startswith("cnnlab: error: training diverged") and err.count("\n") == 1
-    assert "lower --lr" in err
+    assert err == (
+        "cnnlab: error: training diverged: the loss became nan after 60 images of this epoch; lower --lr "
+        "(the last good checkpoint is kept). epoch 1 is the last saved.\n"
+    )
     assert not (run / "summary.json").exists()
-    if (run / "checkpoint.pt").exists():  # every saved epoch is finite
-        payload = torch.load(run / "checkpoint.pt", weights_only=True)
-        assert all(torch.isfinite(t).all() for t in payload["model"].values())
+    # Epoch 1's checkpoint and metrics are there, untouched by the half-trained epoch 2.
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert metrics_without_seconds(run) == metrics_without_seconds(uninterrupted)[:1]
+    # Resumed (without the fault), it ends exactly as a run that never diverged.
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert metrics_without_seconds(run) == metrics_without_seconds(uninterrupted)
+    assert_same_weights(run, uninterrupted)
 
 
 def test_every_global_rng_round_trips_through_a_weights_only_checkpoint(tmp_path):

@@ -50,6 +50,40 @@ def test_onecycle_shape(pct_start, expected_peak):
     assert all(a >= b for a, b in zip(values[peak:], values[peak + 1 :]))  # then falls
 
 
+@pytest.mark.parametrize("total, pct_start", [(100, 0.3), (10, 0.25), (37, 0.05), (20, 0.01), (7, 0.5)])
+def test_onecycle_matches_torch_onecycle_step_by_step(total, pct_start):
+    """torch's OneCycleLR without momentum cycling (cos annealing, two phases) is the oracle.
+
+    NOTE: like ``cosine`` (CosineAnnealingLR(T_max=total)), ``onecycle`` reaches its floor at step
+    ``total``, the step after the last one trained; torch's OneCycleLR reaches it on the last step,
+    ``total_steps - 1``, and peaks at ``pct_start * total_steps - 1``. So ours over ``total`` steps
+    is torch's over ``total + 1``, peaking at step ``warm = round(pct_start * total)``.
+    """
+    warm = max(1, round(pct_start * total))
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(params, lr=1.0)
+    torch_sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt,
+        max_lr=1.0,
+        total_steps=total + 1,
+        pct_start=(warm + 1) / (total + 1),
+        anneal_strategy="cos",
+        cycle_momentum=False,
+        div_factor=25.0,
+        final_div_factor=1e4,
+        three_phase=False,
+    )
+    ours = _schedule("onecycle", 1, pct_start=pct_start)
+    for step in range(total + 1):
+        expected = opt.param_groups[0]["lr"]
+        assert onecycle(step, total, pct_start) == pytest.approx(expected, rel=1e-12, abs=1e-15), step
+        assert ours(step, total) == onecycle(step, total, pct_start)
+        opt.step()
+        if step < total:
+            torch_sched.step()
+    assert onecycle(total + 5, total, pct_start) == onecycle(total, total, pct_start)  # the floor holds
+
+
 def test_linear_warmup_ramps_then_follows_the_schedule():
     warm = with_warmup(constant, 4)
     assert [warm(s, 10) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]

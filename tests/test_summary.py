@@ -174,7 +174,6 @@ def test_module_that_cannot_describe_itself_is_refused():
 
 @pytest.mark.parametrize("name", [n for n, spec in MODELS.items() if spec.build_numpy is not None])
 def test_both_backends_give_the_same_table(name):
-    pytest.importorskip("cnnlab.scratch.nn", reason="the scratch layers are not on this branch yet")
     torch_table = format_table(summarize(build_model(name, "torch"), batch_size=7))
     numpy_table = format_table(summarize(build_model(name, "numpy"), batch_size=7))
     assert numpy_table == torch_table

@@ -3,64 +3,48 @@
 import json
 
 import pytest
+import torch
 
 from cnnlab.cli import main
-from cnnlab.training.loop import best_epoch, should_stop
+from cnnlab.training.loop import evaluate
 
 SMALL = ["--train-size", "400", "--valid-size", "100", "--batch-size", "50", "--quiet"]
 
 
-def _rows(losses):
-    return [{"epoch": i + 1, "valid_loss": v} for i, v in enumerate(losses)]
-
-
-def test_should_stop_after_patience_epochs_without_a_new_low():
-    assert best_epoch(_rows([0.5, 0.4, 0.45, 0.4])) == 2  # a tie is not an improvement
-    assert not should_stop(_rows([0.5, 0.4, 0.45]), patience=2)
-    assert should_stop(_rows([0.5, 0.4, 0.45, 0.41]), patience=2)
-    assert not should_stop(_rows([0.5, 0.4, 0.45, 0.3]), patience=2)
-    assert not should_stop(_rows([0.5, 0.6, 0.7]), patience=None)
-    assert best_epoch(_rows([0.5, float("nan"), 0.45])) == 3  # an overflowed epoch is never the best
-    assert best_epoch(_rows([float("nan"), 0.6])) == 2
-
-
-def test_early_stopping_restores_the_best_weights(synthetic_dir, tmp_path, capsys):
-    out = tmp_path / "run"
-    # A constant, far too high rate: the validation loss rises after the first epoch or so.
-    code = main(
-        [
-            "train",
-            "--data-dir",
-            str(synthetic_dir),
-            "--out",
-            str(out),
-            *SMALL[:-1],
-            "--epochs",
-            "8",
-            "--patience",
-            "2",
-            "--optimizer",
-            "sgd",
-            "--lr",
-            "0.5",
-            "--schedule",
-            "constant",
-            "--momentum",
-            "0.9",
-        ]
-    )
-    assert code == 0
-    printed = capsys.readouterr().out
+def test_early_stopping_restores_the_best_weights(early_stopped_run, synthetic_dir):
+    out, printed = early_stopped_run
     summary = json.loads((out / "summary.json").read_text())
     early = summary["early_stopping"]
-    assert early["patience"] == 2 and early["restored_best_weights"] is True
-    history = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()[1:]]
-    losses = [float(row[3]) for row in history]
-    assert early["best_epoch"] == 1 + losses.index(min(losses))
-    if early["stopped_early"]:
-        assert len(history) == early["best_epoch"] + 2 and "stopped early" in printed
-    # the reported test loss is that of the restored weights, not of the last epoch
-    assert summary["test_loss"] < 10 * min(losses) + 1
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    history = checkpoint["history"]
+    losses = [row["valid_loss"] for row in history]
+    assert early["patience"] == 2 and early["best_epoch"] == 1 + losses.index(min(losses))
+    assert early["stopped_early"] and len(history) == early["best_epoch"] + 2 and "stopped early" in printed
+
+    # The weights kept as the best are the best epoch's: they score its validation loss exactly.
+    engine, data = engine_and_data(out, synthetic_dir)
+    engine.eval_model.load_state_dict(checkpoint["best_model"])  # the EMA average: what is evaluated
+    assert evaluate(engine, data.valid_x, data.valid_y).loss == history[early["best_epoch"] - 1]["valid_loss"]
+    # The test loss reported is that of the restored best weights, not of the last epoch's.
+    assert summary["test_loss"] == evaluate(engine, data.test_x, data.test_y).loss
+    engine.load_state_dict(checkpoint)  # the last epoch's
+    assert evaluate(engine, data.valid_x, data.valid_y).loss == history[-1]["valid_loss"]
+    assert summary["test_loss"] != evaluate(engine, data.test_x, data.test_y).loss
+
+
+def engine_and_data(run, data_dir):
+    """A fresh torch engine with ``run``'s config (its precision too) and the run's own split, as
+    the engine sees it: what the run evaluated with, so losses compare exactly."""
+    from cnnlab.data.arrays import load_split
+    from cnnlab.training.config import config_of_run
+    from cnnlab.training.torch_engine import TorchEngine
+
+    config = config_of_run(run)
+    engine = TorchEngine(config, steps_per_epoch=1)
+    data = load_split(config.resolved_train_size, config.valid_size, config.seed, data_dir)
+    for name in ("train_x", "valid_x", "test_x"):
+        setattr(data, name, engine.to_native(getattr(data, name)))
+    return engine, data
 
 
 @pytest.mark.parametrize(
@@ -95,10 +79,18 @@ def test_options_train_and_are_recorded(synthetic_dir, tmp_path, extra):
         == 0
     )
     config = json.loads((out / "config.json").read_text())
-    flags = [a for a in extra if a.startswith("--")]
-    for flag in flags:
+    for flag, value in zip(extra, [*extra[1:], "--"]):
+        if not flag.startswith("--"):
+            continue
         key = flag[2:].replace("-", "_")
-        assert key.removeprefix("no_") in config
+        if value.startswith("--"):  # a switch
+            assert config[key.removeprefix("no_")] is not key.startswith("no_"), flag
+        elif config[key] is None:
+            assert value == "0", flag  # --ema 0 means no EMA
+        else:
+            assert str(config[key]) == value or float(config[key]) == float(value), flag
+    # What each option does to training is checked on the engine below (the augmented batches,
+    # the clipped step), where it shows; here the runs only have to finish and learn.
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.3  # learns the easy synthetic classes
 
@@ -159,3 +151,82 @@ def test_auto_precision_follows_the_hardware():
     cpu = torch.device("cpu")
     assert pick_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "32")
     assert pick_precision("16-mixed", cpu) == "16-mixed"
+
+
+def engine_and_its_inputs(**options):
+    """A float32 CPU torch engine and the list of batches its model is given, recorded as seen."""
+    from cnnlab.training.config import resolve
+    from cnnlab.training.torch_engine import TorchEngine
+
+    engine = TorchEngine(resolve({"precision": "32", "device": "cpu", **options}), steps_per_epoch=4)
+    seen = []
+    engine.model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    engine.start_epoch(1)
+    return engine, seen
+
+
+def some_images(n=32):
+    import numpy as np
+
+    return np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+
+
+def test_the_engine_trains_on_the_images_as_given_without_augmentation():
+    import numpy as np
+
+    engine, seen = engine_and_its_inputs()
+    x = engine.to_native(some_images())
+    engine.train_batch(x, np.arange(32) % 10)
+    assert torch.equal(seen[0], x)
+
+
+def test_translate_shifts_each_training_image_within_the_bound():
+    import numpy as np
+    import torch.nn.functional as F
+
+    engine, seen = engine_and_its_inputs(translate=2)
+    x = engine.to_native(some_images())
+    engine.train_batch(x, np.arange(32) % 10)
+    padded = F.pad(x, (2, 2, 2, 2), value=-1.0)  # -1 is a black pixel once normalised
+    shifts = []
+    for image, shifted in zip(padded, seen[0]):
+        matches = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(image[:, dy : dy + 28, dx : dx + 28], shifted)
+        ]
+        assert len(matches) == 1
+        shifts.append(matches[0])
+    assert len(set(shifts)) > 10  # each image its own shift, not one for the batch
+
+
+def test_hflip_mirrors_some_training_images_and_leaves_the_others():
+    import numpy as np
+
+    engine, seen = engine_and_its_inputs(hflip=True)
+    x = engine.to_native(some_images())
+    engine.train_batch(x, np.arange(32) % 10)
+    flipped = [torch.equal(s, i.flip(-1)) for i, s in zip(x, seen[0])]
+    kept = [torch.equal(s, i) for i, s in zip(x, seen[0])]
+    assert all(f != k for f, k in zip(flipped, kept))  # each image exactly one of the two
+    assert 4 < sum(flipped) < 28
+
+
+@pytest.mark.parametrize("precision", ["32", "16-mixed"])
+def test_grad_clip_bounds_each_sgd_step_to_lr_times_the_clip(precision):
+    """Plain SGD moves the weights by lr * gradient: clipped, the step's norm is exactly lr * clip
+    (under 16-mixed only if the gradients are unscaled before they are clipped)."""
+    import numpy as np
+
+    options = {"optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0, "lr": 0.5, "schedule": "constant"}
+
+    def step_norm(grad_clip):
+        engine, _ = engine_and_its_inputs(**options, grad_clip=grad_clip, precision=precision)
+        before = [p.detach().clone() for p in engine.model.parameters()]
+        engine.train_batch(engine.to_native(some_images()), np.arange(32) % 10)
+        moved = [p.detach() - b for p, b in zip(engine.model.parameters(), before)]
+        return torch.sqrt(sum((m.double() ** 2).sum() for m in moved)).item()
+
+    assert step_norm(None) > 0.05  # unclipped, the step is far longer than the clipped one
+    assert step_norm(1e-3) == pytest.approx(0.5 * 1e-3, rel=1e-3)

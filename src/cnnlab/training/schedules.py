@@ -34,6 +34,9 @@ def onecycle(
     """Cosine warm-up from lr/div to lr over ``pct_start`` of the run, then cosine down to lr/(div*final_div).
 
     The shape of torch.optim.lr_scheduler.OneCycleLR (Smith & Topin 2017), without its momentum cycling.
+    NOTE: like ``cosine``, it reaches its floor at step ``total``, one after the last step trained, where
+    OneCycleLR(total_steps=total) reaches it on the last step: this is OneCycleLR with
+    total_steps=total + 1 and pct_start=(warm + 1) / (total + 1) (tests/test_schedules.py checks it).
     """
     warm = max(1, round(pct_start * total))
     start, end = 1.0 / div, 1.0 / (div * final_div)
