@@ -33,11 +33,11 @@ def test_seed_preset_is_the_notebook_final_run():
 
 def test_precedence_defaults_config_preset_explicit(tmp_path):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"epochs": 7, "lr": 0.5, "seed": 9}))
+    path.write_text(json.dumps({"epochs": 7, "lr": 0.5, "patience": 4}))
     config = resolve({"preset": "seed", "lr": 0.02}, str(path))
     assert config.epochs == 30  # preset over config file
     assert config.lr == 0.02  # explicit over preset
-    assert config.seed == 9  # config file over defaults
+    assert config.patience == 4  # config file over defaults
     assert resolve({}, str(path)).epochs == 7
 
 
@@ -148,3 +148,67 @@ def test_every_option_declares_its_check_and_the_cli_reads_its_choices():
         if isinstance(check.choices, tuple):
             action = next(a for a in parser._actions if a.dest == name)
             assert tuple(action.choices) == check.choices, name
+
+
+# Property-based: any value in any field is either accepted (and then within the field's declared
+# limits) or refused with a one-line ConfigError naming the option; never another exception.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.integers(min_value=-(10**5000), max_value=10**5000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.lists(st.floats(-2, 2), max_size=3),
+)
+NUMERIC_FIELDS = [
+    name
+    for name, f in __import__("cnnlab.training.config", fromlist=["FIELDS"]).FIELDS.items()
+    if f.metadata["check"].kind in (int, float, bool, tuple)
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(NUMERIC_FIELDS), value=ANY_VALUE)
+def test_any_value_is_accepted_within_limits_or_refused_by_name(name, value):
+    from cnnlab.training.config import FIELDS, flag
+
+    check = FIELDS[name].metadata["check"]
+    try:
+        config = TrainConfig(**{name: value})
+    except ConfigError as exc:
+        message = str(exc)
+        assert message.startswith(flag(name)) or "--" in message, message
+        assert "\n" not in message and len(message) < 300
+        return
+    kept = getattr(config, name)
+    assert check.problem(kept) is None
+    if check.kind is int and kept is not None:
+        assert type(kept) is int and check.low <= kept <= check.high
+    if check.kind is bool:
+        assert type(kept) is bool
+
+
+def test_a_saved_config_keeps_its_overrides_of_its_preset(tmp_path):
+    """config.json from `--preset best-cpu --epochs 2` must load (and rerun) with 2 epochs, not 17."""
+    import json
+
+    saved = resolve({"preset": "best-cpu", "epochs": 2}).to_dict()
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(saved))
+    assert resolve({}, str(path)).epochs == 2
+    assert resolve({"lr": 0.1}, str(path)).epochs == 2
+    assert resolve({"preset": "best-cpu"}, str(path)).epochs == 17  # naming the preset again applies it
+    hand_written = tmp_path / "hand.json"
+    hand_written.write_text(json.dumps({"preset": "seed", "seed": 3}))
+    loaded = resolve({}, str(hand_written))
+    assert (loaded.model, loaded.epochs, loaded.seed) == ("seed", 30, 3)
+
+
+def test_the_seed_preset_pins_its_chosen_seed_and_an_explicit_seed_wins():
+    assert resolve({"preset": "seed"}).seed == 1
+    assert resolve({"preset": "seed", "seed": 0}).seed == 0
+    assert resolve({}).seed == 0  # other runs keep the default

@@ -1,6 +1,7 @@
 """The downloader against a real HTTP server on 127.0.0.1 serving synthetic IDX files."""
 
 import http.server
+import logging
 import threading
 
 import pytest
@@ -137,3 +138,30 @@ def test_cli_download_from_a_mirror_reports_bad_checksums(server, tmp_path, caps
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("cnnlab: error: could not download")
     assert not list((tmp_path / "d").glob("*"))
+
+
+def test_http_4xx_is_not_retried_but_the_next_mirror_is_tried(server, tmp_path):
+    url, handler, specs = server
+    missing = data.DataFile("missing.gz", "0" * 32, "")
+    with pytest.raises(DataError, match="HTTP 404"):
+        download_file(missing, tmp_path, mirrors=(url, url), **_fast())
+    assert handler.hits == ["missing.gz", "missing.gz"]  # once per mirror, despite retries=2
+
+
+def test_a_download_keeps_pooch_logging_off_the_terminal(server, tmp_path, capsys):
+    """pooch logs each download at INFO on a stderr handler of its own; only errors may pass. (Its
+    handler holds whichever stderr was current at import, so a handler of ours does the listening.)"""
+    import pooch
+
+    url, _, specs = server
+    records = []
+    listener = logging.Handler()
+    listener.emit = records.append
+    pooch.get_logger().addHandler(listener)
+    try:
+        download_all(tmp_path / "dest", files=specs, mirrors=(url,), **{**_fast(), "quiet": False})
+    finally:
+        pooch.get_logger().removeHandler(listener)
+    assert [r.getMessage() for r in records if r.levelno < logging.ERROR] == []
+    out, err = capsys.readouterr()
+    assert out.count("downloading ") == 4 and err == ""

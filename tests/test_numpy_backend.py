@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from cnnlab.cli import main
-from cnnlab.training.config import resolve
+from cnnlab.models import MODELS
+from cnnlab.training.config import PRESETS, resolve
 from cnnlab.training.numpy_engine import NumpyEngine
 from cnnlab.training.torch_engine import TorchEngine
 from tests.conftest import requires_real_data
@@ -43,7 +44,8 @@ def test_same_losses_as_torch_from_the_same_weights_and_batches(optimizer, extra
     for _ in range(6):
         x = rng.standard_normal((32, 1, 28, 28)).astype(np.float32)
         y = rng.integers(0, 10, 32)
-        torch_loss, _ = torch_engine.train_batch(torch_engine.to_native(x), y)
+        torch_loss, _ = torch_engine.train_batch(torch_engine.to_native(x), torch_engine.to_native(y))
+        torch_loss = float(torch_loss)
         numpy_loss, _ = numpy_engine.train_batch(x, y)
         assert numpy_loss == pytest.approx(torch_loss, rel=2e-5)
         assert numpy_engine.lr == pytest.approx(torch_engine.lr, rel=1e-12)
@@ -109,7 +111,13 @@ def test_numpy_backend_run_directory(synthetic_dir, tmp_path):
     }
 
 
-def test_numpy_backend_resume_matches_uninterrupted(synthetic_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--model", "convnet-bn", "--translate", "2", "--hflip", "--dropout", "0.3", "--tta"]],
+    ids=["convnet", "convnet-bn-augmented"],
+)
+def test_numpy_backend_resume_matches_uninterrupted(synthetic_dir, tmp_path, monkeypatch, extra):
+    """Augmentation and dropout masks are drawn from (seed, epoch): a resumed run repeats them."""
     from cnnlab.training import loop
 
     common = [
@@ -129,6 +137,7 @@ def test_numpy_backend_resume_matches_uninterrupted(synthetic_dir, tmp_path, mon
         "--epochs",
         "3",
         "--quiet",
+        *extra,
     ]
     assert main([*common, "--out", str(tmp_path / "full")]) == 0
     original = loop.Progress.end_epoch
@@ -153,15 +162,34 @@ def test_numpy_backend_resume_matches_uninterrupted(synthetic_dir, tmp_path, mon
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model", "vgg-mini"], "has no numpy backend"),
-        (["--tta"], "--tta is not supported by the numpy backend"),
-        (["--translate", "2", "--hflip"], "--translate, --hflip are not supported"),
-        (["--precision", "bf16"], "runs in float32"),
+        (["--compile"], "--compile is not supported by the numpy backend"),
+        (["--precision", "bf16"], "--precision bf16 is not supported by the numpy backend"),
+        (["--precision", "16-mixed", "--model", "vgg-mini"], "--precision 16-mixed is not supported"),
+        (["--device", "cuda"], "the numpy backend runs on the CPU"),
     ],
 )
 def test_numpy_backend_refuses_what_it_cannot_do(tmp_path, capsys, args, message):
     assert main(["train", "--backend", "numpy", "--out", str(tmp_path / "r"), *args]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1  # one line
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_numpy_backend_accepts_every_model_and_preset(preset):
+    for model in MODELS:
+        config = resolve({"backend": "numpy", "preset": preset, "model": model, "precision": "32"})
+        assert config.backend == "numpy"
+    every = resolve(
+        {
+            "backend": "numpy",
+            "preset": "best-cpu",
+            "dropout": 0.2,
+            "grad_clip": 1.0,
+            "patience": 3,
+            "precision": "32",
+        }
+    )
+    assert every.translate and every.hflip and every.tta
 
 
 @requires_real_data
@@ -206,7 +234,7 @@ def test_numpy_ema_matches_torch_averaged_model():
     for _ in range(5):
         x = rng.standard_normal((16, 1, 28, 28)).astype(np.float32)
         y = rng.integers(0, 10, 16)
-        torch_engine.train_batch(torch_engine.to_native(x), y)
+        torch_engine.train_batch(torch_engine.to_native(x), torch_engine.to_native(y))
         numpy_engine.train_batch(x, y)
     averaged = torch_engine.ema.module.state_dict()
     for key, value in numpy_engine.ema.state_dict().items():
@@ -214,3 +242,96 @@ def test_numpy_ema_matches_torch_averaged_model():
     assert not np.allclose(
         numpy_engine.ema.state_dict()["0.weight"], numpy_engine.model.state_dict()["0.weight"]
     )
+
+
+class RecordedDropout(torch.nn.Module):
+    """torch dropout applying the mask that the numpy model's Dropout at the same index drew last."""
+
+    def __init__(self, ours):
+        super().__init__()
+        self.ours = ours
+
+    def forward(self, x):
+        return x * torch.from_numpy(self.ours._cache) if self.training else x
+
+
+@pytest.mark.parametrize("model", ["convnet-bn", "vgg-mini"])
+def test_every_option_gives_torchs_losses_and_logits(model, monkeypatch):
+    """Augmentation, dropout, gradient clipping, EMA of weights and batch-norm buffers, TTA, label
+    smoothing and the one-cycle schedule, from the same weights and batches: the numpy engine's
+    augmented batches and dropout masks are fed to the torch engine, and both agree to float32
+    rounding (loss 1e-4 relative; EMA weights and logits within 2e-3 of their scale).
+
+    SGD, not Adam: in float32 a 2x2 max-pool window can hold two values within rounding of each other
+    (after batch norm's cancellation), and the two engines may pick different ones; Adam's first steps
+    move every weight by about lr whatever its gradient, which turned one such pick into a 1e-3 loss
+    difference by step 3 of vgg-mini (found and checked against a float64 torch model)."""
+    from cnnlab import scratch
+    from cnnlab.training import torch_engine as torch_engine_module
+
+    config = resolve(
+        {
+            "model": model,
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "precision": "32",
+            "channels_last": False,
+            "translate": 2,
+            "hflip": True,
+            "dropout": 0.3,
+            "grad_clip": 0.5,
+            "tta": True,
+            "ema": 0.9,
+            "label_smoothing": 0.1,
+            "epochs": 1,
+        }
+    )
+    torch_engine, numpy_engine = TorchEngine(config, 6), NumpyEngine(config, 6)
+    numpy_engine.model.load_state_dict({k: v.numpy() for k, v in torch_engine.model.state_dict().items()})
+    index = next(i for i, m in enumerate(numpy_engine.model) if isinstance(m, scratch.nn.Dropout))
+    torch_engine.model[index] = RecordedDropout(numpy_engine.model[index])
+    augmented = {}
+    real_augment = scratch.augment.augment
+    monkeypatch.setattr(
+        scratch.augment, "augment", lambda *a, **k: augmented.setdefault("x", real_augment(*a, **k))
+    )
+    monkeypatch.setattr(torch_engine_module, "augment", lambda *a, **k: torch.from_numpy(augmented.pop("x")))
+    rng = np.random.default_rng(0)
+    for epoch in (1, 2):
+        torch_engine.start_epoch(epoch), numpy_engine.start_epoch(epoch)
+        for _ in range(3):
+            x = rng.integers(0, 256, (16, 28, 28), dtype=np.uint8)
+            y = rng.integers(0, 10, 16)
+            numpy_loss, _ = numpy_engine.train_batch(numpy_engine.to_native(x), y)
+            torch_loss, _ = torch_engine.train_batch(torch_engine.to_native(x), torch_engine.to_native(y))
+            assert numpy_loss == pytest.approx(float(torch_loss), rel=1e-4)
+    averaged = torch_engine.ema.module.state_dict()
+    for key, value in numpy_engine.ema.state_dict().items():
+        scale = max(np.abs(value).max(), 1)
+        np.testing.assert_allclose(value, averaged[key].numpy(), rtol=0, atol=2e-3 * scale, err_msg=key)
+    x = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    expected = torch_engine.logits(torch_engine.to_native(x))
+    got = numpy_engine.logits(numpy_engine.to_native(x))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-3 * np.abs(expected).max())
+
+
+def test_numpy_run_of_vgg_mini_with_every_option_loads_as_a_torch_model(synthetic_dir, tmp_path):
+    """The checkpoint (batch-norm buffers included) loads with torch.load(weights_only=True), the run
+    loader builds the torch model from it, and its test accuracy with TTA is the numpy run's."""
+    from cnnlab.runs.loader import load_run
+
+    out = tmp_path / "run"
+    options = ["--translate", "1", "--hflip", "--dropout", "0.2", "--tta", "--grad-clip", "1.0"]
+    size = ["--train-size", "200", "--valid-size", "50", "--batch-size", "50", "--epochs", "1"]
+    common = ["train", "--backend", "numpy", "--model", "vgg-mini", "--data-dir", str(synthetic_dir)]
+    assert main([*common, *size, *options, "--out", str(out), "--quiet"]) == 0
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["model"]["1.num_batches_tracked"].dtype == torch.int64
+    assert int(checkpoint["model"]["1.num_batches_tracked"]) == 4
+    run = load_run(out)
+    assert list(run.model.state_dict()) == list(checkpoint["model"])
+    assert main(["evaluate", str(out), "--data-dir", str(synthetic_dir)]) == 0
+    evaluation = json.loads((out / "evaluation-test.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert evaluation["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)

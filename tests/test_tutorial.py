@@ -80,3 +80,27 @@ def test_notebook_runs_top_to_bottom(kernel, synthetic_dir, tmp_path):
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})
     ]
     assert len(images) >= 5  # accuracy, twin-axis loss, filters, two feature-map figures
+
+
+def test_notebook_uses_only_the_public_api():
+    """`import cnnlab` is the notebook's only door into cnnlab: no `cnnlab.<submodule>`, no
+    `from cnnlab... import`; besides it, only numpy, torch, matplotlib and the standard library."""
+    import ast
+    import re
+
+    import cnnlab
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    allowed_modules = {"cnnlab", "numpy", "torch", "matplotlib", "tempfile", "pathlib"}
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        source = "\n".join(line for line in cell.source.splitlines() if not line.startswith("%"))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert alias.name == "cnnlab" or alias.name.split(".")[0] in allowed_modules - {
+                        "cnnlab"
+                    }, alias.name
+            elif isinstance(node, ast.ImportFrom):
+                assert node.module.split(".")[0] in allowed_modules - {"cnnlab"}, node.module
+        for name in re.findall(r"\bcnnlab\.(\w+)", source):
+            assert name in cnnlab.__all__, f"the notebook reaches into cnnlab.{name}"

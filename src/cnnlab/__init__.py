@@ -1,11 +1,49 @@
-"""cnnlab: learn, teach and experiment with convolutional neural networks.
+"""cnnlab: learn, teach and experiment with convolutional neural networks on Fashion-MNIST.
 
-Three layers, each importable on its own:
-  cnnlab.scratch  a NumPy-only engine (no torch), the from-scratch reference
-  cnnlab.shapes   output-size arithmetic, standard library only
-  cnnlab.training    the PyTorch training pipeline behind ``cnnlab train``
+The front door for notebooks and scripts::
+
+    import cnnlab
+
+    run = cnnlab.train(model="convnet", epochs=3)   # the same options as `cnnlab train`
+    run.plot(); run.evaluate(); run.predict(images)
+    print(cnnlab.summary("vgg-mini"))
+
+Importing cnnlab is light: torch and matplotlib load when a function needs them. The packages
+inside, by layer: ``cnnlab.data``, ``cnnlab.scratch`` (NumPy only), ``cnnlab.models``,
+``cnnlab.report``, ``cnnlab.training``, ``cnnlab.runs``, ``cnnlab.inspect`` (see the README's
+module map).
 """
 
 from cnnlab._version import __version__
+from cnnlab.api import Run, compare, convolve, list_models, load_data, load_run, lr_find, summary, train
+from cnnlab.data.files import CLASS_NAMES
+from cnnlab.errors import (
+    CnnlabError,
+    ConfigError,
+    DataError,
+    DivergedError,
+    ImageError,
+    InterruptedRun,
+    RunDirError,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "CLASS_NAMES",
+    "CnnlabError",
+    "ConfigError",
+    "DataError",
+    "DivergedError",
+    "ImageError",
+    "InterruptedRun",
+    "Run",
+    "RunDirError",
+    "__version__",
+    "compare",
+    "convolve",
+    "list_models",
+    "load_data",
+    "load_run",
+    "lr_find",
+    "summary",
+    "train",
+]

@@ -32,6 +32,7 @@ COMMANDS = (
     "summary",
     "convolve",
     "show",
+    "explore",
 )
 
 

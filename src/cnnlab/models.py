@@ -21,7 +21,7 @@ class ModelSpec:
     name: str
     description: str
     build_torch: Callable  # () -> torch.nn.Module
-    build_numpy: Callable | None = None  # (numpy Generator) -> cnnlab.scratch.nn.Module
+    build_numpy: Callable | None = None  # (numpy Generator, dropout=) -> cnnlab.scratch.nn.Module
     input_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
 
 
@@ -48,10 +48,12 @@ def _notebook_convnet(relu_on_logits: bool, dropout: float = 0.0):
 
 
 def _scratch(name: str):
-    def build(rng):
+    """The numpy builder of registry model ``name``: cnnlab.scratch.models.build_<name>."""
+
+    def build(rng, dropout: float = 0.0):
         from cnnlab.scratch import models as scratch_models
 
-        return getattr(scratch_models, f"build_{name}")(rng)
+        return getattr(scratch_models, f"build_{name.replace('-', '_')}")(rng, dropout=dropout)
 
     return build
 
@@ -136,12 +138,18 @@ register(
 )
 register(
     ModelSpec(
-        "convnet-bn", "convnet with batch norm after each conv and the hidden linear layer", _convnet_bn
+        "convnet-bn",
+        "convnet with batch norm after each conv and the hidden linear layer",
+        _convnet_bn,
+        _scratch("convnet-bn"),
     )
 )
 register(
     ModelSpec(
-        "vgg-mini", "five 3x3 conv-BN-ReLU layers (32-64-64-128-128), global max pool; fast on CPU", _vgg_mini
+        "vgg-mini",
+        "five 3x3 conv-BN-ReLU layers (32-64-64-128-128), global max pool; fast on CPU",
+        _vgg_mini,
+        _scratch("vgg-mini"),
     )
 )
 
@@ -157,10 +165,6 @@ def build_model(name: str, backend: str = "torch", rng=None, dropout: float = 0.
     spec = get_spec(name)
     if backend == "torch":
         return spec.build_torch(dropout=dropout)
-    if dropout:
-        raise ConfigError(
-            "--dropout is not supported by the numpy backend; use --backend torch or --dropout 0"
-        )
     if backend == "numpy":
         if spec.build_numpy is None:
             raise ConfigError(
@@ -169,7 +173,7 @@ def build_model(name: str, backend: str = "torch", rng=None, dropout: float = 0.
             )
         import numpy as np
 
-        return spec.build_numpy(rng if rng is not None else np.random.default_rng(0))
+        return spec.build_numpy(rng if rng is not None else np.random.default_rng(0), dropout=dropout)
     raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
 
 

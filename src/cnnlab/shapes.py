@@ -28,12 +28,15 @@ __all__ = [
     "conv_transpose2d_output_shape",
     "conv2d_padding",
     "pair",
+    "default_stride",
 ]
 
 
 def pair(value, name: str) -> tuple[int, int]:
-    """``value`` as a pair of ints: an int ``v`` becomes ``(v, v)``; a pair is checked."""
+    """``value`` as a pair of ints: an int ``v`` or a one-element ``(v,)`` becomes ``(v, v)``, as torch's
+    conv and pooling arguments accept them; a pair is checked."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    items = items * 2 if len(items) == 1 else items
     try:
         if len(items) != 2 or any(isinstance(v, bool) for v in items):
             raise TypeError
@@ -78,6 +81,11 @@ def conv2d_padding(padding, kernel_size, stride=1, dilation=1) -> tuple[int, int
     if min(ph, pw) < 0:
         raise ValueError(f"padding must be non-negative. Received: padding={padding!r}")
     return (ph, ph, pw, pw)
+
+
+def default_stride(stride) -> bool:
+    """Whether a pooling ``stride`` means "the kernel size": None or an empty tuple or list, as in torch."""
+    return stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
 
 
 def _input_hw(input_hw) -> tuple[int, int]:
@@ -126,7 +134,7 @@ def pool2d_output_shape(
     """
     hw = _input_hw(input_hw)
     k = _positive(kernel_size, "kernel_size")
-    s = k if stride is None or stride == [] or stride == () else _positive(stride, "stride")
+    s = k if default_stride(stride) else _positive(stride, "stride")
     d = _positive(dilation, "dilation")
     if isinstance(padding, str):
         raise ValueError(f"pooling padding must be an int or a pair of ints. Received: padding={padding!r}")

@@ -186,7 +186,8 @@ def test_importing_scratch_does_not_import_torch():
     code = (
         "import cnnlab.scratch, cnnlab.scratch.functional, cnnlab.scratch.nn, cnnlab.scratch.optim, "
         "cnnlab.scratch.gradcheck, cnnlab.scratch.models, cnnlab.scratch.windows, cnnlab.scratch.conv, "
-        "cnnlab.scratch.pool, cnnlab.shapes, sys; "
+        "cnnlab.scratch.pool, cnnlab.scratch.norm, cnnlab.scratch.adaptive, cnnlab.scratch.module, "
+        "cnnlab.scratch.augment, cnnlab.shapes, sys; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     src = str(Path(__file__).resolve().parents[2] / "src")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from cnnlab.commands.common import HelpFormatter, add_data_dir, add_run_dir
 
@@ -44,39 +43,19 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnnlab.report import metrics
     from cnnlab.report.confusion import format_confusion
-    from cnnlab.runs import layout as rundir
-    from cnnlab.runs.loader import load_run
+    from cnnlab.runs.reporting import run_evaluation
 
-    loaded = load_run(args.run_dir)
-    out = rundir.require_writable_dir(args.out or loaded.path, "--out")
-    ev = metrics.evaluate_run(loaded, args.split, args.data_dir)
-    print(f"{loaded.path}: model {loaded.config.model}, {args.split} split, {len(ev.labels)} images")
-    print(f"accuracy: {ev.accuracy:.2%}{training_note(loaded, ev)}\n")
-    print(metrics.format_per_class(metrics.per_class(ev)) + "\n")
+    result = run_evaluation(args.run_dir, args.split, args.data_dir, out=args.out)
+    loaded, ev, numbers = result.run, result.evaluation, result.metrics
+    print(f"{loaded.path}: model {loaded.config.model}, {args.split} split, {numbers['images']} images")
+    print(f"accuracy: {numbers['accuracy']:.2%}{training_note(loaded, ev)}\n")
+    print(metrics.format_per_class(numbers["per_class"]) + "\n")
     print("confusion matrix (rows: true class, columns: predicted class)")
     print(format_confusion(ev.confusion) + "\n")
     print("top confused pairs")
-    print(metrics.format_pairs(metrics.confused_pairs(ev.confusion)) + "\n")
-    written = write_outputs(ev, out, loaded.config.model)
-    print("wrote " + ", ".join(str(p) for p in written))
+    print(metrics.format_pairs(numbers["confused_pairs"]) + "\n")
+    print("wrote " + ", ".join(str(p) for p in result.written))
     return 0
-
-
-def write_outputs(ev, out: Path, model: str) -> list[Path]:
-    from cnnlab.report.confusion import confusion_png, confusion_title
-    from cnnlab.report.gallery import misclassified_png, write_png
-    from cnnlab.report.metrics import as_json
-    from cnnlab.runs import layout as rundir
-
-    paths = [
-        out / f"confusion-{ev.split}.png",
-        out / f"misclassified-{ev.split}.png",
-        out / f"evaluation-{ev.split}.json",
-    ]
-    write_png(paths[0], confusion_png(ev.confusion, confusion_title(ev, model)))
-    write_png(paths[1], misclassified_png(ev))
-    rundir.write_json(paths[2], as_json(ev))
-    return paths
 
 
 def training_note(loaded, ev) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from cnnlab.commands.common import HelpFormatter, add_run_dir
 
@@ -44,29 +43,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.runs import layout as rundir
-    from cnnlab.runs.export import export_onnx, export_safetensors
+    from cnnlab.runs.export import export
     from cnnlab.runs.loader import load_run
 
-    loaded = load_run(args.run_dir)
-    output = Path(args.output) if args.output else loaded.path / f"model.{args.format}"
-    rundir.require_writable_dir(output.parent, "--output")
-    if args.format == "onnx":
-        _require_onnx()
-        export_onnx(loaded, output)
-    else:
-        export_safetensors(loaded, output)
+    output = export(load_run(args.run_dir), args.format, args.output)
     print(f"{args.format} written to: {output}")
     return 0
-
-
-def _require_onnx() -> None:
-    from cnnlab.errors import ConfigError
-
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401  (torch's exporter needs it)
-    except ImportError as exc:
-        raise ConfigError(
-            f"--format onnx needs the export extra ({exc.name} is missing); run: pip install 'cnnlab[export]'"
-        ) from None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 
 from cnnlab.commands.common import HelpFormatter, add_data_dir, add_run_dir
 
@@ -42,66 +40,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.report import metrics
-    from cnnlab.report.confusion import confusion_png, confusion_title
-    from cnnlab.report.gallery import filters_png, first_conv_weights, misclassified_png
-    from cnnlab.report.html import ReportParts, render
-    from cnnlab.runs import layout as rundir
-    from cnnlab.runs.loader import load_run
+    from cnnlab.runs.reporting import write_report
 
-    loaded = load_run(args.run_dir)
-    output = Path(args.output) if args.output else loaded.path / "report.html"
-    rundir.require_writable_dir(output.parent, "--output")
-    ev = metrics.evaluate_run(loaded, args.split, args.data_dir)
-    weights = first_conv_weights(loaded.model)
-    parts = ReportParts(
-        title=f"cnnlab run {loaded.path.name}: {loaded.config.model}, {ev.split} accuracy {ev.accuracy:.2%}",
-        summary=summary_rows(loaded, ev),
-        config=loaded.config.to_dict(),
-        per_class=metrics.per_class(ev),
-        pairs=metrics.confused_pairs(ev.confusion),
-        curves_png=curves_png(loaded),
-        confusion_png=confusion_png(ev.confusion, confusion_title(ev, loaded.config.model)),
-        misclassified_png=misclassified_png(ev),
-        filters_png=None if weights is None else filters_png(weights),
-    )
-    rundir.write_text(output, render(parts))
+    output = write_report(args.run_dir, args.output, args.split, args.data_dir)
     print(f"report written to: {output}")
     return 0
-
-
-def summary_rows(loaded, ev) -> dict:
-    history, config = loaded.history, loaded.config
-    rows = {
-        "run directory": str(loaded.path),
-        "model": config.model,
-        "preset": config.preset or "none",
-        "epochs trained": f"{len(history)} of {config.epochs}",
-        f"{ev.split} accuracy": f"{ev.accuracy:.2%} on {len(ev.labels)} images (float32)",
-    }
-    if loaded.summary and loaded.summary.get("test_accuracy") is not None:
-        rows["test accuracy as training measured it"] = (
-            f"{loaded.summary['test_accuracy']:.2%} ({loaded.summary.get('precision', '32')} arithmetic)"
-        )
-    if history:
-        best = max(history, key=lambda r: r["valid_accuracy"])
-        rows["best validation accuracy"] = f"{best['valid_accuracy']:.2%} (epoch {best['epoch']})"
-        rows["training time"] = f"{history[-1]['seconds']:.1f} s"
-    if loaded.summary is None:
-        rows["status"] = "unfinished: the run has no summary.json yet"
-    return rows
-
-
-def curves_png(loaded) -> bytes | None:
-    """The run's own loss.png, or one drawn from the checkpoint's history for an unfinished run."""
-    from cnnlab.report.curves import plot_history
-    from cnnlab.runs import layout as rundir
-
-    saved = loaded.path / rundir.LOSS_PLOT
-    if saved.is_file():
-        return saved.read_bytes()
-    if not loaded.history:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        plot_history(loaded.history, Path(tmp) / "loss.png", title=loaded.config.model)
-        return (Path(tmp) / "loss.png").read_bytes()

@@ -67,7 +67,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cnnlab.inspect.describe import DescribeError
-    from cnnlab.inspect.summary import format_table, summarize
+    from cnnlab.inspect.summary import heading, summarize
     from cnnlab.models import build_model, get_spec
 
     if args.batch_size < 1:
@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
         summary = summarize(model, shape, args.batch_size, name=args.model)
     except DescribeError as exc:
         raise ConfigError(f"cannot summarise model {args.model!r}: {exc}") from None
-    print(f"{args.model} ({args.backend} backend), input {shape}, batch {args.batch_size}\n")
-    print(format_table(summary))
+    summary.heading = heading(args.model, args.backend, shape, args.batch_size)
+    print(summary)
     if summary.failed is not None:
         raise InputDoesNotFit(
             f"input {shape} does not fit model {args.model!r} at layer {summary.failed.name} "

@@ -1,8 +1,8 @@
 """Fashion-MNIST: the IDX reader, the files and their checksums, where they live, download, splits.
 
-NumPy and the standard library only. The modules, lowest first: ``idx`` (the file format),
-``files`` (names, sizes, checksums), ``download`` and ``location`` (finding or fetching the
-files), ``arrays`` (reading, splitting and normalising them), ``images`` (any photo turned into a
+NumPy and the standard library only, and pooch to download. The modules, lowest first: ``idx``
+(the file format), ``files`` (names, sizes, checksums), ``download`` and ``location`` (finding or
+fetching the files), ``arrays`` (reading, splitting and normalising them), ``images`` (any photo turned into a
 Fashion-MNIST-style 28x28 image).
 """
 

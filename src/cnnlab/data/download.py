@@ -1,17 +1,21 @@
-"""Download Fashion-MNIST from the official mirrors: checksums, retries, progress, atomic rename.
+"""Download Fashion-MNIST from the official mirrors, with pooch: checksums, retries, progress.
 
-A file is first written to ``<name>.part`` beside its destination, its MD5 checked against the
-published one, and only then renamed into place, so a half-written or wrong file never sits
-where a good one is expected.
+``pooch.retrieve`` streams a file into a temporary file beside its destination, checks its MD5
+against the published one, and only then renames it into place (deleting it otherwise), so a
+half-written or wrong file never sits where a good one is expected, and a file already there with
+the right MD5 is not fetched again. Around it, this module tries the mirrors in order, retries each
+with a growing pause (but not after an HTTP 4xx: a missing file does not appear on retry), and
+turns the last problem into one line. pooch's own log messages stay off the terminal.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import logging
 import os
+import re
+import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from cnnlab.data.files import DEBIAN_DIR, FILES, DataFile, verify_file
@@ -26,32 +30,7 @@ OFFLINE_HINT = (
     f"pass --data-dir DIR holding the four .gz files, or install Debian's package "
     f"(`sudo apt-get install dataset-fashion-mnist`, which puts them in {DEBIAN_DIR})"
 )
-
-
-def _fetch(url: str, part: Path, timeout: float, quiet: bool) -> str:
-    """Stream ``url`` into ``part``; return the MD5 of what was written."""
-    from tqdm import tqdm
-
-    digest = hashlib.md5()
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(
-            total=total,
-            unit="B",
-            unit_scale=True,
-            desc=part.name.removesuffix(".part"),
-            disable=True if quiet else None,
-            leave=False,
-        ) as bar:  # None: off when not a terminal
-            received = 0
-            for chunk in iter(lambda: response.read(1 << 16), b""):
-                out.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-        if total is not None and received != total:
-            raise OSError(f"connection closed after {received} of {total} bytes")
-    return digest.hexdigest()
+CHUNK = 1 << 16  # bytes per read; pooch's default of 1 KiB flushes the file 30,000 times
 
 
 def download_file(
@@ -65,32 +44,73 @@ def download_file(
     quiet: bool = False,
 ) -> Path:
     """Fetch one file, trying each mirror ``retries`` times; raise DataError if none delivers."""
-    target = dest_dir / spec.name
-    part = dest_dir / (spec.name + ".part")
+    import requests
+
     problems = []
-    for mirror in mirrors:
-        url = mirror.rstrip("/") + "/" + spec.name
-        for attempt in range(1, retries + 1):
-            try:
-                md5 = _fetch(url, part, timeout, quiet)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", None) or exc
-                problems.append(f"{url}: {reason}")
-                part.unlink(missing_ok=True)
-                if isinstance(exc, urllib.error.HTTPError) and 400 <= exc.code < 500:
-                    break  # a missing file does not appear on retry
+    with _quiet_pooch():
+        for mirror in mirrors:
+            url = mirror.rstrip("/") + "/" + spec.name
+            for attempt in range(1, retries + 1):
+                try:
+                    return _retrieve(url, spec, Path(dest_dir), timeout, quiet)
+                except requests.HTTPError as exc:
+                    code = exc.response.status_code
+                    problems.append(f"{url}: HTTP {code} {exc.response.reason or ''}".rstrip())
+                    if 400 <= code < 500:
+                        break  # a missing file does not appear on retry
+                # requests' other errors are OSErrors; pooch reports a wrong MD5 as a ValueError
+                except (OSError, ValueError) as exc:
+                    problems.append(f"{url}: {_reason(exc, spec, timeout)}")
                 if attempt < retries:
                     time.sleep(backoff * attempt)
-                continue
-            if md5 != spec.gz_md5:
-                part.unlink(missing_ok=True)
-                problems.append(f"{url}: MD5 {md5} does not match the published {spec.gz_md5}")
-                continue
-            os.replace(part, target)
-            return target
     raise DataError(
         f"could not download {spec.name} ({problems[-1] if problems else 'no mirrors'}); " + OFFLINE_HINT
     )
+
+
+def _retrieve(url: str, spec: DataFile, dest_dir: Path, timeout: float, quiet: bool) -> Path:
+    import pooch
+
+    progressbar = not quiet and sys.stderr.isatty()  # tqdm's bar on a terminal, nothing in a log
+    downloader = pooch.HTTPDownloader(progressbar=progressbar, timeout=timeout, chunk_size=CHUNK)
+    pooch.retrieve(url, f"md5:{spec.gz_md5}", fname=spec.name, path=dest_dir, downloader=downloader)
+    return dest_dir / spec.name
+
+
+def _reason(exc: Exception, spec: DataFile, timeout: float) -> str:
+    """What went wrong, in a few words: requests nests urllib3's messages several deep."""
+    import requests
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        short = re.search(r"IncompleteRead\((\d+) bytes read, (\d+) more expected\)", text)
+        if short:
+            received, missing = int(short[1]), int(short[2])
+            return f"connection closed after {received} of {received + missing} bytes"
+        return "connection closed before the whole file arrived"
+    if isinstance(exc, requests.RequestException):
+        errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)  # e.g. [Errno 111] Connection refused
+        return errno[0] if errno else text
+    got = re.search(r"but got ([0-9a-f]{32})", text)
+    if isinstance(exc, ValueError) and got:
+        return f"MD5 {got[1]} does not match the published {spec.gz_md5}"
+    return text
+
+
+@contextlib.contextmanager
+def _quiet_pooch():
+    """pooch logs each download at INFO through a handler of its own on stderr; errors only here."""
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def download_all(dest_dir: str | os.PathLike, *, files=None, quiet: bool = False, **kwargs) -> Path:

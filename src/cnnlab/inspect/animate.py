@@ -81,8 +81,9 @@ def _fmt(v) -> str:
 
 def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: str):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from PIL import Image
+
+    from cnnlab.report.figures import new_figure
 
     xp = example.padded
     channels, hp, wp = xp.shape
@@ -94,8 +95,8 @@ def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: s
     widths = [wp] * channels + [wo]
     fig_width = cell * (sum(widths) + 2.2 * len(widths)) + 0.6
     text = textwrap.wrap(line, width=int(fig_width * 100 / 8.5), break_on_hyphens=False)  # 9 pt monospace
-    fig = Figure(figsize=(fig_width, cell * max(hp, ho) + 1.3 + 0.2 * len(text)), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure((fig_width, cell * max(hp, ho) + 1.3 + 0.2 * len(text)), layout=None, dpi=100)
+    FigureCanvasAgg(fig)  # a GIF frame is the Agg canvas's pixels, not a PNG
     bottom = (0.25 + 0.2 * len(text)) / fig.get_figheight()
     axes = fig.subplots(1, len(widths), gridspec_kw={"width_ratios": widths, "wspace": 0.35})
     fig.subplots_adjust(left=0.03, right=0.97, top=1 - 0.75 / fig.get_figheight(), bottom=bottom)

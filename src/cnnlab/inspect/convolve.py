@@ -83,6 +83,17 @@ class Result:
     reference: np.ndarray  # (C_out, H_out, W_out) from conv2d_reference
     scratch: np.ndarray  # from cnnlab.scratch's conv2d
     torch: np.ndarray  # from torch.nn.functional.conv2d
+    example: Example | None = None  # what was convolved
+
+    def explain(self) -> list[str]:
+        """Each output value as its sum of products (``cnnlab convolve --explain``)."""
+        if self.example is None:
+            raise ValueError("this result does not hold its example")
+        return explain(self.example, self.reference)
+
+    def __str__(self) -> str:
+        planes = "\n".join(format_grid(plane) for plane in self.reference)
+        return f"output {tuple(self.reference.shape)}:\n{planes}"
 
     @property
     def max_difference(self) -> float:
@@ -119,12 +130,28 @@ def parse_array(text: str, name: str, ndims=(2, 3, 4)) -> np.ndarray:
     return array
 
 
+def _numbers(value, name: str, ndims: tuple[int, ...]) -> np.ndarray:
+    """``value`` as a float64 array of one of ``ndims`` dimensions, finite; ValueError naming ``name``."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ValueError(f"--{name} must be a rectangular nested list of numbers") from None
+    if array.ndim not in ndims or array.size == 0:
+        raise ValueError(
+            f"--{name} must be a non-empty {' or '.join(f'{n}-D' for n in ndims)} array. "
+            f"Received: shape {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError(f"--{name} must hold finite numbers")
+    return array
+
+
 def make_example(x, kernel, bias=0.0, stride=1, padding=0, dilation=1) -> Example:
     """An Example from loose shapes: input (H, W) or (C, H, W); kernel (kH, kW), (C, kH, kW) or
     (C_out, C, kH, kW); bias a number or one per output channel."""
-    x = np.asarray(x, dtype=np.float64)
+    x = _numbers(x, "input", (2, 3))
     x = x[None] if x.ndim == 2 else x  # (C, H, W)
-    w = np.asarray(kernel, dtype=np.float64)
+    w = _numbers(kernel, "kernel", (2, 3, 4))
     w = w.reshape((1,) * (4 - w.ndim) + w.shape)  # (C_out, C, kH, kW)
     if w.shape[1] != x.shape[0]:
         raise ValueError(
@@ -188,7 +215,7 @@ def run(example: Example) -> Result:
     with torch.no_grad():
         by_torch = F.conv2d(*(torch.from_numpy(np.ascontiguousarray(a)) for a in args[:3]), *args[3:]).numpy()
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, as one line
-        result = Result(conv2d_reference(*args), conv2d(*args), by_torch)
+        result = Result(conv2d_reference(*args), conv2d(*args), by_torch, example)
     if not np.isfinite(result.reference).all():
         raise ValueError("the sums of products overflow float64 (beyond about 1.8e308); use smaller numbers")
     return result

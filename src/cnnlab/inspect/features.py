@@ -15,15 +15,15 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from matplotlib.figure import Figure
 
 from cnnlab.data import CLASS_NAMES
 from cnnlab.inspect.describe import describe
 from cnnlab.inspect.summary import layer_detail
 from cnnlab.inspect.trained import Trained, as_input
-from cnnlab.runs.layout import write_atomic
+from cnnlab.report import gallery
+from cnnlab.report.figures import new_figure, save_png
 
-__all__ = ["Capture", "capture", "predict", "plot_filters", "plot_features", "save", "figure"]
+__all__ = ["Capture", "capture", "classify", "plot_filters", "plot_features"]
 
 FEATURE_KINDS = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 
@@ -106,21 +106,12 @@ def _layers(items):
             yield item
 
 
-def predict(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted class (N,), softmax probabilities (N, 10))."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+def classify(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class (N,), softmax probabilities (N, 10)) from logits (N, 10)."""
+    from scipy.special import softmax
+
+    p = softmax(logits, axis=1)
     return p.argmax(axis=1), p
-
-
-def figure(**kwargs) -> Figure:
-    """A figure of its own, outside pyplot: no backend, no global state, nothing to close."""
-    return Figure(layout="constrained", **kwargs)
-
-
-def save(fig: Figure, path: Path, dpi: int = 110) -> Path:
-    write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
-    return path
 
 
 def _scale(maps: np.ndarray) -> dict:
@@ -137,46 +128,13 @@ def _grid(n: int, max_cols: int = 8) -> tuple[int, int]:
 
 
 def plot_filters(trained: Trained, path: Path) -> Path:
-    """The first convolution's filters as a grid, each with its weights written in."""
-    first = next((m for _, m in trained.model.named_modules() if type(m).__name__ == "Conv2d"), None)
-    if first is None:
+    """The first convolution's filters as a grid, each with its weights written in: the figure
+    ``cnnlab report`` embeds (``cnnlab.report.gallery.filters_figure``), headed by the run's name."""
+    found = gallery.first_conv(trained.model)
+    if found is None:
         raise ValueError(f"model {trained.config.model!r} has no Conv2d layer")
-    name = next(n for n, m in trained.model.named_modules() if m is first)
-    weight = first.weight.detach().numpy()  # (C_out, C_in, kH, kW)
-    shown = weight.mean(axis=1)  # (C_out, kH, kW); the filter itself when C_in is 1, as here
-    rows, cols = _grid(len(shown))
-    fig = figure(figsize=(1.25 * cols + 1.2, 1.25 * rows + 1.0))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    style = _scale(shown)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k >= len(shown):
-            continue
-        image = ax.imshow(shown[k], **style)
-        ax.set_title(f"filter {k}", fontsize=8)
-        if shown[k].size <= 25:  # small kernels: write the weights in
-            for (r, c), v in np.ndenumerate(shown[k]):
-                ax.text(
-                    c,
-                    r,
-                    f"{v:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=6,
-                    color="white" if abs(v) > 0.6 * style["vmax"] else "black",
-                )
-    fig.colorbar(image, ax=axes, shrink=0.6, label="weight")
-    channels = "" if weight.shape[1] == 1 else f", mean over its {weight.shape[1]} input channels"
-    fig.suptitle(
-        f"{trained.title}: first-layer filters (layer {name}, Conv2d {layer_detail_of(trained, name)}"
-        f"{channels})\nred: positive weight, blue: negative; each slides over the image",
-        fontsize=10,
-    )
-    return save(fig, path)
-
-
-def layer_detail_of(trained: Trained, name: str) -> str:
-    return next((layer_detail(layer) for layer in _layers(describe(trained.model)) if layer.name == name), "")
+    name, weights = found
+    return save_png(gallery.filters_figure(weights, title=f"{trained.title}, layer {name}"), path)
 
 
 def _show_input(ax, image: np.ndarray, caption: str) -> None:
@@ -187,7 +145,7 @@ def _show_input(ax, image: np.ndarray, caption: str) -> None:
 
 
 def image_caption(index: int, label: int, logits: np.ndarray) -> str:
-    predicted, p = predict(logits[None] if logits.ndim == 1 else logits)
+    predicted, p = classify(logits[None] if logits.ndim == 1 else logits)
     return (
         f"test image {index}: {CLASS_NAMES[label]}\npredicted: {CLASS_NAMES[predicted[0]]} "
         f"({100 * p[0, predicted[0]]:.0f}%)"
@@ -220,7 +178,7 @@ def plot_features(trained: Trained, image: np.ndarray, label: int, index: int, d
     for number, cap in enumerate(captures):
         maps = cap.output[0]  # (C, H, W)
         rows, cols = _grid(len(maps))
-        fig = figure(figsize=(2.6 + 1.05 * cols, max(2.9, 1.1 * rows + 1.0)))
+        fig = new_figure((2.6 + 1.05 * cols, max(2.9, 1.1 * rows + 1.0)))
         left, right = fig.subfigures(1, 2, width_ratios=[2.4, 1.05 * cols])
         _show_input(left.subplots(), image, caption)
         ax = right.subplots()
@@ -242,5 +200,7 @@ def plot_features(trained: Trained, image: np.ndarray, label: int, index: int, d
             fontsize=10,
         )
         fig.suptitle(trained.title, fontsize=9, x=0.01, ha="left", color="dimgray")
-        paths.append(save(fig, directory / f"features-{index}-{number:02d}-layer{cap.name}-{cap.kind}.png"))
+        paths.append(
+            save_png(fig, directory / f"features-{index}-{number:02d}-layer{cap.name}-{cap.kind}.png")
+        )
     return paths

@@ -16,8 +16,9 @@ import dataclasses
 import numpy as np
 
 from cnnlab.data import CLASS_NAMES
-from cnnlab.inspect.features import _show_input, capture, figure, predict, save
+from cnnlab.inspect.features import _show_input, capture, classify
 from cnnlab.inspect.trained import Trained
+from cnnlab.report.figures import new_figure, save_png
 
 __all__ = ["shift", "Invariance", "measure", "format_table", "plot_invariance"]
 
@@ -77,12 +78,12 @@ def measure(trained: Trained, image: np.ndarray, sample: np.ndarray) -> Invarian
     at the x shifts (NaN elsewhere)."""
     shifts = [(dx, dy) for dy in range(MAX_SHIFT + 1) for dx in range(MAX_SHIFT + 1)]
     stages, change, logits = _stage_changes(trained, image[None], shifts)
-    predicted, p = predict(logits[0])
+    predicted, p = classify(logits[0])
     agree = np.full(len(shifts), np.nan)
-    base = predict(capture(trained, sample, kinds=())[1])[0]
+    base = classify(capture(trained, sample, kinds=())[1])[0]
     for dx, dy in _rows():
         agree[shifts.index((dx, dy))] = np.mean(
-            predict(capture(trained, shift(sample, dx, dy), kinds=())[1])[0] == base
+            classify(capture(trained, shift(sample, dx, dy), kinds=())[1])[0] == base
         )
     sample_change = np.full_like(change[0], np.nan)
     along_x = [(d, 0) for d in range(MAX_SHIFT + 1)]
@@ -136,7 +137,7 @@ def format_table(result: Invariance, index: int) -> str:
 
 
 def plot_invariance(trained: Trained, image: np.ndarray, label: int, index: int, result: Invariance, path):
-    fig = figure(figsize=(14, 8.4))
+    fig = new_figure((14, 8.4))
     top, bottom = fig.subfigures(2, 1, height_ratios=[0.62, 1])
     thumbs = top.subplots(1, MAX_SHIFT + 1)
     first = CLASS_NAMES[result.predicted[0]]
@@ -220,4 +221,4 @@ def plot_invariance(trained: Trained, image: np.ndarray, label: int, index: int,
     for ax in (ax_lines, ax_pred):
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(f"{trained.title}: translation invariance, measured", fontsize=12)
-    return save(fig, path)
+    return save_png(fig, path)

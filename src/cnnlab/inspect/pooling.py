@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from cnnlab.inspect.features import _show_input, capture, figure, image_caption, save
+from cnnlab.inspect.features import _show_input, capture, image_caption
 from cnnlab.inspect.trained import Trained
+from cnnlab.report.figures import new_figure, save_png
 
 __all__ = ["plot_pooling"]
 
@@ -101,7 +102,7 @@ def plot_pooling(trained: Trained, image: np.ndarray, label: int, index: int, pa
     rows, cols = np.unravel_index(arg, fmap.shape)  # (H', W') each: where each maximum came from
     style = dict(cmap="inferno", vmin=0.0, vmax=float(fmap.max()) or 1.0)
 
-    fig = figure(figsize=(13, 8.2))
+    fig = new_figure((13, 8.2))
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 0.95])
     ax_img, ax_map, ax_out = top.subplots(1, 3, width_ratios=[0.8, 1, 1])
     _show_input(ax_img, image, image_caption(index, label, logits[0]))
@@ -176,4 +177,4 @@ def plot_pooling(trained: Trained, image: np.ndarray, label: int, index: int, pa
         ax.set_yticks([])
     fig.suptitle(f"{trained.title}: max pooling on a real feature map ({what})", fontsize=11)
     kept = float(out.size) / fmap.size
-    return save(fig, path), dict(channel=channel, map_shape=fmap.shape, pooled_shape=out.shape, kept=kept)
+    return save_png(fig, path), dict(channel=channel, map_shape=fmap.shape, pooled_shape=out.shape, kept=kept)

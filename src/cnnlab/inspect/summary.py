@@ -20,6 +20,7 @@ Reference: Dumoulin & Visin, "A guide to convolution arithmetic for deep learnin
 from __future__ import annotations
 
 import dataclasses
+import html
 import math
 
 from cnnlab import shapes
@@ -51,10 +52,19 @@ class Summary:
     rows: list[Row]
     failed: Layer | None = None  # the first layer the input does not fit
     reason: str = ""
+    heading: str = ""  # printed above the table: what was summarised, as `cnnlab summary` says it
 
     @property
     def params(self) -> int:
         return sum(r.params for r in self.rows)
+
+    def __str__(self) -> str:
+        """What ``cnnlab summary`` prints: the heading, then the table."""
+        return f"{self.heading}\n\n{format_table(self)}" if self.heading else format_table(self)
+
+    def _repr_html_(self) -> str:
+        """The same table for Jupyter."""
+        return html_table(self)
 
     @property
     def trainable(self) -> int:
@@ -321,3 +331,33 @@ def format_table(summary: Summary) -> str:
         f"(every layer's float32 output)",
     ]
     return "\n".join(out)
+
+
+def html_table(summary: Summary) -> str:
+    """The summary as an HTML table (the rows, then the totals or why the input does not fit)."""
+    header = ("layer", "type", "output shape", "params", "mult-adds", "receptive field")
+    cells = [
+        (
+            "\u00a0\u00a0" * r.depth + r.name,
+            f"{r.kind} {r.detail}".strip(),
+            _shape(r.shape),
+            f"{r.params:,}",
+            f"{r.mult_adds:,}",
+            _field(r),
+        )
+        for r in summary.rows
+    ]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
+    lines = str(summary).split("\n\n", 1)[1].splitlines() if "\n\n" in str(summary) else []
+    foot = "".join(f"<div>{html.escape(line)}</div>" for line in lines)
+    return (
+        f"<div><b>{html.escape(summary.model)}</b>, input {html.escape(_shape(summary.input_shape))}"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f'<div style="font-family: monospace; white-space: pre">{foot}</div></div>'
+    )
+
+
+def heading(model: str, backend: str, shape: tuple[int, ...], batch_size: int) -> str:
+    """The line above the table: what was summarised."""
+    return f"{model} ({backend} backend), input {tuple(shape)}, batch {batch_size}"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from cnnlab.data import CLASS_NAMES
+from cnnlab.report.figures import new_figure
+
+__all__ = ["format_confusion", "confusion_figure", "confusion_title"]
 
 # Column headers must be narrow enough that ten of them fit a terminal beside the row names.
 CORNER = "true \\ predicted"
@@ -21,14 +25,12 @@ def format_confusion(confusion: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def confusion_png(confusion: np.ndarray, title: str) -> bytes:
+def confusion_figure(confusion: np.ndarray, title: str) -> Figure:
     """Counts in each cell; colour is the share of the true class (row), so rare and common
     classes read on one scale."""
-    from cnnlab.report.gallery import _pyplot, png_bytes
-
-    plt = _pyplot()
     share = confusion / np.maximum(1, confusion.sum(axis=1, keepdims=True))
-    fig, ax = plt.subplots(figsize=(8.6, 7.4), layout="constrained")
+    fig = new_figure((8.6, 7.4))
+    ax = fig.subplots()
     image = ax.imshow(100 * share, cmap="Blues", vmin=0, vmax=100)
     for (i, j), count in np.ndenumerate(confusion):
         ax.text(
@@ -46,7 +48,7 @@ def confusion_png(confusion: np.ndarray, title: str) -> bytes:
     ax.set_ylabel("true class")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class (%)")
-    return png_bytes(fig)
+    return fig
 
 
 def confusion_title(ev, model: str) -> str:

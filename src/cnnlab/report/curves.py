@@ -5,22 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt
+from cnnlab.report.figures import new_figure, save_png
 
-from cnnlab.runs.layout import write_atomic
+__all__ = ["history_figure", "plot_history"]
 
 TRAIN_COLOR, VALID_COLOR = "tab:blue", "tab:orange"
 
 
 def plot_history(history: Sequence[dict], path: Path, title: str = "") -> None:
-    """Left: train loss (left axis) and validation loss (right axis), as the notebook plots them,
+    """Write ``history_figure`` to ``path`` as a PNG (``loss.png`` in a run directory)."""
+    save_png(history_figure(history, title), path)
+
+
+def history_figure(history: Sequence[dict], title: str = "") -> Figure:
+    """The training curves of ``history`` (one dict per epoch, as metrics.csv's rows).
+
+    Left: train loss (left axis) and validation loss (right axis), as the notebook plots them,
     so each curve fills its own scale and the turn of the validation loss (overfitting) shows.
-    Right: train and validation accuracy on one axis."""
+    Right: train and validation accuracy on one axis (and test accuracy when measured per epoch)."""
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    fig = new_figure((11, 4.2))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", color=TRAIN_COLOR, label="train loss")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("train loss (cross-entropy)", color=TRAIN_COLOR)
@@ -63,5 +70,4 @@ def plot_history(history: Sequence[dict], path: Path, title: str = "") -> None:
         ax.xaxis.get_major_locator().set_params(integer=True)
     if title:
         fig.suptitle(title)
-    write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
-    plt.close(fig)
+    return fig

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import math
-from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from cnnlab.data import CLASS_NAMES
-from cnnlab.runs.layout import write_atomic
+from cnnlab.report.figures import new_figure
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def png_bytes(fig, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes (closed afterwards): one form for files and for the HTML report."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    _pyplot().close(fig)
-    return buffer.getvalue()
-
-
-def write_png(path: Path, png: bytes) -> None:
-    write_atomic(path, lambda fh: fh.write(png))
+__all__ = ["misclassified", "misclassified_figure", "first_conv", "filters_figure"]
 
 
 def misclassified(ev, limit: int = 30) -> np.ndarray:
@@ -39,12 +19,12 @@ def misclassified(ev, limit: int = 30) -> np.ndarray:
     return wrong[np.argsort(-ev.confidence[wrong], kind="stable")][:limit]
 
 
-def misclassified_png(ev, limit: int = 30, columns: int = 6) -> bytes:
+def misclassified_figure(ev, limit: int = 30, columns: int = 6) -> Figure:
     """The grid of the most confident mistakes (a 'no mistakes' note when there are none)."""
-    plt = _pyplot()
     picks = misclassified(ev, limit)
     rows = max(1, math.ceil(len(picks) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.75 * columns, 2.05 * rows + 0.5), squeeze=False)
+    fig = new_figure((1.75 * columns, 2.05 * rows + 0.5), layout="tight")
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, picks):
@@ -63,38 +43,51 @@ def misclassified_png(ev, limit: int = 30, columns: int = 6) -> bytes:
         f"in {len(ev.labels)} images)",
         fontsize=10,
     )
-    fig.tight_layout()
-    return png_bytes(fig)
+    return fig
 
 
-def first_conv_weights(model) -> np.ndarray | None:
-    """The first Conv2d's weights (C_out, C_in, kH, kW), or None for a model without one."""
+def first_conv(model) -> tuple[str, np.ndarray] | None:
+    """(the first Conv2d's name, as in state_dict keys; its weights (C_out, C_in, kH, kW)), or None
+    for a model without one."""
     from torch import nn
 
-    for module in model.modules():
+    for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
-            return module.weight.detach().cpu().numpy()
+            return name, module.weight.detach().cpu().numpy()
     return None
 
 
-def filters_png(weights: np.ndarray, columns: int = 8) -> bytes:
-    """Each output channel's kernel, summed over input channels (one for grayscale), on one
-    symmetric colour scale: red excites, blue inhibits, white ignores."""
-    plt = _pyplot()
-    kernels = weights.sum(axis=1)  # (C_out, kH, kW)
+def filters_figure(weights: np.ndarray, title: str = "", columns: int = 8) -> Figure:
+    """The first layer's filters, one tile per output channel, for weights (C_out, C_in, kH, kW).
+
+    NOTE: each tile is the kernel's mean over its C_in input channels (the kernel itself for
+    grayscale input), as the TensorBoard image shows it; the mean keeps one colour scale whatever
+    C_in is. The scale is symmetric around zero (red excites, blue inhibits, white ignores) and
+    shared by all tiles, so weak filters look weak; kernels of up to 25 weights have them written
+    in. ``title`` (e.g. the run and the layer) heads the figure. ``cnnlab report`` and
+    ``cnnlab show filters`` both draw this figure.
+    """
+    kernels = weights.mean(axis=1)  # (C_out, kH, kW)
     limit = float(np.abs(kernels).max()) or 1.0
-    rows = math.ceil(len(kernels) / columns)
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(1.2 * columns + 1.2, 1.3 * rows + 0.6), squeeze=False, layout="constrained"
-    )
+    cols = min(len(kernels), columns)
+    rows = math.ceil(len(kernels) / cols)
+    fig = new_figure((1.25 * cols + 1.2, 1.25 * rows + 1.0))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for k, (ax, kernel) in enumerate(zip(axes.flat, kernels)):
         image = ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(f"filter {k}", fontsize=8)
+        if kernel.size <= 25:
+            for (r, c), v in np.ndenumerate(kernel):
+                color = "white" if abs(v) > 0.6 * limit else "black"
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6, color=color)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="weight (mean over input channels)")
     out_ch, in_ch, kh, kw = weights.shape
     fig.suptitle(
-        f"First-layer filters: {out_ch} kernels of {kh}x{kw} over {in_ch} input channel(s)", fontsize=10
+        f"{title + ': ' if title else ''}first-layer filters, {out_ch} kernels of {kh}x{kw}, "
+        f"each the mean over its {in_ch} input channel{'s' if in_ch != 1 else ''}\n"
+        "red: positive weight, blue: negative, white: zero; each kernel slides over the image",
+        fontsize=10,
     )
-    fig.colorbar(image, ax=axes, shrink=0.7, label="weight")
-    return png_bytes(fig)
+    return fig

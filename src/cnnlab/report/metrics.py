@@ -44,18 +44,18 @@ class Evaluation:
 
 def split_images(config, split: str, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
     """The raw uint8 images and labels of ``split``, chosen exactly as training chose them."""
-    from cnnlab import data as fmnist
+    from cnnlab import data
 
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}. Received: {split!r}")
-    raw = fmnist.load_arrays(fmnist.ensure_data(data_dir or config.data_dir, quiet=True))
+    raw = data.load_arrays(data.ensure_data(data_dir or data.recorded_or_search(config.data_dir), quiet=True))
     if split == "test":
         return raw.test_images, raw.test_labels.astype(np.int64)
     if config.valid_size == 0:
         raise ConfigError(
             "--split valid: this run was trained with --valid-size 0, so it has no validation split"
         )
-    parts = fmnist.split_indices(
+    parts = data.split_indices(
         config.resolved_train_size, config.valid_size, config.seed, total=len(raw.train_images)
     )
     return raw.train_images[parts.valid], raw.train_labels[parts.valid].astype(np.int64)
@@ -66,12 +66,13 @@ def predict_probs(model, x: np.ndarray, batch_size: int = 1000, tta: bool = Fals
     mean of the image's and its mirror's, as training's --tta evaluates."""
     import torch
 
-    def probs(xb: torch.Tensor) -> torch.Tensor:
-        p = torch.softmax(model(xb), dim=1)
-        return (p + torch.softmax(model(xb.flip(-1)), dim=1)) / 2 if tta else p
+    from cnnlab.models import class_probabilities
 
     with torch.inference_mode():
-        batches = [probs(torch.from_numpy(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        batches = [
+            class_probabilities(model, torch.from_numpy(x[i : i + batch_size]), tta)
+            for i in range(0, len(x), batch_size)
+        ]
     return torch.cat(batches).numpy() if batches else np.zeros((0, NUM_CLASSES), np.float32)
 
 

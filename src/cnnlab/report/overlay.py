@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
-from cnnlab.report.curves import plt
-from cnnlab.runs.layout import write_atomic
+from cnnlab.report.figures import new_figure, save_png
+
+__all__ = ["overlay_figure", "plot_overlay"]
 
 
 def plot_overlay(outcomes, path: Path, title: str = "") -> None:
+    """Write ``overlay_figure`` to ``path`` as a PNG (``compare_loss.png``)."""
+    save_png(overlay_figure(outcomes, title), path)
+
+
+def overlay_figure(outcomes, title: str = "") -> Figure:
     """Train and validation loss per epoch: the mean over seeds as a line, min to max as a band."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained", sharey=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = new_figure((12, 4.5))
+    axes = fig.subplots(1, 2, sharey=False)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     keys = list(dict.fromkeys((o.optimizer, o.lr) for o in outcomes))
     for color, key in zip(colors * 3, keys):
         histories = [o.history for o in outcomes if (o.optimizer, o.lr) == key and o.history]
@@ -35,5 +44,4 @@ def plot_overlay(outcomes, path: Path, title: str = "") -> None:
         ax.xaxis.get_major_locator().set_params(integer=True)
     if title:
         fig.suptitle(title)
-    write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
-    plt.close(fig)
+    return fig

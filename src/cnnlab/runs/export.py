@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from cnnlab.data import CLASS_NAMES
+from cnnlab.errors import ConfigError
 from cnnlab.runs.layout import write_atomic
 
 FORMATS = ("onnx", "safetensors")
@@ -86,3 +87,29 @@ def export_safetensors(run, output: Path) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()}
     data = save(tensors, metadata=metadata(run))
     write_atomic(output, lambda fh: fh.write(data))
+
+
+def export(run, format: str, output: str | Path | None = None) -> Path:
+    """Write ``run``'s model as ``format`` ("onnx" or "safetensors") to ``output`` (default:
+    RUN_DIR/model.FORMAT); return the path. The one entry point of the command and the Python API."""
+    from cnnlab.runs import layout
+
+    path = Path(output) if output else run.path / f"model.{format}"
+    layout.require_writable_dir(path.parent, "--output")
+    if format == "onnx":
+        require_onnx()
+        export_onnx(run, path)
+    else:
+        export_safetensors(run, path)
+    return path
+
+
+def require_onnx() -> None:
+    """The export extra, or one line saying how to install it."""
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401  (torch's exporter needs it)
+    except ImportError as exc:
+        raise ConfigError(
+            f"--format onnx needs the export extra ({exc.name} is missing); run: pip install 'cnnlab[export]'"
+        ) from None

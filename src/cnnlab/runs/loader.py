@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnnlab.errors import RunDirError
 from cnnlab.runs import layout as rundir
+
+if TYPE_CHECKING:
+    from cnnlab.training.config import TrainConfig
 
 
 @dataclasses.dataclass
 class LoadedRun:
     path: Path
-    config: object  # cnnlab.training.config.TrainConfig
+    config: TrainConfig
     model: object  # torch.nn.Module, in eval mode on the CPU
     history: list[dict]
     summary: dict | None  # summary.json, or None while the run is unfinished

@@ -1,13 +1,19 @@
 """cnnlab.scratch: a NumPy-only CNN engine that matches PyTorch (no torch import, ever).
 
 Layers of the package:
-  windows     strided windows shared by conv and pool
-  functional  conv2d, max_pool2d, avg_pool2d, linear, relu, log_softmax, cross_entropy,
-              each with its ``*_backward`` beside it; conv2d_reference is the notebook's loops
-  nn          Parameter, Module, Conv2d, MaxPool2d, AvgPool2d, Linear, ReLU, Flatten, Sequential
-  optim       SGD and Adam with torch.optim's update rules
+  windows     strided windows shared by conv and pool, in the (C, H, W, N) layout
+  conv, pool, adaptive, norm
+              conv2d; max_pool2d, avg_pool2d; adaptive_max_pool2d, adaptive_avg_pool2d; batch_norm
+  functional  those, and linear, relu, log_softmax, cross_entropy, dropout, each with its
+              ``*_backward`` beside it; conv2d_reference is the notebook's loops
+  module      Parameter, Module (parameters, buffers, torch's state_dict keys), Sequential
+  nn          Conv2d, MaxPool2d, AvgPool2d, AdaptiveMaxPool2d, AdaptiveAvgPool2d, Linear, ReLU,
+              Flatten, BatchNorm1d, BatchNorm2d, Dropout, ResidualBlock
+  optim       SGD and Adam with torch.optim's update rules; clip_grad_norm_
+  augment     random translation and flips of NumPy batches, from a NumPy Generator
   gradcheck   central-difference gradients
-  models      build_seed(rng), build_convnet(rng)
+  models      every registry model: build_seed, build_convnet, build_convnet_bn, build_vgg_mini;
+              basic_block (residual)
 
 Training, in full::
 
@@ -22,13 +28,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.scratch import functional, gradcheck, models, nn, optim
+from cnnlab.scratch import augment, functional, gradcheck, models, nn, optim
 
-__all__ = ["functional", "nn", "optim", "gradcheck", "models", "train_step", "predict", "evaluate"]
+__all__ = [
+    "functional",
+    "nn",
+    "optim",
+    "augment",
+    "gradcheck",
+    "models",
+    "train_step",
+    "predict",
+    "evaluate",
+]
 
 
-def train_step(model: nn.Module, optimizer: optim.Optimizer, X, y, label_smoothing: float = 0.0):
-    """One step: forward in training mode, mean cross-entropy, backward, ``optimizer.step()``.
+def train_step(
+    model: nn.Module, optimizer: optim.Optimizer, X, y, label_smoothing: float = 0.0, max_norm=None
+):
+    """One step: forward in training mode, mean cross-entropy, backward, clipping the gradients'
+    global norm to ``max_norm`` when given, ``optimizer.step()``.
 
     X (N, C, H, W) in the model's dtype, y (N,) integer labels. Returns ``(loss, logits)``:
     the loss as a Python float and the (N, classes) logits computed before the update.
@@ -38,6 +57,8 @@ def train_step(model: nn.Module, optimizer: optim.Optimizer, X, y, label_smoothi
     logits = model(X)
     loss = functional.cross_entropy(logits, y, label_smoothing=label_smoothing)
     model.backward(functional.cross_entropy_backward(logits, y, label_smoothing=label_smoothing))
+    if max_norm is not None:
+        optim.clip_grad_norm_(optimizer.params, max_norm)
     optimizer.step()
     return float(loss), logits
 

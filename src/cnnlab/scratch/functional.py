@@ -10,6 +10,9 @@ small ops are here:
     log_softmax:   y = x - max x - log sum exp(x - max x)      dL/dx = dL/dy - exp(y) sum dL/dy
     cross_entropy: with p = softmax(x), targets smoothed to t = (1 - e) onehot(y) + e / C,
                    loss = -sum_c t_c log p_c     dloss/dx = p - t   (divided by N for 'mean')
+    dropout:       y = x * m / (1 - p), m_i ~ Bernoulli(1 - p)     dL/dx = dL/dy * m / (1 - p)
+
+Batch norm lives in ``norm.py`` and adaptive pooling in ``adaptive.py``; all are re-exported here.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlab.scratch._checks import float_array
+from cnnlab.scratch.adaptive import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+)
 from cnnlab.scratch.conv import conv2d, conv2d_backward, conv2d_reference
+from cnnlab.scratch.norm import batch_norm, batch_norm_backward
 from cnnlab.scratch.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
 __all__ = [
@@ -28,6 +38,15 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "batch_norm",
+    "batch_norm_backward",
+    "dropout",
+    "dropout_backward",
+    "dropout_mask",
     "linear",
     "linear_backward",
     "relu",
@@ -170,3 +189,50 @@ def cross_entropy_backward(input, target, reduction="mean", label_smoothing=0.0)
     """
     logp, t, _, scale = _cross_entropy_terms(input, target, reduction, label_smoothing)
     return (np.exp(logp) - t) * logp.dtype.type(scale)
+
+
+def _probability(p) -> float:
+    if not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p <= 1:  # a bool too, as torch
+        raise ValueError(f"dropout probability has to be between 0 and 1. Received: p={p!r}")
+    return float(p)
+
+
+def dropout_mask(shape, p, generator, dtype=np.float32) -> np.ndarray:
+    """The scaled mask of dropout: 1 / (1 - p) where a value is kept (probability 1 - p), else 0.
+
+    Drawn as ``generator.random(shape) >= p`` (float64 uniforms), so a Generator in the same state
+    gives the same mask. p = 1 drops everything (an all-zero mask, as torch gives).
+    """
+    p, dtype = _probability(p), np.dtype(dtype).type
+    if not isinstance(generator, np.random.Generator):
+        raise ValueError(f"generator must be a numpy.random.Generator. Received: generator={generator!r}")
+    if p == 1:
+        return np.zeros(shape, dtype=dtype)
+    keep = generator.random(shape) >= p
+    return keep.astype(dtype) * (dtype(1) / dtype(1 - p))  # torch's scale, rounded as torch rounds it
+
+
+def dropout(input, p=0.5, training=True, generator=None) -> np.ndarray:
+    """Dropout, as ``torch.nn.functional.dropout``: in training mode each value is zeroed with
+    probability p and the rest scaled by 1 / (1 - p), so the expectation is unchanged; identity
+    in eval mode (``training=False``) or for p = 0.
+
+    NOTE: unlike torch, the mask comes from ``generator``, a NumPy Generator (torch draws from its
+    global generator); ``dropout_backward`` given a Generator in the same state draws the same mask.
+    """
+    x = float_array(input, "input")
+    if not training or _probability(p) == 0:
+        return x
+    return x * dropout_mask(x.shape, p, generator, x.dtype)
+
+
+def dropout_backward(grad_output, input, p=0.5, training=True, generator=None) -> np.ndarray:
+    """``dL/dy * mask``: the gradient flows through the kept values, scaled by 1 / (1 - p).
+
+    ``generator`` must be in the state the forward drew from (e.g. a fresh Generator with the same seed).
+    """
+    x = float_array(input, "input")
+    gy = float_array(grad_output, "grad_output", x.dtype)
+    if gy.shape != x.shape:
+        raise ValueError(f"grad_output must have the input's shape {x.shape}. Received: {gy.shape}")
+    return dropout(gy, p, training, generator)

@@ -2,150 +2,41 @@
 
 Each layer is a thin wrapper around a functional op: ``forward(x)`` (also ``__call__``) runs
 it and, in training mode, keeps what the backward needs (the convolution's im2col matrix, the
-max-pool's argmax); ``backward(grad_output)`` adds the parameter gradients into ``.grad`` and
-returns the input gradient. ``state_dict()`` keys and shapes equal torch's, so weights move
-both ways. Default initialisation follows torch: weights kaiming-uniform with a = sqrt(5),
-which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and biases the same bound; drawn from ``rng``.
+max-pool's argmax, batch norm's normalised input, dropout's mask); ``backward(grad_output)``
+adds the parameter gradients into ``.grad`` and returns the input gradient. ``state_dict()``
+keys, shapes and order equal torch's (buffers included), so weights move both ways. Default
+initialisation follows torch: weights kaiming-uniform with a = sqrt(5), which is
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and biases the same bound, drawn from ``rng``; batch norm
+starts at weight 1, bias 0, running mean 0, running variance 1.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 
 from cnnlab import shapes
-from cnnlab.scratch import conv, pool
+from cnnlab.scratch import adaptive, conv, norm, pool
 from cnnlab.scratch import functional as F
+from cnnlab.scratch.module import Module, Parameter, Sequential, generator, uniform
 from cnnlab.scratch.windows import from_planes
 
 __all__ = [
     "Parameter",
     "Module",
+    "Sequential",
     "Conv2d",
     "MaxPool2d",
     "AvgPool2d",
+    "AdaptiveMaxPool2d",
+    "AdaptiveAvgPool2d",
     "Linear",
     "ReLU",
     "Flatten",
-    "Sequential",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Dropout",
+    "ResidualBlock",
 ]
-
-
-class Parameter:
-    """A trainable array: ``data`` and its gradient ``grad`` (None until a backward pass)."""
-
-    def __init__(self, data):
-        self.data = np.asarray(data)
-        self.grad = None
-
-    @property
-    def shape(self):
-        return self.data.shape
-
-    def accumulate(self, grad: np.ndarray) -> None:
-        """Add ``grad`` into ``self.grad``, as autograd accumulates over backward passes."""
-        self.grad = grad.astype(self.data.dtype, copy=True) if self.grad is None else self.grad + grad
-
-    def __repr__(self):
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
-
-
-def _generator(rng) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
-def _uniform(shape, fan_in, rng, dtype) -> Parameter:
-    """torch's default init: kaiming_uniform(a=sqrt(5)) and the bias rule share this bound."""
-    bound = 1.0 / np.sqrt(fan_in) if fan_in > 0 else 0.0
-    return Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))
-
-
-class Module:
-    """Base class: registers Parameters and sub-Modules in assignment order, as torch does."""
-
-    def __init__(self):
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "training", True)
-
-    def __setattr__(self, name, value):
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
-        object.__setattr__(self, name, value)
-
-    def named_parameters(self, prefix: str = ""):
-        for name, p in self._parameters.items():
-            yield prefix + name, p
-        for name, m in self._modules.items():
-            yield from m.named_parameters(prefix + name + ".")
-
-    def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
-
-    def zero_grad(self) -> None:
-        """Drop the gradients (torch's default ``set_to_none=True``)."""
-        for p in self.parameters():
-            p.grad = None
-
-    def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """Copies of the parameters under torch's keys, e.g. ``"0.weight"`` in a Sequential."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
-
-    def load_state_dict(self, state_dict, strict: bool = True) -> None:
-        """Copy arrays (or anything ``np.asarray`` takes, torch tensors included) into the
-        parameters, keeping each parameter's dtype. Missing or unexpected keys and shape
-        mismatches raise ValueError."""
-        own = dict(self.named_parameters())
-        missing, unexpected = sorted(set(own) - set(state_dict)), sorted(set(state_dict) - set(own))
-        if strict and (missing or unexpected):
-            raise ValueError(f"state_dict keys do not match. Missing: {missing}, unexpected: {unexpected}")
-        for name, value in state_dict.items():
-            if name in own:
-                array = np.asarray(value)
-                if array.shape != own[name].shape:
-                    raise ValueError(
-                        f"state_dict[{name!r}] has shape {array.shape}, expected {own[name].shape}"
-                    )
-                own[name].data = array.astype(own[name].data.dtype, copy=True)
-
-    def train(self, mode: bool = True) -> Module:
-        object.__setattr__(self, "training", bool(mode))
-        for m in self._modules.values():
-            m.train(mode)
-        return self
-
-    def eval(self) -> Module:
-        return self.train(False)
-
-    def to(self, dtype) -> Module:
-        """Cast every parameter to ``dtype`` (e.g. np.float64, as torch's ``.double()``)."""
-        for p in self.parameters():
-            p.data, p.grad = p.data.astype(dtype), None
-        return self
-
-    def __call__(self, x):
-        return self.forward(x)
-
-    def forward(self, x):
-        raise NotImplementedError
-
-    def backward(self, grad_output):
-        raise NotImplementedError
-
-    def _saved(self):
-        if getattr(self, "_cache", None) is None:
-            raise RuntimeError(f"{type(self).__name__}.backward needs a forward pass in training mode first")
-        return self._cache
-
-    def extra_repr(self) -> str:
-        return ""
-
-    def __repr__(self):
-        inner = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items())
-        return f"{type(self).__name__}({self.extra_repr()}{inner}{chr(10) if inner else ''})"
 
 
 class Conv2d(Module):
@@ -174,9 +65,9 @@ class Conv2d(Module):
         kh, kw = shapes.pair(kernel_size, "kernel_size")
         shapes.conv2d_padding(padding, (kh, kw), stride, dilation)  # fail early on bad options
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        rng, fan_in = _generator(rng), in_channels // groups * kh * kw
-        self.weight = _uniform((out_channels, in_channels // groups, kh, kw), fan_in, rng, dtype)
-        self.bias = _uniform((out_channels,), fan_in, rng, dtype) if bias else None
+        rng, fan_in = generator(rng), in_channels // groups * kh * kw
+        self.weight = uniform((out_channels, in_channels // groups, kh, kw), fan_in, rng, dtype)
+        self.bias = uniform((out_channels,), fan_in, rng, dtype) if bias else None
 
     def forward(self, x):
         b = None if self.bias is None else self.bias.data
@@ -271,9 +162,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
         super().__init__()
-        rng = _generator(rng)
-        self.weight = _uniform((out_features, in_features), in_features, rng, dtype)
-        self.bias = _uniform((out_features,), in_features, rng, dtype) if bias else None
+        rng = generator(rng)
+        self.weight = uniform((out_features, in_features), in_features, rng, dtype)
+        self.bias = uniform((out_features,), in_features, rng, dtype) if bias else None
 
     def forward(self, x):
         self._cache = x if self.training else None
@@ -293,6 +184,12 @@ class Linear(Module):
 
 
 class ReLU(Module):
+    """``max(x, 0)``. NOTE: ``inplace`` is accepted for torch's signature; the output is always new."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x):
         out = F.relu(x)
         self._cache = out if self.training else None  # out > 0 exactly where x > 0
@@ -319,29 +216,174 @@ class Flatten(Module):
         return np.asarray(grad_output).reshape(self._saved())
 
 
-class Sequential(Module):
-    """Modules applied in order, registered as "0", "1", ... so keys read "3.weight" as in torch."""
+class AdaptiveMaxPool2d(Module):
+    """Adaptive max pooling to ``output_size`` (an int, or a pair of ints or None)."""
 
-    def __init__(self, *modules):
+    def __init__(self, output_size, return_indices=False):
         super().__init__()
-        for index, module in enumerate(modules):
-            setattr(self, str(index), module)
-
-    def __getitem__(self, index):
-        return list(self._modules.values())[index]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, x):
-        for module in self:
-            x = module(x)
-        return x
+        x4, unbatched, out_hw, cells = adaptive._setup(x, self.output_size, "adaptive_max_pool2d")
+        out, arg = adaptive._max_forward(x4, out_hw, cells)
+        self._cache = (arg, x4.shape, unbatched, out_hw, cells) if self.training else None
+        out = from_planes(out)  # (N, C, H_out, W_out) view
+        if self.return_indices:
+            indices = adaptive._flat_indices(arg, x4.shape, cells)
+            return (out[0], indices[0]) if unbatched else (out, indices)
+        return out[0] if unbatched else out
 
     def backward(self, grad_output):
-        for module in reversed(list(self)):
-            grad_output = module.backward(grad_output)
-        return grad_output
+        arg, x_shape, unbatched, out_hw, cells = self._saved()
+        gy = np.asarray(grad_output).reshape(*x_shape[:2], *out_hw)  # (N, C, H_out, W_out)
+        grad = adaptive._max_backward(gy, arg, x_shape, cells)
+        return grad[0] if unbatched else grad
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Adaptive average pooling to ``output_size`` (an int, or a pair of ints or None)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        self._cache = x if self.training else None
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def backward(self, grad_output):
+        return F.adaptive_avg_pool2d_backward(grad_output, self._saved(), self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class _BatchNorm(Module):
+    """Batch norm over axis 1, torch's constructor arguments, parameters and buffers.
+
+    With ``momentum=None`` the running statistics are a cumulative average (the factor is
+    1 / num_batches_tracked), as in torch. Without ``track_running_stats`` there are no buffers
+    and batch statistics normalise in eval mode too.
+    """
+
+    dims: tuple[int, ...] = ()
+
+    def __init__(
+        self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, dtype=np.float32
+    ):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=dtype))
+            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        else:
+            self.weight = self.bias = None
+        tracked = track_running_stats
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype) if tracked else None)
+        self.register_buffer("running_var", np.ones(num_features, dtype=dtype) if tracked else None)
+        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64) if tracked else None)
+
+    def _factor(self) -> float:
+        """The momentum of this step; counts the batch in training mode, as torch does."""
+        if not (self.training and self.track_running_stats):
+            return 0.0 if self.momentum is None else self.momentum
+        self.num_batches_tracked += 1  # a 0-d int64 array, updated in place
+        return 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim not in self.dims:
+            raise ValueError(
+                f"{type(self).__name__} expects {' or '.join(f'{d}-D' for d in self.dims)} input. "
+                f"Received: input.shape={x.shape}"
+            )
+        momentum = self._factor()
+        batch_stats = self.training or self.running_mean is None  # untracked: batch statistics always
+        stats = (self.running_mean, self.running_var)  # updated in place in training mode
+        w, b = (None, None) if not self.affine else (self.weight.data, self.bias.data)
+        x, w, b = norm._setup(x, *stats, w, b, batch_stats, momentum, self.eps)
+        y, xhat, invstd = norm._normalise(x, *stats, w, b, batch_stats, momentum, self.eps)
+        self._cache = (xhat, invstd, x.shape, batch_stats) if self.training else None
+        return norm.from_channels(y, x.shape)
+
+    def backward(self, grad_output):
+        xhat, invstd, x_shape, batch_stats = self._saved()
+        gc = norm.to_channels(np.asarray(grad_output).reshape(x_shape))  # (C, M)
+        w = None if not self.affine else self.weight.data
+        grad_input, grad_w, grad_b = norm._backward(gc, xhat, invstd, w, self.affine, batch_stats)
+        if self.affine:
+            self.weight.accumulate(grad_w)
+            self.bias.accumulate(grad_b)
+        return norm.from_channels(grad_input, x_shape)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (N, C) or (N, C, L) inputs, per channel C."""
+
+    dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm of (N, C, H, W) inputs, per channel C."""
+
+    dims = (4,)
+
+
+class Dropout(Module):
+    """Dropout with probability ``p`` in training mode, identity in eval mode.
+
+    NOTE: unlike torch, the masks come from ``self.generator``, a NumPy Generator (``rng`` seeds
+    it); a training loop that reseeds it per epoch makes the masks reproducible. ``inplace`` is
+    accepted for torch's signature; the output is always new.
+    """
+
+    def __init__(self, p=0.5, inplace=False, *, rng=None):
+        super().__init__()
+        F.dropout_mask((0,), p, np.random.default_rng(0))  # checks p
+        self.p, self.inplace, self.generator = p, inplace, generator(rng)
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if not self.training or self.p == 0:
+            self._cache = 1 if self.training else None  # backward passes the gradient through
+            return x
+        mask = F.dropout_mask(x.shape, self.p, self.generator, x.dtype)
+        self._cache = mask
+        return x * mask
+
+    def backward(self, grad_output):
+        return grad_output * self._saved()
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class ResidualBlock(Module):
+    """``relu(body(x) + shortcut(x))``: the skip path of a residual network (He et al. 2016).
+
+    ``shortcut`` None is the identity (an empty Sequential, so it adds no state_dict keys, like
+    torch's ``nn.Sequential()``); ``relu=False`` leaves the sum as it is. Backward sends the
+    gradient of the sum down both paths and adds what they return:
+    dL/dx = body.backward(g) + shortcut.backward(g), with g the gradient after the ReLU.
+    Keys: "body.*", "shortcut.*", as the torch block of the same layout.
+    """
+
+    def __init__(self, body: Module, shortcut: Module | None = None, relu: bool = True):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut if shortcut is not None else Sequential()
+        self.relu = ReLU() if relu else Sequential()
+
+    def forward(self, x):
+        return self.relu(self.body(x) + self.shortcut(x))
+
+    def backward(self, grad_output):
+        g = self.relu.backward(grad_output)
+        return self.body.backward(g) + self.shortcut.backward(g)

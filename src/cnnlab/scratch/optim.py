@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "clip_grad_norm_"]
 
 
 def _non_negative(value, name):
@@ -123,3 +123,22 @@ class Adam(Optimizer):
         step_size = self.lr / (1 - beta1**t)
         denom = np.sqrt(second) / math.sqrt(1 - beta2**t) + self.eps
         return param - step_size * (state["exp_avg"] / denom)
+
+
+def clip_grad_norm_(parameters, max_norm: float) -> float:
+    """Scale the gradients in place so their global L2 norm is at most ``max_norm``, as
+    ``torch.nn.utils.clip_grad_norm_`` (NOTE: torch keeps it in ``torch.nn.utils``):
+
+        total = sqrt(sum_p ||g_p||^2),   g_p <- g_p * min(1, max_norm / (total + 1e-6))
+
+    Parameters without a gradient are skipped. Returns the norm before clipping.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    norms = np.array([np.linalg.norm(g.ravel()) for g in grads], dtype=grads[0].dtype)
+    total = np.linalg.norm(norms)
+    coef = min(float(max_norm / (total + 1e-6)), 1.0)
+    for g in grads:
+        g *= g.dtype.type(coef)
+    return float(total)

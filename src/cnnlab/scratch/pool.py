@@ -29,7 +29,7 @@ def _setup(input, op, kernel_size, stride, padding, dilation, ceil_mode):
     x, unbatched = batched(float_array(input, "input"), op)
     out_hw = shapes.pool2d_output_shape(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
     kernel = shapes.pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None or stride == [] or stride == () else shapes.pair(stride, "stride")
+    stride = kernel if shapes.default_stride(stride) else shapes.pair(stride, "stride")
     dilation, (ph, pw) = shapes.pair(dilation, "dilation"), shapes.pair(padding, "padding")
     # Ceil mode's last window may run past the right padding: pad enough to cover it.
     need = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(out_hw, stride, dilation, kernel)]

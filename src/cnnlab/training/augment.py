@@ -23,7 +23,8 @@ def random_translate(
         return x
     n, _, h, w = x.shape
     padded = F.pad(x, (max_shift,) * 4, value=fill)  # (N, C, H + 2s, W + 2s)
-    offsets = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator).to(x.device)
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator, device=generator.device)
+    offsets = offsets.to(x.device)
     rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # (N, H)
     cols = offsets[1, :, None] + torch.arange(w, device=x.device)  # (N, W)
     batch = torch.arange(n, device=x.device)[:, None, None]  # (N, 1, 1)
@@ -34,7 +35,7 @@ def random_translate(
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Mirror each image left-right with probability ``p``."""
-    flip = (torch.rand(len(x), generator=generator) < p).to(x.device)
+    flip = (torch.rand(len(x), generator=generator, device=generator.device) < p).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 

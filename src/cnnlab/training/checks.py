@@ -76,7 +76,7 @@ class Check:
         if isinstance(value, bool):  # bool is an int subclass; never a number here
             return False
         if self.kind is float:
-            return isinstance(value, (int, float)) and math.isfinite(value)
+            return isinstance(value, (int, float)) and _finite_float(value)
         if self.kind is int:
             return isinstance(value, int)
         allowed = self.allowed()
@@ -88,6 +88,14 @@ class Check:
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+
+def _finite_float(value: int | float) -> bool:
+    """Whether ``value`` is a finite float, or a whole number a float can hold (10**400 cannot)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _num(value: float | None) -> str:

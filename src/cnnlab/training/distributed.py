@@ -15,8 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-
-import numpy as np
+from typing import Any
 
 # A peer that dies mid-collective must not hang the others for torch's default 30 minutes.
 COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=120)
@@ -36,9 +35,14 @@ class World:
     def distributed(self) -> bool:
         return self.size > 1
 
-    def shard(self, global_batch: np.ndarray) -> np.ndarray:
-        """This rank's contiguous piece of a global batch (sizes differ by at most one)."""
-        return np.array_split(global_batch, self.size)[self.rank] if self.distributed else global_batch
+    def shard(self, global_batch: Any) -> Any:
+        """This rank's contiguous piece of a global batch (an array or a device tensor), as
+        ``np.array_split`` cuts it: sizes differ by at most one, the larger pieces first."""
+        if not self.distributed:
+            return global_batch
+        base, extra = divmod(len(global_batch), self.size)
+        start = self.rank * base + min(self.rank, extra)
+        return global_batch[start : start + base + (self.rank < extra)]
 
     def sum(self, *values: float) -> tuple[float, ...]:
         """Sum each value over all ranks (identity in a single process)."""

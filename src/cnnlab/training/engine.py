@@ -41,8 +41,14 @@ class Engine(Protocol):
         """Seed what the epoch draws (augmentation) from (seed, epoch), so a resume repeats it."""
         ...
 
-    def train_batch(self, x: Any, y: np.ndarray) -> tuple[float, int]:
-        """One optimizer step on a native batch; returns (summed loss over the batch, correct predictions)."""
+    def train_batch(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """One optimizer step on a native batch (images and labels); returns (summed loss over the
+        batch, correct predictions) as the engine's own scalars, left on the device: reading them
+        would make the host wait, so the loop sums them there and reads them once an epoch."""
+        ...
+
+    def to_host(self, values: list[Any]) -> list[float]:
+        """The engine's scalars as Python floats, in one transfer."""
         ...
 
     def logits(self, x: Any) -> np.ndarray:

@@ -48,21 +48,27 @@ def train_one_epoch(
     """One pass over ``data.train_x[order]`` in batches of ``engine``'s batch size; returns train_loss
     and train_accuracy. Raises DivergedError on a non-finite loss, before anything of this epoch is saved.
 
-    Under torchrun each global batch of ``batch_size * world.size`` is shared out between the
-    ranks, and the loss and accuracy are summed over them, so every rank stops on the same step.
+    The host never waits for the device inside the epoch: the order and the labels go to the device
+    once, the loss and the correct count are summed there, and they are read once, at the end (the
+    check for a non-finite loss with them). Under torchrun each global batch of ``batch_size *
+    world.size`` is shared out between the ranks and the two sums are all-reduced once, so every rank
+    stops at the same point.
     """
-    loss_sum, correct, seen = 0.0, 0, 0
-    for idx in batch_slices(order, engine.config.batch_size * world.size):
+    labels, native_order = engine.to_native(data.train_y), engine.to_native(order)
+    loss_sum: Any = 0.0
+    correct: Any = 0
+    for idx in batch_slices(native_order, engine.config.batch_size * world.size):
         mine = world.shard(idx)
-        batch_loss, batch_correct = world.sum(*engine.train_batch(data.train_x[mine], data.train_y[mine]))
-        if not math.isfinite(batch_loss):
-            raise DivergedError(
-                f"training diverged: the loss became {batch_loss} after {seen} images of this "
-                "epoch; lower --lr (the last good checkpoint is kept)"
-            )
-        loss_sum, correct, seen = loss_sum + batch_loss, correct + int(batch_correct), seen + len(idx)
+        batch_loss, batch_correct = engine.train_batch(data.train_x[mine], labels[mine])
+        loss_sum, correct = loss_sum + batch_loss, correct + batch_correct
         on_batch(len(idx))
-    return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}
+    loss_total, correct_total = world.sum(*engine.to_host([loss_sum, correct]))  # the epoch's one sync
+    if not math.isfinite(loss_total):
+        raise DivergedError(
+            f"training diverged: the loss became {loss_total} in this epoch; lower --lr "
+            "(the last good checkpoint is kept)"
+        )
+    return {"train_loss": loss_total / len(order), "train_accuracy": correct_total / len(order)}
 
 
 class Progress:

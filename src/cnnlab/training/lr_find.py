@@ -17,6 +17,7 @@ import numpy as np
 
 from cnnlab.data.arrays import Arrays, load_split
 from cnnlab.errors import ConfigError
+from cnnlab.report.sweep import plot_sweep
 from cnnlab.runs import layout as rundir
 from cnnlab.training.batches import batch_slices, epoch_order
 from cnnlab.training.config import TrainConfig
@@ -69,15 +70,15 @@ def sweep(config: TrainConfig, arrays: Arrays, rates: SweepRange = SweepRange())
     """Train from fresh weights while the rate grows through ``rates``; the losses and a suggestion."""
     steps, start, end, smoothing = rates.steps, rates.start, rates.end, SMOOTHING
     engine = make_engine(dataclasses.replace(config, schedule="constant"), steps_per_epoch=steps)
-    x = engine.to_native(arrays.train_x)
+    x, y = engine.to_native(arrays.train_x), engine.to_native(arrays.train_y)
     batches = _endless_batches(len(arrays.train_y), config)
     lrs, smoothed, raw, average, best = [], [], [], 0.0, math.inf
     for step in range(steps):
         lr = rate_at(step, steps, start, end)
         engine.set_lr(lr)
         idx = next(batches)
-        loss_sum, _ = engine.train_batch(x[idx], arrays.train_y[idx])
-        loss = loss_sum / len(idx)
+        loss_sum, _ = engine.train_batch(x[idx], y[idx])
+        loss = engine.to_host([loss_sum])[0] / len(idx)  # a sync per step: the sweep reads every loss
         if not math.isfinite(loss):
             break
         average = smoothing * average + (1 - smoothing) * loss
@@ -129,30 +130,3 @@ def _endless_batches(n: int, config: TrainConfig):
     while True:
         yield from batch_slices(epoch_order(n, config.seed, epoch), config.batch_size)
         epoch += 1
-
-
-def plot_sweep(result: Sweep, path, title: str = "") -> None:
-    from cnnlab.report.curves import plt
-    from cnnlab.runs.layout import write_atomic
-
-    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
-    ax.plot(result.lrs, result.raw_losses, color="tab:blue", alpha=0.25, lw=1, label="loss per step")
-    ax.plot(result.lrs, result.losses, color="tab:blue", lw=2, label="smoothed loss")
-    if result.suggestion is not None:
-        ax.axvline(
-            result.suggestion,
-            color="tab:red",
-            ls="--",
-            lw=1.5,
-            label=f"suggested lr {result.suggestion:.2g} (steepest descent)",
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("training loss (cross-entropy)")
-    top = min(max(result.losses[: max(1, len(result.losses) // 3)]) * 1.3, max(result.raw_losses))
-    ax.set_ylim(min(result.raw_losses) * 0.9, top)
-    ax.set_title(title or "Learning-rate range test")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=9)
-    write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
-    plt.close(fig)

@@ -1,8 +1,13 @@
 """The numpy backend: cnnlab's from-scratch engine behind the same interface as TorchEngine.
 
 ``cnnlab train --backend numpy`` trains with the same data, options, metrics, run directory
-and plots as the torch backend; only the arithmetic comes from ``cnnlab.scratch``. Options
-that the scratch engine does not implement are refused up front by the config.
+and plots as the torch backend; only the arithmetic comes from ``cnnlab.scratch``. Every model
+and option of the torch backend on CPU is here (augmentation, dropout, TTA, gradient clipping,
+EMA with batch-norm statistics); bf16/fp16 and --compile are refused up front by the config.
+
+Randomness: augmentation and dropout masks come from NumPy Generators seeded from (seed, epoch)
+at the start of each epoch, so a run resumed at an epoch boundary draws exactly what an
+uninterrupted one draws. They are not the torch backend's draws (torch has its own generators).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab import scratch
-from cnnlab.data import normalize
+from cnnlab.data import MEAN, STD, normalize
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model
 from cnnlab.training.checkpoint import as_ema_state, ema_weights
@@ -55,6 +60,32 @@ def build_optimizer(config: TrainConfig, params):
     )
 
 
+BACKGROUND = (0.0 - MEAN) / STD  # a black pixel after normalisation: translation fills with it
+
+
+def _log_mean_softmax(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """log((softmax(a) + softmax(b)) / 2), floored at log(1e-12) as the torch engine's TTA."""
+    softmax = lambda z: np.exp(scratch.functional.log_softmax(z.astype(np.float32), 1))
+    return np.log(np.maximum((softmax(a) + softmax(b)) / 2, np.float32(1e-12)))
+
+
+def _update_ema(average: scratch.nn.Module, current: scratch.nn.Module, decay: float | None) -> None:
+    """torch's AveragedModel(get_ema_multi_avg_fn(decay), use_buffers=True).update_parameters: a copy at
+    the first update (``decay`` None); afterwards float arrays lerp toward the model's and integer
+    buffers (num_batches_tracked) become trunc(decay * ema + (1 - decay) * current) in float32, as torch."""
+    if decay is None:
+        average.load_state_dict(current.state_dict())
+        return
+    for p, q in zip(average.parameters(), current.parameters()):
+        p.data += (1 - decay) * (q.data - p.data)
+    for a, b in zip(average.buffers(), current.buffers()):
+        if np.issubdtype(a.dtype, np.floating):
+            a += (1 - decay) * (b - a)
+        else:
+            f32 = np.float32
+            a[...] = (f32(a) * f32(decay) + f32(b) * f32(1 - decay)).astype(a.dtype)
+
+
 def _to_tensors(tree):
     """numpy arrays -> torch tensors, so the checkpoint loads with torch.load(weights_only=True)."""
     import torch
@@ -82,15 +113,19 @@ class NumpyEngine:
         if world.distributed:
             raise ConfigError("the numpy backend trains in one process; run it without torchrun")
         self.config = config
-        self.model = build_model(config.model, "numpy", rng=np.random.default_rng(config.seed))
+        self.model = build_model(
+            config.model, "numpy", rng=np.random.default_rng(config.seed), dropout=config.dropout
+        )
+        self.dropouts = [m for m in self.model.modules() if isinstance(m, scratch.nn.Dropout)]
+        self.augment_rng = np.random.default_rng([config.seed, 0, 0])
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.schedule = build_schedule(config, steps_per_epoch)
         self.total_steps = config.epochs * steps_per_epoch
         self.base_lr = config.lr
         self.step = 0
         self.best_state: dict | None = None
-        # The weights averaged as torch's AveragedModel(get_ema_multi_avg_fn(decay)) does: copied at the
-        # first update, then ema += (1 - decay) * (w - ema).
+        # The weights and buffers averaged as torch's AveragedModel(get_ema_multi_avg_fn(decay),
+        # use_buffers=True) does: copied at the first update, then ema += (1 - decay) * (w - ema).
         self.ema: Any = copy.deepcopy(self.model) if config.ema is not None else None
         self.ema_updates = 0
         self._set_lr()
@@ -106,6 +141,9 @@ class NumpyEngine:
     def lr(self) -> float:
         return self.optimizer.lr
 
+    def to_host(self, values: list[Any]) -> list[float]:
+        return [float(v) for v in values]
+
     def set_lr(self, lr: float) -> None:
         self.base_lr = lr
         self._set_lr()
@@ -114,28 +152,34 @@ class NumpyEngine:
         return {"device": "cpu", "precision": self.precision}
 
     def start_epoch(self, epoch: int) -> None:
-        pass
+        """Seed this epoch's augmentation and dropout masks from (seed, epoch), so a resume repeats them."""
+        self.augment_rng = np.random.default_rng([self.config.seed, epoch, 0])
+        masks = np.random.default_rng([self.config.seed, epoch, 1])
+        for dropout in self.dropouts:
+            dropout.generator = masks
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-        loss, logits = scratch.train_step(self.model, self.optimizer, x, y, self.config.label_smoothing)
+        config = self.config
+        x = scratch.augment.augment(x, self.augment_rng, config.translate, config.hflip, BACKGROUND)
+        loss, logits = scratch.train_step(
+            self.model, self.optimizer, x, y, config.label_smoothing, max_norm=config.grad_clip
+        )
         self.step += 1
         self._set_lr()
         if self.ema is not None:
-            self._update_ema()
+            _update_ema(self.ema, self.model, config.ema if self.ema_updates else None)
+            self.ema_updates += 1
         return loss * len(y), int((logits.argmax(1) == y).sum())
-
-    def _update_ema(self) -> None:
-        decay = self.config.ema if self.ema_updates and self.config.ema is not None else 0.0
-        for average, current in zip(self.ema.parameters(), self.model.parameters()):
-            average.data += (1 - decay) * (current.data - average.data)
-        self.ema_updates += 1
 
     @property
     def eval_model(self):
         return self.ema if self.ema is not None else self.model
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return scratch.predict(self.eval_model, x)
+        logits = scratch.predict(self.eval_model, x)
+        if self.config.tta:  # the log of the averaged probabilities, so argmax and loss use the average
+            return _log_mean_softmax(logits, scratch.predict(self.eval_model, x[..., ::-1]))
+        return logits
 
     def weights(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self.eval_model.state_dict().items()}

@@ -141,8 +141,11 @@ class _Saver:
                 config=self.ctx.config.to_dict(),
                 history=state.history,
             )
-            _write_metrics(self.run, self.ctx.config, state.history)
+        # Counted saved as soon as the checkpoint is: it alone is what --resume needs (an interrupt
+        # before metrics.csv catches up is repaired by the resume).
         self.epochs_saved = state.epochs_done
+        if self.ctx.world.is_main:
+            _write_metrics(self.run, self.ctx.config, state.history)
         if self.tensorboard is not None:
             first_conv = next((w for w in self.ctx.engine.weights().values() if w.ndim == 4), None)
             self.tensorboard.epoch(state.history[-1], first_conv)
@@ -235,7 +238,7 @@ def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Sessio
         state = fit(ctx, saver, progress, state)
     except KeyboardInterrupt as exc:  # Ctrl+C, or SIGTERM turned into one by the CLI
         code = getattr(exc, "exit_code", EXIT_INTERRUPTED)
-        if saver.epochs_saved == 0 and ctx.world.is_main:
+        if _nothing_saved(run, saver, ctx):
             _discard(run)
             raise InterruptedRun(
                 f"interrupted before the first epoch was complete; {_removed(run)}", code
@@ -244,7 +247,7 @@ def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Sessio
             f"interrupted; {_saved(saver.epochs_saved)} Continue with: cnnlab train --resume {run}", code
         ) from None
     except DivergedError as exc:
-        if saver.epochs_saved == 0 and ctx.world.is_main:
+        if _nothing_saved(run, saver, ctx):
             _discard(run)
             raise DivergedError(f"{exc}; {_removed(run)}") from None
         raise DivergedError(f"{exc}. {_saved(saver.epochs_saved)}") from None
@@ -319,9 +322,16 @@ def _early_stopping(config: TrainConfig, state: FitState) -> dict:
     }
 
 
+def _nothing_saved(run: Path, saver: _Saver, ctx: FitContext) -> bool:
+    return ctx.world.is_main and saver.epochs_saved == 0 and not (run / rundir.CHECKPOINT).exists()
+
+
 def _discard(run: Path) -> None:
     """Remove what a run that saved no epoch wrote (config, environment, its claim), and the
-    directory when that leaves it empty, so the same command can simply be run again."""
+    directory when that leaves it empty, so the same command can simply be run again. Never with a
+    checkpoint there: then an epoch was saved after all, and it is kept."""
+    if (run / rundir.CHECKPOINT).exists():
+        return
     for name in (rundir.CONFIG, rundir.ENVIRONMENT, rundir.METRICS, rundir.LOCK):
         (run / name).unlink(missing_ok=True)
     rundir.remove_stale_temporaries(run)

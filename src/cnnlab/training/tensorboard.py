@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, RunDirError
 
 DIRECTORY = "tensorboard"
 # metrics.csv column -> TensorBoard tag; "a/b" groups the curves as TensorBoard's panels do.
@@ -47,12 +47,15 @@ class TensorBoardLog:
 
     def epoch(self, row: dict[str, Any], first_conv: np.ndarray | None) -> None:
         step = int(row["epoch"])
-        for column, tag in SCALARS.items():
-            if column in row:
-                self.writer.add_scalar(tag, float(row[column]), step)
-        if first_conv is not None:
-            self.writer.add_image(FILTERS_TAG, filters_image(first_conv), step, dataformats="HWC")
-        self.writer.flush()
+        try:
+            for column, tag in SCALARS.items():
+                if column in row:
+                    self.writer.add_scalar(tag, float(row[column]), step)
+            if first_conv is not None:
+                self.writer.add_image(FILTERS_TAG, filters_image(first_conv), step, dataformats="HWC")
+            self.writer.flush()
+        except OSError as exc:  # a full disk: the epoch itself is already saved
+            raise RunDirError(f"could not write TensorBoard events: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         self.writer.close()

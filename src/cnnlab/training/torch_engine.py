@@ -96,7 +96,8 @@ class TorchEngine:
         self.ema = self._build_ema(config.ema)
         self.forward = distributed.wrap(self.model, world, self.device)
         self.forward = torch.compile(self.forward) if config.compile else self.forward
-        self.augment_rng = torch.Generator()
+        # On the device, so drawing an augmentation never waits on (or copies from) the host.
+        self.augment_rng = torch.Generator(device=self.device)
         self.best_state: dict | None = None  # the evaluated weights at the best epoch (early stopping)
 
     def _build_ema(self, decay: float | None):
@@ -113,7 +114,7 @@ class TorchEngine:
 
     def to_native(self, x: np.ndarray) -> torch.Tensor:
         """A tensor on the device; uint8 images (N, 28, 28) come back normalised as (N, 1, 28, 28)."""
-        t = torch.from_numpy(x).to(self.device)
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
         if t.dtype == torch.uint8:
             t = normalize_images(t)
         return t.contiguous(memory_format=self.layout) if t.dim() == 4 else t
@@ -121,6 +122,11 @@ class TorchEngine:
     @property
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
+
+    def to_host(self, values: list[Any]) -> list[float]:
+        return torch.stack(
+            [torch.as_tensor(v, dtype=torch.float64, device=self.device) for v in values]
+        ).tolist()
 
     def set_lr(self, lr: float) -> None:
         # LambdaLR recomputes each step's rate as base_lr * multiplier(step): change the base too.
@@ -134,9 +140,9 @@ class TorchEngine:
     def start_epoch(self, epoch: int) -> None:
         self.augment_rng.manual_seed(self.config.seed * 100_003 + epoch)  # resumable augmentation
 
-    def train_batch(self, x: torch.Tensor, y: np.ndarray) -> tuple[float, int]:
-        """One optimizer step; returns (summed loss over the batch, correct predictions)."""
-        labels = self.to_native(y)
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns (summed loss over the batch, correct predictions), on the device."""
+        labels = y
         x = augment(x, self.augment_rng, self.config.translate, self.config.hflip)
         self.model.train()
         with self.autocast():
@@ -152,7 +158,8 @@ class TorchEngine:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        return loss.item() * len(labels), int((logits.argmax(1) == labels).sum())
+        # Detached sums on the device; the loop reads them once an epoch (to_host), never per step.
+        return loss.detach().double() * len(labels), (logits.argmax(1) == labels).sum()
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:

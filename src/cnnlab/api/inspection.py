@@ -1,0 +1,90 @@
+"""``cnnlab.summary``, ``cnnlab.convolve`` and ``cnnlab.list_models``: looking inside models."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cnnlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cnnlab.data import FashionMNIST
+    from cnnlab.inspect.convolve import Result
+    from cnnlab.inspect.summary import Summary
+
+
+def summary(
+    model: Any = "convnet",
+    input_shape: tuple[int, int, int] | None = None,
+    batch_size: int = 1,
+    backend: str = "torch",
+) -> Summary:
+    """The layer table ``cnnlab summary`` prints (``print()`` it; Jupyter shows it as HTML): output
+    shapes, parameters, mult-adds and receptive fields. ``model`` is a registry name (built for
+    ``backend``, torch or numpy) or a torch or ``cnnlab.scratch`` module."""
+    from cnnlab.inspect.describe import DescribeError
+    from cnnlab.inspect.summary import heading, summarize
+    from cnnlab.models import build_model, get_spec
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a whole number >= 1. Received: {batch_size!r}")
+    name = model if isinstance(model, str) else type(model).__name__
+    if isinstance(model, str):
+        input_shape = input_shape or get_spec(model).input_shape
+        model = build_model(model, backend)
+    shape = tuple(input_shape or (1, 28, 28))
+    try:
+        table = summarize(model, shape, batch_size, name=name)
+    except DescribeError as exc:
+        raise ConfigError(f"cannot summarise model {name!r}: {exc}") from None
+    table.heading = heading(name, backend, shape, batch_size)
+    return table
+
+
+def convolve(
+    input: Any = None,
+    kernel: Any = None,
+    bias: Any = 0.0,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+) -> Result:
+    """One small convolution computed three ways (the notebook's loops, cnnlab.scratch, torch) in
+    float64, as ``cnnlab convolve`` does; the default is the notebook's example. The result has
+    ``.reference`` (the output), ``.agree`` and ``.explain()`` (each value as its sum of products)."""
+    from cnnlab.inspect import convolve as demo
+
+    try:
+        example = demo.make_example(
+            demo.NOTEBOOK_INPUT if input is None else input,
+            demo.NOTEBOOK_KERNEL if kernel is None else kernel,
+            bias,
+            stride,
+            padding,
+            dilation,
+        )
+        return demo.run(example)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def load_data(data_dir: str | None = None) -> FashionMNIST:
+    """Fashion-MNIST as uint8 arrays: ``train_images`` (60000, 28, 28), ``train_labels``, ``test_images``
+    (10000, 28, 28), ``test_labels``; found as ``cnnlab data where`` finds it (downloaded if absent)."""
+    from cnnlab.data import ensure_data, load_arrays
+
+    return load_arrays(ensure_data(data_dir, quiet=True))
+
+
+def list_models() -> list[dict[str, Any]]:
+    """The registry: each model's name, description, input shape and whether the NumPy engine has it."""
+    from cnnlab.models import MODELS
+
+    return [
+        {
+            "name": spec.name,
+            "description": spec.description,
+            "input_shape": spec.input_shape,
+            "numpy_backend": spec.build_numpy is not None,
+        }
+        for spec in MODELS.values()
+    ]

@@ -1,0 +1,241 @@
+"""A convolution or a pooling map up close, for one image: the numbers behind one output value.
+
+A convolution's output value is written as ``cnnlab convolve --explain`` writes it,
+``y[o, i, j] = (x)(w) + ... + (b) bias = value``; over several input channels, as one partial
+sum per channel (each of which expands to its kH x kW products). The products are taken in
+float64 from the float32 input and weights; ``value`` is the map's own float32 value, and
+``sum`` the float64 total, which agrees with it to float32 rounding.
+
+Receptive fields walk back from an output cell through each step's window arithmetic to the
+28x28 input: ``rows r0..r1`` of a layer with kernel k, stride s, padding p and dilation d see
+rows ``r0 s - p .. r1 s - p + d (k - 1)`` of its input; a residual sum sees the union of its
+two paths; a linear layer sees everything.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cnnlab import shapes
+from cnnlab.inspect.convolve import Example
+from cnnlab.inspect.convolve import _num as num
+from cnnlab.inspect.explorer.network import INPUT, Forward, Network, Step, quantize
+
+__all__ = ["conv_detail", "pool_detail", "receptive_field"]
+
+Box = tuple[int, int, int, int]  # (top, left, bottom, right), inclusive
+
+
+def _window(step: Step, box: Box, in_hw: tuple[int, int]) -> Box | None:
+    """The input cells that output cells ``box`` of ``step`` see; None means all of them."""
+    o, kind = step.options, step.kind
+    top, left, bottom, right = box
+    if kind in ("Conv2d", "MaxPool2d", "AvgPool2d"):
+        k = shapes.pair(o["kernel_size"], "kernel_size")
+        s = shapes.pair(o["stride"] or o["kernel_size"], "stride")
+        d = shapes.pair(o.get("dilation", 1), "dilation")
+        if kind == "Conv2d":
+            pad_top, _, pad_left, _ = shapes.conv2d_padding(o["padding"], k, s, d)
+        else:
+            pad_top, pad_left = shapes.pair(o["padding"], "padding")
+        return (
+            top * s[0] - pad_top,
+            left * s[1] - pad_left,
+            bottom * s[0] - pad_top + d[0] * (k[0] - 1),
+            right * s[1] - pad_left + d[1] * (k[1] - 1),
+        )
+    if kind.startswith("Adaptive"):
+        out = step.shape[1:]
+        return (
+            top * in_hw[0] // out[0],
+            left * in_hw[1] // out[1],
+            math.ceil((bottom + 1) * in_hw[0] / out[0]) - 1,
+            math.ceil((right + 1) * in_hw[1] / out[1]) - 1,
+        )
+    if kind in ("Linear", "Flatten"):
+        return None
+    return box  # elementwise, batch norm, a residual sum: cell for cell
+
+
+def receptive_field(network: Network, index: int, cell: tuple[int, int]) -> Box | None:
+    """The input-image pixels output ``cell`` of step ``index`` depends on, clipped to the image."""
+    h, w = network.input_shape[1:]
+
+    def back(i: int, box: Box | None) -> Box | None:
+        if box is None or i == INPUT:
+            return box
+        step = network.steps[i]
+        source_shape = (
+            network.input_shape if step.sources[0] == INPUT else network.steps[step.sources[0]].shape
+        )
+        seen = _window(step, box, tuple(source_shape[1:3]) if len(source_shape) == 3 else (0, 0))
+        boxes = [back(s, seen) for s in step.sources]
+        if any(b is None for b in boxes):
+            return None
+        return (
+            min(b[0] for b in boxes),
+            min(b[1] for b in boxes),
+            max(b[2] for b in boxes),
+            max(b[3] for b in boxes),
+        )
+
+    found = back(index, (*cell, *cell))
+    if found is None:
+        return (0, 0, h - 1, w - 1)
+    return (max(found[0], 0), max(found[1], 0), min(found[2], h - 1), min(found[3], w - 1))
+
+
+def _step(network: Network, index: int, kinds: tuple[str, ...], what: str) -> Step:
+    if not 0 <= index < len(network.steps):
+        raise ValueError(f"layer must be in 0..{len(network.steps) - 1}. Received: {index}")
+    step = network.steps[index]
+    if step.kind not in kinds:
+        raise ValueError(f"layer {index} is a {step.kind}, not {what}. Received: layer={index}")
+    return step
+
+
+def _check_index(value: int, size: int, name: str) -> None:
+    if not 0 <= value < size:
+        raise ValueError(f"{name} must be in 0..{size - 1}. Received: {name}={value}")
+
+
+def conv_detail(network: Network, forward: Forward, index: int, channel: int, cell=None) -> dict:
+    """Output map ``channel`` of convolution step ``index``: its inputs, kernel, bias and, for
+    ``cell`` (i, j), the sum of products that gives its value."""
+    step = _step(network, index, ("Conv2d",), "a convolution")
+    conv = network.module(step)
+    weight = conv.weight.detach().float().numpy()  # (C_out, C_in / groups, kH, kW)
+    _check_index(channel, weight.shape[0], "channel")
+    per_group = weight.shape[1]
+    first = channel // (weight.shape[0] // conv.groups) * per_group  # the group's first input channel
+    bias = float(conv.bias[channel].detach()) if conv.bias is not None else 0.0
+    x = forward.inputs[index][first : first + per_group]  # (C_in / groups, H, W)
+    example = Example(
+        x.astype(np.float64),
+        weight[channel : channel + 1].astype(np.float64),  # (1, C, kH, kW)
+        np.array([bias]),
+        tuple(conv.stride),
+        conv.padding if isinstance(conv.padding, str) else tuple(conv.padding),
+        tuple(conv.dilation),
+    )
+    output = forward.outputs[index][channel]  # (H_out, W_out) float32
+    detail = {
+        "layer": index,
+        "channel": channel,
+        "kind": step.kind,
+        "in_channels": list(range(first, first + per_group)),
+        "input_shape": list(x.shape),
+        "inputs": quantize(x),  # the input channels, as the page's heatmaps travel
+        "kernel": weight[channel].tolist(),  # (C, kH, kW)
+        "bias": bias,
+        "stride": list(example.stride),
+        "pads": list(example.pads),  # (top, bottom, left, right)
+        "dilation": list(example.dilation),
+        "output": output.tolist(),
+        "cell": None,
+    }
+    if cell is not None:
+        detail["cell"] = _explain_cell(network, example, output, index, channel, cell)
+    return detail
+
+
+def _explain_cell(network: Network, example: Example, output: np.ndarray, index: int, channel: int, cell):
+    i, j = cell
+    _check_index(i, output.shape[0], "row")
+    _check_index(j, output.shape[1], "col")
+    xp, w = example.padded, example.weight[0]  # (C, H + pads, W + pads), (C, kH, kW)
+    taps = example.taps(i, j)
+    channels = []
+    for c in range(xp.shape[0]):
+        pairs = [(float(xp[c, r, s]), float(w[c, p, q])) for p, q, r, s in taps]
+        partial = math.fsum(a * b for a, b in pairs)
+        terms = " + ".join(f"({num(a)})({num(b)})" for a, b in pairs)
+        channels.append({"products": pairs, "partial": partial, "text": f"{terms} = {num(partial)}"})
+    bias = float(example.bias[0])
+    total = math.fsum([c["partial"] for c in channels] + [bias])
+    value = float(output[i, j])
+    if len(channels) == 1:  # one input channel: the products themselves, as convolve --explain
+        terms = [channels[0]["text"].rsplit(" = ", 1)[0]]
+    else:
+        terms = [f"({num(c['partial'])})" for c in channels]
+    if bias:
+        terms.append(f"({num(bias)}) bias")
+    top, left = example.pads[0], example.pads[2]
+    (_, _, r0, c0), (_, _, r1, c1) = taps[0], taps[-1]
+    return {
+        "row": i,
+        "col": j,
+        "value": value,
+        "sum": total,
+        "text": f"y[{channel}, {i}, {j}] = {' + '.join(terms)} = {num(value)}",
+        "channels": channels,
+        "window": [r0 - top, c0 - left, r1 - top, c1 - left],  # in the unpadded input; may stick out
+        "field": list(receptive_field(network, index, (i, j))),
+    }
+
+
+def pool_detail(network: Network, forward: Forward, index: int, channel: int) -> dict:
+    """Map ``channel`` of pooling step ``index``: every output cell's window, the winner of each
+    (max pooling) and each value written out (``max(a, b, c, d) = m`` or ``(a + b + c + d) / 4 = m``)."""
+    import torch
+    import torch.nn.functional as F
+
+    step = _step(
+        network, index, ("MaxPool2d", "AvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d"), "a pool"
+    )
+    x = forward.inputs[index]  # (C, H, W)
+    _check_index(channel, x.shape[0], "channel")
+    plane, output = x[channel], forward.outputs[index][channel]  # (H, W), (H_out, W_out)
+    winners = None
+    pool = network.module(step)
+    if step.kind in ("MaxPool2d", "AdaptiveMaxPool2d"):
+        t = torch.from_numpy(np.ascontiguousarray(plane))[None, None]  # (1, 1, H, W)
+        if step.kind == "MaxPool2d":
+            options = {
+                k: getattr(pool, k) for k in ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+            }
+            _, idx = F.max_pool2d(t, return_indices=True, **options)
+        else:
+            _, idx = F.adaptive_max_pool2d(t, pool.output_size, return_indices=True)
+        winners = [[int(k) // plane.shape[1], int(k) % plane.shape[1]] for k in idx.reshape(-1)]
+    windows, texts = [], []
+    for i in range(output.shape[0]):
+        for j in range(output.shape[1]):
+            box = receptive_field_of_pool(step, plane.shape, i, j)
+            windows.append(list(box))
+            texts.append(_pool_text(step, pool, plane, box, float(output[i, j])))
+    return {
+        "layer": index,
+        "channel": channel,
+        "kind": step.kind,
+        "input": plane.tolist(),
+        "output": output.tolist(),
+        "windows": windows,  # per output cell, row by row: (top, left, bottom, right) in the input
+        "winners": winners,  # max pooling: (row, col) of each window's maximum; else null
+        "texts": texts,
+    }
+
+
+def receptive_field_of_pool(step: Step, hw: tuple[int, int], i: int, j: int) -> Box:
+    """Output cell (i, j)'s window on the pool's input, clipped to it (padding is not drawn)."""
+    top, left, bottom, right = _window(step, (i, j, i, j), hw)
+    return (max(top, 0), max(left, 0), min(bottom, hw[0] - 1), min(right, hw[1] - 1))
+
+
+def _pool_text(step: Step, pool, plane: np.ndarray, box: Box, value: float) -> str:
+    top, left, bottom, right = box
+    d = shapes.pair(getattr(pool, "dilation", 1), "dilation")
+    cells = plane[top : bottom + 1 : d[0], left : right + 1 : d[1]].reshape(-1)
+    listed = ", ".join(num(v) for v in cells)
+    if "Max" in step.kind:
+        return f"max({listed}) = {num(value)}"
+    divisor = len(cells)
+    if step.kind == "AvgPool2d":  # torch counts padded zeros unless told not to; an override wins
+        k = shapes.pair(pool.kernel_size, "kernel_size")
+        if pool.divisor_override:
+            divisor = pool.divisor_override
+        elif pool.count_include_pad and any(shapes.pair(pool.padding, "padding")):
+            divisor = k[0] * k[1]
+    return f"({' + '.join(num(v) for v in cells)}) / {divisor} = {num(value)}"

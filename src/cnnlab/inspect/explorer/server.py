@@ -1,0 +1,330 @@
+"""The explorer's web server: a Starlette app with a small JSON API, and the page as static files.
+
+Requests name a run by its position on the command line (``/api/runs/0/...``), never by a path;
+the only files served are the three in ``static/``, by name. Every error is a 4xx (or 500) with
+a one-line JSON body ``{"error": "..."}``, and the server goes on serving. The API is listed in
+the README (``cnnlab explore``).
+
+Why Starlette on uvicorn: a small, maintained ASGI toolkit with routing, a test client and no
+templating or ORM to carry; its synchronous work (each forward pass) runs in a thread pool,
+so requests overlap while one image goes through the network.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from cnnlab.errors import CnnlabError
+from cnnlab.inspect.explorer import inputs, served
+from cnnlab.inspect.explorer.served import Served
+
+__all__ = ["create_app", "bind", "make_server", "serve", "LOOPBACK"]
+
+MAX_JSON_BYTES = 64 * 1024  # an image is 1 KB of base64; nothing the page sends comes near
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+STATIC = {
+    "index.html": "text/html; charset=utf-8",
+    "explore.js": "text/javascript; charset=utf-8",
+    "explore.css": "text/css; charset=utf-8",
+}
+# Nothing but this server: no CDN, no fonts, no beacons, even if a later edit adds one.
+CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'"
+
+
+def create_app(runs: list[Served], allowed_hosts=None, torch_threads: int | None = None):
+    """The Starlette app. ``allowed_hosts`` (Host headers) guards a loopback server against DNS
+    rebinding; ``torch_threads`` sets torch's threads in each worker thread (None: leave them)."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.routing import Route
+
+    api = _Api(runs, _Workers(torch_threads))
+    routes = [
+        Route("/", api.page),
+        Route("/static/{name}", api.static),
+        Route("/api/runs", api.runs),
+        Route("/api/runs/{run:int}/layers", api.layers),
+        Route("/api/runs/{run:int}/test", api.test_image),
+        Route("/api/image", api.upload, methods=["POST"]),
+        Route("/api/runs/{run:int}/forward", api.forward, methods=["POST"]),
+        Route("/api/runs/{run:int}/conv", api.conv, methods=["POST"]),
+        Route("/api/runs/{run:int}/pool", api.pool, methods=["POST"]),
+    ]
+    middleware = (
+        [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))] if allowed_hosts else []
+    )
+    handlers = {HTTPException: _http_error, Exception: _internal_error}
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+
+
+def _error(status: int, message: str):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+
+
+async def _http_error(request, exc):
+    if exc.status_code == 404:
+        return _error(404, f"not found: {request.url.path}" if exc.detail == "Not Found" else exc.detail)
+    return _error(exc.status_code, exc.detail)
+
+
+async def _internal_error(request, exc):
+    import traceback
+
+    traceback.print_exception(exc)  # the server's terminal gets the whole story, the page one line
+    return _error(500, f"internal error ({type(exc).__name__}: {exc})")
+
+
+def _fail(status: int, message: str):
+    from starlette.exceptions import HTTPException
+
+    return HTTPException(status, message)
+
+
+class _Api:
+    """The endpoints; each parses its request, hands the work to a thread and returns JSON."""
+
+    def __init__(self, runs: list[Served], workers: _Workers):
+        self.served = runs
+        self.workers = workers
+        folder = resources.files(__package__) / "static"
+        self.files = {name: (folder / name).read_bytes() for name in STATIC}
+
+    def _run(self, request) -> Served:
+        index = request.path_params["run"]
+        if not 0 <= index < len(self.served):
+            raise _fail(404, f"no run {index}; this server has runs 0..{len(self.served) - 1}")
+        return self.served[index]
+
+    async def page(self, request):
+        return self._file("index.html")
+
+    async def static(self, request):
+        name = request.path_params["name"]
+        if name not in STATIC or name == "index.html":
+            raise _fail(404, f"not found: {request.url.path}")
+        return self._file(name)
+
+    def _file(self, name: str):
+        from starlette.responses import Response
+
+        headers = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache"}
+        return Response(self.files[name], media_type=STATIC[name], headers=headers)
+
+    async def runs(self, request):
+        from starlette.responses import JSONResponse
+
+        return JSONResponse({"runs": [run.as_json(i) for i, run in enumerate(self.served)]})
+
+    async def layers(self, request):
+        from starlette.responses import JSONResponse
+
+        from cnnlab.data import CLASS_NAMES
+
+        run = self._run(request)
+        net = run.network
+        return JSONResponse(
+            {
+                "run": request.path_params["run"],
+                "model": run.model,
+                "input_shape": list(net.input_shape),
+                "classes": list(CLASS_NAMES),
+                "layers": [step.as_json() for step in net.steps],
+            }
+        )
+
+    async def test_image(self, request):
+        from starlette.responses import JSONResponse
+
+        run = self._run(request)
+        if run.tests is None:
+            raise _fail(404, f"no test images for run {request.path_params['run']}: {run.tests_note}")
+        query = request.query_params
+        chosen = [key for key in ("index", "class", "mistake") if key in query]
+        if len(chosen) != 1:
+            raise _fail(400, "give exactly one of ?index=N, ?class=K (with &after=I) or ?mistake=SEED")
+        try:
+            answer = await self.workers.run(
+                served.pick_test_image, run, chosen[0], {k: _query_int(query, k) for k in query}
+            )
+        except ValueError as exc:
+            raise _fail(400, str(exc)) from None
+        return JSONResponse(answer)
+
+    async def upload(self, request):
+        from starlette.responses import JSONResponse
+
+        invert = {"auto": None, "yes": True, "no": False}.get(
+            request.query_params.get("invert", "auto"), "bad"
+        )
+        if invert == "bad":
+            raise _fail(
+                400, f"invert must be auto, yes or no. Received: {request.query_params.get('invert')!r}"
+            )
+        data = await _body(request, inputs.MAX_UPLOAD_BYTES, "the upload")
+        try:
+            prepared = await self.workers.run(inputs.prepare_upload, data, invert)
+        except CnnlabError as exc:
+            raise _fail(400, str(exc)) from None
+        return JSONResponse({"image": inputs.encode_image(prepared.image), "inverted": prepared.inverted})
+
+    async def forward(self, request):
+        run, body = self._run(request), await _json(request)
+        return await _compute(self.workers, served.forward, run, body)
+
+    async def conv(self, request):
+        run, body = self._run(request), await _json(request)
+        return await _compute(self.workers, served.conv, run, body)
+
+    async def pool(self, request):
+        run, body = self._run(request), await _json(request)
+        return await _compute(self.workers, served.pool, run, body)
+
+
+class _Workers:
+    """Where requests compute: at most one thread per CPU at a time, the rest wait their turn in
+    order. More would only contend: each forward pass is a few milliseconds of one core."""
+
+    def __init__(self, torch_threads: int | None):
+        import threading
+
+        self.torch_threads = torch_threads
+        self.limiter = None  # made on first use: anyio wants a running event loop
+        self.local = threading.local()
+
+    async def run(self, work, *args):
+        import os
+
+        import anyio
+
+        if self.limiter is None:
+            self.limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
+        return await anyio.to_thread.run_sync(self._call, work, *args, limiter=self.limiter)
+
+    def _call(self, work, *args):
+        if self.torch_threads and not getattr(self.local, "ready", False):
+            import torch
+
+            # Per thread: a new thread would otherwise start an OpenMP team of its own size, and
+            # two teams spinning on two cores made a 0.7 ms convolution take 58 ms.
+            torch.set_num_threads(self.torch_threads)
+            self.local.ready = True
+        return work(*args)
+
+
+async def _compute(workers: _Workers, work, run: Served, body: dict):
+    """``work(run, body)`` on a worker, JSON encoding included; a ValueError (bad field, out of
+    range) is a 400."""
+    try:
+        return await workers.run(_respond, work, run, body)
+    except ValueError as exc:
+        raise _fail(400, str(exc)) from None
+
+
+def _respond(work, run: Served, body: dict):
+    from starlette.responses import JSONResponse, Response
+
+    answer = work(run, body)
+    if isinstance(answer, bytes):  # already JSON
+        return Response(answer, media_type="application/json")
+    return JSONResponse(answer)
+
+
+async def _body(request, limit: int, what: str) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    too_big = f"{what} is larger than {limit / 1024 / 1024:g} MB"
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _fail(413, too_big)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _fail(413, too_big)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json(request) -> dict:
+    data = await _body(request, MAX_JSON_BYTES, "the request")
+    try:
+        body = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _fail(400, f"the request body is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise _fail(400, f"the request body must be a JSON object. Received: {type(body).__name__}")
+    return body
+
+
+def _query_int(query, key: str) -> int:
+    try:
+        return int(query[key])
+    except ValueError:
+        raise ValueError(f"{key} must be an integer. Received: {key}={query[key]!r}") from None
+
+
+def bind(host: str, port: int):
+    """A listening socket on (host, port), so a port in use is an error before anything starts."""
+    import errno
+    import socket
+
+    from cnnlab.errors import ConfigError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(
+            f"--host {host} is not an address this machine can listen on ({exc.strerror})"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(
+        socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+    )  # a restart may reuse TIME_WAIT, never a live port
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        reason = (
+            "in use; pick another with --port"
+            if exc.errno == errno.EADDRINUSE
+            else (exc.strerror or str(exc))
+        )
+        raise ConfigError(f"cannot listen on {host} port {port}: {reason}") from None
+    return sock
+
+
+def make_server(runs: list[Served], sock, torch_threads: int | None = None):
+    """A uvicorn server for ``runs`` on the bound ``sock``; ``.run(sockets=[sock])`` starts it."""
+    import uvicorn
+
+    # Only names of this machine in the Host header, against DNS rebinding. NOTE: not for ::1, whose
+    # bracketed Host header Starlette's TrustedHostMiddleware cannot parse.
+    hosts = ["127.0.0.1", "localhost"] if sock.getsockname()[0] == "127.0.0.1" else None
+    config = uvicorn.Config(
+        create_app(runs, hosts, torch_threads), log_level="warning", access_log=False, lifespan="off"
+    )
+    return uvicorn.Server(config)
+
+
+def serve(runs: list[Served], sock, on_ready=None) -> None:
+    """Serve ``runs`` on the bound ``sock`` until Ctrl+C (or SIGTERM); then return."""
+    import torch
+
+    # One image is about a millisecond of one core; more threads per forward only contend with
+    # the other requests' forwards (measured: 2 threads made a convnet forward 0.2 ms -> 46 ms on a
+    # loaded 2-core machine).
+    torch.set_num_threads(1)
+    server = make_server(runs, sock, torch_threads=1)
+    if on_ready is not None:
+        on_ready()
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises the signal it caught
+        pass
+    finally:
+        sock.close()

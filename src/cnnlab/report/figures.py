@@ -1,0 +1,42 @@
+"""The one place cnnlab makes a figure, and the one place it turns one into a PNG.
+
+Figures are matplotlib ``Figure`` objects made directly, never through ``pyplot``: no backend is
+chosen, no global list of open figures grows, nothing needs closing, and importing cnnlab leaves a
+notebook's backend (``%matplotlib inline``, a widget backend) as its user set it. Saving renders
+with Agg whatever the backend is, so the PNGs are the same in a terminal, a notebook or CI.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from cnnlab.runs.layout import write_atomic
+
+__all__ = ["DPI", "new_figure", "png_bytes", "save_png"]
+
+DPI = 110  # 1100 pixels for a 10-inch figure: the width of report.html's column
+
+
+def new_figure(figsize: tuple[float, float], layout: str | None = "constrained", **kwargs) -> Figure:
+    """A figure of its own, ``figsize`` (width, height) in inches. ``layout`` is matplotlib's layout
+    engine: "constrained" (the default) keeps titles, labels and colour bars from overlapping;
+    None for a figure placed by hand (``subplots_adjust``). Other keywords go to ``Figure``."""
+    return Figure(figsize=figsize, layout=layout, **kwargs)
+
+
+def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
+    """The figure as PNG bytes: one form for files and for the images inside report.html."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def save_png(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
+    """Write the figure to ``path`` as a PNG, atomically (a reader never sees half a file)."""
+    path = Path(path)
+    png = png_bytes(fig, dpi)
+    write_atomic(path, lambda fh: fh.write(png))
+    return path

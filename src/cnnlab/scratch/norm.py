@@ -1,0 +1,167 @@
+"""Batch normalisation (Ioffe & Szegedy 2015), forward and backward side by side.
+
+For input x (N, C, *) and each channel c, over the M = N * prod(*) values of that channel:
+
+    training:  mu = mean(x),  var = mean((x - mu)^2)          (the biased variance normalises)
+    eval:      mu = running_mean,  var = running_var
+    xhat = (x - mu) / sqrt(var + eps),     y = w * xhat + b    (w = 1, b = 0 when not affine)
+
+In training mode the running statistics, when given, are updated in place as torch does:
+
+    running_mean <- momentum * mu + (1 - momentum) * running_mean
+    running_var  <- momentum * var * M / (M - 1) + (1 - momentum) * running_var    (unbiased)
+
+Backward, with g = dL/dy, sums and means over the M values of a channel:
+
+    dL/db = sum g        dL/dw = sum g * xhat
+    training:  dL/dx = w / sqrt(var + eps) * (g - mean(g) - xhat * mean(g * xhat))
+    eval:      dL/dx = w / sqrt(var + eps) * g          (the statistics are constants)
+
+Layout: every pass works on a (C, M) array, the channel's values contiguous: (N, C, *) is moved
+to (C, *, N), which for 4-D inputs is the (C, H, W, N) layout of conv and pool (windows.py), so
+a batch norm between them copies nothing. Outputs go back as (N, C, *) views of that memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlab.scratch._checks import float_array
+
+__all__ = ["batch_norm", "batch_norm_backward"]
+
+
+def to_channels(x: np.ndarray) -> np.ndarray:
+    """(N, C, *) -> contiguous (C, M) with M = N * prod(*); free for (C, *, N) memory."""
+    moved = x.transpose(1, *range(2, x.ndim), 0)  # (C, *, N)
+    return np.ascontiguousarray(moved).reshape(x.shape[1], -1)  # (C, M)
+
+
+def from_channels(a: np.ndarray, shape) -> np.ndarray:
+    """(C, M) -> an (N, C, *) view of it, ``shape`` being (N, C, *); the inverse of ``to_channels``."""
+    ndim = len(shape)
+    moved = a.reshape(shape[1], *shape[2:], shape[0])  # (C, *, N)
+    return moved.transpose(ndim - 1, 0, *range(1, ndim - 1))  # (N, C, *)
+
+
+def _vector(value, name, channels, dtype):
+    if value is None:
+        return None
+    if not isinstance(value, np.ndarray):
+        value = np.asarray(value)
+    if value.shape != (channels,):
+        raise ValueError(f"{name} must have shape ({channels},). Received: {name}.shape={value.shape}")
+    return value if dtype is None else value.astype(dtype, copy=False)
+
+
+def _setup(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    """Check the arguments; return (x, w, b) with w and b cast to x's dtype (None when absent)."""
+    for name, value in (("momentum", momentum), ("eps", eps)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a number. Received: {name}={value!r}")
+    if eps < 0 or (training and eps == 0):
+        need = "positive in training mode" if training else "non-negative"
+        raise ValueError(f"eps must be {need}. Received: eps={eps!r}")
+    x = float_array(input, "input")
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm needs input (N, C, *). Received: input.shape={x.shape}")
+    channels = x.shape[1]
+    for name, value in (("running_mean", running_mean), ("running_var", running_var)):
+        _vector(value, name, channels, None)
+        if value is None and not training:
+            raise ValueError(f"{name} must be given in evaluation mode (training=False)")
+        if value is not None and training and not isinstance(value, np.ndarray):
+            raise ValueError(f"{name} must be a NumPy array (it is updated in place). Received: {value!r}")
+    if training and x.size // max(channels, 1) < 2:
+        raise ValueError(
+            f"batch_norm needs more than 1 value per channel when training. Received: input.shape={x.shape}"
+        )
+    w = _vector(weight, "weight", channels, x.dtype)
+    b = _vector(bias, "bias", channels, x.dtype)
+    return x, w, b
+
+
+def _statistics(xc, running_mean, running_var, training, momentum, eps):
+    """(centred (C, M), mean (C,), 1/sqrt(var + eps) (C,)); updates the running statistics."""
+    m = xc.shape[1]
+    if training:
+        mean = xc.mean(axis=1)  # (C,)
+        centred = xc - mean[:, None]
+        var = np.einsum("cm,cm->c", centred, centred) / m  # biased
+        if running_mean is not None:
+            running_mean[...] = momentum * mean + (1 - momentum) * running_mean
+        if running_var is not None:
+            running_var[...] = momentum * (var * (m / (m - 1))) + (1 - momentum) * running_var
+    else:
+        mean, var = running_mean.astype(xc.dtype), running_var.astype(xc.dtype)
+        centred = xc - mean[:, None]
+    invstd = (1 / np.sqrt(var + eps)).astype(xc.dtype)
+    return centred, mean, invstd
+
+
+def _normalise(x, running_mean, running_var, w, b, training, momentum, eps):
+    """(y (C, M), xhat (C, M), invstd (C,)) for input x (N, C, *)."""
+    xhat, _, invstd = _statistics(to_channels(x), running_mean, running_var, training, momentum, eps)
+    xhat *= invstd[:, None]
+    if w is not None:
+        y = xhat * w[:, None]
+    else:
+        y = xhat.copy() if b is not None else xhat
+    if b is not None:
+        y += b[:, None]
+    return y, xhat, invstd
+
+
+def _backward(gc, xhat, invstd, w, has_bias, training):
+    """(grad_input (C, M), grad_weight, grad_bias) from g and xhat as (C, M) arrays."""
+    grad_bias = gc.sum(axis=1) if has_bias else None
+    g_xhat = np.einsum("cm,cm->c", gc, xhat)  # (C,)
+    grad_weight = g_xhat if w is not None else None
+    scale = invstd if w is None else invstd * w  # (C,)
+    if not training:
+        return gc * scale[:, None], grad_weight, grad_bias
+    m = gc.shape[1]
+    grad_input = xhat * (-scale * g_xhat / m)[:, None]
+    grad_input += gc * scale[:, None]
+    grad_input -= (scale * gc.sum(axis=1) / m)[:, None]
+    return grad_input, grad_weight, grad_bias
+
+
+def batch_norm(
+    input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
+) -> np.ndarray:
+    """Batch normalisation, as ``torch.nn.functional.batch_norm`` (see the module docstring).
+
+    input (N, C, *), the rest (C,) or None; returns (N, C, *) in the input's dtype. In training
+    mode the batch statistics normalise and ``running_mean`` / ``running_var`` (NumPy arrays, or
+    None) are updated in place; in eval mode the running statistics normalise.
+    """
+    x, w, b = _setup(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    y, _, _ = _normalise(x, running_mean, running_var, w, b, training, momentum, eps)
+    return from_channels(y, x.shape)
+
+
+def batch_norm_backward(
+    grad_output,
+    input,
+    running_mean,
+    running_var,
+    weight=None,
+    bias=None,
+    training=False,
+    momentum=0.1,
+    eps=1e-5,
+):
+    """``(grad_input, grad_weight or None, grad_bias or None)`` of batch_norm.
+
+    Takes batch_norm's own arguments; the statistics are recomputed from ``input`` in training
+    mode, and NOTE: the running statistics are left alone here (only the forward updates them).
+    """
+    x, w, b = _setup(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    gy = float_array(grad_output, "grad_output", x.dtype)
+    if gy.shape != x.shape:
+        raise ValueError(f"grad_output must have the input's shape {x.shape}. Received: {gy.shape}")
+    stats = (None, None) if training else (running_mean, running_var)
+    _, xhat, invstd = _normalise(x, *stats, None, None, training, momentum, eps)
+    grad_input, grad_weight, grad_bias = _backward(to_channels(gy), xhat, invstd, w, b is not None, training)
+    return from_channels(grad_input, x.shape), grad_weight, grad_bias

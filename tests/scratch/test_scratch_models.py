@@ -1,0 +1,197 @@
+"""Every registry model in both backends from the same state dict: the same keys, logits, gradients
+and buffers in train and eval mode, and the same losses over six optimizer steps on the same
+batches (the scratch model's dropout masks and augmentation fed to torch too); the residual block
+on its own.
+
+Tolerances: float64 1e-10 relative (as the op tests; gradients 1e-9). float32, one forward and
+backward: 2e-4 relative (atol 2e-5 for values near 0), since two float32 engines sum in different
+orders and torch's batch norm accumulates its statistics in double. float32 over six SGD steps:
+losses 1e-4 relative, logits within 1e-4 of their largest magnitude (measured: under 3e-6).
+
+Why not Adam in float32: a 2x2 max-pool window after batch norm can hold two values within float32
+rounding of each other, and the engines may pick different ones (both right to float32); Adam's
+first steps move each weight by about lr whatever its gradient's size, so one such pick grew into
+logits 1e-3 apart after six steps of vgg-mini at batch 16 (found with a float64 torch model).
+"""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn as tnn
+
+from cnnlab import scratch
+from cnnlab.models import MODELS, build_model
+from cnnlab.scratch import nn
+
+NAMES = list(MODELS)
+
+
+class RecordedDropout(tnn.Module):
+    """torch dropout that applies the mask the scratch layer at the same place drew last."""
+
+    def __init__(self, ours: nn.Dropout):
+        super().__init__()
+        self.ours = ours
+
+    def forward(self, x):
+        if not self.training or self.ours.p == 0:
+            return x
+        return x * torch.from_numpy(self.ours._cache).to(x.dtype)
+
+
+def twins(name, dtype, dropout=0.0, seed=0):
+    """(scratch model, torch model) holding the same weights and randomised batch-norm buffers."""
+    torch.manual_seed(seed)
+    theirs = build_model(name, "torch", dropout=dropout).to(
+        torch.float64 if dtype == np.float64 else torch.float32
+    )
+    state = theirs.state_dict()
+    for key, value in state.items():  # non-trivial statistics and affine parameters
+        if value.is_floating_point() and ("running" in key or (value.ndim == 1 and "bias" not in key)):
+            value.copy_(value + torch.rand_like(value))
+    ours = build_model(name, "numpy", rng=np.random.default_rng(seed), dropout=dropout).to(dtype)
+    ours.load_state_dict({k: v.numpy() for k, v in state.items()})
+    for path, module in list(theirs.named_modules()):
+        if isinstance(module, tnn.Dropout):
+            parent, _, child = path.rpartition(".")
+            setattr(
+                theirs.get_submodule(parent) if parent else theirs, child, RecordedDropout(_at(ours, path))
+            )
+    return ours, theirs
+
+
+def _at(model, path):
+    for part in path.split("."):
+        model = model._modules[part]
+    return model
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_moves_both_ways_unchanged(name):
+    ours, theirs = build_model(name, "numpy", rng=np.random.default_rng(1)), build_model(name, "torch")
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    for (key, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+        assert a.shape == tuple(b.shape) and a.dtype == b.numpy().dtype, key
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})  # ours -> torch
+    fresh = build_model(name, "numpy", rng=np.random.default_rng(2))
+    fresh.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})  # torch -> ours
+    for a, b in zip(fresh.state_dict().values(), ours.state_dict().values()):
+        np.testing.assert_array_equal(a, b)
+    assert sum(p.data.size for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
+
+
+@pytest.mark.parametrize(
+    "dtype, rtol, atol", [(np.float64, 1e-10, 1e-12), (np.float32, 2e-4, 2e-5)], ids=["float64", "float32"]
+)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name", NAMES)
+def test_same_logits_and_gradients_as_torch(name, training, dtype, rtol, atol):
+    ours, theirs = twins(name, dtype, dropout=0.3)
+    ours.train(training), theirs.train(training)
+    x = np.random.default_rng(3).standard_normal((6, 1, 28, 28)).astype(dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    logits, logits_t = ours(x), theirs(xt)
+    assert logits.dtype == dtype
+    np.testing.assert_allclose(logits, logits_t.detach().numpy(), rtol=rtol, atol=atol)
+    if training:
+        gy = np.random.default_rng(4).standard_normal(logits.shape).astype(dtype)
+        logits_t.backward(torch.tensor(gy))
+        np.testing.assert_allclose(ours.backward(gy), xt.grad.numpy(), rtol=rtol * 10, atol=atol)
+        for (key, p), t in zip(ours.named_parameters(), theirs.parameters()):
+            np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=rtol * 10, atol=atol, err_msg=key)
+    for key, value in theirs.state_dict().items():  # running statistics updated alike (in train mode)
+        np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), rtol=rtol, atol=atol, err_msg=key)
+
+
+@pytest.mark.parametrize(
+    "dtype, optimizer, rtol, scale",
+    [(np.float64, "Adam", 1e-10, 1e-10), (np.float32, "SGD", 1e-4, 1e-4)],
+    ids=["float64-adam", "float32-sgd"],
+)
+@pytest.mark.parametrize("name", NAMES)
+def test_same_losses_over_six_steps(name, dtype, optimizer, rtol, scale):
+    """Label smoothing, dropout 0.3, translation and flips; Adam in float64, SGD with momentum in
+    float32 (see the module docstring: Adam turns float32 near-ties into lr-sized steps)."""
+    ours, theirs = twins(name, dtype, dropout=0.3)
+    options = dict(lr=3e-3) if optimizer == "Adam" else dict(lr=0.05, momentum=0.9)
+    opt = getattr(scratch.optim, optimizer)(ours.parameters(), **options)
+    opt_t = getattr(torch.optim, optimizer)(theirs.parameters(), **options)
+    rng, augment_rng = np.random.default_rng(5), np.random.default_rng(6)
+    for _ in range(6):
+        x = rng.standard_normal((8, 1, 28, 28)).astype(dtype)
+        y = rng.integers(0, 10, 8)
+        x = scratch.augment.augment(x, augment_rng, translate_by=2, flip=True, fill=-1.0)
+        loss, logits = scratch.train_step(ours, opt, x, y, label_smoothing=0.1)
+        opt_t.zero_grad()
+        logits_t = theirs(torch.from_numpy(x))
+        loss_t = tnn.functional.cross_entropy(logits_t, torch.from_numpy(y), label_smoothing=0.1)
+        loss_t.backward()
+        opt_t.step()
+        np.testing.assert_allclose(loss, loss_t.item(), rtol=rtol)
+        expected = logits_t.detach().numpy()
+        np.testing.assert_allclose(logits, expected, rtol=0, atol=scale * np.abs(expected).max())
+    ours.eval(), theirs.eval()
+    x = rng.standard_normal((8, 1, 28, 28)).astype(dtype)
+    expected = theirs(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(ours(x), expected, rtol=0, atol=scale * np.abs(expected).max())
+
+
+class TorchBlock(tnn.Module):
+    """The residual block of cnnlab's summary tests (tests/test_summary.py), in torch."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.body = tnn.Sequential(
+            tnn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
+            tnn.BatchNorm2d(c_out),
+            tnn.ReLU(),
+            tnn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
+            tnn.BatchNorm2d(c_out),
+        )
+        self.shortcut = (
+            tnn.Sequential(tnn.Conv2d(c_in, c_out, 1, stride, bias=False), tnn.BatchNorm2d(c_out))
+            if stride != 1 or c_in != c_out
+            else tnn.Sequential()
+        )
+        self.relu = tnn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+@pytest.mark.parametrize("c_in, c_out, stride", [(4, 4, 1), (4, 6, 2), (3, 5, 1)])
+def test_residual_block_adds_the_skip_path_as_torch(c_in, c_out, stride):
+    rng = np.random.default_rng(7)
+    ours, theirs = (
+        scratch.models.basic_block(c_in, c_out, stride, rng).to(np.float64),
+        TorchBlock(c_in, c_out, stride),
+    )
+    theirs = theirs.double()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    for training in (True, True, False):
+        ours.train(training), theirs.train(training)
+        x = rng.standard_normal((3, c_in, 7, 6))
+        xt = torch.tensor(x, requires_grad=True)
+        out, out_t = ours(x), theirs(xt)
+        np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+        if training:
+            gy = rng.standard_normal(out.shape)
+            out_t.backward(torch.tensor(gy))
+            np.testing.assert_allclose(ours.backward(gy), xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+            for p, t in zip(ours.parameters(), theirs.parameters()):
+                np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-10, atol=1e-12)
+                t.grad = None
+            ours.zero_grad()
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_residual_block_without_relu_is_the_plain_sum():
+    body = nn.Sequential(nn.Linear(3, 3, rng=0))
+    block = nn.ResidualBlock(body, relu=False).to(np.float64)
+    x = np.random.default_rng(8).standard_normal((2, 3))
+    np.testing.assert_allclose(block(x), body(x) + x)
+    gy = np.ones((2, 3))
+    body(x)
+    np.testing.assert_allclose(block(x) * 0 + block.backward(gy), body.backward(gy) + gy)
