@@ -253,6 +253,7 @@ def test_a_non_finite_loss_raises_at_the_end_of_the_epoch_before_it_is_saved():
     engine = Diverging(config, [0.5])
     engine.start_epoch(1)
     counted = []
+    # The sums stay on the device until the epoch ends (no sync per step), so the check comes then.
     message = (
         "training diverged: the loss became nan in this epoch; lower --lr (the last good checkpoint is kept)"
     )
