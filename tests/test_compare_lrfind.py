@@ -5,6 +5,7 @@ import csv
 import json
 import re
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,7 +182,7 @@ def test_the_table_shows_percentages_with_their_spread():
 
     rows = summarise(
         [_outcome("sgd", 0.1, 0, 0.8, seconds=3.0), _outcome("sgd", 0.1, 1, None)]
-        + [_outcome("adam", 0.001, s, 0.9 + s / 100, seconds=2.0) for s in (0, 1)]
+        + [_outcome("adam", 0.001, s, 0.8 + s / 10, seconds=2.0) for s in (0, 1)]
     )
     header, rule, sgd, adam = format_table(rows).splitlines()
     assert header.split() == "optimizer lr seeds final valid best valid test seconds".split()
@@ -189,7 +190,7 @@ def test_the_table_shows_percentages_with_their_spread():
     assert sgd == "sgd            0.1     2    50.00 ± 0.00%    60.00 ± 0.00%    80.00 ± 0.00%      3.0" + (
         "  (1 diverged)"
     )
-    assert adam == "adam         0.001     2    50.00 ± 0.00%    60.00 ± 0.00%    90.50 ± 0.71%      2.0"
+    assert adam == "adam         0.001     2    50.00 ± 0.00%    60.00 ± 0.00%    85.00 ± 7.07%      2.0"
 
 
 def test_the_plan_checks_everything_first_and_picks_each_optimizers_rate():
@@ -239,13 +240,17 @@ def fake_train(config, session):
     return FakeResult(config)
 
 
-def test_every_run_is_an_ordinary_run_named_after_its_configuration(tmp_path, monkeypatch):
+def test_every_run_is_an_ordinary_run_named_after_its_configuration(tmp_path, monkeypatch, capsys):
     from cnnlab.training import compare, run
 
-    trained = []
-    monkeypatch.setattr(
-        run, "train", lambda config, session: trained.append(config) or fake_train(config, None)
-    )
+    trained, sessions = [], []
+
+    def train(config, session):
+        trained.append(config)
+        sessions.append(session)
+        return fake_train(config, session)
+
+    monkeypatch.setattr(run, "train", train)
     plan = compare.make_plan({"epochs": 1, "train_size": 100}, ["sgd"], [0.01, 1e9], 2, None)
     log = []
     outcomes = compare.run_all(plan, tmp_path, log.append)
@@ -273,6 +278,29 @@ def test_every_run_is_an_ordinary_run_named_after_its_configuration(tmp_path, mo
     assert outcomes[2].summary is None
     assert outcomes[2].history == [{"epoch": 1.0, "train_loss": 2.5}, {"epoch": 2.0, "train_loss": 0.125}]
     assert compare._partial_history(tmp_path / "never") == []
+    # Each run trains quietly: no progress, and nothing of its own logged (compare logs one line a run).
+    assert all(s.quiet is True for s in sessions) and not any(s.notebook for s in sessions)
+    for session in sessions:
+        session.log("a run's own message")
+    assert capsys.readouterr().out == ""
+
+
+def test_a_config_file_is_the_base_of_the_plan_and_of_every_run(tmp_path, monkeypatch):
+    from cnnlab.training import compare, run
+
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"model": "seed", "optimizer": "adam", "lr": 0.005, "valid_size": 1000}))
+    options = {"train_size": 58_000}  # fits beside the file's 1,000 validation images, not the default 5,000
+    plan = compare.make_plan(options, ["adam", "sgd"], None, 1, str(base))
+    assert plan.grid == [("adam", 0.005), ("sgd", 0.1)]  # adam keeps the file's rate
+    assert plan.config_file == str(base) and plan.model == "seed"
+    trained = []
+    monkeypatch.setattr(run, "train", lambda config, session: trained.append(config) or FakeResult(config))
+    compare.run_all(plan, tmp_path / "cmp", lambda message: None)
+    assert [(c.model, c.optimizer, c.lr, c.train_size, c.valid_size) for c in trained] == [
+        ("seed", "adam", 0.005, 58_000, 1000),
+        ("seed", "sgd", 0.1, 58_000, 1000),
+    ]
 
 
 def test_a_comparison_writes_its_table_and_plot_in_its_own_directory(tmp_path, monkeypatch):
@@ -281,13 +309,15 @@ def test_a_comparison_writes_its_table_and_plot_in_its_own_directory(tmp_path, m
 
     monkeypatch.setattr(run, "train", fake_train)
     plotted = []
-    monkeypatch.setattr(overlay, "plot_overlay", lambda outcomes, path, title: plotted.append((path, title)))
+    monkeypatch.setattr(overlay, "plot_overlay", lambda *args, **kwargs: plotted.append((args, kwargs)))
     plan = compare.make_plan({"model": "seed"}, ["adam", "sgd"], [0.01], 2, None)
     log = []
     result = compare.run_comparison(plan, tmp_path / "cmp", log.append)
     assert result.out == tmp_path / "cmp" and len(result.outcomes) == 4
     assert log[0] == f"comparing 2 configuration(s) x 2 seed(s) in {tmp_path / 'cmp'}"
-    assert plotted == [(tmp_path / "cmp" / "compare_loss.png", "model seed: adam vs sgd")]
+    assert plotted == [
+        ((result.outcomes, tmp_path / "cmp" / "compare_loss.png"), {"title": "model seed: adam vs sgd"})
+    ]
     with open(tmp_path / "cmp" / "compare.csv") as fh:
         reader = csv.DictReader(fh)
         rows = list(reader)
@@ -299,3 +329,8 @@ def test_a_comparison_writes_its_table_and_plot_in_its_own_directory(tmp_path, m
     assert result.rows == compare.summarise(result.outcomes) and str(result) == compare.format_table(
         result.rows
     )
+    # Without --out, a new timestamped directory under runs/ named after the comparison.
+    monkeypatch.chdir(tmp_path)
+    default = compare.run_comparison(plan, None, log.append).out
+    assert default.parent == Path("runs") and default.name.endswith("-compare")
+    assert (default / "compare.csv").is_file()

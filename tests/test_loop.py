@@ -3,7 +3,9 @@ which weights it leaves behind. Fast (no torch model, no data files), so the mut
 
 import io
 import math
+import re
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -56,9 +58,10 @@ class ScriptedEngine:
         return self._lr
 
     def to_native(self, x):
-        return x
+        return np.asarray(x)
 
     def to_host(self, values):
+        self.calls.append(("to_host", len(values)))
         return [float(v) for v in values]
 
     def start_epoch(self, epoch: int) -> None:
@@ -110,7 +113,11 @@ def test_fit_trains_every_epoch_in_order_and_saves_after_each():
     state, engine, saved = run_fit([0.9, 0.8, 0.7])
     assert [r["epoch"] for r in state.history] == [1, 2, 3] and state.epochs_done == 3
     assert [len(h) for h in saved] == [1, 2, 3]  # on_epoch_end sees each new row as it is added
-    assert engine.calls == [("start_epoch", 1), ("start_epoch", 2), ("start_epoch", 3)]
+    # One read of the epoch's sums from the engine per epoch (a device sync on a GPU), none per batch.
+    assert engine.calls == [("start_epoch", 1), ("to_host", 2)] + [("start_epoch", 2), ("to_host", 2)] + [
+        ("start_epoch", 3),
+        ("to_host", 2),
+    ]
     assert not state.stopped_early and engine.weights_of == 3  # no patience: the last weights stay
     for row, loss in zip(state.history, [0.9, 0.8, 0.7]):
         assert row["valid_loss"] == pytest.approx(loss, rel=1e-6) and row["valid_accuracy"] == 1.0
@@ -128,6 +135,44 @@ def test_fit_trains_every_epoch_in_order_and_saves_after_each():
     ]
 
 
+class RecordingWorld:
+    """A one-process world that records what the loop asks of it."""
+
+    size, rank, distributed = 1, 0, False
+
+    def __init__(self):
+        self.calls = []
+
+    def shard(self, batch):
+        self.calls.append(("shard", len(batch)))
+        return batch
+
+    def sum(self, *values):
+        self.calls.append(("sum", len(values)))
+        return values
+
+
+class RecordingProgress:
+    def __init__(self):
+        self.calls = []
+
+    def start_epoch(self, epoch):
+        self.calls.append(("start", epoch))
+        return lambda n: self.calls.append(("images", n))
+
+    def end_epoch(self, row):
+        self.calls.append(("end", row["epoch"]))
+
+
+def test_fit_shares_batches_through_its_world_and_reports_each_epoch_to_the_progress():
+    config = TrainConfig(epochs=2, batch_size=4)
+    world, progress = RecordingWorld(), RecordingProgress()
+    fit(FitContext(config, ScriptedEngine(config, [0.9, 0.8]), arrays(), world), lambda s: None, progress)
+    assert world.calls == [("shard", 4), ("shard", 4), ("shard", 2), ("sum", 2)] * 2  # summed once an epoch
+    epoch = [("images", 4), ("images", 4), ("images", 2)]
+    assert progress.calls == [("start", 1), *epoch, ("end", 1), ("start", 2), *epoch, ("end", 2)]
+
+
 def test_each_epoch_sees_every_image_once_in_its_seeded_order():
     from cnnlab.training.batches import epoch_order
 
@@ -143,7 +188,7 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_epochs_weight
     assert [r["epoch"] for r in state.history] == [1, 2, 3, 4]  # no new low in 3 and 4
     assert state.stopped_early and len(saved) == 4
     assert engine.weights_of == 2  # the weights fit leaves are the best epoch's, not the last's
-    assert engine.calls == [
+    assert [call for call in engine.calls if call[0] != "to_host"] == [
         ("start_epoch", 1),
         ("remember_best", 1),
         ("start_epoch", 2),
@@ -203,15 +248,18 @@ class Diverging(ScriptedEngine):
         return (float("nan") if len(self.batches) == 2 else loss), correct
 
 
-def test_a_non_finite_loss_raises_before_the_epoch_is_counted():
+def test_a_non_finite_loss_raises_at_the_end_of_the_epoch_before_it_is_saved():
     config = TrainConfig(batch_size=4)
     engine = Diverging(config, [0.5])
     engine.start_epoch(1)
     counted = []
     # The sums stay on the device until the epoch ends (no sync per step), so the check comes then.
-    with pytest.raises(DivergedError, match=r"the loss became nan in this epoch; lower --lr"):
+    message = (
+        "training diverged: the loss became nan in this epoch; lower --lr (the last good checkpoint is kept)"
+    )
+    with pytest.raises(DivergedError, match=re.escape(message)):
         train_one_epoch(engine, arrays(), np.arange(10), counted.append)
-    assert counted == [4, 4, 2]
+    assert counted == [4, 4, 2]  # found when the epoch's sums are read, at its end
     saved = []
     with pytest.raises(DivergedError):
         fit(FitContext(config, Diverging(config, [0.5]), arrays()), saved.append, Progress(1, 1, False))
@@ -236,10 +284,28 @@ def test_evaluate_gives_the_mean_cross_entropy_and_the_accuracy():
     assert math.isnan(empty.loss) and math.isnan(empty.accuracy) and empty.logits.shape == (0, 10)
 
 
+def test_overflowing_logits_give_a_nan_or_finite_loss_without_numpy_warnings():
+    """An engine whose logits overflowed is reported by its loss (NaN), not by RuntimeWarnings."""
+
+    class Fixed:
+        def __init__(self, logits):
+            self.value = np.array(logits, np.float64)
+
+        def logits(self, x):
+            return self.value
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(evaluate(Fixed([[np.inf] + [0.0] * 9]), None, np.array([0])).loss)  # inf - inf
+        huge = evaluate(Fixed([[1e308, -1e308] + [0.0] * 8]), None, np.array([0]))  # -2e308 overflows
+        assert huge.loss == 0.0 and huge.accuracy == 1.0
+
+
 def test_best_epoch_and_should_stop():
     rows = lambda losses: [{"epoch": i + 1, "valid_loss": v} for i, v in enumerate(losses)]
     assert best_epoch(rows([0.5, 0.4, 0.45, 0.4])) == 2  # a tie is not an improvement
     assert best_epoch(rows([0.5, float("nan"), 0.45])) == 3  # an overflowed epoch is never the best
+    assert best_epoch(rows([float("nan"), 0.6])) == 2  # NaN compares false with everything: not a key
     assert best_epoch(rows([float("inf"), 0.6])) == 2
     assert best_epoch(rows([float("nan"), float("nan")])) == 1
     assert not should_stop(rows([0.5, 0.4, 0.45]), patience=2)
@@ -268,29 +334,55 @@ def test_format_row_is_one_line_with_every_metric():
 
 
 class Terminal(io.StringIO):
+    """A terminal that counts how often it is flushed."""
+
+    flushes = 0
+
     def isatty(self):
         return True
 
+    def flush(self):
+        self.flushes += 1
+
 
 def test_progress_prints_one_line_per_epoch_off_a_terminal_and_a_bar_on_one():
-    plain = io.StringIO()
+    plain = Terminal()
+    plain.isatty = lambda: False  # a log file or a pipe
     progress = Progress(3, 10, stream=plain)
     assert not progress.bars
     progress.start_epoch(3)(10)
+    flushes = plain.flushes
     progress.end_epoch(ROW)
     assert plain.getvalue() == LINE + "\n"
+    assert plain.flushes > flushes  # each line reaches a log as the epoch ends, not when a buffer fills
 
     terminal = Terminal()
     progress = Progress(3, 10, stream=terminal)
     update = progress.start_epoch(2)
     assert progress.bar.total == 10 and progress.bar.desc == "epoch 2/3"
+    assert progress.bar.dynamic_ncols  # the bar follows the terminal's width as it changes
+    assert terminal.getvalue() == "\repoch 2/3:   0%|          | 0/10 [00:00<?, ?img/s]"
     update(4)
     assert progress.bar.n == 4
     progress.end_epoch(ROW)
-    assert progress.bar is None and terminal.getvalue().endswith(LINE + "\n")
+    # The bar is wiped (not left above the line), and the epoch's line is printed whole.
+    assert progress.bar is None and terminal.getvalue().count("\n") == 1
+    assert terminal.getvalue().endswith("\r" + LINE + "\n")
 
     quiet = Terminal()
     progress = Progress(3, 10, enabled=False, stream=quiet)
     progress.start_epoch(1)(10)
     progress.end_epoch(ROW)
     assert quiet.getvalue() == "" and progress.bar is None
+
+
+def test_progress_in_a_notebook_uses_tqdms_auto_bar_even_off_a_terminal():
+    from tqdm.auto import tqdm
+
+    progress = Progress(3, 10, stream=io.StringIO(), notebook=True)
+    progress.start_epoch(1)
+    assert progress.bars and type(progress.bar) is tqdm  # Jupyter's widget where there is one
+    progress.end_epoch(ROW)
+    progress = Progress(3, 10, stream=Terminal())
+    progress.start_epoch(1)
+    assert type(progress.bar) is not tqdm  # a terminal gets the plain bar

@@ -14,6 +14,8 @@ def _schedule(name: str, steps_per_epoch: int, **options):
 def test_constant_and_step():
     assert [constant(s, 10) for s in range(3)] == [1.0, 1.0, 1.0]
     assert [step_decay(s, 100, every=3, gamma=0.5) for s in (0, 2, 3, 6, 9)] == [1, 1, 0.5, 0.25, 0.125]
+    assert [step_decay(s, 100, every=1, gamma=0.5) for s in range(4)] == [1, 0.5, 0.25, 0.125]
+    assert step_decay(3, 100, every=3) == pytest.approx(0.1)  # torch StepLR's default gamma
 
 
 def test_step_schedule_matches_torch_steplr():
@@ -35,6 +37,8 @@ def test_cosine_matches_torch_cosine_annealing():
         assert opt.param_groups[0]["lr"] == pytest.approx(cosine(step, 30), abs=1e-12)
         opt.step()
         torch_sched.step()
+    assert cosine(45, 30) == cosine(30, 30) == 0.0  # past the end the rate stays at the floor
+    assert [cosine(s, 1) for s in (0, 1)] == [1.0, 0.0]
 
 
 @pytest.mark.parametrize("pct_start, expected_peak", [(None, 30), (0.05, 5), (0.15, 15)])
@@ -50,7 +54,9 @@ def test_onecycle_shape(pct_start, expected_peak):
     assert all(a >= b for a, b in zip(values[peak:], values[peak + 1 :]))  # then falls
 
 
-@pytest.mark.parametrize("total, pct_start", [(100, 0.3), (10, 0.25), (37, 0.05), (20, 0.01), (7, 0.5)])
+@pytest.mark.parametrize(
+    "total, pct_start", [(100, 0.3), (10, 0.25), (37, 0.05), (20, 0.01), (7, 0.5), (2, 0.5)]
+)
 def test_onecycle_matches_torch_onecycle_step_by_step(total, pct_start):
     """torch's OneCycleLR without momentum cycling (cos annealing, two phases) is the oracle.
 
