@@ -210,5 +210,6 @@ def test_a_saved_config_keeps_its_overrides_of_its_preset(tmp_path):
 
 def test_the_seed_preset_pins_its_chosen_seed_and_an_explicit_seed_wins():
     assert resolve({"preset": "seed"}).seed == 1
+    assert resolve({"preset": "seed-first"}).seed == 10
     assert resolve({"preset": "seed", "seed": 0}).seed == 0
     assert resolve({}).seed == 0  # other runs keep the default

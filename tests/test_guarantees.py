@@ -338,3 +338,28 @@ def test_convolve_at_its_limits_still_works(capsys):
         main(["convolve", "--input", json.dumps([[1] * 64] * 64), "--kernel", "[[1]]", "--padding", "0"]) == 0
     )
     assert "agree" in capsys.readouterr().out
+
+
+def test_an_interrupt_while_testing_the_final_weights_says_how_to_finish(
+    synthetic_dir, tmp_path, monkeypatch, capsys
+):
+    from cnnlab.training import run as runner
+
+    real_evaluate = runner.evaluate
+
+    def interrupted(engine, x, y):
+        if len(y) == 200:  # the synthetic test set: the final test, after every epoch is saved
+            raise KeyboardInterrupt
+        return real_evaluate(engine, x, y)
+
+    monkeypatch.setattr(runner, "evaluate", interrupted)
+    run = tmp_path / "run"
+    assert (
+        main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--epochs", "2", *SMALL]) == 130
+    )
+    err = capsys.readouterr().err
+    assert "every epoch is saved" in err and f"cnnlab train --resume {run}" in err and err.count("\n") == 1
+    assert not (run / "summary.json").exists()
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 2

@@ -195,3 +195,28 @@ def test_residual_block_without_relu_is_the_plain_sum():
     gy = np.ones((2, 3))
     body(x)
     np.testing.assert_allclose(block(x) * 0 + block.backward(gy), body.backward(gy) + gy)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fused_relu_changes_nothing_but_speed(name):
+    """nn.fuse_relu moves each ReLU into the max-pool or batch norm beside it: bit for bit the same
+    outputs, gradients and buffers as the model run layer by layer."""
+    fused = build_model(name, "numpy", rng=np.random.default_rng(9), dropout=0.3).to(np.float64)
+    plain = nn.fuse_relu(build_model(name, "numpy", rng=np.random.default_rng(9), dropout=0.3), enable=False)
+    plain = plain.to(np.float64)
+    assert any(getattr(m, "absorbed", False) for m in fused.modules())
+    assert not any(getattr(m, "absorbed", False) for m in plain.modules())
+    x = np.random.default_rng(10).standard_normal((5, 1, 28, 28))
+    gy = np.random.default_rng(11).standard_normal((5, 10))
+    for model in (fused, plain):
+        model[
+            next(i for i, m in enumerate(model) if isinstance(m, nn.Dropout))
+        ].generator = np.random.default_rng(12)
+    np.testing.assert_array_equal(fused(x), plain(x))
+    np.testing.assert_array_equal(fused.backward(gy), plain.backward(gy))
+    for (key, a), b in zip(fused.named_parameters(), plain.parameters()):
+        np.testing.assert_array_equal(a.grad, b.grad, err_msg=key)
+    for (key, a), b in zip(fused.state_dict().items(), plain.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=key)
+    fused.eval(), plain.eval()
+    np.testing.assert_array_equal(fused(x), plain(x))

@@ -56,7 +56,11 @@ def train_step(
     optimizer.zero_grad()
     logits = model(X)
     loss = functional.cross_entropy(logits, y, label_smoothing=label_smoothing)
-    model.backward(functional.cross_entropy_backward(logits, y, label_smoothing=label_smoothing))
+    grad = functional.cross_entropy_backward(logits, y, label_smoothing=label_smoothing)
+    if model.skips_input_grad:
+        model.backward(grad, input_grad=False)  # X is data: its gradient is not needed
+    else:
+        model.backward(grad)
     if max_norm is not None:
         optim.clip_grad_norm_(optimizer.params, max_norm)
     optimizer.step()

@@ -92,7 +92,7 @@ def _max_backward(grad_output, arg, x_shape, cells):
     for k, (rows, cols) in enumerate(cells):
         area = (rows[1] - rows[0]) * (cols[1] - cols[0])
         hits = np.arange(area)[None, :, None] == arg[:, k, None]  # (C, h*w, N)
-        share = np.where(hits, gy[:, k, None], np.zeros((), gy.dtype))
+        share = gy[:, k, None] * hits  # as relu_backward: a product, not np.where
         grad[:, rows[0] : rows[1], cols[0] : cols[1]] += share.reshape(c, rows[1] - rows[0], -1, n)
     return from_planes(grad)
 

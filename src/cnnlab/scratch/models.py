@@ -1,7 +1,8 @@
 """Every registry model built from scratch layers, with torch's state_dict keys (cnnlab.models).
 
 The layer indices equal the torch builders', so a state_dict moves between the backends
-unchanged. All take a 1x28x28 image.
+unchanged. All take a 1x28x28 image. Each ReLU next to a max-pool or a batch norm is fused into
+it (``nn.fuse_relu``: the same results, fewer passes over the largest arrays).
 
 - ``seed``, ``convnet``: conv 3x3 (32) -> ReLU -> pool 2 -> conv 3x3 (64) -> ReLU -> pool 2 ->
   flatten 1600 -> linear 128 -> ReLU -> linear 10. ``seed`` is the notebook as written, which also
@@ -33,6 +34,7 @@ from cnnlab.scratch.nn import (
     ReLU,
     ResidualBlock,
     Sequential,
+    fuse_relu,
 )
 
 __all__ = ["build_seed", "build_convnet", "build_convnet_bn", "build_vgg_mini", "basic_block"]
@@ -58,7 +60,7 @@ def _notebook_convnet(rng, relu_on_logits: bool, dtype, dropout: float) -> Seque
     ]
     if dropout:  # as the torch builder: shifts the last Linear's index
         layers.insert(9, Dropout(dropout, rng=rng))
-    return Sequential(*layers, ReLU()) if relu_on_logits else Sequential(*layers)
+    return fuse_relu(Sequential(*layers, ReLU()) if relu_on_logits else Sequential(*layers))
 
 
 def build_seed(rng=None, dtype=np.float32, dropout: float = 0.0) -> Sequential:
@@ -74,7 +76,7 @@ def build_convnet(rng=None, dtype=np.float32, dropout: float = 0.0) -> Sequentia
 def build_convnet_bn(rng=None, dtype=np.float32, dropout: float = 0.0) -> Sequential:
     """convnet with batch norm after each conv and the hidden linear layer (Ioffe & Szegedy 2015)."""
     rng = _rng(rng)
-    return Sequential(
+    model = Sequential(
         Conv2d(1, 32, 3, bias=False, rng=rng, dtype=dtype),
         BatchNorm2d(32, dtype=dtype),
         ReLU(),
@@ -90,6 +92,7 @@ def build_convnet_bn(rng=None, dtype=np.float32, dropout: float = 0.0) -> Sequen
         Dropout(dropout, rng=rng),
         Linear(128, 10, rng=rng, dtype=dtype),
     )
+    return fuse_relu(model)
 
 
 def _conv_bn_relu(c_in: int, c_out: int, rng, dtype) -> list:
@@ -105,7 +108,7 @@ def build_vgg_mini(rng=None, dtype=np.float32, dropout: float = 0.0, widths=(32,
     """Five 3x3 conv-BN-ReLU layers, a global max pool and one linear layer (cnnlab.models)."""
     rng = _rng(rng)
     a, b, c = widths
-    return Sequential(
+    model = Sequential(
         *_conv_bn_relu(1, a, rng, dtype),
         MaxPool2d(2),  # (N, a, 14, 14)
         *_conv_bn_relu(a, b, rng, dtype),
@@ -118,6 +121,7 @@ def build_vgg_mini(rng=None, dtype=np.float32, dropout: float = 0.0, widths=(32,
         Dropout(dropout, rng=rng),
         Linear(c, 10, rng=rng, dtype=dtype),
     )
+    return fuse_relu(model)
 
 
 def basic_block(c_in: int, c_out: int, stride: int = 1, rng=None, dtype=np.float32) -> ResidualBlock:
@@ -139,4 +143,4 @@ def basic_block(c_in: int, c_out: int, stride: int = 1, rng=None, dtype=np.float
         shortcut = Sequential(
             Conv2d(c_in, c_out, 1, stride, bias=False, rng=rng, dtype=dtype), BatchNorm2d(c_out, dtype=dtype)
         )
-    return ResidualBlock(body, shortcut)
+    return fuse_relu(ResidualBlock(body, shortcut))

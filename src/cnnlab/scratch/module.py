@@ -159,11 +159,27 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
+    skips_input_grad = False  # whether backward takes input_grad=False (see Sequential.backward)
+
     def forward(self, x):
         raise NotImplementedError
 
     def backward(self, grad_output):
         raise NotImplementedError
+
+    def workspace(self, name: str, shape, dtype) -> np.ndarray:
+        """An uninitialised array for ``name`` kept from one training step to the next (re-made when
+        the shape changes): a fresh array of tens of MB costs as much in page faults as the pass
+        that fills it. For scratch arrays only, never for what a layer returns."""
+        spaces = self.__dict__.setdefault("_workspace", {})
+        array = spaces.get(name)
+        if array is None or array.shape != tuple(shape) or array.dtype != dtype:
+            array = spaces[name] = np.empty(shape, dtype)
+        return array
+
+    def __getstate__(self):
+        """What copies keep (copy.deepcopy, pickle): not the workspaces nor the backward's cache."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_workspace", "_cache")}
 
     def _saved(self):
         if getattr(self, "_cache", None) is None:
@@ -200,7 +216,16 @@ class Sequential(Module):
             x = module(x)
         return x
 
-    def backward(self, grad_output):
-        for module in reversed(list(self)):
+    skips_input_grad = True
+
+    def backward(self, grad_output, input_grad: bool = True):
+        """The gradient through every module in reverse. With ``input_grad=False`` the first module
+        may skip its input's gradient (a convolution then returns None), as torch does for an input
+        that does not require grad: the training step's input is data."""
+        modules = list(self)
+        for index in range(len(modules) - 1, -1, -1):
+            module = modules[index]
+            if index == 0 and not input_grad and module.skips_input_grad:
+                return module.backward(grad_output, input_grad=False)
             grad_output = module.backward(grad_output)
         return grad_output

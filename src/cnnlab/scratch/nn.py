@@ -36,6 +36,7 @@ __all__ = [
     "BatchNorm2d",
     "Dropout",
     "ResidualBlock",
+    "fuse_relu",
 ]
 
 
@@ -74,19 +75,26 @@ class Conv2d(Module):
         x4, w, b, unbatched, geo = conv._setup(
             x, self.weight.data, b, self.stride, self.padding, self.dilation, self.groups
         )
-        out, cols = conv._forward(x4, w, b, geo)
+        out, cols = conv._forward(x4, w, b, geo, self.workspace if self.training else None)
         self._cache = (cols, x4.shape, unbatched, geo) if self.training else None
         return out[0] if unbatched else out
 
-    def backward(self, grad_output):
+    skips_input_grad = True
+
+    def backward(self, grad_output, input_grad=True):
+        """The input's gradient (None with ``input_grad=False``); adds into weight.grad and bias.grad.
+        One backward per forward: it reuses the forward's im2col memory."""
         cols, x_shape, unbatched, geo = self._saved()
+        self._cache = None
         gy = np.asarray(grad_output).reshape((x_shape[0], self.weight.shape[0]) + geo["out_hw"])
         grad_input, grad_w, grad_b = conv._backward(
-            gy, cols, x_shape, self.weight.data, self.bias is not None, geo
+            gy, cols, x_shape, self.weight.data, self.bias is not None, geo, input_grad
         )
         self.weight.accumulate(grad_w)
         if self.bias is not None:
             self.bias.accumulate(grad_b)
+        if grad_input is None:
+            return None
         return grad_input[0] if unbatched else grad_input
 
     def extra_repr(self):
@@ -110,17 +118,17 @@ class MaxPool2d(Module):
             x, "max_pool2d", self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
         )
         out, arg = pool._max_forward(x4, geo)
-        out = from_planes(out)  # (N, C, H_out, W_out) view
-        self._cache = (arg, x4.shape, unbatched, geo) if self.training else None
+        out = _relu_after(self, from_planes(out))  # (N, C, H_out, W_out) view
+        self._cache = (arg, x4.shape, unbatched, geo, out) if self.training else None
         if self.return_indices:
             indices = pool._flat_indices(arg, x4.shape, geo)
             return (out[0], indices[0]) if unbatched else (out, indices)
         return out[0] if unbatched else out
 
     def backward(self, grad_output):
-        arg, x_shape, unbatched, geo = self._saved()
+        arg, x_shape, unbatched, geo, out = self._saved()
         gy = np.asarray(grad_output).reshape(x_shape[:2] + geo["out_hw"])  # (N, C, H_out, W_out)
-        grad = pool._max_backward(gy, arg, x_shape, geo)
+        grad = pool._max_backward(_relu_after_backward(self, gy, out), arg, x_shape, geo)
         return grad[0] if unbatched else grad
 
     def extra_repr(self):
@@ -184,19 +192,69 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """``max(x, 0)``. NOTE: ``inplace`` is accepted for torch's signature; the output is always new."""
+    """``max(x, 0)``. NOTE: ``inplace`` is accepted for torch's signature; the output is always new.
+
+    ``absorbed`` (set by ``fuse_relu``): the layer before or after applies it, and this one passes
+    values and gradients through unchanged.
+    """
+
+    absorbed = False
 
     def __init__(self, inplace=False):
         super().__init__()
         self.inplace = inplace
 
     def forward(self, x):
+        if self.absorbed:
+            self._cache = True
+            return x
         out = F.relu(x)
         self._cache = out if self.training else None  # out > 0 exactly where x > 0
         return out
 
     def backward(self, grad_output):
-        return F.relu_backward(grad_output, self._saved())
+        saved = self._saved()
+        return grad_output if self.absorbed else F.relu_backward(grad_output, saved)
+
+
+def _relu_after(layer, out: np.ndarray) -> np.ndarray:
+    """``out`` with a fused ReLU applied in place when ``layer.relu_after`` (see ``fuse_relu``)."""
+    return np.maximum(out, 0, out=out) if getattr(layer, "relu_after", False) else out
+
+
+def _relu_after_backward(layer, grad: np.ndarray, out: np.ndarray) -> np.ndarray:
+    return grad * (out > 0) if getattr(layer, "relu_after", False) else grad
+
+
+def fuse_relu(model: Module, enable: bool = True) -> Module:
+    """Let the layer next to each ReLU apply it, saving whole passes over the largest arrays; the
+    results are identical, and every module (so every state_dict key and summary row) stays.
+
+    - ReLU then MaxPool2d without padding (or AdaptiveMaxPool2d): ReLU and max commute,
+      max(relu(a), relu(b)) = relu(max(a, b)), so the pool applies it to its output, 1/4 as large.
+    - BatchNorm then ReLU: the batch norm applies it in place to the output it has just made.
+
+    ``enable=False`` undoes it. Returns ``model``.
+    """
+    for m in model.modules():
+        for name in ("absorbed", "relu_after"):
+            m.__dict__.pop(name, None)
+    if not enable:
+        return model
+    for seq in (m for m in model.modules() if isinstance(m, Sequential)):
+        layers = list(seq)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, ReLU):
+                continue
+            after = layers[i + 1] if i + 1 < len(layers) else None
+            before = layers[i - 1] if i > 0 else None
+            if isinstance(after, AdaptiveMaxPool2d) or (
+                isinstance(after, MaxPool2d) and shapes.pair(after.padding, "padding") == (0, 0)
+            ):
+                after.relu_after = layer.absorbed = True
+            elif isinstance(before, _BatchNorm):
+                before.relu_after = layer.absorbed = True
+    return model
 
 
 class Flatten(Module):
@@ -226,17 +284,17 @@ class AdaptiveMaxPool2d(Module):
     def forward(self, x):
         x4, unbatched, out_hw, cells = adaptive._setup(x, self.output_size, "adaptive_max_pool2d")
         out, arg = adaptive._max_forward(x4, out_hw, cells)
-        self._cache = (arg, x4.shape, unbatched, out_hw, cells) if self.training else None
-        out = from_planes(out)  # (N, C, H_out, W_out) view
+        out = _relu_after(self, from_planes(out))  # (N, C, H_out, W_out) view
+        self._cache = (arg, x4.shape, unbatched, out_hw, cells, out) if self.training else None
         if self.return_indices:
             indices = adaptive._flat_indices(arg, x4.shape, cells)
             return (out[0], indices[0]) if unbatched else (out, indices)
         return out[0] if unbatched else out
 
     def backward(self, grad_output):
-        arg, x_shape, unbatched, out_hw, cells = self._saved()
+        arg, x_shape, unbatched, out_hw, cells, out = self._saved()
         gy = np.asarray(grad_output).reshape(*x_shape[:2], *out_hw)  # (N, C, H_out, W_out)
-        grad = adaptive._max_backward(gy, arg, x_shape, cells)
+        grad = adaptive._max_backward(_relu_after_backward(self, gy, out), arg, x_shape, cells)
         return grad[0] if unbatched else grad
 
     def extra_repr(self):
@@ -306,15 +364,21 @@ class _BatchNorm(Module):
         stats = (self.running_mean, self.running_var)  # updated in place in training mode
         w, b = (None, None) if not self.affine else (self.weight.data, self.bias.data)
         x, w, b = norm._setup(x, *stats, w, b, batch_stats, momentum, self.eps)
-        y, xhat, invstd = norm._normalise(x, *stats, w, b, batch_stats, momentum, self.eps)
-        self._cache = (xhat, invstd, x.shape, batch_stats) if self.training else None
+        space = self.workspace("xhat", (x.shape[1], x.size // x.shape[1]), x.dtype) if self.training else None
+        y, xhat, invstd = norm._normalise(x, *stats, w, b, batch_stats, momentum, self.eps, space)
+        y = _relu_after(self, y if y is not xhat else y.copy())  # (C, M)
+        self._cache = (xhat, invstd, x.shape, batch_stats, y) if self.training else None
         return norm.from_channels(y, x.shape)
 
     def backward(self, grad_output):
-        xhat, invstd, x_shape, batch_stats = self._saved()
-        gc = norm.to_channels(np.asarray(grad_output).reshape(x_shape))  # (C, M)
+        """The input's gradient; one backward per forward (it is computed in the forward's memory)."""
+        xhat, invstd, x_shape, batch_stats, y = self._saved()
+        self._cache = None
+        grad = norm.to_channels(np.asarray(grad_output).reshape(x_shape))  # (C, M)
+        gc = _relu_after_backward(self, grad, y)
         w = None if not self.affine else self.weight.data
-        grad_input, grad_w, grad_b = norm._backward(gc, xhat, invstd, w, self.affine, batch_stats)
+        own = gc is not grad  # a fresh array from the fused ReLU's mask, else the caller's
+        grad_input, grad_w, grad_b = norm._backward(gc, xhat, invstd, w, self.affine, batch_stats, own)
         if self.affine:
             self.weight.accumulate(grad_w)
             self.bias.accumulate(grad_b)

@@ -81,12 +81,13 @@ def _setup(input, running_mean, running_var, weight, bias, training, momentum, e
     return x, w, b
 
 
-def _statistics(xc, running_mean, running_var, training, momentum, eps):
-    """(centred (C, M), mean (C,), 1/sqrt(var + eps) (C,)); updates the running statistics."""
+def _statistics(xc, running_mean, running_var, training, momentum, eps, out=None):
+    """(centred (C, M) in ``out`` when given, mean (C,), 1/sqrt(var + eps) (C,)); updates the
+    running statistics."""
     m = xc.shape[1]
     if training:
         mean = xc.mean(axis=1)  # (C,)
-        centred = xc - mean[:, None]
+        centred = np.subtract(xc, mean[:, None], out=out)
         var = np.einsum("cm,cm->c", centred, centred) / m  # biased
         if running_mean is not None:
             running_mean[...] = momentum * mean + (1 - momentum) * running_mean
@@ -94,14 +95,15 @@ def _statistics(xc, running_mean, running_var, training, momentum, eps):
             running_var[...] = momentum * (var * (m / (m - 1))) + (1 - momentum) * running_var
     else:
         mean, var = running_mean.astype(xc.dtype), running_var.astype(xc.dtype)
-        centred = xc - mean[:, None]
+        centred = np.subtract(xc, mean[:, None], out=out)
     invstd = (1 / np.sqrt(var + eps)).astype(xc.dtype)
     return centred, mean, invstd
 
 
-def _normalise(x, running_mean, running_var, w, b, training, momentum, eps):
-    """(y (C, M), xhat (C, M), invstd (C,)) for input x (N, C, *)."""
-    xhat, _, invstd = _statistics(to_channels(x), running_mean, running_var, training, momentum, eps)
+def _normalise(x, running_mean, running_var, w, b, training, momentum, eps, out=None):
+    """(y (C, M), xhat (C, M), invstd (C,)) for input x (N, C, *); xhat goes into ``out`` if given."""
+    xc = to_channels(x)
+    xhat, _, invstd = _statistics(xc, running_mean, running_var, training, momentum, eps, out)
     xhat *= invstd[:, None]
     if w is not None:
         y = xhat * w[:, None]
@@ -112,18 +114,25 @@ def _normalise(x, running_mean, running_var, w, b, training, momentum, eps):
     return y, xhat, invstd
 
 
-def _backward(gc, xhat, invstd, w, has_bias, training):
-    """(grad_input (C, M), grad_weight, grad_bias) from g and xhat as (C, M) arrays."""
-    grad_bias = gc.sum(axis=1) if has_bias else None
+def _backward(gc, xhat, invstd, w, has_bias, training, own=False):
+    """(grad_input (C, M), grad_weight, grad_bias) from g and xhat as (C, M) arrays.
+
+    With ``own`` the caller gives up ``gc`` and ``xhat``, and the result is computed in their
+    memory: four passes and no new array.
+    """
+    g_sum = gc.sum(axis=1)  # (C,)
     g_xhat = np.einsum("cm,cm->c", gc, xhat)  # (C,)
     grad_weight = g_xhat if w is not None else None
+    grad_bias = g_sum if has_bias else None
     scale = invstd if w is None else invstd * w  # (C,)
+    grad_input = gc if own else np.empty_like(gc)
+    np.multiply(gc, scale[:, None], out=grad_input)
     if not training:
-        return gc * scale[:, None], grad_weight, grad_bias
+        return grad_input, grad_weight, grad_bias
     m = gc.shape[1]
-    grad_input = xhat * (-scale * g_xhat / m)[:, None]
-    grad_input += gc * scale[:, None]
-    grad_input -= (scale * gc.sum(axis=1) / m)[:, None]
+    term = np.multiply(xhat, (-scale * g_xhat / m)[:, None], out=xhat if own else None)
+    term += (-scale * g_sum / m)[:, None]
+    grad_input += term
     return grad_input, grad_weight, grad_bias
 
 

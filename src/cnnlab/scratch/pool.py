@@ -42,38 +42,46 @@ def _offsets(geo):
     return [(i, j) for i in range(geo["kernel"][0]) for j in range(geo["kernel"][1])]
 
 
-def _max_forward(x, geo):
-    """(output, argmax), both (C, H_out, W_out, N); argmax is the winning offset i*kw + j."""
+def _max_forward(x, geo, nan_aware=False):
+    """(output, argmax), both (C, H_out, W_out, N); argmax is the winning offset i*kw + j.
+
+    A NaN reaches the output through np.maximum, so a NaN-free output means a NaN-free input: only
+    then is the pass repeated with torch's NaN rule (which costs a pass over the whole input).
+    """
     xp = pad2d(to_planes(x), geo["pads"], -np.inf)  # (C, Hp, Wp, N)
     view = lambda i, j: offset_view(xp, i, j, geo["out_hw"], geo["stride"], geo["dilation"])
     out = view(0, 0).copy()
     offsets = _offsets(geo)
     int_type = np.int8 if len(offsets) < 128 else np.int32
     arg, better_index = np.zeros(out.shape, dtype=int_type), np.empty(out.shape, dtype=int_type)
-    has_nan = bool(np.isnan(xp).any())
     for index, (i, j) in enumerate(offsets[1:], start=1):
         v = view(i, j)
         better = v > out
-        if has_nan:  # torch takes a NaN as the new maximum (np.maximum keeps it too)
+        if nan_aware:  # torch takes a NaN as the new maximum (np.maximum keeps it too)
             better |= np.isnan(v)
         np.maximum(out, v, out=out)
         # index exceeds every earlier index, so max(arg, better * index) updates exactly the
         # improved windows; branch-free, unlike a masked copy (which is several times slower).
         np.multiply(better, int_type(index), out=better_index)
         np.maximum(arg, better_index, out=arg)
+    if not nan_aware and len(offsets) > 1 and np.isnan(out).any():
+        return _max_forward(x, geo, nan_aware=True)
     return out, arg
 
 
 def _max_backward(grad_output, arg, x_shape, geo):
     """grad_output (N, C, H_out, W_out) and arg (C, H_out, W_out, N) -> (N, C, H, W) view."""
     gy = to_planes(np.asarray(grad_output))  # (C, H_out, W_out, N)
-    grad_xp = np.zeros((x_shape[1], *_padded_hw(x_shape, geo), x_shape[0]), dtype=gy.dtype)
-    zero = np.zeros((), dtype=gy.dtype)
-    # Windows that cannot overlap (stride at least the dilated kernel) write disjoint places.
+    # Windows that cannot overlap (stride at least the dilated kernel) write disjoint places; when
+    # they also tile the input exactly, every place is written once and nothing needs zeroing first.
     disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(geo["stride"], geo["dilation"], geo["kernel"]))
+    tiled = disjoint and geo["stride"] == geo["kernel"] and geo["dilation"] == (1, 1) and not any(geo["pads"])
+    tiled = tiled and all(o * k == size for o, k, size in zip(geo["out_hw"], geo["kernel"], x_shape[2:]))
+    make = np.empty if tiled else np.zeros
+    grad_xp = make((x_shape[1], *_padded_hw(x_shape, geo), x_shape[0]), dtype=gy.dtype)
     for index, (i, j) in enumerate(_offsets(geo)):
         view = offset_view(grad_xp, i, j, geo["out_hw"], geo["stride"], geo["dilation"])
-        share = np.where(arg == index, gy, zero)
+        share = gy * (arg == index)  # as relu_backward: a product, not np.where (see its NOTE)
         if disjoint:
             view[...] = share
         else:

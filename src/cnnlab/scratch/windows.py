@@ -33,13 +33,19 @@ def from_planes(planes: np.ndarray) -> np.ndarray:
     return planes.transpose(3, 0, 1, 2)  # (N, C, H, W)
 
 
-def pad2d(planes: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.0) -> np.ndarray:
-    """Pad the H and W axes of (C, H, W, N) by ``(top, bottom, left, right)`` with ``value``."""
+def pad2d(planes: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.0, out=None) -> np.ndarray:
+    """Pad the H and W axes of (C, H, W, N) by ``(top, bottom, left, right)`` with ``value``, into
+    ``out`` (C, Hp, Wp, N) when given (only its border is filled, then the interior copied)."""
     top, bottom, left, right = pads
     if not any(pads):
         return planes
     c, h, w, n = planes.shape
-    out = np.full((c, h + top + bottom, w + left + right, n), value, dtype=planes.dtype)
+    if out is None:
+        out = np.empty((c, h + top + bottom, w + left + right, n), dtype=planes.dtype)
+    out[:, :top] = value
+    out[:, top + h :] = value
+    out[:, top : top + h, :left] = value
+    out[:, top : top + h, left + w :] = value
     out[:, top : top + h, left : left + w] = planes
     return out
 

@@ -188,7 +188,10 @@ def fit(
         engine.start_epoch(epoch)
         lr = engine.lr
         order = epoch_order(len(data.train_y), config.seed, epoch)
-        metrics = train_one_epoch(engine, data, order, progress.start_epoch(epoch), ctx.world)
+        try:
+            metrics = train_one_epoch(engine, data, order, progress.start_epoch(epoch), ctx.world)
+        except DivergedError as exc:  # name the epoch, which train_one_epoch does not know
+            raise DivergedError(str(exc).replace("in this epoch", f"in epoch {epoch}")) from None
         valid = evaluate(engine, data.valid_x, data.valid_y)
         row = {
             "epoch": epoch,

@@ -113,6 +113,12 @@ class NumpyEngine:
         if world.distributed:
             raise ConfigError("the numpy backend trains in one process; run it without torchrun")
         self.config = config
+        if (
+            config.threads is not None
+        ):  # --threads sets NumPy's BLAS threads (scikit-learn brings threadpoolctl)
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(config.threads, user_api="blas")
         self.model = build_model(
             config.model, "numpy", rng=np.random.default_rng(config.seed), dropout=config.dropout
         )
@@ -149,7 +155,10 @@ class NumpyEngine:
         self._set_lr()
 
     def describe(self) -> dict[str, Any]:
-        return {"device": "cpu", "precision": self.precision}
+        from threadpoolctl import threadpool_info
+
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        return {"device": "cpu", "precision": self.precision, "blas_threads": blas[0] if blas else None}
 
     def start_epoch(self, epoch: int) -> None:
         """Seed this epoch's augmentation and dropout masks from (seed, epoch), so a resume repeats them."""

@@ -259,6 +259,12 @@ def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Sessio
         saver.close()
     try:
         return _finish(run, ctx, state)
+    except KeyboardInterrupt as exc:  # while testing: every epoch is saved, only the report is missing
+        raise InterruptedRun(
+            f"interrupted while testing the final weights; every epoch is saved. Finish with: "
+            f"cnnlab train --resume {run}",
+            getattr(exc, "exit_code", EXIT_INTERRUPTED),
+        ) from None
     except RunDirError as exc:  # every epoch is saved; only the final report is missing
         raise RunDirError(
             f"{exc}. Every epoch is saved; once fixed, finish with: cnnlab train --resume {run}"
