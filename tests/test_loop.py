@@ -243,9 +243,11 @@ def test_train_one_epoch_returns_the_mean_loss_and_accuracy_and_counts_every_ima
 
 
 class Diverging(ScriptedEngine):
+    batches_before_nan = 1
+
     def train_batch(self, x, y):
         loss, correct = super().train_batch(x, y)
-        return (float("nan") if len(self.batches) == 2 else loss), correct
+        return (float("nan") if len(self.batches) == self.batches_before_nan + 1 else loss), correct
 
 
 def test_a_non_finite_loss_raises_at_the_end_of_the_epoch_before_it_is_saved():
@@ -261,9 +263,14 @@ def test_a_non_finite_loss_raises_at_the_end_of_the_epoch_before_it_is_saved():
         train_one_epoch(engine, arrays(), np.arange(10), counted.append)
     assert counted == [4, 4, 2]  # found when the epoch's sums are read, at its end
     saved = []
-    with pytest.raises(DivergedError):
-        fit(FitContext(config, Diverging(config, [0.5]), arrays()), saved.append, Progress(1, 1, False))
-    assert saved == []
+    # fit names the epoch, which train_one_epoch does not know.
+    config = TrainConfig(batch_size=4, epochs=3)
+    engine = Diverging(config, [0.5, 0.4, 0.3])
+    engine.batches_before_nan = 5  # three batches an epoch: NaN in the last of epoch 2
+    with pytest.raises(DivergedError) as exc:
+        fit(FitContext(config, engine, arrays()), saved.append, Progress(1, 1, False))
+    assert str(exc.value) == message.replace("in this epoch", "in epoch 2")
+    assert len(saved) == 1  # epoch 1, and nothing of epoch 2
 
 
 def test_evaluate_gives_the_mean_cross_entropy_and_the_accuracy():
