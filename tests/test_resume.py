@@ -219,15 +219,21 @@ def test_every_global_rng_round_trips_through_a_weights_only_checkpoint(tmp_path
 # Every option that keeps state across epochs or draws random numbers: augmentation, dropout,
 # EMA weights, early stopping's best weights.
 STATEFUL = ["--translate", "2", "--hflip", "--dropout", "0.3", "--ema", "0.9", "--patience", "2", "--tta"]
+# The speed recipes' options: the residual model at a width, reflect padding, cutout, shifted TTA.
+RECIPE = [*STATEFUL, "--model", "resnet-mini", "--width", "0.25", "--pad-mode", "reflect", "--cutout", "8"]
+RECIPE += ["--tta-shift", "1"]
 
 
-def test_sigkill_and_resume_with_augmentation_dropout_ema_and_early_stopping(synthetic_dir, tmp_path):
+@pytest.mark.parametrize("stateful", [STATEFUL, RECIPE], ids=["convnet", "resnet-mini-recipe"])
+def test_sigkill_and_resume_with_augmentation_dropout_ema_and_early_stopping(
+    synthetic_dir, tmp_path, stateful
+):
     reference = tmp_path / "reference"
     assert (
-        main(["train", "--data-dir", str(synthetic_dir), "--out", str(reference), *OPTIONS, *STATEFUL]) == 0
+        main(["train", "--data-dir", str(synthetic_dir), "--out", str(reference), *OPTIONS, *stateful]) == 0
     )
     run = tmp_path / "killed"
-    process = start_slow_run(synthetic_dir, run, STATEFUL)
+    process = start_slow_run(synthetic_dir, run, stateful)
     wait_for_first_checkpoint(process, run)
     time.sleep(0.15)
     process.send_signal(signal.SIGKILL)

@@ -21,8 +21,14 @@ class ModelSpec:
     name: str
     description: str
     build_torch: Callable  # () -> torch.nn.Module
-    build_numpy: Callable | None = None  # (numpy Generator, dropout=) -> cnnlab.scratch.nn.Module
+    build_numpy: Callable | None = None  # (numpy Generator, dropout=[, widths=]) -> scratch.nn.Module
     input_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
+    base_widths: tuple[int, ...] | None = None  # the channel widths --width multiplies; None: fixed
+
+
+def scaled_widths(base: tuple[int, ...], width: float) -> tuple[int, ...]:
+    """``base`` times ``width``, each rounded and at least 1: --width 2 makes vgg-mini 64-128-256."""
+    return tuple(max(1, round(w * width)) for w in base)
 
 
 def _notebook_convnet(relu_on_logits: bool, dropout: float = 0.0):
@@ -50,10 +56,10 @@ def _notebook_convnet(relu_on_logits: bool, dropout: float = 0.0):
 def _scratch(name: str):
     """The numpy builder of registry model ``name``: cnnlab.scratch.models.build_<name>."""
 
-    def build(rng, dropout: float = 0.0):
+    def build(rng, dropout: float = 0.0, **widths):
         from cnnlab.scratch import models as scratch_models
 
-        return getattr(scratch_models, f"build_{name.replace('-', '_')}")(rng, dropout=dropout)
+        return getattr(scratch_models, f"build_{name.replace('-', '_')}")(rng, dropout=dropout, **widths)
 
     return build
 
@@ -120,6 +126,55 @@ def _vgg_mini(dropout: float = 0.0, widths: tuple[int, int, int] = (32, 64, 128)
     )
 
 
+def _residual_block(channels: int):
+    """ResNet's basic block at a fixed width (He et al. 2016): relu(bn(conv(relu(bn(conv(x))))) + x)."""
+    from torch import nn
+
+    class ResidualBlock(nn.Module):
+        # Keys "body.*" as cnnlab.scratch.nn.ResidualBlock's, so a state_dict moves between backends.
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(channels),
+            )
+            self.shortcut = nn.Sequential()  # the identity: the block keeps the shape
+            self.relu = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            return self.relu(self.body(x) + self.shortcut(x))
+
+    return ResidualBlock()
+
+
+def _resnet_mini(dropout: float = 0.0, widths: tuple[int, int, int] = (32, 64, 128)):
+    """A small ResNet for 28x28 grayscale: vgg-mini with a residual block after each of its two
+    widening convs (seven 3x3 convs, about 0.46M parameters at width 1).
+
+    The stem and the pools are vgg-mini's; each stage widens with one conv-BN-ReLU and then adds
+    a basic block, whose identity skip lets the gradient reach the stem undiminished.
+    """
+    from torch import nn
+
+    a, b, c = widths
+    return nn.Sequential(
+        *_conv_bn_relu(1, a),
+        nn.MaxPool2d(2),  # (N, a, 14, 14)
+        *_conv_bn_relu(a, b),
+        _residual_block(b),  # index 7
+        nn.MaxPool2d(2),  # (N, b, 7, 7)
+        *_conv_bn_relu(b, c),
+        _residual_block(c),  # index 12; (N, c, 7, 7)
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),  # (N, c)
+        nn.Dropout(dropout),
+        nn.Linear(c, 10),
+    )
+
+
 register(
     ModelSpec(
         "seed",
@@ -150,6 +205,16 @@ register(
         "five 3x3 conv-BN-ReLU layers (32-64-64-128-128), global max pool; fast on CPU",
         _vgg_mini,
         _scratch("vgg-mini"),
+        base_widths=(32, 64, 128),
+    )
+)
+register(
+    ModelSpec(
+        "resnet-mini",
+        "vgg-mini with a residual basic block in each of its 14x14 and 7x7 stages (seven 3x3 convs)",
+        _resnet_mini,
+        _scratch("resnet-mini"),
+        base_widths=(32, 64, 128),
     )
 )
 
@@ -160,11 +225,21 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def build_model(name: str, backend: str = "torch", rng=None, dropout: float = 0.0):
-    """A fresh model. For the numpy backend, ``rng`` is a numpy Generator for the initial weights."""
+def check_width(name: str, width: float) -> None:
+    """--width other than 1 is refused for models whose widths are fixed (the notebook's)."""
+    if width != 1 and get_spec(name).base_widths is None:
+        scalable = ", ".join(n for n, s in MODELS.items() if s.base_widths)
+        raise ConfigError(f"--width applies to {scalable} only; drop --width for --model {name}")
+
+
+def build_model(name: str, backend: str = "torch", rng=None, dropout: float = 0.0, width: float = 1.0):
+    """A fresh model. For the numpy backend, ``rng`` is a numpy Generator for the initial weights.
+    ``width`` multiplies the channel widths of the models that have them (vgg-mini, resnet-mini)."""
     spec = get_spec(name)
+    check_width(name, width)
+    widths = {} if spec.base_widths is None else {"widths": scaled_widths(spec.base_widths, width)}
     if backend == "torch":
-        return spec.build_torch(dropout=dropout)
+        return spec.build_torch(dropout=dropout, **widths)
     if backend == "numpy":
         if spec.build_numpy is None:
             raise ConfigError(
@@ -173,17 +248,51 @@ def build_model(name: str, backend: str = "torch", rng=None, dropout: float = 0.
             )
         import numpy as np
 
-        return spec.build_numpy(rng if rng is not None else np.random.default_rng(0), dropout=dropout)
+        return spec.build_numpy(
+            rng if rng is not None else np.random.default_rng(0), dropout=dropout, **widths
+        )
     raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
 
 
-def class_probabilities(model, x, tta: bool = False):
+# Test-time augmentation's views and their weights: the image (and its mirror, with --tta) carries
+# half the weight when --tta-shift adds the two diagonal shifts, which share the other half.
+TTA_UNSHIFTED_WEIGHT = 0.5
+
+
+def tta_shifts(shift: int) -> list[tuple[tuple[int, int], float]]:
+    """The (dy, dx) offsets test-time augmentation averages over, with their weights (summing to 1)."""
+    if shift <= 0:
+        return [((0, 0), 1.0)]
+    other = (1 - TTA_UNSHIFTED_WEIGHT) / 2
+    return [((0, 0), TTA_UNSHIFTED_WEIGHT), ((-shift, -shift), other), ((shift, shift), other)]
+
+
+def shift_images(x, dy: int, dx: int, fill: float = -1.0):
+    """Images (N, C, H, W) moved down ``dy`` and right ``dx`` pixels (negative: up, left), ``fill``
+    (the black background after normalisation) coming in at the border."""
+    import torch.nn.functional as F
+
+    if dy == dx == 0:
+        return x
+    h, w = x.shape[-2:]
+    s = max(abs(dy), abs(dx))
+    padded = F.pad(x, (s,) * 4, value=fill)
+    return padded[..., s - dy : s - dy + h, s - dx : s - dx + w]
+
+
+def class_probabilities(model, x, tta: bool = False, tta_shift: int = 0):
     """Softmax probabilities (N, 10) of a torch ``model`` for normalised images ``x`` (N, 1, 28, 28).
 
-    With ``tta`` (test-time augmentation), the mean of the image's and its mirror's probabilities:
-    the one TTA that training's evaluation, ``evaluate``, ``report`` and ``predict`` all use.
+    Test-time augmentation: with ``tta``, the mean of the image's and its mirror's probabilities;
+    with ``tta_shift``, also of the image shifted by that many pixels up-left and down-right,
+    weighted by ``tta_shifts``. The one TTA that training's evaluation, ``evaluate``, ``report``
+    and ``predict`` all use.
     """
-    probs = model(x).float().softmax(1)
-    if tta:
-        probs = (probs + model(x.flip(-1)).float().softmax(1)) / 2
+    probs = 0
+    for (dy, dx), weight in tta_shifts(tta_shift):
+        view = shift_images(x, dy, dx)
+        p = model(view).float().softmax(1)
+        if tta:
+            p = (p + model(view.flip(-1)).float().softmax(1)) / 2
+        probs = probs + weight * p
     return probs

@@ -119,7 +119,7 @@ class Run:
         else:
             batch = _as_images(images)
             names = [f"image {i}" for i in range(len(batch))]
-        tops = top_classes(self.model, batch, top, tta=self.config.tta)
+        tops = top_classes(self.model, batch, top, tta=self.config.tta, tta_shift=self.config.tta_shift)
         return [{"image": name, "top": t} for name, t in zip(names, tops)]
 
     def report(self, output: str | Path | None = None, split: str = "test") -> Path:

@@ -117,7 +117,9 @@ def _one(loaded, path: str, args, save_as: Path | None) -> dict:
     except CnnlabError as exc:
         print(f"cnnlab: error: {exc}", file=sys.stderr)
         return {"file": path, "error": str(exc)}
-    top = top_classes(loaded.model, prepared.image[None], args.top, tta=loaded.config.tta)[0]
+    top = top_classes(
+        loaded.model, prepared.image[None], args.top, tta=loaded.config.tta, tta_shift=loaded.config.tta_shift
+    )[0]
     saved = {"saved_input": str(save_as)} if save_as is not None else {}
     return {"file": path, "inverted": prepared.inverted, "top": top, **saved}
 

@@ -12,6 +12,7 @@ EPILOG = """examples:
   cnnlab summary seed                         # the notebook's network on 1x28x28
   cnnlab summary convnet --batch-size 512     # mult-adds and activation memory for a batch
   cnnlab summary seed --input-shape 1,20,20   # does it fit? (no: exit 2, and why)
+  cnnlab summary resnet-mini --width 2        # the residual model at twice the channels
 """
 
 
@@ -57,6 +58,13 @@ def add_parser(subparsers) -> None:
         help="images per batch, for the mult-adds and activation memory (default: 1)",
     )
     parser.add_argument(
+        "--width",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="channel-width multiplier, for vgg-mini and resnet-mini (default: 1)",
+    )
+    parser.add_argument(
         "--backend",
         choices=("torch", "numpy"),
         default="torch",
@@ -72,14 +80,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be a whole number >= 1. Received: {args.batch_size}")
+    if not 0 < args.width <= 16:
+        raise ConfigError(f"--width must be a number in (0, 16], e.g. 2. Received: {args.width:g}")
     spec = get_spec(args.model)
     shape = args.input_shape or spec.input_shape
-    model = build_model(args.model, args.backend)
+    model = build_model(args.model, args.backend, width=args.width)
+    name = args.model if args.width == 1 else f"{args.model} at width {args.width:g}"
     try:
-        summary = summarize(model, shape, args.batch_size, name=args.model)
+        summary = summarize(model, shape, args.batch_size, name=name)
     except DescribeError as exc:
         raise ConfigError(f"cannot summarise model {args.model!r}: {exc}") from None
-    summary.heading = heading(args.model, args.backend, shape, args.batch_size)
+    summary.heading = heading(name, args.backend, shape, args.batch_size)
     print(summary)
     if summary.failed is not None:
         raise InputDoesNotFit(

@@ -168,6 +168,16 @@ def describe(module, prefix: str = "") -> list:
         return list(module.summary_layers(prefix))
     kind = type(module).__name__
     children = _children(module)
+    if kind == "ResidualBlock" and {name for name, _ in children} == {"body", "shortcut", "relu"}:
+        # relu(body(x) + shortcut(x)): the block of cnnlab.models and of cnnlab.scratch.nn alike.
+        return [
+            Residual(
+                prefix + "add",
+                main=describe(module.body, prefix + "body."),
+                shortcut=describe(module.shortcut, prefix + "shortcut."),
+            ),
+            *describe(module.relu, prefix + "relu"),
+        ]
     if kind == "Sequential":
         return [item for name, child in children for item in describe(child, prefix + name + ".")]
     name = prefix[:-1] if prefix.endswith(".") else prefix

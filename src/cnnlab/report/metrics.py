@@ -61,16 +61,18 @@ def split_images(config, split: str, data_dir=None) -> tuple[np.ndarray, np.ndar
     return raw.train_images[parts.valid], raw.train_labels[parts.valid].astype(np.int64)
 
 
-def predict_probs(model, x: np.ndarray, batch_size: int = 1000, tta: bool = False) -> np.ndarray:
-    """Softmax probabilities (N, 10) for normalised images x (N, 1, 28, 28); with ``tta``, the
-    mean of the image's and its mirror's, as training's --tta evaluates."""
+def predict_probs(
+    model, x: np.ndarray, batch_size: int = 1000, tta: bool = False, tta_shift: int = 0
+) -> np.ndarray:
+    """Softmax probabilities (N, 10) for normalised images x (N, 1, 28, 28), with training's
+    test-time augmentation (--tta, --tta-shift; ``cnnlab.models.class_probabilities``)."""
     import torch
 
     from cnnlab.models import class_probabilities
 
     with torch.inference_mode():
         batches = [
-            class_probabilities(model, torch.from_numpy(x[i : i + batch_size]), tta)
+            class_probabilities(model, torch.from_numpy(x[i : i + batch_size]), tta, tta_shift)
             for i in range(0, len(x), batch_size)
         ]
     return torch.cat(batches).numpy() if batches else np.zeros((0, NUM_CLASSES), np.float32)
@@ -80,7 +82,12 @@ def evaluate_run(run, split: str = "test", data_dir=None) -> Evaluation:
     from cnnlab.data import normalize
 
     images, labels = split_images(run.config, split, data_dir)
-    return Evaluation(split, images, labels, predict_probs(run.model, normalize(images), tta=run.config.tta))
+    return Evaluation(
+        split,
+        images,
+        labels,
+        predict_probs(run.model, normalize(images), tta=run.config.tta, tta_shift=run.config.tta_shift),
+    )
 
 
 def per_class(ev: Evaluation) -> list[dict]:
@@ -155,11 +162,13 @@ def as_json(ev: Evaluation) -> dict:
     }
 
 
-def top_classes(model, images: np.ndarray, k: int = 3, tta: bool = False) -> list[list[dict]]:
+def top_classes(
+    model, images: np.ndarray, k: int = 3, tta: bool = False, tta_shift: int = 0
+) -> list[list[dict]]:
     """For uint8 images (N, 28, 28): the k most probable classes of each, most probable first."""
     from cnnlab.data import normalize
 
-    probs = predict_probs(model, normalize(images), tta=tta)
+    probs = predict_probs(model, normalize(images), tta=tta, tta_shift=tta_shift)
     best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return [
         [{"class": CLASS_NAMES[c], "probability": float(p[c])} for c in row] for p, row in zip(probs, best)

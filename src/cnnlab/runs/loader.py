@@ -62,7 +62,7 @@ def _model_with_weights(config, state: dict | None, checkpoint: Path):
     from cnnlab.models import build_model
 
     name = config.model
-    model = build_model(name, dropout=config.dropout)
+    model = build_model(name, dropout=config.dropout, width=config.width)
     if not isinstance(state, dict):
         raise RunDirError(f"{checkpoint} holds no model weights; is it a cnnlab checkpoint?")
     state = {k: torch.as_tensor(v) for k, v in state.items()}  # the numpy backend may save arrays

@@ -14,6 +14,9 @@ it (``nn.fuse_relu``: the same results, fewer passes over the largest arrays).
 - ``vgg_mini``: five conv 3x3 (padding 1, no bias) -> BatchNorm2d -> ReLU layers, widths
   32-64-64-128-128, a 2x2 max-pool after the first and the third, a global max pool, dropout and
   a linear layer: about 0.29M parameters.
+- ``resnet_mini``: vgg-mini with the second conv of each of its 14x14 and 7x7 stages replaced by
+  a residual basic block (two conv-BN layers and the identity skip): seven 3x3 convs, about 0.46M
+  parameters. Keys "7.body.*" and "12.body.*" for the blocks.
 - ``basic_block``: the residual block (two 3x3 conv-BN layers, a 1x1 conv-BN shortcut when the
   shape changes, ReLU after the sum) for residual models.
 """
@@ -37,7 +40,14 @@ from cnnlab.scratch.nn import (
     fuse_relu,
 )
 
-__all__ = ["build_seed", "build_convnet", "build_convnet_bn", "build_vgg_mini", "basic_block"]
+__all__ = [
+    "build_seed",
+    "build_convnet",
+    "build_convnet_bn",
+    "build_vgg_mini",
+    "build_resnet_mini",
+    "basic_block",
+]
 
 
 def _rng(rng) -> np.random.Generator:
@@ -144,3 +154,23 @@ def basic_block(c_in: int, c_out: int, stride: int = 1, rng=None, dtype=np.float
             Conv2d(c_in, c_out, 1, stride, bias=False, rng=rng, dtype=dtype), BatchNorm2d(c_out, dtype=dtype)
         )
     return fuse_relu(ResidualBlock(body, shortcut))
+
+
+def build_resnet_mini(rng=None, dtype=np.float32, dropout: float = 0.0, widths=(32, 64, 128)) -> Sequential:
+    """vgg-mini with a residual basic block in each of its two later stages (cnnlab.models)."""
+    rng = _rng(rng)
+    a, b, c = widths
+    model = Sequential(
+        *_conv_bn_relu(1, a, rng, dtype),
+        MaxPool2d(2),  # (N, a, 14, 14)
+        *_conv_bn_relu(a, b, rng, dtype),
+        basic_block(b, b, rng=rng, dtype=dtype),  # index 7
+        MaxPool2d(2),  # (N, b, 7, 7)
+        *_conv_bn_relu(b, c, rng, dtype),
+        basic_block(c, c, rng=rng, dtype=dtype),  # index 12; (N, c, 7, 7)
+        AdaptiveMaxPool2d(1),  # (N, c, 1, 1)
+        Flatten(),  # (N, c)
+        Dropout(dropout, rng=rng),
+        Linear(c, 10, rng=rng, dtype=dtype),
+    )
+    return fuse_relu(model)

@@ -1,7 +1,9 @@
 """Data augmentation on whole batches of tensors: no per-sample Python in the hot loop.
 
-Each function takes a batch (N, C, H, W) and a torch.Generator, so the augmentation of every
-epoch is reproducible from (seed, epoch) and survives a resume.
+Each function takes a batch (N, C, H, W) and a torch.Generator on the batch's device, so the
+augmentation of every epoch is reproducible from (seed, epoch), survives a resume, and never
+waits on the host. The draws are those of ``cnnlab.scratch.augment`` (the numpy backend's), in
+the same order: shifts, then flips, then cutout squares.
 """
 
 from __future__ import annotations
@@ -12,17 +14,26 @@ import torch.nn.functional as F
 BACKGROUND = -1.0  # a black pixel after the notebook's normalisation (x/255 - 0.5)/0.5
 
 
+def pad(x: torch.Tensor, by: int, mode: str = "zero", fill: float = BACKGROUND) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, H + 2 by, W + 2 by): ``fill`` around (zero: the black background), or
+    the image mirrored at its edge without repeating it (reflect, as numpy's and torch's)."""
+    if mode == "reflect":
+        return F.pad(x, (by,) * 4, mode="reflect")
+    return F.pad(x, (by,) * 4, value=fill)
+
+
 def random_translate(
-    x: torch.Tensor, max_shift: int, generator: torch.Generator, fill: float = BACKGROUND
+    x: torch.Tensor, max_shift: int, generator: torch.Generator, mode: str = "zero", fill: float = BACKGROUND
 ) -> torch.Tensor:
-    """Shift each image by its own random (dy, dx) in [-max_shift, max_shift], filling with ``fill``.
+    """Shift each image by its own random (dy, dx) in [-max_shift, max_shift]; ``mode`` says what
+    comes in at the border (``pad``).
 
     The same as padding by ``max_shift`` and taking a random crop of the original size.
     """
     if max_shift <= 0:
         return x
     n, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4, value=fill)  # (N, C, H + 2s, W + 2s)
+    padded = pad(x, max_shift, mode, fill)  # (N, C, H + 2s, W + 2s)
     offsets = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator, device=generator.device)
     offsets = offsets.to(x.device)
     rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # (N, H)
@@ -39,6 +50,26 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) ->
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
+def random_cutout(x: torch.Tensor, size: int, generator: torch.Generator, fill: float = 0.0) -> torch.Tensor:
+    """Set a ``size`` x ``size`` square of each image to ``fill`` (DeVries & Taylor 2017): its centre
+    uniform over the image, the square clipped at the border, so it may fall partly outside.
+
+    ``fill`` 0 is the dataset's mean grey after normalisation, as the paper fills with the mean.
+    """
+    if size <= 0:
+        return x
+    n, _, h, w = x.shape
+    centres = torch.randint(0, h, (2, n), generator=generator, device=generator.device).to(x.device)
+    top = centres[0] - size // 2  # (N,), may be negative: the square is clipped
+    left = centres[1] - size // 2
+    rows = torch.arange(h, device=x.device)[None, :]  # (1, H)
+    cols = torch.arange(w, device=x.device)[None, :]
+    inside_rows = (rows >= top[:, None]) & (rows < top[:, None] + size)  # (N, H)
+    inside_cols = (cols >= left[:, None]) & (cols < left[:, None] + size)  # (N, W)
+    square = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]  # (N, 1, H, W)
+    return x.masked_fill(square, fill)
+
+
 def _layout(x: torch.Tensor) -> torch.memory_format:
     return (
         torch.channels_last
@@ -47,8 +78,9 @@ def _layout(x: torch.Tensor) -> torch.memory_format:
     )
 
 
-def augment(
-    x: torch.Tensor, generator: torch.Generator, translate: int = 0, hflip: bool = False
-) -> torch.Tensor:
-    x = random_translate(x, translate, generator)
-    return random_hflip(x, generator) if hflip else x
+def augment(x: torch.Tensor, generator: torch.Generator, options) -> torch.Tensor:
+    """The training augmentation ``options`` ask for (a TrainConfig's translate, pad_mode, hflip
+    and cutout), in the draw order of the numpy backend: shift, flip, cutout."""
+    x = random_translate(x, options.translate, generator, options.pad_mode)
+    x = random_hflip(x, generator) if options.hflip else x
+    return random_cutout(x, options.cutout, generator)

@@ -15,12 +15,13 @@ from typing import Any
 
 from cnnlab.data import TRAIN_TOTAL
 from cnnlab.errors import ConfigError, RunDirError
-from cnnlab.models import BACKENDS, MODELS
+from cnnlab.models import BACKENDS, MODELS, check_width
 from cnnlab.training.checks import Check, shown
 from cnnlab.training.schedules import SCHEDULES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
+PAD_MODES = ("zero", "reflect")
 PRECISIONS = ("auto", "32", "bf16", "16-mixed")
 # Upper limits that keep a typo from asking for the impossible (10**12 epochs, a million threads).
 MAX_EPOCHS = 10_000
@@ -40,6 +41,11 @@ class TrainConfig:
         "convnet",
         "model name from the registry (`cnnlab models` lists them)",
         Check(str, choices=lambda: MODELS),
+    )
+    width: float = _field(
+        1.0,
+        "channel-width multiplier for vgg-mini and resnet-mini (2 doubles every layer's channels)",
+        Check(float, 0.0, 16.0, low_open=True, why="must be a number in (0, 16], e.g. 2"),
     )
     backend: str = _field(
         "torch", "torch, or numpy for cnnlab's from-scratch engine", Check(str, choices=BACKENDS)
@@ -91,7 +97,19 @@ class TrainConfig:
         "augmentation: random shift of up to this many pixels (pad and crop)",
         Check(int, 0, 8, why="must be between 0 and 8 pixels"),
     )
+    pad_mode: str = _field(
+        "zero",
+        "augmentation: what --translate shifts in at the border: zero (the black background) or "
+        "reflect (the image mirrored at its edge)",
+        Check(str, choices=PAD_MODES),
+    )
     hflip: bool = _field(False, "augmentation: random horizontal flips", Check(bool))
+    cutout: int = _field(
+        0,
+        "augmentation: blank a random square of this many pixels a side in each image "
+        "(DeVries & Taylor 2017); 0 is off",
+        Check(int, 0, 28, why="must be between 0 and 28 pixels"),
+    )
     # An average over the last ~30 steps helps most while the rate is still high mid-run.
     ema: float | None = _field(
         0.97,
@@ -101,6 +119,12 @@ class TrainConfig:
     )
     tta: bool = _field(
         False, "test-time augmentation: average predictions over the image and its mirror", Check(bool)
+    )
+    tta_shift: int = _field(
+        0,
+        "test-time augmentation: also average over the image shifted this many pixels diagonally both "
+        "ways (half the weight on the unshifted views); 0 is off",
+        Check(int, 0, 4, why="must be between 0 and 4 pixels"),
     )
     patience: int | None = _field(
         None,
@@ -183,6 +207,7 @@ class TrainConfig:
                 f"--train-size {self.resolved_train_size} + --valid-size {self.valid_size} "
                 f"exceeds the {TRAIN_TOTAL} training images; lower one of them"
             )
+        check_width(self.model, self.width)
         if self.patience is not None and self.valid_size == 0:
             raise ConfigError("--patience needs a validation split (--valid-size > 0)")
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
@@ -228,6 +253,9 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 # compiles torch graphs, and the numpy engine has none (its precision is checked apart, below).
 NUMPY_BACKEND_OFF: dict[str, Any] = {
     "compile": False,
+    "pad_mode": "zero",
+    "cutout": 0,
+    "tta_shift": 0,
 }
 
 

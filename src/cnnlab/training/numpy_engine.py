@@ -120,7 +120,11 @@ class NumpyEngine:
 
             threadpool_limits(config.threads, user_api="blas")
         self.model = build_model(
-            config.model, "numpy", rng=np.random.default_rng(config.seed), dropout=config.dropout
+            config.model,
+            "numpy",
+            rng=np.random.default_rng(config.seed),
+            dropout=config.dropout,
+            width=config.width,
         )
         self.dropouts = [m for m in self.model.modules() if isinstance(m, scratch.nn.Dropout)]
         self.augment_rng = np.random.default_rng([config.seed, 0, 0])

@@ -82,7 +82,7 @@ class TorchEngine:
         self.precision = pick_precision(config.precision, self.device)
         self.layout = torch.channels_last if config.channels_last else torch.contiguous_format
         torch.manual_seed(config.seed)  # the initial weights depend on the seed alone
-        self.model = build_model(config.model, dropout=config.dropout).to(
+        self.model = build_model(config.model, dropout=config.dropout, width=config.width).to(
             self.device, memory_format=self.layout
         )
         self.optimizer = build_optimizer(config, self.model.parameters())
@@ -98,6 +98,7 @@ class TorchEngine:
         self.forward = torch.compile(self.forward) if config.compile else self.forward
         # On the device, so drawing an augmentation never waits on (or copies from) the host.
         self.augment_rng = torch.Generator(device=self.device)
+        self.tta = config.tta or config.tta_shift > 0
         self.best_state: dict | None = None  # the evaluated weights at the best epoch (early stopping)
 
     def _build_ema(self, decay: float | None):
@@ -143,7 +144,7 @@ class TorchEngine:
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (summed loss over the batch, correct predictions), on the device."""
         labels = y
-        x = augment(x, self.augment_rng, self.config.translate, self.config.hflip)
+        x = augment(x, self.augment_rng, self.config)
         self.model.train()
         with self.autocast():
             logits = self.forward(x)
@@ -169,10 +170,9 @@ class TorchEngine:
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size]
             with self.autocast():
-                if (
-                    self.config.tta
-                ):  # the log of the averaged probabilities, so argmax and loss use the average
-                    logits = class_probabilities(model, xb, tta=True).clamp_min(1e-12).log()
+                if self.tta:  # the log of the averaged probabilities, so argmax and loss use the average
+                    probs = class_probabilities(model, xb, self.config.tta, self.config.tta_shift)
+                    logits = probs.clamp_min(1e-12).log()
                 else:
                     logits = model(xb).float()
             out.append(logits.cpu())
