@@ -225,8 +225,13 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
+MAX_WIDTH = 16.0  # 16x vgg-mini is 41M parameters: beyond it, a typo rather than a plan
+
+
 def check_width(name: str, width: float) -> None:
-    """--width other than 1 is refused for models whose widths are fixed (the notebook's)."""
+    """A --width in (0, MAX_WIDTH], and other than 1 only for models whose widths scale."""
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_WIDTH:
+        raise ConfigError(f"--width must be a number in (0, {MAX_WIDTH:g}], e.g. 2. Received: {width!r}")
     if width != 1 and get_spec(name).base_widths is None:
         scalable = ", ".join(n for n, s in MODELS.items() if s.base_widths)
         raise ConfigError(f"--width applies to {scalable} only; drop --width for --model {name}")

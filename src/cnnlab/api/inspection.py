@@ -17,10 +17,12 @@ def summary(
     input_shape: tuple[int, int, int] | None = None,
     batch_size: int = 1,
     backend: str = "torch",
+    width: float = 1.0,
 ) -> Summary:
     """The layer table ``cnnlab summary`` prints (``print()`` it; Jupyter shows it as HTML): output
     shapes, parameters, mult-adds and receptive fields. ``model`` is a registry name (built for
-    ``backend``, torch or numpy) or a torch or ``cnnlab.scratch`` module."""
+    ``backend``, torch or numpy, at ``width`` for vgg-mini and resnet-mini) or a torch or
+    ``cnnlab.scratch`` module."""
     from cnnlab.inspect.describe import DescribeError
     from cnnlab.inspect.summary import heading, summarize
     from cnnlab.models import build_model, get_spec
@@ -30,7 +32,8 @@ def summary(
     name = model if isinstance(model, str) else type(model).__name__
     if isinstance(model, str):
         input_shape = input_shape or get_spec(model).input_shape
-        model = build_model(model, backend)
+        model = build_model(model, backend, width=width)
+        name = name if width == 1 else f"{name} at width {width:g}"
     shape = tuple(input_shape or (1, 28, 28))
     try:
         table = summarize(model, shape, batch_size, name=name)

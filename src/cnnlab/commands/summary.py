@@ -80,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be a whole number >= 1. Received: {args.batch_size}")
-    if not 0 < args.width <= 16:
-        raise ConfigError(f"--width must be a number in (0, 16], e.g. 2. Received: {args.width:g}")
     spec = get_spec(args.model)
     shape = args.input_shape or spec.input_shape
     model = build_model(args.model, args.backend, width=args.width)

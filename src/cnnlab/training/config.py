@@ -15,7 +15,7 @@ from typing import Any
 
 from cnnlab.data import TRAIN_TOTAL
 from cnnlab.errors import ConfigError, RunDirError
-from cnnlab.models import BACKENDS, MODELS, check_width
+from cnnlab.models import BACKENDS, MAX_WIDTH, MODELS, check_width
 from cnnlab.training.checks import Check, shown
 from cnnlab.training.schedules import SCHEDULES
 
@@ -45,7 +45,7 @@ class TrainConfig:
     width: float = _field(
         1.0,
         "channel-width multiplier for vgg-mini and resnet-mini (2 doubles every layer's channels)",
-        Check(float, 0.0, 16.0, low_open=True, why="must be a number in (0, 16], e.g. 2"),
+        Check(float, 0.0, MAX_WIDTH, low_open=True, why=f"must be a number in (0, {MAX_WIDTH:g}], e.g. 2"),
     )
     backend: str = _field(
         "torch", "torch, or numpy for cnnlab's from-scratch engine", Check(str, choices=BACKENDS)
