@@ -168,3 +168,17 @@ def test_an_unknown_pad_mode_is_an_argparse_choice_error(capsys):
     assert exc.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--pad-mode: invalid choice: 'wrap'" in last
+
+
+def test_explore_walks_resnet_mini_through_its_skips():
+    """`cnnlab explore`'s forward pass recomputes each Add from its two inputs and checks that the
+    last step gives the model's own logits (Network._check raises otherwise)."""
+    from cnnlab.inspect.explorer.network import Network
+
+    torch.manual_seed(0)
+    network = Network(build_model("resnet-mini", width=0.25))
+    adds = [s for s in network.steps if s.kind == "Add"]
+    assert [s.name for s in adds] == ["7.add", "12.add"]
+    forward = network.run(np.full((28, 28), 128, np.uint8))
+    block_input = forward.outputs[adds[0].sources[1]]  # the identity shortcut: the block's input
+    assert np.allclose(forward.outputs[adds[0].index], forward.outputs[adds[0].sources[0]] + block_input)
