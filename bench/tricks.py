@@ -30,7 +30,7 @@ VARIANTS: dict[str, list[str]] = {
     "flip TTA": ["--tta"],
     "flip + shift TTA": ["--tta", "--tta-shift", "1"],
     "reflect padding": ["--pad-mode", "reflect"],
-    "translate 2, reflect": ["--translate", "2", "--pad-mode", "reflect"],
+    "translate 2 reflect": ["--translate", "2", "--pad-mode", "reflect"],
     "cutout 8": ["--cutout", "8"],
     "resnet-mini": ["--model", "resnet-mini"],
     "vgg-mini width 1.5": ["--width", "1.5"],
