@@ -18,6 +18,7 @@ import pytest
 
 from cnnlab.cli import main
 from cnnlab.runs import layout
+from tests.idx import corrupt_one_byte, write_synthetic_dataset
 from tests.test_resume import SLOW_TRAIN
 
 SMALL = ["--train-size", "300", "--valid-size", "100", "--batch-size", "30", "--threads", "1", "--quiet"]
@@ -239,6 +240,20 @@ def test_swapped_train_and_test_files_are_refused_on_every_load(synthetic_dir, t
     )
     err = capsys.readouterr().err
     assert "look swapped" in err and "cnnlab data verify" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_corrupt_file_of_the_published_size_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """One flipped bit, the same size and header: `train` refuses it with one line before making anything."""
+    from cnnlab import data
+
+    directory = tmp_path / "data"
+    for key, spec in write_synthetic_dataset(directory).items():
+        monkeypatch.setitem(data.FILES, key, spec)  # these files are now the published ones
+    corrupt_one_byte(directory / data.FILES["train_images"].name)
+    assert main(["train", "--data-dir", str(directory), "--out", str(tmp_path / "r"), *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "SHA-256 differs" in err and "cnnlab data download --data-dir" in err and err.count("\n") == 1, err
     assert not (tmp_path / "r").exists()
 
 
