@@ -4,12 +4,21 @@ from pathlib import Path
 import pytest
 
 from cnnlab import data
-from cnnlab.data import location
+from cnnlab.data import location, verified
 from tests.idx import write_synthetic_dataset
 
 # Tests must never find the developer's own data by accident, nor write to their cache.
 os.environ.pop(data.ENV_VAR, None)
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checksum_record(tmp_path_factory) -> Path:
+    """The record of verified files, for every test and the processes they start: never the user's."""
+    path = tmp_path_factory.mktemp("checksums") / "verified-files.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(verified.CACHE_VAR, str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")

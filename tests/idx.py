@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ def synthetic_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray
 def write_synthetic_dataset(
     directory: Path, n_train: int = 600, n_test: int = 200, seed: int = 0
 ) -> dict[str, DataFile]:
-    """Write the four files into ``directory``; return DataFile specs whose MD5s match them."""
+    """Write the four files into ``directory``; return DataFile specs whose checksums and shapes match
+    them (put them in ``data.FILES`` to make the files "published")."""
     import hashlib
 
     rng = np.random.default_rng(seed)
@@ -63,6 +65,19 @@ def write_synthetic_dataset(
         path = write_idx(directory / FILES[key].name, array)
         content = gzip.decompress(path.read_bytes())
         specs[key] = DataFile(
-            FILES[key].name, hashlib.md5(path.read_bytes()).hexdigest(), hashlib.sha256(content).hexdigest()
+            FILES[key].name,
+            hashlib.md5(path.read_bytes()).hexdigest(),
+            hashlib.sha256(content).hexdigest(),
+            array.shape,
         )
     return specs
+
+
+def corrupt_one_byte(path, keep_mtime=False):
+    """Flip the content's last bit: the same size, the same IDX header, another checksum."""
+    before = path.stat()
+    content = bytearray(gzip.decompress(path.read_bytes()))
+    content[-1] ^= 1
+    path.write_bytes(gzip.compress(bytes(content), mtime=0))
+    if keep_mtime:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))

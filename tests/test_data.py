@@ -1,11 +1,15 @@
 import gzip
+import json
+import os
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cnnlab import data
 from cnnlab.errors import DataError
-from tests.idx import idx_bytes, write_idx, write_synthetic_dataset
+from tests.idx import corrupt_one_byte, idx_bytes, write_idx, write_synthetic_dataset
 
 
 def test_read_idx_round_trips_gzipped_and_raw(tmp_path):
@@ -130,3 +134,144 @@ def test_normalize_matches_the_notebook():
 def test_class_names():
     assert data.CLASS_NAMES[0] == "T-shirt/top" and data.CLASS_NAMES[9] == "Ankle boot"
     assert len(data.CLASS_NAMES) == 10
+
+
+# Checksums on every load (cnnlab.data.verified)
+
+
+@pytest.fixture
+def published(tmp_path, monkeypatch):
+    """A synthetic dataset made "published" (its checksums and shapes are data.FILES'), a record of
+    verified files of its own, and the list of contents hashed so far."""
+    from cnnlab.data import verified
+
+    directory = tmp_path / "data"
+    for key, spec in write_synthetic_dataset(directory).items():
+        monkeypatch.setitem(data.FILES, key, spec)
+    monkeypatch.setenv(verified.CACHE_VAR, str(tmp_path / "verified.json"))
+    monkeypatch.setattr(verified, "SETTLED_NS", 0)  # the files were written a moment ago
+    hashed = []
+    real_hash = verified.content_sha256
+    monkeypatch.setattr(
+        verified, "content_sha256", lambda content: hashed.append(len(content)) or real_hash(content)
+    )
+    return directory, hashed
+
+
+def test_a_corrupt_file_of_the_published_size_is_refused_on_first_load(published):
+    directory, hashed = published
+    corrupt_one_byte(directory / data.FILES["test_labels"].name)
+    with pytest.raises(DataError, match="t10k-labels.* SHA-256 differs.*cnnlab data download --data-dir"):
+        data.load_arrays(directory)
+    with pytest.raises(DataError, match="SHA-256 differs"):  # and on every load after it
+        data.load_arrays(directory)
+
+
+def test_a_verified_file_is_not_hashed_again(published, tmp_path):
+    directory, hashed = published
+    first = data.load_arrays(directory)
+    assert len(hashed) == 4
+    assert len(json.loads((tmp_path / "verified.json").read_text())["files"]) == 4
+    again = data.load_arrays(directory)
+    assert len(hashed) == 4  # every file recorded: no hash
+    assert np.array_equal(first.train_images, again.train_images)
+
+
+def test_a_changed_file_is_verified_again(published):
+    directory, hashed = published
+    data.load_arrays(directory)
+    assert len(hashed) == 4
+    path = directory / data.FILES["train_images"].name
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**9))  # touched: a new mtime, same bytes
+    data.load_arrays(directory)
+    assert len(hashed) == 5  # hashed again, passed, recorded again
+    data.load_arrays(directory)
+    assert len(hashed) == 5
+    time.sleep(0.05)  # past the kernel's timestamp tick (SETTLED_NS is off here)
+    corrupt_one_byte(path, keep_mtime=True)  # altered in place, its mtime set back: the ctime still moves
+    with pytest.raises(DataError, match="SHA-256 differs"):
+        data.load_arrays(directory)
+    assert len(hashed) == 6
+
+
+@pytest.mark.parametrize("field", ["st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev"])
+def test_a_file_that_differs_in_any_part_of_its_identity_is_hashed_again(published, monkeypatch, field):
+    """On Linux a real change moves the ctime too; here the file seems changed in that one part alone."""
+    import types
+
+    from cnnlab.data import verified
+
+    directory, hashed = published
+    data.load_arrays(directory)
+    labels = (directory / data.FILES["train_labels"].name).resolve()
+
+    class Changed:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def stat(self, path):
+            real = os.stat(path)
+            seen = {name: getattr(real, name) for name in dir(real) if name.startswith("st_")}
+            if Path(path).resolve() == labels:
+                seen[field] += 1
+            return types.SimpleNamespace(**seen)
+
+    monkeypatch.setattr(verified, "os", Changed())
+    data.load_arrays(directory)
+    assert len(hashed) == 5
+
+
+def test_a_record_made_against_another_checksum_is_no_record(published, monkeypatch):
+    directory, hashed = published
+    data.load_arrays(directory)
+    spec = data.FILES["test_labels"]
+    monkeypatch.setitem(
+        data.FILES, "test_labels", data.DataFile(spec.name, spec.gz_md5, "0" * 64, spec.shape)
+    )
+    with pytest.raises(DataError, match="SHA-256 differs"):
+        data.load_arrays(directory)
+
+
+def test_a_file_changed_while_it_is_read_is_not_recorded(published, monkeypatch):
+    from cnnlab.data import verified
+
+    directory, hashed = published
+    real_open = verified.open_bytes
+
+    def open_then_touch(path):
+        content = real_open(path)
+        stat = path.stat()
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**9))  # the bytes hashed may be old ones
+        return content
+
+    monkeypatch.setattr(verified, "open_bytes", open_then_touch)
+    data.load_arrays(directory)
+    monkeypatch.setattr(verified, "open_bytes", real_open)
+    data.load_arrays(directory)
+    assert len(hashed) == 8
+
+
+def test_a_file_changed_a_moment_ago_is_not_recorded_yet(published, monkeypatch):
+    from cnnlab.data import verified
+
+    monkeypatch.setattr(verified, "SETTLED_NS", 2 * 10**9)  # the real rule: the files are a moment old
+    directory, hashed = published
+    data.load_arrays(directory)
+    data.load_arrays(directory)
+    assert len(hashed) == 8  # a second write in the same timestamp tick would keep the identity
+
+
+@pytest.mark.parametrize("record", ["under-a-file", "garbage"])
+def test_an_unwritable_or_corrupt_record_never_fails_a_load(published, tmp_path, monkeypatch, record):
+    from cnnlab.data import verified
+
+    directory, hashed = published
+    if record == "under-a-file":  # its directory cannot be made, even by root
+        (tmp_path / "a-file").write_text("")
+        monkeypatch.setenv(verified.CACHE_VAR, str(tmp_path / "a-file" / "verified.json"))
+    else:
+        (tmp_path / "verified.json").write_text('{"version": 1, "files": [[[')
+    data.load_arrays(directory)
+    data.load_arrays(directory)
+    assert len(hashed) == (8 if record == "under-a-file" else 4)  # each load hashes; the garbage is replaced

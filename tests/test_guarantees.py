@@ -5,6 +5,7 @@ The subprocess runs slow each optimizer step with a sleep (no arithmetic changes
 process reliably meets the first one mid-run.
 """
 
+import csv
 import errno
 import json
 import os
@@ -18,6 +19,7 @@ import pytest
 
 from cnnlab.cli import main
 from cnnlab.runs import layout
+from tests.idx import corrupt_one_byte, write_synthetic_dataset
 from tests.test_resume import SLOW_TRAIN
 
 SMALL = ["--train-size", "300", "--valid-size", "100", "--batch-size", "30", "--threads", "1", "--quiet"]
@@ -112,15 +114,15 @@ def test_resume_of_a_finished_run_changes_nothing(trained_run, tmp_path, capsys)
 
 
 class _DiskFull:
-    """Makes the n-th checkpoint write fail with ENOSPC, as a full disk does."""
+    """Makes the n-th write of a file named ``name`` fail with ENOSPC, as a full disk does."""
 
-    def __init__(self, fail_at: int):
-        self.calls, self.fail_at = 0, fail_at
+    def __init__(self, fail_at: int, name: str = "checkpoint.pt"):
+        self.calls, self.fail_at, self.name = 0, fail_at, name
         self.original = layout.os.fdopen
 
     def __call__(self, fd, mode="r", *args, **kwargs):
         handle = self.original(fd, mode, *args, **kwargs)
-        if "checkpoint" in os.readlink(f"/proc/self/fd/{fd}"):
+        if f"/.{self.name}." in os.readlink(f"/proc/self/fd/{fd}"):  # write_atomic's temporary name
             self.calls += 1
             if self.calls == self.fail_at:
 
@@ -131,8 +133,8 @@ class _DiskFull:
         return handle
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name a descriptor's file")
-def test_full_disk_while_saving_a_checkpoint(synthetic_dir, tmp_path, monkeypatch, capsys):
+def _full_disk(monkeypatch, fail_at: int, name: str = "checkpoint.pt") -> None:
+    """A full disk for plain writes (the ``fail_at``-th of ``name``) and for torch.save to a file."""
     import io
 
     import torch
@@ -146,9 +148,19 @@ def test_full_disk_while_saving_a_checkpoint(synthetic_dir, tmp_path, monkeypatc
             )
         return real_save(obj, f, *args, **kwargs)
 
-    run = tmp_path / "run"
     monkeypatch.setattr(torch, "save", save)
-    monkeypatch.setattr(layout.os, "fdopen", _DiskFull(fail_at=2))
+    monkeypatch.setattr(layout.os, "fdopen", _DiskFull(fail_at, name))
+
+
+needs_proc = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="needs /proc to name a descriptor's file"
+)
+
+
+@needs_proc
+def test_full_disk_while_saving_a_checkpoint(synthetic_dir, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    _full_disk(monkeypatch, fail_at=2)
     args = ["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--epochs", "3", *SMALL]
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -156,6 +168,43 @@ def test_full_disk_while_saving_a_checkpoint(synthetic_dir, tmp_path, monkeypatc
     assert f"cnnlab train --resume {run}" in err
     monkeypatch.undo()
     assert main(["train", "--resume", str(run), "--quiet"]) == 0  # space again: it finishes
+
+
+@needs_proc
+@pytest.mark.parametrize(
+    "name, fail_at, saved",
+    [
+        ("metrics.csv", 1, "epoch 1 is the last saved"),  # its repair, before any resumed epoch
+        ("checkpoint.pt", 1, "epoch 1 is the last saved"),  # the first resumed epoch's checkpoint
+        ("metrics.csv", 2, "epoch 2 is the last saved"),  # just after that checkpoint
+        ("loss.png", 1, "Every epoch is saved"),  # the final report
+    ],
+)
+def test_full_disk_during_a_resumed_run(synthetic_dir, tmp_path, monkeypatch, capsys, name, fail_at, saved):
+    """One line, exit 2 and the resume command; what was saved is intact, and that command finishes."""
+    import hashlib
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:  # a run of 3 epochs that saved epoch 1 only
+        _full_disk(patch, fail_at=2)
+        assert (
+            main(["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--epochs", "3", *SMALL]) == 2
+        )
+    checkpoint = hashlib.sha256((run / "checkpoint.pt").read_bytes()).hexdigest()
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        _full_disk(patch, fail_at, name)
+        assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and saved in err, err
+    assert f"cnnlab train --resume {run}" in err, err
+    if saved.startswith("epoch 1"):  # the checkpoint resumed from is untouched
+        assert hashlib.sha256((run / "checkpoint.pt").read_bytes()).hexdigest() == checkpoint
+    assert not list(run.glob(".*.tmp"))
+    command = err.split("cnnlab train --resume ")[1].split()[0]
+    assert main(["train", "--resume", command, "--quiet"]) == 0  # space again: the printed command finishes
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 3
+    assert [row["epoch"] for row in csv.DictReader((run / "metrics.csv").open())] == ["1", "2", "3"]
 
 
 def test_a_damaged_config_json_in_a_run_is_named_as_the_runs(trained_run, tmp_path, capsys):
@@ -239,6 +288,20 @@ def test_swapped_train_and_test_files_are_refused_on_every_load(synthetic_dir, t
     )
     err = capsys.readouterr().err
     assert "look swapped" in err and "cnnlab data verify" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_corrupt_file_of_the_published_size_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """One flipped bit, the same size and header: `train` refuses it with one line before making anything."""
+    from cnnlab import data
+
+    directory = tmp_path / "data"
+    for key, spec in write_synthetic_dataset(directory).items():
+        monkeypatch.setitem(data.FILES, key, spec)  # these files are now the published ones
+    corrupt_one_byte(directory / data.FILES["train_images"].name)
+    assert main(["train", "--data-dir", str(directory), "--out", str(tmp_path / "r"), *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "SHA-256 differs" in err and "cnnlab data download --data-dir" in err and err.count("\n") == 1, err
     assert not (tmp_path / "r").exists()
 
 

@@ -7,7 +7,9 @@ import pytest
 
 from cnnlab import data
 from cnnlab.cli import main
+from cnnlab.errors import DataError
 from tests.conftest import REAL_DATA, requires_real_data
+from tests.idx import corrupt_one_byte
 
 pytestmark = [requires_real_data, pytest.mark.realdata]
 
@@ -21,6 +23,16 @@ def test_sizes_and_checksums(real):
     assert real.train_images.shape == (60_000, 28, 28) and real.test_images.shape == (10_000, 28, 28)
     for spec in data.FILES.values():
         assert data.verify_file(REAL_DATA / spec.name, spec)[0], spec.name
+
+
+def test_a_corrupt_copy_of_the_real_files_is_refused(tmp_path):
+    import shutil
+
+    for spec in data.FILES.values():
+        shutil.copy(REAL_DATA / spec.name, tmp_path / spec.name)
+    corrupt_one_byte(tmp_path / data.FILES["test_labels"].name)  # the last label: another valid class
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz does not hold the published"):
+        data.load_arrays(tmp_path)
 
 
 def test_labels_are_balanced(real):

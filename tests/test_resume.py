@@ -1,7 +1,9 @@
-"""Safe to interrupt, repeatable, guarded: SIGKILL + resume, Ctrl+C, determinism, divergence.
+"""Safe to interrupt, repeatable, guarded: SIGKILL + resume, Ctrl+C, SIGINT and SIGTERM inside an
+evaluation, determinism, divergence.
 
 The subprocess runs slow each optimizer step down with a sleep (which changes no arithmetic),
-so the test can kill it reliably between the first checkpoint and the end of the run.
+so the test can kill it reliably between the first checkpoint and the end of the run; or it stalls
+one evaluation, so a signal lands inside it.
 """
 
 import csv
@@ -138,6 +140,84 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(synthetic_dir, tmp_path, 
     assert f"cnnlab train --resume {run}" in err
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert metrics_without_seconds(run) == metrics_without_seconds(uninterrupted)
+
+
+# Runs `cnnlab` (argv[3:]) whose argv[2]-th evaluation writes its number of images into the file argv[1]
+# and waits there: a signal sent once that file exists lands inside the evaluation, every time.
+STALLED_EVALUATION = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from cnnlab.training.torch_engine import TorchEngine
+    marker, when, calls, logits = Path(sys.argv[1]), int(sys.argv[2]), [], TorchEngine.logits
+    def stalled(self, x, *args, **kwargs):
+        calls.append(len(x))
+        if len(calls) == when:
+            marker.write_text(str(len(x)))
+            time.sleep(120)
+        return logits(self, x, *args, **kwargs)
+    TorchEngine.logits = stalled
+    from cnnlab.cli import main
+    sys.exit(main(sys.argv[3:]))
+""")
+
+
+def run_as_printed(command: str):
+    """Run a command cnnlab printed (``cnnlab ...``) as a user would, in a new process."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    words = command.split()
+    assert words[0] == "cnnlab", command
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *words[1:]], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.mark.parametrize(
+    "sig, validation",
+    [
+        pytest.param(signal.SIGINT, 2, id="SIGINT-epoch-2"),
+        pytest.param(signal.SIGTERM, 2, id="SIGTERM-epoch-2"),
+        pytest.param(signal.SIGTERM, 1, id="SIGTERM-epoch-1"),
+    ],
+)
+def test_a_signal_during_an_epochs_evaluation_then_the_printed_command(
+    synthetic_dir, tmp_path, uninterrupted, sig, validation
+):
+    """SIGINT or SIGTERM while epoch 2 (or 1) is evaluated on the validation images: what is complete
+    is saved, one line gives the command to go on, and that command ends where an uninterrupted run does."""
+    run, marker = tmp_path / "run", tmp_path / "evaluating"
+    args = ["train", "--data-dir", str(synthetic_dir), "--out", str(run), *OPTIONS]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", STALLED_EVALUATION, str(marker), str(validation), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() or not marker.read_text():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the evaluation never started"
+            time.sleep(0.01)
+        assert marker.read_text() == "100"  # the validation images (--valid-size 100)
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == (130 if sig == signal.SIGINT else 143), err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    if validation == 1:  # nothing was complete: nothing is left behind, and the same command starts over
+        assert "nothing was saved" in err and "run the same command again" in err and not run.exists(), err
+        run_as_printed("cnnlab " + " ".join(args))
+    else:
+        assert "epoch 1 is the last saved" in err, err
+        assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1
+        run_as_printed(err.split("Continue with: ")[1].strip())
+    assert metrics_without_seconds(run) == metrics_without_seconds(uninterrupted)
+    assert_same_weights(run, uninterrupted)
 
 
 def test_resume_after_a_kill_between_checkpoint_and_metrics_rewrites_the_metrics(

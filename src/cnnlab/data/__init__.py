@@ -1,9 +1,10 @@
 """Fashion-MNIST: the IDX reader, the files and their checksums, where they live, download, splits.
 
-NumPy and the standard library only, and pooch to download. The modules, lowest first: ``idx``
-(the file format), ``files`` (names, sizes, checksums), ``download`` and ``location`` (finding or
-fetching the files), ``arrays`` (reading, splitting and normalising them), ``images`` (any photo turned into a
-Fashion-MNIST-style 28x28 image).
+NumPy and the standard library only, pooch to download, and ``cnnlab.runs.layout`` to write
+atomically. The modules, lowest first: ``idx`` (the file format), ``files`` (names, sizes,
+checksums), ``download`` and ``location`` (finding or fetching the files), ``verified`` (checksums
+on every load, recorded once a file passed), ``arrays`` (reading, splitting and normalising them),
+``images`` (any photo turned into a Fashion-MNIST-style 28x28 image).
 """
 
 from cnnlab.data.arrays import Arrays, FashionMNIST, Split, load_arrays, load_split, normalize, split_indices

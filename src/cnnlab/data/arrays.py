@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.data.files import FILES, MEAN, NUM_CLASSES, PIXEL_MAX, STD, TEST_TOTAL, TRAIN_TOTAL
-from cnnlab.data.idx import read_idx
 from cnnlab.data.location import ensure_data
+from cnnlab.data.verified import VerifiedFiles
 from cnnlab.errors import DataError
 
 
@@ -51,10 +51,14 @@ class FashionMNIST:
 
 
 def load_arrays(directory: str | os.PathLike) -> FashionMNIST:
-    """Read and validate all four files in ``directory``."""
+    """Read and validate all four files in ``directory``: sizes, checksums (``verified``), pairs, roles."""
     directory = Path(directory)
     paths = {key: directory / f.name for key, f in FILES.items()}
-    arrays = {key: read_idx(p) for key, p in paths.items()}
+    verified = VerifiedFiles()
+    try:
+        arrays = {key: verified.read(paths[key], spec) for key, spec in FILES.items()}
+    finally:
+        verified.save()  # the files that passed before one failed need no hash next time
     _check_pair(arrays["train_images"], arrays["train_labels"], paths["train_images"], paths["train_labels"])
     _check_pair(arrays["test_images"], arrays["test_labels"], paths["test_images"], paths["test_labels"])
     _check_roles(len(arrays["train_images"]), len(arrays["test_images"]), paths)

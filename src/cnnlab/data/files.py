@@ -42,6 +42,9 @@ class DataFile:
     # SHA-256 of the decompressed bytes: Debian re-gzips the same files (different gzip header,
     # so a different .gz MD5), and this lets `data verify` accept both.
     raw_sha256: str
+    # The published array's shape: a file of this shape must have the checksum above. A file of
+    # another shape (a synthetic stand-in, a subset) has no known checksum; None: never checked.
+    shape: tuple[int, ...] | None = None
 
 
 FILES = {
@@ -49,21 +52,25 @@ FILES = {
         "train-images-idx3-ubyte.gz",
         "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
         "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        (TRAIN_TOTAL, 28, 28),
     ),
     "train_labels": DataFile(
         "train-labels-idx1-ubyte.gz",
         "25c81989df183df01b3e8a0aad5dffbe",
         "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        (TRAIN_TOTAL,),
     ),
     "test_images": DataFile(
         "t10k-images-idx3-ubyte.gz",
         "bef4ecab320f06d8554ea6380940ec79",
         "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        (TEST_TOTAL, 28, 28),
     ),
     "test_labels": DataFile(
         "t10k-labels-idx1-ubyte.gz",
         "bb300cfdad3c16e7a12a480ee83cd310",
         "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        (TEST_TOTAL,),
     ),
 }
 

@@ -31,7 +31,11 @@ def open_bytes(path: Path) -> bytes:
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (raw or gzipped) into an array of its declared dtype and shape."""
     path = Path(path)
-    data = open_bytes(path)
+    return parse_idx(open_bytes(path), path)
+
+
+def parse_idx(data: bytes, path: Path) -> np.ndarray:
+    """An IDX file's decompressed bytes as an array; ``path`` names the file in errors."""
     if len(data) < 4:
         raise DataError(f"{path} is not an IDX file: only {len(data)} bytes")
     zero, type_code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]

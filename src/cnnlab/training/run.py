@@ -202,9 +202,7 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
         _restore(engine, checkpoint, run)
         history = checkpoint["history"]
         if world.is_main:
-            # A kill between checkpoint and metrics.csv leaves the CSV an epoch behind; the checkpoint rules.
-            _write_metrics(run, config, history)
-            rundir.remove_stale_temporaries(run)
+            _repair(run, config, history)
             session.log(f"resuming {run} after epoch {len(history)} of {config.epochs}")
         before = history[-1]["seconds"] if history else 0.0
         ctx = FitContext(config, engine, arrays, world, clock_start=start, seconds_before=before)
@@ -213,6 +211,15 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
         if claimed:
             claimed.release()
         distributed.shutdown(world)
+
+
+def _repair(run: Path, config: TrainConfig, history: list[dict]) -> None:
+    """A kill between checkpoint and metrics.csv leaves the CSV an epoch behind; the checkpoint rules."""
+    try:
+        _write_metrics(run, config, history)
+    except RunDirError as exc:  # e.g. a full disk: the checkpoint resumed from is intact
+        raise _write_failed(exc, len(history), run) from None
+    rundir.remove_stale_temporaries(run)
 
 
 def _restore(engine: Engine, checkpoint: dict, run: Path) -> None:
@@ -252,9 +259,7 @@ def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Sessio
             raise DivergedError(f"{exc}; {_removed(run)}") from None
         raise DivergedError(f"{exc}. {_saved(saver.epochs_saved)}") from None
     except RunDirError as exc:  # e.g. the disk filled up while saving: the previous epoch is intact
-        raise RunDirError(
-            f"{exc}. {_saved(saver.epochs_saved)} Once fixed, continue with: cnnlab train --resume {run}"
-        ) from None
+        raise _write_failed(exc, saver.epochs_saved, run) from None
     finally:
         saver.close()
     try:
@@ -348,6 +353,13 @@ def _discard(run: Path) -> None:
 
 def _removed(run: Path) -> str:
     return f"nothing was saved, so {run} was removed; run the same command again to start over."
+
+
+def _write_failed(exc: RunDirError, epochs_saved: int, run: Path) -> RunDirError:
+    """A write that failed mid-run (a full disk, a lost mount): the saved epochs are intact."""
+    return RunDirError(
+        f"{exc}. {_saved(epochs_saved)} Once fixed, continue with: cnnlab train --resume {run}"
+    )
 
 
 def _saved(epochs: int) -> str:

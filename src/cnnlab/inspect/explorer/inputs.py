@@ -91,7 +91,8 @@ class TestImages:
     @classmethod
     def find(cls, data_dir: str | Path | None) -> tuple[TestImages | None, str]:
         """The test set where cnnlab finds it (never downloading), or (None, why not)."""
-        from cnnlab.data import FILES, locate, read_idx
+        from cnnlab.data import FILES, locate
+        from cnnlab.data.verified import VerifiedFiles
 
         try:
             directory, reason = locate(data_dir)
@@ -99,11 +100,14 @@ class TestImages:
             return None, str(exc)
         if directory is None:
             return None, f"Fashion-MNIST is {reason}"
+        verified = VerifiedFiles()
         try:
-            images = read_idx(directory / FILES["test_images"].name)
-            labels = read_idx(directory / FILES["test_labels"].name)
+            images = verified.read(directory / FILES["test_images"].name, FILES["test_images"])
+            labels = verified.read(directory / FILES["test_labels"].name, FILES["test_labels"])
         except (DataError, OSError) as exc:
             return None, f"cannot read the test set in {directory} ({exc})"
+        finally:
+            verified.save()
         if images.shape[1:] != (SIDE, SIDE) or len(images) != len(labels) or not len(labels):
             return None, f"the test set in {directory} holds images of shape {images.shape}"
         return cls(images, labels.astype(np.int64)), f"{len(labels)} test images from {directory}"

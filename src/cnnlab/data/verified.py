@@ -1,0 +1,127 @@
+"""Checksums on every load, paid once per file: the record of files whose content already matched.
+
+Every load checks each file's size (its IDX header against its length) and, when the file has the
+published shape, the SHA-256 of its content against the published one, so a corrupt or altered
+copy of Fashion-MNIST is refused before anything trains on it. The hash is the part of a load that
+need not be repeated: a file that passed is recorded by its identity (resolved path, size, mtime,
+ctime, inode, device), and a later load that finds the same identity skips the hash. Writing to the
+file, copying or moving another over it, or touching it changes that identity, so it is hashed again.
+
+The record is a small JSON file in the user cache (``$CNNLAB_CHECKSUM_CACHE`` puts it elsewhere).
+It is only a shortcut: a record that is missing, corrupt or cannot be written costs a hash, never a load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.data.files import DataFile
+from cnnlab.data.idx import open_bytes, parse_idx
+from cnnlab.errors import CnnlabError, DataError
+from cnnlab.runs.layout import write_json
+
+CACHE_VAR = "CNNLAB_CHECKSUM_CACHE"
+_VERSION = 1  # a record of another version is ignored (everything is hashed once more)
+# A file changed this recently is not recorded yet: a second write within the same timestamp tick
+# (milliseconds on Linux, up to 2 s on FAT or some network filesystems) would keep its identity
+# (git's "racily clean" index entries). It is simply hashed again at its next load.
+SETTLED_NS = 2_000_000_000
+
+
+def record_path() -> Path:
+    if os.environ.get(CACHE_VAR):
+        return Path(os.environ[CACHE_VAR])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("cnnlab")) / "verified-files.json"
+
+
+def content_sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+class VerifiedFiles:
+    """The files already verified, by resolved path: their identity and the checksum they matched.
+
+    ``read`` each file, then ``save`` (in a ``finally``) to remember those that passed.
+    """
+
+    def __init__(self, path: Path | None = None):
+        self.path = record_path() if path is None else path
+        self.files = _read_record(self.path)
+        self.changed = False
+
+    def read(self, path: Path, spec: DataFile) -> np.ndarray:
+        """The IDX file at ``path``; if it has ``spec``'s published shape, it must have its content too.
+
+        A file of another shape (a synthetic stand-in, a subset) has no known checksum: only its
+        sizes are checked, by ``parse_idx`` and the caller.
+        """
+        # Taken before reading: were the file changed during the read, it would not match this any more.
+        before = _identity(path)
+        content = open_bytes(path)
+        array = parse_idx(content, path)
+        if array.shape != spec.shape:
+            return array
+        entry = None if before is None else {**before, "sha256": spec.raw_sha256}
+        key = str(path.resolve())
+        if entry is not None and self.files.get(key) == entry:
+            return array
+        if content_sha256(content) != spec.raw_sha256:
+            raise DataError(
+                f"{path} does not hold the published Fashion-MNIST content (its SHA-256 differs): the "
+                f"file is corrupt or altered; fetch it again with `cnnlab data download --data-dir "
+                f"{path.parent}` (`cnnlab data verify --data-dir {path.parent}` checks all four)"
+            )
+        if entry is not None and _settled(entry):
+            self.files[key] = entry
+            self.changed = True
+        return array
+
+    def save(self) -> None:
+        """Write the record if it gained a file; a failure means only a hash next time, never an error."""
+        if not self.changed:
+            return
+        kept = {key: entry for key, entry in self.files.items() if os.path.exists(key)}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(self.path, {"version": _VERSION, "files": kept})
+        except (OSError, CnnlabError):
+            pass
+        self.changed = False
+
+
+def _identity(path: Path) -> dict[str, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # reading it then fails with a DataError that says why
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,  # set by the kernel on every change; no tool can set it back
+        "inode": st.st_ino,
+        "device": st.st_dev,
+    }
+
+
+def _settled(identity: dict[str, Any]) -> bool:
+    return time.time_ns() - max(identity["mtime_ns"], identity["ctime_ns"]) > SETTLED_NS
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    if not isinstance(saved, dict) or saved.get("version") != _VERSION:
+        return {}
+    files = saved.get("files")
+    return files if isinstance(files, dict) else {}
