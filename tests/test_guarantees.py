@@ -207,6 +207,24 @@ def test_full_disk_during_a_resumed_run(synthetic_dir, tmp_path, monkeypatch, ca
     assert [row["epoch"] for row in csv.DictReader((run / "metrics.csv").open())] == ["1", "2", "3"]
 
 
+@needs_proc
+@pytest.mark.parametrize("name", ["config.json", "environment.json"])
+def test_full_disk_before_the_first_epoch_leaves_no_dead_end(
+    synthetic_dir, tmp_path, monkeypatch, capsys, name
+):
+    """A full disk while a new run writes its config or environment: one line, exit 2, the directory
+    removed, and the same command, run again with space, trains."""
+    run = tmp_path / "run"
+    args = ["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--epochs", "1", *SMALL]
+    with monkeypatch.context() as patch:
+        _full_disk(patch, 1, name)
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err, err
+    assert "run the same command again" in err and not run.exists()
+    assert main(args) == 0
+
+
 def test_a_damaged_config_json_in_a_run_is_named_as_the_runs(trained_run, tmp_path, capsys):
     import shutil
 

@@ -163,15 +163,20 @@ def train(config: TrainConfig, session: Session | None = None) -> RunResult:
         run = Path(distributed.broadcast(str(claimed.path if claimed else ""), world))  # every rank names it
         try:
             arrays, engine = _prepare(config, session.quiet, world)
+            if world.is_main:
+                config.save(run / rundir.CONFIG)
+                rundir.write_json(
+                    run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size}
+                )
+        except RunDirError as exc:  # a full disk before any epoch: nothing to resume, start over
+            if claimed:
+                _discard(run)
+            raise RunDirError(f"{exc}; {_removed(run)}") from None
         except BaseException:
             if claimed:  # nothing of this run exists yet: leave no empty directory behind
                 _discard(run)
             raise
         if world.is_main:
-            config.save(run / rundir.CONFIG)
-            rundir.write_json(
-                run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size}
-            )
             session.log(f"run directory: {run}")
         ctx = FitContext(config, engine, arrays, world, clock_start=start)
         return _fit_and_finish(run, ctx, FitState(), session)
