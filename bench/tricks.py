@@ -121,13 +121,14 @@ def main() -> None:
     args = parser.parse_args()
     common = ["--epochs", str(args.epochs), "--train-size", str(args.train_size)]
     print(f"baseline: {' '.join(BASELINE)} {' '.join(common)}; median of {args.seeds} seed(s)", flush=True)
-    base = None
+    base = None  # the differences are against "baseline", when it is among the variants run
     for name in args.variants.split(","):
         runs = [run_variant(VARIANTS[name], common, seed) for seed in range(args.seeds)]
         test = statistics.median(r["test"] for r in runs)
         seconds = statistics.median(r["seconds"] for r in runs)
-        base = test if base is None else base
-        print(f"{name:<24} test {test:.2%}  ({test - base:+.2%})  {seconds:6.0f} s", flush=True)
+        base = test if name == "baseline" else base
+        difference = f"({test - base:+.2%})" if base is not None else ""
+        print(f"{name:<24} test {test:.2%}  {difference:>9}  {seconds:6.0f} s", flush=True)
 
 
 if __name__ == "__main__":
