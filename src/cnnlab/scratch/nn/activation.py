@@ -43,4 +43,10 @@ def relu_after(layer, out: np.ndarray) -> np.ndarray:
 
 
 def relu_after_backward(layer, grad: np.ndarray, out: np.ndarray) -> np.ndarray:
-    return grad * (out > 0) if getattr(layer, "relu_after", False) else grad
+    """``grad`` where the fused ReLU's output ``out`` is positive, else 0, in a new array."""
+    if not getattr(layer, "relu_after", False):
+        return grad
+    # out >= 0, so sign(out) is the 0/1 mask: float times float is about 1.5x faster in NumPy than
+    # float times bool (a casting loop), and the mask's memory takes the product.
+    mask = np.sign(out)
+    return np.multiply(mask, grad, out=mask)

@@ -57,21 +57,22 @@ class _BatchNorm(Module):
         stats = (self.running_mean, self.running_var)  # updated in place in training mode
         w, b = (None, None) if not self.affine else (self.weight.data, self.bias.data)
         x, w, b = norm._setup(x, *stats, w, b, batch_stats, momentum, self.eps)
-        space = self.workspace("xhat", (x.shape[1], x.size // x.shape[1]), x.dtype) if self.training else None
-        y, xhat, invstd = norm._normalise(x, *stats, w, b, batch_stats, momentum, self.eps, space)
-        y = relu_after(self, y if y is not xhat else y.copy())  # (C, M)
-        self._cache = (xhat, invstd, x.shape, batch_stats, y) if self.training else None
+        shape = (x.shape[1], x.size // x.shape[1])  # (C, M)
+        space = self.workspace("centred", shape, x.dtype) if self.training else None
+        y, centred, invstd = norm._normalise(x, *stats, w, b, batch_stats, momentum, self.eps, space)
+        y = relu_after(self, y)  # (C, M), a new array
+        self._cache = (centred, invstd, x.shape, batch_stats, y) if self.training else None
         return norm.from_channels(y, x.shape)
 
     def backward(self, grad_output):
         """The input's gradient; one backward per forward (it is computed in the forward's memory)."""
-        xhat, invstd, x_shape, batch_stats, y = self._saved()
+        centred, invstd, x_shape, batch_stats, y = self._saved()
         self._cache = None
         grad = norm.to_channels(np.asarray(grad_output).reshape(x_shape))  # (C, M)
         gc = relu_after_backward(self, grad, y)
         w = None if not self.affine else self.weight.data
         own = gc is not grad  # a fresh array from the fused ReLU's mask, else the caller's
-        grad_input, grad_w, grad_b = norm._backward(gc, xhat, invstd, w, self.affine, batch_stats, own)
+        grad_input, grad_w, grad_b = norm._backward(gc, centred, invstd, w, self.affine, batch_stats, own)
         if self.affine:
             self.weight.accumulate(grad_w)
             self.bias.accumulate(grad_b)
