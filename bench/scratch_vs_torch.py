@@ -1,7 +1,7 @@
 """cnnlab.scratch against torch on this machine: prints time ratios (scratch / torch), float32.
 
     PYTHONPATH=src python bench/scratch_vs_torch.py [--batch-size 256] [--block 5] [--rounds 7] [--threads 2]
-        [--cases convnet,vgg-mini,bn,ops] [--profile]
+        [--cases convnet,vgg-mini,resnet-mini,bn,ops] [--profile]
 
 Both run in this process with the same thread count (torch.set_num_threads, and threadpoolctl for
 NumPy's BLAS). Timing: alternating BLOCKS of ``--block`` consecutive steps of each contender, the
@@ -14,9 +14,10 @@ torch runs at its fastest honest float32 settings: both NCHW and channels_last a
 faster is the reference (the other is printed too); no autocast, no torch.compile.
 
 Cases: a whole training step (forward, cross-entropy, backward, SGD with momentum) of the notebook's
-ConvNet and of vgg-mini; batch norm forward+backward at (256, 64, 14, 14) as it sits in vgg-mini;
-single conv and pool layers. ``--profile`` adds where the time goes: the scratch step per layer
-(forward and backward) and torch's step per aten op. A ratio below 1 means scratch is faster.
+ConvNet, of vgg-mini and of resnet-mini; batch norm forward+backward at (256, 64, 14, 14) as it
+sits in vgg-mini; single conv and pool layers. ``--profile`` adds where the time goes: the scratch
+step per layer (forward and backward; inside residual blocks too) and torch's step per aten op.
+A ratio below 1 means scratch is faster.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import time
 from collections import defaultdict
 
 import numpy as np
+
+MODEL_CASES = ("convnet", "vgg-mini", "resnet-mini")  # registry models timed as a whole training step
 
 
 def time_blocks(contenders: dict, block: int, rounds: int, threads: dict | None = None) -> dict[str, float]:
@@ -176,7 +179,9 @@ def profile_scratch(name: str, n: int, rng, steps: int = 3) -> None:
 
     model = build_model(name, "numpy")
     spent = defaultdict(float)
-    for index, layer in enumerate(model):
+    # Every leaf layer, residual blocks' bodies included (a block's own time is its add and ReLU).
+    leaves = [(path, m) for path, m in model.named_modules() if path and not m._modules]
+    for index, layer in leaves:
         kind = type(layer).__name__
         for method in ("forward", "backward"):
             original = getattr(layer, method)
@@ -201,7 +206,7 @@ def profile_scratch(name: str, n: int, rng, steps: int = 3) -> None:
     for (index, kind, method), seconds in spent.items():
         rows[(index, kind)][method] = 1000 * seconds / steps
     for (index, kind), t in rows.items():
-        print(f"  {index:>2} {kind:18s} forward {t['forward']:7.1f}  backward {t['backward']:7.1f}")
+        print(f"  {index:>9} {kind:18s} forward {t['forward']:7.1f}  backward {t['backward']:7.1f}")
     layers = sum(sum(t.values()) for t in rows.values())
     print(f"  loss, optimizer and the rest: {total - layers:.1f}")
 
@@ -228,7 +233,7 @@ def main(argv=None):
     parser.add_argument("--block", type=int, default=5, help="consecutive steps per timed block")
     parser.add_argument("--rounds", type=int, default=7, help="blocks per contender; the median is kept")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--cases", default="convnet,vgg-mini,bn,ops")
+    parser.add_argument("--cases", default=",".join([*MODEL_CASES, "bn", "ops"]))
     parser.add_argument("--profile", action="store_true", help="per-layer and per-op times")
     args = parser.parse_args(argv)
 
@@ -253,7 +258,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     cases = args.cases.split(",")
     rows = []
-    for name in ("convnet", "vgg-mini"):
+    for name in MODEL_CASES:
         if name in cases:
             rows.append(
                 (f"train step, {name}", *with_one_thread(model_step_contenders(name, args.batch_size, rng)))
@@ -276,7 +281,7 @@ def main(argv=None):
                 flush=True,
             )
     if args.profile:
-        for name in ("convnet", "vgg-mini"):
+        for name in MODEL_CASES:
             if name in cases:
                 profile_scratch(name, args.batch_size, rng)
                 profile_torch(name, args.batch_size, rng)

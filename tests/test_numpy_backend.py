@@ -255,10 +255,13 @@ class RecordedDropout(torch.nn.Module):
         return x * torch.from_numpy(self.ours._cache) if self.training else x
 
 
-@pytest.mark.parametrize("model", ["convnet-bn", "vgg-mini"])
-def test_every_option_gives_torchs_losses_and_logits(model, monkeypatch):
-    """Augmentation, dropout, gradient clipping, EMA of weights and batch-norm buffers, TTA, label
-    smoothing and the one-cycle schedule, from the same weights and batches: the numpy engine's
+@pytest.mark.parametrize(
+    "model, width", [("convnet-bn", 1.0), ("vgg-mini", 1.0), ("resnet-mini", 0.5)], ids=str
+)
+def test_every_option_gives_torchs_losses_and_logits(model, width, monkeypatch):
+    """Augmentation (reflect padding, flips, cutout), dropout, gradient clipping, EMA of weights and
+    batch-norm buffers, TTA with shifted views, label smoothing and the one-cycle schedule, from the
+    same weights and batches: the numpy engine's
     augmented batches and dropout masks are fed to the torch engine, and both agree to float32
     rounding (loss 1e-4 relative; EMA weights and logits within 2e-3 of their scale).
 
@@ -272,15 +275,19 @@ def test_every_option_gives_torchs_losses_and_logits(model, monkeypatch):
     config = resolve(
         {
             "model": model,
+            "width": width,
             "optimizer": "sgd",
             "lr": 0.05,
             "precision": "32",
             "channels_last": False,
             "translate": 2,
+            "pad_mode": "reflect",
             "hflip": True,
+            "cutout": 6,
             "dropout": 0.3,
             "grad_clip": 0.5,
             "tta": True,
+            "tta_shift": 1,
             "ema": 0.9,
             "label_smoothing": 0.1,
             "epochs": 1,
@@ -335,3 +342,53 @@ def test_numpy_run_of_vgg_mini_with_every_option_loads_as_a_torch_model(syntheti
     evaluation = json.loads((out / "evaluation-test.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
     assert evaluation["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
+
+
+@pytest.mark.parametrize("tta, shift", [(True, 0), (False, 1), (True, 2)])
+def test_tta_averages_the_views_of_the_torch_backend(tta, shift):
+    """cnnlab.models.class_probabilities and the numpy engine's twin, on one resnet-mini (width 0.5)
+    in float64 in both backends: the views' logits agree to 1e-10, and both turn them into
+    probabilities in float32 (torch's ``.float().softmax(1)``), so the averages agree to float32's
+    rounding of the softmax (1e-6 relative)."""
+    from cnnlab.models import build_model, class_probabilities
+    from cnnlab.training.numpy_engine import class_probabilities as numpy_class_probabilities
+
+    torch.manual_seed(0)
+    theirs = build_model("resnet-mini", "torch", width=0.5).double().eval()
+    ours = build_model("resnet-mini", "numpy", width=0.5).to(np.float64)
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    x = np.random.default_rng(1).standard_normal((7, 1, 28, 28))
+    with torch.no_grad():
+        expected = class_probabilities(theirs, torch.from_numpy(x), tta, shift).numpy()
+    got = numpy_class_probabilities(ours, x, tta, shift)
+    assert got.dtype == np.float32 and got.shape == (7, 10)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
+    plain = numpy_class_probabilities(ours, x)
+    assert not np.allclose(got, plain, rtol=1e-3)  # the views change the average
+
+
+def test_numpy_engine_augments_with_every_option_in_the_draw_order(monkeypatch):
+    """Each training batch is shifted (reflect padding), flipped and cut out with draws from the
+    epoch's Generator, NumPy's default_rng([seed, epoch, 0]), in that order."""
+    from cnnlab import scratch
+    from cnnlab.scratch import augment
+    from cnnlab.training.numpy_engine import BACKGROUND
+
+    options = {"translate": 2, "pad_mode": "reflect", "hflip": True, "cutout": 6}
+    config = resolve({"model": "convnet", "precision": "32", "epochs": 1, "seed": 4, **options})
+    engine = NumpyEngine(config, steps_per_epoch=1)
+    engine.start_epoch(3)
+    seen = []
+
+    def record(model, optimizer, x, y, *args, **kwargs):
+        seen.append(x)
+        return 0.0, np.zeros((len(y), 10), np.float32)
+
+    monkeypatch.setattr(scratch, "train_step", record)
+    x = np.random.default_rng(0).standard_normal((8, 1, 28, 28)).astype(np.float32)
+    engine.train_batch(x, np.zeros(8, np.int64))
+    g = np.random.default_rng([4, 3, 0])
+    expected = augment.translate(x, augment.draw_shifts(8, 2, g), 2, BACKGROUND, "reflect")
+    expected = augment.hflip(expected, augment.draw_flips(8, g))
+    expected = augment.cutout(expected, augment.draw_centres(8, 28, 28, g), 6)
+    np.testing.assert_array_equal(seen[0], expected)

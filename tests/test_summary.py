@@ -179,6 +179,19 @@ def test_both_backends_give_the_same_table(name):
     assert numpy_table == torch_table
 
 
+@pytest.mark.parametrize("width", ["1", "0.5"])
+def test_summary_of_resnet_mini_is_the_same_from_either_backend(width, capsys):
+    """`cnnlab summary resnet-mini --backend numpy` walks the scratch residual blocks (body, the add,
+    the ReLU after it) as the torch table does; only the title names the backend."""
+    tables = {}
+    for backend in ("torch", "numpy"):
+        assert main(["summary", "resnet-mini", "--backend", backend, "--width", width]) == 0
+        tables[backend] = capsys.readouterr().out
+    assert "(numpy backend)" in tables["numpy"].splitlines()[0]
+    assert tables["numpy"].replace("(numpy backend)", "(torch backend)") == tables["torch"]
+    assert "12.add" in tables["numpy"] and "12.body.4" in tables["numpy"]
+
+
 def test_bad_options_exit_2(capsys):
     assert main(["summary", "nosuchmodel"]) == 2
     assert "unknown model" in capsys.readouterr().err

@@ -10,10 +10,11 @@ Layers of the package:
   nn          Conv2d, MaxPool2d, AvgPool2d, AdaptiveMaxPool2d, AdaptiveAvgPool2d, Linear, ReLU,
               Flatten, BatchNorm1d, BatchNorm2d, Dropout, ResidualBlock
   optim       SGD and Adam with torch.optim's update rules; clip_grad_norm_
-  augment     random translation and flips of NumPy batches, from a NumPy Generator
+  augment     random translation (zero or reflect padding), flips and cutout of NumPy batches,
+              drawn from a NumPy Generator; fixed shifts for test-time augmentation
   gradcheck   central-difference gradients
-  models      every registry model: build_seed, build_convnet, build_convnet_bn, build_vgg_mini;
-              basic_block (residual)
+  models      every registry model: build_seed, build_convnet, build_convnet_bn, build_vgg_mini,
+              build_resnet_mini; basic_block (residual)
 
 Training, in full::
 

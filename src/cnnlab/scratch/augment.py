@@ -1,14 +1,23 @@
 """Data augmentation on whole batches of NumPy images, drawn from a NumPy Generator.
 
 The same options as the torch backend's augmentation (``cnnlab.training.augment``): a random
-translation (pad and crop) and random horizontal flips. Each function splits in two: what is
-drawn (``draw_shifts``, ``draw_flips``) and what is done with it (``translate``, ``hflip``), so a
-test can feed both backends the same draws, and a Generator seeded from (seed, epoch) makes every
-epoch's augmentation reproducible, so a resumed run repeats it.
+translation (pad and crop, zero or reflect padding), random horizontal flips and cutout squares.
+Each function splits in two: what is drawn (``draw_shifts``, ``draw_flips``, ``draw_centres``) and
+what is done with it (``translate``, ``hflip``, ``cutout``), so a test can feed both backends the
+same draws, and a Generator seeded from (seed, epoch) makes every epoch's augmentation
+reproducible, so a resumed run repeats it. ``shift`` moves every image by one fixed offset
+(test-time augmentation's shifted views).
 
-    translate: y[n, c, i, j] = x[n, c, i + dy_n - s, j + dx_n - s], ``fill`` outside the image,
-               with (dy_n, dx_n) drawn uniformly from [0, 2s] (s = max_shift)
+    pad:       zero:    p[n, c, i, j] = x[n, c, i - s, j - s] inside the image, ``fill`` outside
+               reflect: p[n, c, i, j] = x[n, c, r(i - s, H), r(j - s, W)], r(k, L) = |k| for k < 0,
+                        2 (L - 1) - k for k >= L (the edge row is not repeated; numpy's "reflect")
+    translate: y[n, c, i, j] = p[n, c, i + dy_n, j + dx_n], (dy_n, dx_n) uniform in [0, 2s]
+               (s = max_shift; an offset of s is no shift)
     hflip:     y[n, c, i, j] = x[n, c, i, W - 1 - j] where flip_n, else x[n, c, i, j]
+    cutout:    y[n, c, i, j] = fill where cy_n - k//2 <= i < cy_n - k//2 + k and likewise for j,
+               else x[n, c, i, j]; (cy_n, cx_n) uniform over the image, so the k x k square is
+               clipped where it crosses the border (DeVries & Taylor 2017)
+    shift:     y[n, c, i, j] = x[n, c, i - dy, j - dx], ``fill`` outside the image
 """
 
 from __future__ import annotations
@@ -17,7 +26,32 @@ import numpy as np
 
 from cnnlab.scratch._checks import float_array
 
-__all__ = ["draw_shifts", "translate", "draw_flips", "hflip", "augment"]
+__all__ = [
+    "PAD_MODES",
+    "pad",
+    "draw_shifts",
+    "translate",
+    "draw_flips",
+    "hflip",
+    "draw_centres",
+    "cutout",
+    "shift",
+    "augment",
+]
+
+PAD_MODES = ("zero", "reflect")
+
+
+def pad(x, by: int, mode: str = "zero", fill: float = 0.0) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, H + 2 by, W + 2 by): ``fill`` around the image (zero), or the image
+    mirrored at its edge without repeating the edge (reflect, numpy's ``np.pad(mode="reflect")``)."""
+    x = float_array(x, "input")
+    if mode not in PAD_MODES:
+        raise ValueError(f"mode must be one of {', '.join(PAD_MODES)}. Received: mode={mode!r}")
+    width = ((0, 0), (0, 0), (by, by), (by, by))
+    if mode == "reflect":
+        return np.pad(x, width, mode="reflect")
+    return np.pad(x, width, mode="constant", constant_values=fill)
 
 
 def draw_shifts(n: int, max_shift: int, generator: np.random.Generator) -> np.ndarray:
@@ -25,17 +59,15 @@ def draw_shifts(n: int, max_shift: int, generator: np.random.Generator) -> np.nd
     return generator.integers(0, 2 * max_shift + 1, size=(2, n))
 
 
-def translate(x, offsets, max_shift: int, fill: float = 0.0) -> np.ndarray:
-    """Shift each image of x (N, C, H, W): pad by ``max_shift`` with ``fill`` and crop at ``offsets``.
+def translate(x, offsets, max_shift: int, fill: float = 0.0, mode: str = "zero") -> np.ndarray:
+    """Shift each image of x (N, C, H, W): pad by ``max_shift`` (``pad``) and crop at ``offsets``.
 
     ``offsets`` (2, N) are the crop's top-left corners in the padded image (from ``draw_shifts``);
     ``max_shift`` rows and columns of offset mean no shift. Returns a new (N, C, H, W) array.
     """
     x = float_array(x, "input")
     n, c, h, w = x.shape
-    s = max_shift
-    padded = np.full((n, c, h + 2 * s, w + 2 * s), fill, dtype=x.dtype)  # (N, C, H + 2s, W + 2s)
-    padded[:, :, s : s + h, s : s + w] = x
+    padded = pad(x, max_shift, mode, fill)  # (N, C, H + 2s, W + 2s)
     rows = offsets[0][:, None] + np.arange(h)  # (N, H)
     cols = offsets[1][:, None] + np.arange(w)  # (N, W)
     batch = np.arange(n)[:, None, None]  # (N, 1, 1)
@@ -55,11 +87,58 @@ def hflip(x, flips) -> np.ndarray:
     return np.where(np.asarray(flips)[:, None, None, None], x[..., ::-1], x)
 
 
-def augment(x, generator: np.random.Generator, translate_by: int = 0, flip: bool = False, fill: float = 0.0):
-    """A random translation of up to ``translate_by`` pixels, then random flips, as the torch
-    backend applies them (shifts drawn first, then flips)."""
+def draw_centres(n: int, height: int, width: int, generator: np.random.Generator) -> np.ndarray:
+    """(2, n) centres of the cutout squares, rows first: row uniform in [0, height), column in [0, width).
+
+    NOTE: the torch backend draws both in [0, height); the images are square, so the draws agree.
+    """
+    return generator.integers(0, [[height], [width]], size=(2, n))
+
+
+def cutout(x, centres, size: int, fill: float = 0.0) -> np.ndarray:
+    """Set a ``size`` x ``size`` square of each image of x (N, C, H, W) to ``fill``: the square of
+    image n starts ``size // 2`` rows and columns before ``centres[:, n]`` and is clipped at the
+    border. Returns a new array."""
+    x = float_array(x, "input")
+    _, _, h, w = x.shape
+    top = np.asarray(centres[0])[:, None] - size // 2  # (N, 1), may be negative: clipped
+    left = np.asarray(centres[1])[:, None] - size // 2
+    rows, cols = np.arange(h)[None, :], np.arange(w)[None, :]  # (1, H), (1, W)
+    inside_rows = (rows >= top) & (rows < top + size)  # (N, H)
+    inside_cols = (cols >= left) & (cols < left + size)  # (N, W)
+    square = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]  # (N, 1, H, W)
+    return np.where(square, x.dtype.type(fill), x)
+
+
+def shift(x, dy: int, dx: int, fill: float = 0.0) -> np.ndarray:
+    """Every image of x (N, C, H, W) moved down ``dy`` and right ``dx`` pixels (negative: up, left),
+    ``fill`` coming in at the border: the numpy twin of ``cnnlab.models.shift_images``."""
+    x = float_array(x, "input")
+    if dy == dx == 0:
+        return x
+    h, w = x.shape[-2:]
+    s = max(abs(dy), abs(dx))
+    return pad(x, s, "zero", fill)[..., s - dy : s - dy + h, s - dx : s - dx + w]
+
+
+def augment(
+    x,
+    generator: np.random.Generator,
+    translate_by: int = 0,
+    flip: bool = False,
+    fill: float = 0.0,
+    pad_mode: str = "zero",
+    cutout_size: int = 0,
+):
+    """A random translation of up to ``translate_by`` pixels (``pad_mode`` at the border, ``fill``
+    for zero padding), then random flips, then cutout squares of ``cutout_size`` filled with 0, as
+    the torch backend applies them, in its draw order: shifts, flips, centres."""
     if translate_by > 0:
-        x = translate(x, draw_shifts(len(x), translate_by, generator), translate_by, fill)
+        offsets = draw_shifts(len(x), translate_by, generator)
+        x = translate(x, offsets, translate_by, fill, pad_mode)
     if flip:
         x = hflip(x, draw_flips(len(x), generator))
+    if cutout_size > 0:
+        h, w = x.shape[-2:]
+        x = cutout(x, draw_centres(len(x), h, w, generator), cutout_size)
     return x

@@ -101,27 +101,29 @@ def _statistics(xc, running_mean, running_var, training, momentum, eps, out=None
 
 
 def _normalise(x, running_mean, running_var, w, b, training, momentum, eps, out=None):
-    """(y (C, M), xhat (C, M), invstd (C,)) for input x (N, C, *); xhat goes into ``out`` if given."""
+    """(y (C, M), centred (C, M), invstd (C,)) for input x (N, C, *): centred = x - mean goes into
+    ``out`` if given, and y = centred * (invstd * w) + b is one new array.
+
+    The backward needs xhat = centred * invstd; it takes centred and invstd instead, which saves
+    the forward a pass over xhat (and the backward folds invstd into its per-channel factors).
+    """
     xc = to_channels(x)
-    xhat, _, invstd = _statistics(xc, running_mean, running_var, training, momentum, eps, out)
-    xhat *= invstd[:, None]
-    if w is not None:
-        y = xhat * w[:, None]
-    else:
-        y = xhat.copy() if b is not None else xhat
+    centred, _, invstd = _statistics(xc, running_mean, running_var, training, momentum, eps, out)
+    scale = invstd if w is None else invstd * w  # (C,)
+    y = np.multiply(centred, scale[:, None])
     if b is not None:
         y += b[:, None]
-    return y, xhat, invstd
+    return y, centred, invstd
 
 
-def _backward(gc, xhat, invstd, w, has_bias, training, own=False):
-    """(grad_input (C, M), grad_weight, grad_bias) from g and xhat as (C, M) arrays.
+def _backward(gc, centred, invstd, w, has_bias, training, own=False):
+    """(grad_input (C, M), grad_weight, grad_bias) from g and centred = x - mean as (C, M) arrays.
 
-    With ``own`` the caller gives up ``gc`` and ``xhat``, and the result is computed in their
-    memory: four passes and no new array.
+    ``centred`` is overwritten (it serves one backward); with ``own`` the caller gives up ``gc``
+    too, and the result is computed in its memory: four passes and no new array.
     """
     g_sum = gc.sum(axis=1)  # (C,)
-    g_xhat = np.einsum("cm,cm->c", gc, xhat)  # (C,)
+    g_xhat = np.einsum("cm,cm->c", gc, centred) * invstd  # (C,): sum g * xhat
     grad_weight = g_xhat if w is not None else None
     grad_bias = g_sum if has_bias else None
     scale = invstd if w is None else invstd * w  # (C,)
@@ -130,7 +132,7 @@ def _backward(gc, xhat, invstd, w, has_bias, training, own=False):
     if not training:
         return grad_input, grad_weight, grad_bias
     m = gc.shape[1]
-    term = np.multiply(xhat, (-scale * g_xhat / m)[:, None], out=xhat if own else None)
+    term = np.multiply(centred, (-scale * invstd * g_xhat / m)[:, None], out=centred)  # xhat * ...
     term += (-scale * g_sum / m)[:, None]
     grad_input += term
     return grad_input, grad_weight, grad_bias
@@ -171,6 +173,8 @@ def batch_norm_backward(
     if gy.shape != x.shape:
         raise ValueError(f"grad_output must have the input's shape {x.shape}. Received: {gy.shape}")
     stats = (None, None) if training else (running_mean, running_var)
-    _, xhat, invstd = _normalise(x, *stats, None, None, training, momentum, eps)
-    grad_input, grad_weight, grad_bias = _backward(to_channels(gy), xhat, invstd, w, b is not None, training)
+    _, centred, invstd = _normalise(x, *stats, None, None, training, momentum, eps)
+    grad_input, grad_weight, grad_bias = _backward(
+        to_channels(gy), centred, invstd, w, b is not None, training
+    )
     return from_channels(grad_input, x.shape), grad_weight, grad_bias

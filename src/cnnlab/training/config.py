@@ -253,9 +253,6 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 # compiles torch graphs, and the numpy engine has none (its precision is checked apart, below).
 NUMPY_BACKEND_OFF: dict[str, Any] = {
     "compile": False,
-    "pad_mode": "zero",
-    "cutout": 0,
-    "tta_shift": 0,
 }
 
 

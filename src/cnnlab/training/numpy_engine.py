@@ -20,7 +20,7 @@ import numpy as np
 from cnnlab import scratch
 from cnnlab.data import MEAN, STD, normalize
 from cnnlab.errors import ConfigError
-from cnnlab.models import build_model
+from cnnlab.models import build_model, tta_shifts
 from cnnlab.training.checkpoint import as_ema_state, ema_weights
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.distributed import SINGLE, World
@@ -63,10 +63,26 @@ def build_optimizer(config: TrainConfig, params):
 BACKGROUND = (0.0 - MEAN) / STD  # a black pixel after normalisation: translation fills with it
 
 
-def _log_mean_softmax(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """log((softmax(a) + softmax(b)) / 2), floored at log(1e-12) as the torch engine's TTA."""
-    softmax = lambda z: np.exp(scratch.functional.log_softmax(z.astype(np.float32), 1))
-    return np.log(np.maximum((softmax(a) + softmax(b)) / 2, np.float32(1e-12)))
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the classes in float32, as the torch engine's ``.float().softmax(1)``."""
+    return np.exp(scratch.functional.log_softmax(logits.astype(np.float32), 1))
+
+
+def class_probabilities(model: scratch.nn.Module, x: np.ndarray, tta: bool = False, tta_shift: int = 0):
+    """Softmax probabilities (N, classes) of ``model`` for normalised images x (N, C, H, W): the numpy
+    twin of ``cnnlab.models.class_probabilities``, with its views and weights (``tta_shifts``).
+
+    p(x) = sum_v weight_v * q(shift_v(x)), q(z) = (softmax(f(z)) + softmax(f(mirror(z)))) / 2 with
+    ``tta``, else softmax(f(z)); the shifted views bring in the black background at the border.
+    """
+    probs: Any = 0
+    for (dy, dx), weight in tta_shifts(tta_shift):
+        view = scratch.augment.shift(x, dy, dx, BACKGROUND)
+        p = _softmax(scratch.predict(model, view))
+        if tta:
+            p = (p + _softmax(scratch.predict(model, view[..., ::-1]))) / 2
+        probs = probs + np.float32(weight) * p
+    return probs
 
 
 def _update_ema(average: scratch.nn.Module, current: scratch.nn.Module, decay: float | None) -> None:
@@ -173,7 +189,9 @@ class NumpyEngine:
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         config = self.config
-        x = scratch.augment.augment(x, self.augment_rng, config.translate, config.hflip, BACKGROUND)
+        x = scratch.augment.augment(
+            x, self.augment_rng, config.translate, config.hflip, BACKGROUND, config.pad_mode, config.cutout
+        )
         loss, logits = scratch.train_step(
             self.model, self.optimizer, x, y, config.label_smoothing, max_norm=config.grad_clip
         )
@@ -189,10 +207,11 @@ class NumpyEngine:
         return self.ema if self.ema is not None else self.model
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        logits = scratch.predict(self.eval_model, x)
-        if self.config.tta:  # the log of the averaged probabilities, so argmax and loss use the average
-            return _log_mean_softmax(logits, scratch.predict(self.eval_model, x[..., ::-1]))
-        return logits
+        config = self.config
+        if config.tta or config.tta_shift > 0:  # the log of the averaged probabilities, as torch's
+            probs = class_probabilities(self.eval_model, x, config.tta, config.tta_shift)
+            return np.log(np.maximum(probs, np.float32(1e-12)))
+        return scratch.predict(self.eval_model, x)
 
     def weights(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self.eval_model.state_dict().items()}
