@@ -182,3 +182,14 @@ def test_explore_walks_resnet_mini_through_its_skips():
     forward = network.run(np.full((28, 28), 128, np.uint8))
     block_input = forward.outputs[adds[0].sources[1]]  # the identity shortcut: the block's input
     assert np.allclose(forward.outputs[adds[0].index], forward.outputs[adds[0].sources[0]] + block_input)
+
+
+def test_a_presets_width_stays_with_its_model():
+    """--preset fast-gpu --model convnet trains convnet (the preset's width is for resnet-mini); an
+    explicit --width on a fixed model is still refused."""
+    from cnnlab.training.config import resolve
+
+    assert resolve({"preset": "fast-gpu", "model": "convnet"}).width == 1
+    assert resolve({"preset": "fast-gpu", "model": "vgg-mini"}).width == 2
+    with pytest.raises(ConfigError, match="--width applies to"):
+        resolve({"preset": "fast-gpu", "model": "convnet", "width": 2})

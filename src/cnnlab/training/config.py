@@ -403,6 +403,10 @@ def resolve(explicit: dict[str, Any], config_file: str | None = None) -> TrainCo
                 raise ConfigError(f"--preset {problem}. Received: {shown(preset)}")
             values.update(PRESETS[preset])
         values.update(layer)
+    if "width" not in explicit and "width" not in file_values and values.get("model") in MODELS:
+        # A preset's width belongs to the preset's model: --preset fast-gpu --model convnet trains convnet.
+        if MODELS[values["model"]].base_widths is None:
+            values.pop("width", None)
     try:
         return TrainConfig(**values)
     except TypeError as exc:  # a wrongly typed value in a hand-edited config file
