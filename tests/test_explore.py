@@ -55,13 +55,25 @@ def b64(image: np.ndarray) -> str:
 
 
 def direct_outputs(model, image: np.ndarray) -> list[np.ndarray]:
-    """Every child's output of a Sequential, module by module: no hooks, an independent oracle."""
+    """Every child's output of a Sequential, module by module: no hooks, an independent oracle. A
+    residual block (body, shortcut, relu) gives its body's layers, the sum, then its ReLU."""
     x = torch.from_numpy(normalize(image[None]))  # (1, 1, 28, 28)
     outs = []
+
+    def keep(value):
+        outs.append(value[0].clone().numpy())
+        return value
+
     with torch.inference_mode():
         for module in model:
-            x = module(x)
-            outs.append(x[0].clone().numpy())
+            if hasattr(module, "body"):
+                main = x
+                for layer in module.body:
+                    main = keep(layer(main))
+                x = keep(main + module.shortcut(x))
+                x = keep(module.relu(x))
+            else:
+                x = keep(module(x))
     return outs
 
 
