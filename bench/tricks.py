@@ -38,6 +38,7 @@ VARIANTS: dict[str, list[str]] = {
     "batch-norm lr x8": ["@bn_lr"],
     "Nesterov SGD": ["@nesterov", "--optimizer", "sgd", "--lr", "0.1", "--weight-decay", "5e-4"],
     "patch-whitening init": ["@whiten"],
+    "patch-whitening + no EMA": ["@whiten", "--ema", "0"],
 }
 
 # Engine patches for tricks that are not options, applied in the training process before it starts.
@@ -117,13 +118,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--train-size", type=int, default=20000)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names")
     args = parser.parse_args()
     common = ["--epochs", str(args.epochs), "--train-size", str(args.train_size)]
     print(f"baseline: {' '.join(BASELINE)} {' '.join(common)}; median of {args.seeds} seed(s)", flush=True)
     base = None  # the differences are against "baseline", when it is among the variants run
     for name in args.variants.split(","):
-        runs = [run_variant(VARIANTS[name], common, seed) for seed in range(args.seeds)]
+        runs = [
+            run_variant(VARIANTS[name], common, seed)
+            for seed in range(args.first_seed, args.first_seed + args.seeds)
+        ]
         test = statistics.median(r["test"] for r in runs)
         seconds = statistics.median(r["seconds"] for r in runs)
         base = test if name == "baseline" else base
