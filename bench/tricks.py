@@ -37,8 +37,8 @@ VARIANTS: dict[str, list[str]] = {
     "Dirac init": ["@dirac"],
     "batch-norm lr x8": ["@bn_lr"],
     "Nesterov SGD": ["@nesterov", "--optimizer", "sgd", "--lr", "0.1", "--weight-decay", "5e-4"],
-    "patch-whitening init": ["@whiten"],
-    "patch-whitening + no EMA": ["@whiten", "--ema", "0"],
+    "patch-whitening init": ["--whiten"],
+    "patch-whitening + no EMA": ["--whiten", "--ema", "0"],
 }
 
 # Engine patches for tricks that are not options, applied in the training process before it starts.
@@ -78,25 +78,6 @@ def nesterov(config, params):
 torch_engine.build_optimizer = nesterov
 """,
 }
-
-PATCHES["whiten"] = """
-import torch
-from cnnlab.data import ensure_data, load_arrays, normalize
-from cnnlab.training import torch_engine
-build = torch_engine.build_model
-def build_whitened(*args, **kwargs):
-    model = build(*args, **kwargs)
-    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-    images = torch.from_numpy(normalize(load_arrays(ensure_data(None, quiet=True)).train_images[:5000]))
-    patches = torch.nn.functional.unfold(images, 3).transpose(1, 2).reshape(-1, 9).double()  # (P, 9)
-    eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov(patches.T))
-    filters = (eigenvectors.T / (eigenvalues[:, None] + 1e-2).sqrt()).float().reshape(9, 1, 3, 3)
-    with torch.no_grad():  # the first 18 filters whiten 3x3 patches (both signs), the rest stay random
-        first.weight[:9] = filters
-        first.weight[9:18] = -filters
-    return model
-torch_engine.build_model = build_whitened
-"""
 
 LAUNCH = "import sys\n{patches}\nfrom cnnlab.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 

@@ -136,9 +136,10 @@ def test_cli_trains_the_recipe_options_and_records_them(synthetic_dir, tmp_path)
     run = tmp_path / "run"
     args = ["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--train-size", "200"]
     args += ["--valid-size", "100", "--epochs", "1", "--quiet", "--model", "resnet-mini", "--width", "0.5"]
-    args += ["--pad-mode", "reflect", "--translate", "2", "--cutout", "6", "--tta-shift", "1"]
+    args += ["--pad-mode", "reflect", "--translate", "2", "--cutout", "6", "--tta-shift", "1", "--whiten"]
     assert main(args) == 0
     config = json.loads((run / "config.json").read_text())
+    assert config["whiten"] is True
     assert (config["width"], config["pad_mode"], config["cutout"], config["tta_shift"]) == (
         0.5,
         "reflect",

@@ -305,11 +305,11 @@ STATEFUL = ["--translate", "2", "--hflip", "--dropout", "0.3", "--ema", "0.9", "
 # The speed recipes' options: the residual model at a width, reflect padding, cutout, shifted TTA, in
 # float32 (the convnet case runs at --precision auto: bf16 where the CPU has it, as on the dev machine).
 RECIPE = [*STATEFUL, "--model", "resnet-mini", "--width", "0.25", "--pad-mode", "reflect", "--cutout", "8"]
-RECIPE += ["--tta-shift", "1", "--precision", "32"]
+RECIPE += ["--tta-shift", "1", "--precision", "32", "--whiten"]
 # The same recipe on the from-scratch engine: its augmentation and dropout draws come from NumPy
 # Generators seeded from (seed, epoch), so a resumed run repeats them too.
 NUMPY_RECIPE = [*STATEFUL, "--backend", "numpy", "--model", "resnet-mini", "--width", "0.5"]
-NUMPY_RECIPE += ["--pad-mode", "reflect", "--cutout", "6", "--tta-shift", "1"]
+NUMPY_RECIPE += ["--pad-mode", "reflect", "--cutout", "6", "--tta-shift", "1", "--whiten"]
 
 
 @pytest.mark.parametrize(

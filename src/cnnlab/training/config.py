@@ -103,6 +103,12 @@ class TrainConfig:
         "reflect (the image mirrored at its edge)",
         Check(str, choices=PAD_MODES),
     )
+    whiten: bool = _field(
+        False,
+        "start the first convolution's first filters at the whitening transform of 3x3 patches of "
+        "the training images (a data-dependent initialisation, after airbench)",
+        Check(bool),
+    )
     hflip: bool = _field(False, "augmentation: random horizontal flips", Check(bool))
     cutout: int = _field(
         0,

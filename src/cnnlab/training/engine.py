@@ -37,6 +37,11 @@ class Engine(Protocol):
         """The engine's own array for ``x``; uint8 images (N, 28, 28) come back normalised (N, 1, 28, 28)."""
         ...
 
+    def initialize(self, train_images: np.ndarray) -> None:
+        """Data-dependent initialisation from the training images (uint8 (N, 28, 28)) before the
+        first step: --whiten's patch whitening of the first convolution; nothing without it."""
+        ...
+
     def start_epoch(self, epoch: int) -> None:
         """Seed what the epoch draws (augmentation) from (seed, epoch), so a resume repeats it."""
         ...

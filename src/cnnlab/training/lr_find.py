@@ -70,6 +70,7 @@ def sweep(config: TrainConfig, arrays: Arrays, rates: SweepRange = SweepRange())
     """Train from fresh weights while the rate grows through ``rates``; the losses and a suggestion."""
     steps, start, end, smoothing = rates.steps, rates.start, rates.end, SMOOTHING
     engine = make_engine(dataclasses.replace(config, schedule="constant"), steps_per_epoch=steps)
+    engine.initialize(arrays.train_x)
     x, y = engine.to_native(arrays.train_x), engine.to_native(arrays.train_y)
     batches = _endless_batches(len(arrays.train_y), config)
     lrs, smoothed, raw, average, best = [], [], [], 0.0, math.inf

@@ -180,6 +180,18 @@ class NumpyEngine:
         blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
         return {"device": "cpu", "precision": self.precision, "blas_threads": blas[0] if blas else None}
 
+    def initialize(self, train_images: np.ndarray) -> None:
+        if not self.config.whiten:
+            return
+        from cnnlab.training.whitening import whitened
+
+        state = self.model.state_dict()
+        key = next(k for k, v in state.items() if k.endswith("weight") and v.ndim == 4)  # the first conv
+        state[key] = whitened(state[key], train_images).astype(state[key].dtype)
+        self.model.load_state_dict(state)
+        if self.ema is not None:  # its copy was made before; it averages from the whitened start
+            self.ema.load_state_dict(self.model.state_dict())
+
     def start_epoch(self, epoch: int) -> None:
         """Seed this epoch's augmentation and dropout masks from (seed, epoch), so a resume repeats them."""
         self.augment_rng = np.random.default_rng([self.config.seed, epoch, 0])

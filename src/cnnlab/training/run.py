@@ -108,6 +108,7 @@ def _prepare(config: TrainConfig, quiet: bool, world: World = SINGLE) -> tuple[A
         )
         engine = make_engine(config, steps_per_epoch, world)
         arrays = loading.result()
+    engine.initialize(arrays.train_x)  # before any step; a resume then loads its checkpoint over it
     for name in ("train_x", "valid_x", "test_x"):
         setattr(arrays, name, engine.to_native(getattr(arrays, name)))
     return arrays, engine

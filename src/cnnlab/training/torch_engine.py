@@ -138,6 +138,18 @@ class TorchEngine:
     def describe(self) -> dict[str, Any]:
         return {"device": str(self.device), "precision": self.precision}
 
+    def initialize(self, train_images: np.ndarray) -> None:
+        if not self.config.whiten:
+            return
+        from cnnlab.training.whitening import whitened
+
+        first = next(m for m in self.model.modules() if isinstance(m, nn.Conv2d))
+        weight = whitened(first.weight.detach().float().cpu().numpy(), train_images)
+        with torch.no_grad():
+            first.weight.copy_(torch.from_numpy(weight))
+        if self.ema is not None:  # its copy was made before; it averages from the whitened start
+            self.ema.module.load_state_dict(self.model.state_dict())
+
     def start_epoch(self, epoch: int) -> None:
         self.augment_rng.manual_seed(self.config.seed * 100_003 + epoch)  # resumable augmentation
 
