@@ -345,6 +345,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         hflip=True,
         label_smoothing=0.1,
         tta=True,
+        # +0.22 points on the same weights (94.41 -> 94.63%, seed 0): README, tricks.
+        tta_shift=1,
         betas=(0.9, 0.999),
         pct_start=0.15,
         ema=0.99,
