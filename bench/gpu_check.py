@@ -13,17 +13,17 @@ is only reported, never used for a choice.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from time_to_accuracy import run_preset, time_to
 
 THRESHOLDS = (0.90, 0.93, 0.95, 0.96)
 RUNS = {"default": [], "fast-gpu": ["--preset", "fast-gpu"], "best-gpu": ["--preset", "best-gpu"]}
@@ -43,25 +43,16 @@ SMOKE_RUN = [
 
 
 def train(options: list[str], data_dir: str | None) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "cnnlab", "train", "--quiet", "--eval-test-every-epoch"]
-        command += ["--seed", "0", "--out", f"{tmp}/run", *options]
-        command += ["--data-dir", data_dir] if data_dir else []
-        start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - start
-        with open(f"{tmp}/run/metrics.csv", newline="") as f:
-            history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-        summary = json.loads(Path(f"{tmp}/run/summary.json").read_text())
-        config = json.loads(Path(f"{tmp}/run/config.json").read_text())
-    reached = {t: next((r["seconds"] for r in history if r["test_accuracy"] >= t), None) for t in THRESHOLDS}
+    """One fresh ``cnnlab train`` process at seed 0 (bench/time_to_accuracy.py's run_preset), with the
+    seconds at which the per-epoch test accuracy first reached each threshold."""
+    result = run_preset("default", 0, [*options, *(["--data-dir", data_dir] if data_dir else [])])
+    history = result["history"]
     return {
-        "test": summary["test_accuracy"],
+        **result,
+        "test": result["final"],
         "seconds": history[-1]["seconds"],
-        "wall": wall,
-        "reached": reached,
+        "reached": {t: time_to(history, t) for t in THRESHOLDS},
         "epochs": len(history),
-        "precision": summary.get("precision", config["precision"]),
     }
 
 

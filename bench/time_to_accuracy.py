@@ -59,7 +59,12 @@ def run_preset(preset: str, seed: int, extra: list[str]) -> dict:
         with open(f"{tmp}/run/metrics.csv", newline="") as f:
             history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
         summary = json.loads(Path(f"{tmp}/run/summary.json").read_text())
-    return {"history": history, "final": summary["test_accuracy"], "wall": wall}
+    return {
+        "history": history,
+        "final": summary["test_accuracy"],
+        "wall": wall,
+        "precision": summary["precision"],
+    }
 
 
 def fmt(values: list[float | None]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from cnnlab.data import BACKGROUND
 from cnnlab.errors import ConfigError
 
 BACKENDS = ("torch", "numpy")
@@ -272,7 +273,7 @@ def tta_shifts(shift: int) -> list[tuple[tuple[int, int], float]]:
     return [((0, 0), TTA_UNSHIFTED_WEIGHT), ((-shift, -shift), other), ((shift, shift), other)]
 
 
-def shift_images(x, dy: int, dx: int, fill: float = -1.0):
+def shift_images(x, dy: int, dx: int, fill: float = BACKGROUND):
     """Images (N, C, H, W) moved down ``dy`` and right ``dx`` pixels (negative: up, left), ``fill``
     (the black background after normalisation) coming in at the border."""
     import torch.nn.functional as F

@@ -9,6 +9,7 @@ on every load, recorded once a file passed), ``arrays`` (reading, splitting and 
 
 from cnnlab.data.arrays import Arrays, FashionMNIST, Split, load_arrays, load_split, normalize, split_indices
 from cnnlab.data.files import (
+    BACKGROUND,
     CLASS_NAMES,
     DEBIAN_DIR,
     ENV_VAR,
@@ -34,6 +35,7 @@ __all__ = [
     "ENV_VAR",
     "FILES",
     "FashionMNIST",
+    "BACKGROUND",
     "MEAN",
     "NUM_CLASSES",
     "PIXEL_MAX",

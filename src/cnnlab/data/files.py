@@ -33,6 +33,7 @@ ENV_VAR = "CNNLAB_DATA_DIR"
 # The notebook's transforms: ToTensor (x/255) then Normalize(0.5, 0.5). Every backend normalises
 # with these, in float32 and in this order, so all of them see bit-identical inputs.
 PIXEL_MAX, MEAN, STD = 255.0, 0.5, 0.5
+BACKGROUND = (0.0 - MEAN) / STD  # a black pixel after normalisation: what shifts bring in at the border
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-BACKGROUND = -1.0  # a black pixel after the notebook's normalisation (x/255 - 0.5)/0.5
+from cnnlab.data import BACKGROUND
 
 
 def pad(x: torch.Tensor, by: int, mode: str = "zero", fill: float = BACKGROUND) -> torch.Tensor:

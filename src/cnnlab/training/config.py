@@ -198,6 +198,11 @@ class TrainConfig:
         self.validate()
 
     @property
+    def test_time_augmented(self) -> bool:
+        """Whether evaluation averages over views (--tta, --tta-shift)."""
+        return self.tta or self.tta_shift > 0
+
+    @property
     def resolved_train_size(self) -> int:
         return self.train_size if self.train_size is not None else TRAIN_TOTAL - self.valid_size
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab import scratch
-from cnnlab.data import MEAN, STD, normalize
+from cnnlab.data import BACKGROUND, normalize
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model, tta_shifts
 from cnnlab.training.checkpoint import as_ema_state, ema_weights
@@ -58,9 +58,6 @@ def build_optimizer(config: TrainConfig, params):
     return DecoupledWeightDecay(
         scratch.optim.Adam(params, lr=config.lr, betas=config.betas), config.weight_decay
     )
-
-
-BACKGROUND = (0.0 - MEAN) / STD  # a black pixel after normalisation: translation fills with it
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -220,7 +217,7 @@ class NumpyEngine:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         config = self.config
-        if config.tta or config.tta_shift > 0:  # the log of the averaged probabilities, as torch's
+        if config.test_time_augmented:  # the log of the averaged probabilities, as torch's
             probs = class_probabilities(self.eval_model, x, config.tta, config.tta_shift)
             return np.log(np.maximum(probs, np.float32(1e-12)))
         return scratch.predict(self.eval_model, x)

@@ -98,7 +98,6 @@ class TorchEngine:
         self.forward = torch.compile(self.forward) if config.compile else self.forward
         # On the device, so drawing an augmentation never waits on (or copies from) the host.
         self.augment_rng = torch.Generator(device=self.device)
-        self.tta = config.tta or config.tta_shift > 0
         self.best_state: dict | None = None  # the evaluated weights at the best epoch (early stopping)
 
     def _build_ema(self, decay: float | None):
@@ -182,7 +181,9 @@ class TorchEngine:
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size]
             with self.autocast():
-                if self.tta:  # the log of the averaged probabilities, so argmax and loss use the average
+                if (
+                    self.config.test_time_augmented
+                ):  # the log of the averaged probabilities, so argmax and loss use the average
                     probs = class_probabilities(model, xb, self.config.tta, self.config.tta_shift)
                     logits = probs.clamp_min(1e-12).log()
                 else:
