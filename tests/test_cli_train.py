@@ -122,6 +122,7 @@ def test_default_run_directories_are_unique(synthetic_dir, tmp_path, monkeypatch
         (["--lr", "-1"], "--lr must be a positive number"),
         (["--batch-size", "0"], "--batch-size must be a whole number from 1 to 60000"),
         (["--train-size", "59000", "--valid-size", "2000"], "exceeds the 60000"),
+        (["--train-size", "1"], "--train-size must be a whole number from 2 to 60000"),
         (["--model", "nope"], "--model must be one of"),
         (["--config", "/nonexistent/config.json"], "no such file"),
     ],
@@ -147,6 +148,26 @@ def test_divergence_exits_3_and_keeps_the_last_good_checkpoint(synthetic_dir, tm
     assert checkpoint["epoch"] == 2 and [r["epoch"] for r in checkpoint["history"]] == [1, 2]
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
     assert main(["evaluate", str(out), "--out", str(tmp_path / "eval")]) == 0  # the saved run is usable
+
+
+def test_batch_norm_never_sees_a_batch_of_one_image(synthetic_dir, tmp_path):
+    # 101 images in batches of 50 would leave one image for the last step, which convnet-bn's
+    # BatchNorm1d cannot normalise (torch raises): it joins the step before instead.
+    out = tmp_path / "run"
+    args = [
+        "--model",
+        "convnet-bn",
+        "--epochs",
+        "1",
+        "--train-size",
+        "101",
+        "--valid-size",
+        "100",
+        "--batch-size",
+        "50",
+    ]
+    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(out), "--quiet", *args]) == 0
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 1
 
 
 def test_data_errors_exit_2_without_traceback(tmp_path):

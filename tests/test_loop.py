@@ -183,6 +183,26 @@ def test_each_epoch_sees_every_image_once_in_its_seeded_order():
     assert np.array_equal(seen, expected)
 
 
+@pytest.mark.parametrize(
+    "n, batch_size, world_size, sizes",
+    [
+        (10, 4, 1, [4, 4, 2]),
+        (9, 4, 1, [4, 5]),  # a last batch of one image joins the one before
+        (1, 4, 1, [1]),  # unless it is the only one
+        (11, 2, 2, [4, 7]),  # per rank: a last global batch of 3 would leave a rank one image
+        (8, 4, 1, [4, 4]),
+    ],
+)
+def test_global_batches_never_end_with_too_few_images_per_rank(n, batch_size, world_size, sizes):
+    from cnnlab.training.batches import global_batches, steps_per_epoch
+
+    order = np.random.default_rng(0).permutation(n)
+    batches = list(global_batches(order, batch_size, world_size))
+    assert [len(b) for b in batches] == sizes
+    assert np.array_equal(np.concatenate(batches), order)  # every image once, in order
+    assert steps_per_epoch(n, batch_size, world_size) == len(sizes)
+
+
 def test_early_stopping_stops_after_patience_and_restores_the_best_epochs_weights():
     state, engine, saved = run_fit([0.9, 0.5, 0.7, 0.6, 0.1, 0.1], patience=2)
     assert [r["epoch"] for r in state.history] == [1, 2, 3, 4]  # no new low in 3 and 4

@@ -16,6 +16,7 @@ from typing import Any
 from cnnlab.data import TRAIN_TOTAL
 from cnnlab.errors import ConfigError, RunDirError
 from cnnlab.models import BACKENDS, MAX_WIDTH, MODELS, check_width
+from cnnlab.training.batches import MIN_BATCH
 from cnnlab.training.checks import Check, shown
 from cnnlab.training.schedules import SCHEDULES
 
@@ -145,7 +146,8 @@ class TrainConfig:
     train_size: int | None = _field(
         None,
         "training images; default: all 60,000 minus the validation split",
-        Check(int, 1, TRAIN_TOTAL, optional=True),
+        # Two at least: batch norm normalises over the images of a batch, and one has no spread.
+        Check(int, MIN_BATCH, TRAIN_TOTAL, optional=True),
     )
     valid_size: int = _field(
         5000, "validation images, held out of the 60,000 training images", Check(int, 0, TRAIN_TOTAL)

@@ -19,7 +19,7 @@ from scipy.special import log_softmax
 
 from cnnlab.data.arrays import Arrays
 from cnnlab.errors import DivergedError
-from cnnlab.training.batches import batch_slices, epoch_order
+from cnnlab.training.batches import epoch_order, global_batches
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.engine import Engine
@@ -57,7 +57,7 @@ def train_one_epoch(
     labels, native_order = engine.to_native(data.train_y), engine.to_native(order)
     loss_sum: Any = 0.0
     correct: Any = 0
-    for idx in batch_slices(native_order, engine.config.batch_size * world.size):
+    for idx in global_batches(native_order, engine.config.batch_size, world.size):
         mine = world.shard(idx)
         batch_loss, batch_correct = engine.train_batch(data.train_x[mine], labels[mine])
         loss_sum, correct = loss_sum + batch_loss, correct + batch_correct

@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import math
 import os
 import platform
 import shutil
@@ -34,6 +33,7 @@ from cnnlab.errors import (
 )
 from cnnlab.runs import layout as rundir
 from cnnlab.training import distributed
+from cnnlab.training.batches import steps_per_epoch
 from cnnlab.training.checkpoint import load_checkpoint, same_config, save_checkpoint
 from cnnlab.training.config import TrainConfig, config_of_run
 from cnnlab.training.distributed import SINGLE, World
@@ -99,14 +99,14 @@ def _prepare(config: TrainConfig, quiet: bool, world: World = SINGLE) -> tuple[A
 
         torch.set_num_threads(config.threads)
     directory = ensure_data(config.data_dir, quiet=quiet)  # a missing dataset fails before any slow work
-    steps_per_epoch = math.ceil(config.resolved_train_size / (config.batch_size * world.size))
+    steps = steps_per_epoch(config.resolved_train_size, config.batch_size, world.size)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # Decompressing and splitting the data (zlib and NumPy release the GIL) overlaps the engine's
         # start-up, which for torch is mostly imports (bench/startup.py measures the gain).
         loading = pool.submit(
             load_split, config.resolved_train_size, config.valid_size, config.seed, directory
         )
-        engine = make_engine(config, steps_per_epoch, world)
+        engine = make_engine(config, steps, world)
         arrays = loading.result()
     engine.initialize(arrays.train_x)  # before any step; a resume then loads its checkpoint over it
     for name in ("train_x", "valid_x", "test_x"):
