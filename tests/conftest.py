@@ -61,6 +61,8 @@ def trained_run(synthetic_dir, tmp_path_factory) -> Path:
         main(
             [
                 "train",
+                "--model",
+                "convnet",
                 "--data-dir",
                 str(synthetic_dir),
                 "--out",
@@ -99,6 +101,8 @@ def early_stopped_run(synthetic_dir, tmp_path_factory) -> tuple[Path, str]:
         code = main(
             [
                 "train",
+                "--model",
+                "convnet",
                 "--data-dir",
                 str(synthetic_dir),
                 "--out",

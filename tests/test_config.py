@@ -8,8 +8,15 @@ from cnnlab.training.config import PRESETS, TrainConfig, resolve
 
 def test_defaults_are_the_fast_convnet_recipe():
     config = resolve({})
-    assert (config.model, config.optimizer, config.schedule) == ("convnet", "adamw", "onecycle")
+    assert (config.model, config.optimizer, config.schedule) == ("convnet-bn", "adamw", "onecycle")
+    assert (config.batch_size, config.whiten, config.epochs) == (128, True, 8)
     assert config.resolved_train_size == 60_000 - config.valid_size
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_do_not_inherit_the_default_whitening(preset):
+    # Every preset was measured without --whiten (README, results), so each pins it off.
+    assert resolve({"preset": preset}).whiten is False
 
 
 def test_seed_preset_is_the_notebook_final_run():

@@ -14,7 +14,12 @@ pytestmark = pytest.mark.slow
 
 # SGD, not AdamW: Adam's division by sqrt(v) turns float32 reordering noise into lr-sized steps
 # where a gradient is ~0, which would hide real differences behind a loose tolerance.
+# convnet: no batch norm, whose statistics are per rank (no SyncBatchNorm), so two ranks can match one;
+# no whitening, so the negative control's first layer starts apart too.
 COMMON = [
+    "--model",
+    "convnet",
+    "--no-whiten",
     "--train-size",
     "400",
     "--valid-size",

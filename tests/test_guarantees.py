@@ -22,7 +22,19 @@ from cnnlab.runs import layout
 from tests.idx import corrupt_one_byte, write_synthetic_dataset
 from tests.test_resume import SLOW_TRAIN
 
-SMALL = ["--train-size", "300", "--valid-size", "100", "--batch-size", "30", "--threads", "1", "--quiet"]
+SMALL = [
+    "--model",
+    "convnet",
+    "--train-size",
+    "300",
+    "--valid-size",
+    "100",
+    "--batch-size",
+    "30",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 def start_slow(synthetic_dir, *args):

@@ -26,6 +26,7 @@ def test_same_losses_as_torch_from_the_same_weights_and_batches(optimizer, extra
     """From the same initial weights and the same batches, both backends' losses agree to float32 rounding."""
     config = resolve(
         {
+            "model": "convnet",
             "optimizer": optimizer,
             "lr": 0.01,
             "schedule": "onecycle",
@@ -76,6 +77,8 @@ def test_numpy_backend_run_directory(synthetic_dir, tmp_path):
                 "train",
                 "--backend",
                 "numpy",
+                "--model",
+                "convnet",
                 "--data-dir",
                 str(synthetic_dir),
                 "--out",

@@ -15,6 +15,8 @@ def run_dir(synthetic_dir, tmp_path_factory):
         main(
             [
                 "train",
+                "--model",
+                "convnet",
                 "--data-dir",
                 str(synthetic_dir),
                 "--out",

@@ -8,7 +8,7 @@ import torch
 from cnnlab.cli import main
 from cnnlab.training.loop import evaluate
 
-SMALL = ["--train-size", "400", "--valid-size", "100", "--batch-size", "50", "--quiet"]
+SMALL = ["--model", "convnet", "--train-size", "400", "--valid-size", "100", "--batch-size", "50", "--quiet"]
 
 
 def test_early_stopping_restores_the_best_weights(early_stopped_run, synthetic_dir):

@@ -8,7 +8,7 @@ from cnnlab.data import normalize
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.numpy_engine import NumpyEngine
 from cnnlab.training.torch_engine import TorchEngine
-from cnnlab.training.whitening import whitened, whitening_filters
+from cnnlab.training.whitening import SAMPLE, whitened, whitening_filters
 
 
 def _images(n=400, seed=0):
@@ -29,7 +29,7 @@ def test_the_filters_whiten_the_patches():
     eigenvalues = np.linalg.eigvalsh(
         np.cov(
             np.lib.stride_tricks.sliding_window_view(
-                normalize(images[:5000])[:, 0].astype(np.float64), (3, 3), axis=(1, 2)
+                normalize(images[:SAMPLE])[:, 0].astype(np.float64), (3, 3), axis=(1, 2)
             ).reshape(-1, 9),
             rowvar=False,
         )

@@ -75,22 +75,27 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 def _convnet_bn(dropout: float = 0.0):
     """The notebook's network with batch norm after each conv and the hidden linear layer
-    (Ioffe & Szegedy 2015)."""
+    (Ioffe & Szegedy 2015).
+
+    Each max-pool comes before its ReLU: the two commute (max(relu(a), relu(b)) = relu(max(a, b))),
+    so the ReLU runs on a quarter of the values, and in place. The same function as ReLU-then-pool,
+    with a training step about 1.3x faster on 2 CPU cores (README, results).
+    """
     from torch import nn
 
     return nn.Sequential(
         nn.Conv2d(1, 32, 3, bias=False),
         nn.BatchNorm2d(32),
-        nn.ReLU(),
         nn.MaxPool2d(2),  # (N, 32, 13, 13)
+        nn.ReLU(inplace=True),
         nn.Conv2d(32, 64, 3, bias=False),
         nn.BatchNorm2d(64),
-        nn.ReLU(),
         nn.MaxPool2d(2),  # (N, 64, 5, 5)
+        nn.ReLU(inplace=True),
         nn.Flatten(),  # (N, 1600)
         nn.Linear(1600, 128, bias=False),
         nn.BatchNorm1d(128),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Dropout(dropout),
         nn.Linear(128, 10),
     )

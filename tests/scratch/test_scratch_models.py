@@ -211,6 +211,13 @@ def test_residual_block_without_relu_is_the_plain_sum():
     np.testing.assert_allclose(block(x) * 0 + block.backward(gy), body.backward(gy) + gy)
 
 
+def test_every_relu_beside_a_pool_or_batch_norm_is_fused():
+    # convnet-bn has a ReLU after each max-pool (they commute) and after its BatchNorm1d.
+    model = build_model("convnet-bn", "numpy", rng=np.random.default_rng(0))
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    assert len(relus) == 3 and all(getattr(m, "absorbed", False) for m in relus)
+
+
 @pytest.mark.parametrize("name, width", CASES, ids=IDS)
 def test_fused_relu_changes_nothing_but_speed(name, width):
     """nn.fuse_relu moves each ReLU into the max-pool or batch norm beside it: bit for bit the same

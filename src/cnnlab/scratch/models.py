@@ -10,7 +10,8 @@ it (``nn.fuse_relu``: the same results, fewer passes over the largest arrays).
   drops it. Keys "0.*", "3.*", "7.*", "9.*"; with dropout a Dropout sits at index 9, and the
   last linear layer becomes "10.*", as in the torch builder.
 - ``convnet_bn``: the same with batch norm after each conv and the hidden linear layer (no
-  biases before them) and a Dropout (p = ``dropout``) before the last linear layer.
+  biases before them), each max-pool before its ReLU (they commute), and a Dropout
+  (p = ``dropout``) before the last linear layer.
 - ``vgg_mini``: five conv 3x3 (padding 1, no bias) -> BatchNorm2d -> ReLU layers, widths
   32-64-64-128-128, a 2x2 max-pool after the first and the third, a global max pool, dropout and
   a linear layer: about 0.29M parameters.
@@ -89,12 +90,12 @@ def build_convnet_bn(rng=None, dtype=np.float32, dropout: float = 0.0) -> Sequen
     model = Sequential(
         Conv2d(1, 32, 3, bias=False, rng=rng, dtype=dtype),
         BatchNorm2d(32, dtype=dtype),
+        MaxPool2d(2),  # (N, 32, 13, 13); before the ReLU, as the torch builder (they commute)
         ReLU(),
-        MaxPool2d(2),  # (N, 32, 13, 13)
         Conv2d(32, 64, 3, bias=False, rng=rng, dtype=dtype),
         BatchNorm2d(64, dtype=dtype),
-        ReLU(),
         MaxPool2d(2),  # (N, 64, 5, 5)
+        ReLU(),
         Flatten(),  # (N, 1600)
         Linear(1600, 128, bias=False, rng=rng, dtype=dtype),
         BatchNorm1d(128, dtype=dtype),

@@ -17,7 +17,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnlab.data import normalize
 
-SAMPLE = 5_000  # images whose patches estimate the covariance: more changes the filters little
+# Images whose patches estimate the covariance. 1,000 give 676,000 patches for a 9x9 covariance:
+# the filters are within 1.5% of 50,000 images' (largest difference 0.06 on values up to 4.1), and
+# the run's start-up pays 0.06 s instead of 0.99 s for 5,000 (page faults on the patch copy).
+SAMPLE = 1_000
 EPS = 1e-2  # keeps the near-constant directions (flat background) from being blown up
 
 

@@ -17,7 +17,8 @@ def fuse_relu(model: Module, enable: bool = True) -> Module:
 
     - ReLU then MaxPool2d without padding (or AdaptiveMaxPool2d): ReLU and max commute,
       max(relu(a), relu(b)) = relu(max(a, b)), so the pool applies it to its output, 1/4 as large.
-    - BatchNorm then ReLU: the batch norm applies it in place to the output it has just made.
+    - BatchNorm or a max-pool, then ReLU: the layer applies it in place to the output it has just
+      made (for a max-pool, the same function as above: ReLU after or before it).
 
     ``enable=False`` undoes it. Returns ``model``.
     """
@@ -37,6 +38,6 @@ def fuse_relu(model: Module, enable: bool = True) -> Module:
                 isinstance(after, MaxPool2d) and shapes.pair(after.padding, "padding") == (0, 0)
             ):
                 after.relu_after = layer.absorbed = True
-            elif isinstance(before, _BatchNorm):
+            elif isinstance(before, (_BatchNorm, MaxPool2d, AdaptiveMaxPool2d)):
                 before.relu_after = layer.absorbed = True
     return model
