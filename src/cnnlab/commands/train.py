@@ -19,7 +19,7 @@ EPILOG = (
     + """
 
 examples:
-  cnnlab train                               # convnet, about a minute on 2 cores
+  cnnlab train                               # convnet-bn, about a minute on 2 cores
   cnnlab train --preset seed                 # the notebook's 30-epoch run, exactly
   cnnlab train --optimizer sgd --lr 0.05 --epochs 8
   cnnlab train --config runs/X/config.json   # rerun a saved configuration
