@@ -8,6 +8,7 @@ import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracle import check_op
+from threadpoolctl import threadpool_limits
 
 from cnnlab import shapes
 from cnnlab.scratch import conv, nn, winograd
@@ -33,10 +34,18 @@ def _im2col_conv(x, w, pads):
     return F.conv2d(np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))), w)
 
 
+@pytest.mark.parametrize("threads", [1, 2])  # 2: chunks on two Python threads, in waves
 @pytest.mark.parametrize("chunk", [winograd.CHUNK_COLUMNS, 1])  # 1: one tile row per chunk
 @pytest.mark.parametrize("n, c, k, h, wd, pads", CASES)
-def test_forward_and_backward_match_torch_and_im2col_float64(n, c, k, h, wd, pads, chunk, monkeypatch):
+def test_forward_and_backward_match_torch_and_im2col_float64(
+    n, c, k, h, wd, pads, chunk, threads, monkeypatch
+):
     monkeypatch.setattr(winograd, "CHUNK_COLUMNS", chunk)
+    with threadpool_limits(threads, user_api="blas"):
+        _check_against_torch(n, c, k, h, wd, pads)
+
+
+def _check_against_torch(n, c, k, h, wd, pads):
     rng = np.random.default_rng(c * 100 + h)
     x, w = rng.standard_normal((n, c, h, wd)), rng.standard_normal((k, c, 3, 3))
     top, bottom, left, right = pads

@@ -19,7 +19,7 @@ channels c, the elementwise product becomes 16 GEMMs, one per position xi of the
 A 3x3 window costs 9 multiplications per output in im2col and 16/4 = 4 here. Output sizes that
 are odd get one more row or column of tiles over zero padding, cropped from the result.
 
-The backward is the adjoint of each step, in reverse (every transform is linear), and reuses V:
+The backward is the adjoint of each step, in reverse (every transform is linear):
 
     dM[xi] = (A dY_tile A^T)[xi]                       (K, P)   dY_tile the 2x2 gradient block
     dL/dw[k, c] = G^T dU[k, c] G,   dU[xi] = dM[xi] @ V[xi]^T    (K, C)
@@ -29,12 +29,15 @@ The backward is the adjoint of each step, in reverse (every transform is linear)
 so the output gradient is transformed once for both GEMMs, as im2col's backward shares dL/dy.
 
 Each 4x4 transform is separable (rows, then columns), and each pass is a few whole-array adds of
-strided views: the matrices hold only 0 and +-1 (G's halves act on the small weight alone).
+strided views: the matrices hold only 0 and +-1 (G's halves act on the small weight alone). The
+work goes in chunks of tile rows, whose V and M stay in cache from transform to GEMM; the forward
+keeps the padded input (V is 4x as large) and the backward recomputes each chunk's V.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from typing import NamedTuple
 
 import numpy as np
@@ -53,7 +56,7 @@ MIN_CHANNELS = 16
 # Columns (tiles * N) of V and M per chunk. The transformed arrays are 4x the input and output, and
 # a pass over them costs about as much as a GEMM on them when they come from memory: in chunks of
 # whole tile rows, each chunk's V and M stay in cache between the transform and the GEMM.
-CHUNK_COLUMNS = 2048
+CHUNK_COLUMNS = 1024
 
 
 class Saved(NamedTuple):
@@ -190,6 +193,63 @@ def _chunks(saved: Saved):
     return [(t0, min(step, th - t0)) for t0 in range(0, th, step)]
 
 
+_BLAS = None  # threadpoolctl's controller of NumPy's BLAS, made on first use
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _blas():
+    """(BLAS threads, context that runs it on one thread) via threadpoolctl (scikit-learn's
+    dependency); (1, no-op) without it."""
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController().select(user_api="blas")
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            _BLAS = False
+    if not _BLAS or not _BLAS.lib_controllers:
+        return 1, nullcontext()
+    return _BLAS.lib_controllers[0].get_num_threads(), _BLAS.limit(limits=1)
+
+
+def _slot(workspace, slot: int):
+    """The workspace of one Python thread: the same names, suffixed, so threads never share."""
+    return lambda name, shape, dtype: workspace(f"{name}.{slot}", shape, dtype)
+
+
+def _run_chunks(saved: Saved, work, disjoint_outputs: bool = True) -> list:
+    """``work(saved, t0, nt)`` for every chunk; returns their results.
+
+    With the BLAS on T > 1 threads, the chunks go to T Python threads instead, each with its own
+    scratch arrays and a one-thread BLAS: NumPy releases the GIL in its loops and GEMMs, so the
+    transforms run in parallel too, and the GEMMs, small here, skip OpenBLAS's per-call barrier,
+    which stalls when another process holds a core. ``disjoint_outputs=False``: chunks write
+    overlapping rows (the input gradient's tiles overlap by two rows), so every other chunk goes
+    in a first wave and the rest in a second; chunks two apart share no row.
+    """
+    global _POOL
+    chunks = _chunks(saved)
+    threads, one_blas_thread = _blas()
+    if threads <= 1 or len(chunks) < 2:
+        return [work(saved, t0, nt) for t0, nt in chunks]
+    if _POOL is None or _POOL._max_workers < threads:
+        _POOL = ThreadPoolExecutor(threads, thread_name_prefix="winograd")
+
+    def run(slot, part):
+        with _unbuffered():  # NumPy's buffer size is per thread
+            own = saved._replace(workspace=_slot(saved.workspace, slot))
+            return [work(own, t0, nt) for t0, nt in part]
+
+    results = []
+    with one_blas_thread:
+        for wave in [chunks] if disjoint_outputs else [chunks[0::2], chunks[1::2]]:
+            parts = [wave[i::threads] for i in range(threads)]
+            futures = [_POOL.submit(run, i, part) for i, part in enumerate(parts) if part]
+            results += [r for f in futures for r in f.result()]
+    return results
+
+
 def _column_taps(rows: np.ndarray, tw: int):
     """The four (C, nt, tw, N) views of column-split rows (C, nt, 2, Wq, N) at tile column
     offsets s = 0..3: columns 2tx + s are phase s % 2, position tx + s // 2."""
@@ -246,12 +306,15 @@ def forward(x: np.ndarray, w: np.ndarray, pads, workspace=None) -> tuple[np.ndar
     workspace, k, n = saved.workspace, w.shape[0], x.shape[0]
     u = transform_weight(w)
     y = np.empty((k, *saved.out_hw, n), x.dtype)  # returned to the next layer: a fresh array
+
+    def work(saved, t0, nt):
+        v = _transform_tiles(saved, t0, nt)
+        m = saved.workspace("m", (16, k, v.shape[2]), x.dtype)
+        np.matmul(u, v, out=m)  # 16 GEMMs (K, C) @ (C, P)
+        _untile(m, y, saved, t0, nt)
+
     with _unbuffered():
-        for t0, nt in _chunks(saved):
-            v = _transform_tiles(saved, t0, nt)
-            m = workspace("m", (16, k, v.shape[2]), x.dtype)
-            np.matmul(u, v, out=m)  # 16 GEMMs (K, C) @ (C, P)
-            _untile(m, y, saved, t0, nt)
+        _run_chunks(saved, work)
     return y, saved
 
 
@@ -302,18 +365,21 @@ def backward(grad_output: np.ndarray, saved: Saved, w: np.ndarray, input_grad: b
     (one backward per forward, as im2col's cols)."""
     (n, c, h, wd), k, dtype = saved.x_shape, w.shape[0], w.dtype
     u_t = transform_weight(w).transpose(0, 2, 1)  # (16, C, K)
-    du_t = np.zeros((16, c, k), dtype)  # dU^T, summed over the chunks
     grad_xp = np.zeros_like(saved.xp) if input_grad else None
+
+    def work(saved, t0, nt):
+        dm = _transform_grad(gq, saved, t0, nt)
+        v = _transform_tiles(saved, t0, nt)
+        # dU^T = V dM^T: OpenBLAS runs this order of the long-reduction GEMM faster (conv.py)
+        du_t = np.matmul(v, dm.transpose(0, 2, 1))
+        if grad_xp is not None:
+            np.matmul(u_t, dm, out=v)  # dV = U^T dM, into V's memory
+            _untransform_tiles(v, grad_xp, saved, t0, nt)
+        return du_t
+
     with _unbuffered():
         gq = _split_grad(grad_output, saved, dtype)
-        for t0, nt in _chunks(saved):
-            dm = _transform_grad(gq, saved, t0, nt)
-            v = _transform_tiles(saved, t0, nt)
-            # dU^T += V dM^T: OpenBLAS runs this order of the long-reduction GEMM faster (conv.py)
-            du_t += np.matmul(v, dm.transpose(0, 2, 1))
-            if grad_xp is not None:
-                np.matmul(u_t, dm, out=v)  # dV = U^T dM, into V's memory
-                _untransform_tiles(v, grad_xp, saved, t0, nt)
+        du_t = sum(_run_chunks(saved, work, disjoint_outputs=False))  # dU^T, summed over the chunks
         if grad_xp is not None:
             grad_input = np.empty((c, h, wd, n), dtype)  # (C, H, W, N), the columns joined again
             top, left = saved.pads[0], saved.pads[2]
