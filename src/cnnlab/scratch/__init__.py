@@ -3,7 +3,8 @@
 Layers of the package:
   windows     strided windows shared by conv and pool, in the (C, H, W, N) layout
   conv, pool, adaptive, norm
-              conv2d; max_pool2d, avg_pool2d; adaptive_max_pool2d, adaptive_avg_pool2d; batch_norm
+              conv2d (winograd: Winograd F(2x2, 3x3) for its 3x3 stride-1 cases); max_pool2d,
+              avg_pool2d; adaptive_max_pool2d, adaptive_avg_pool2d; batch_norm
   functional  those, and linear, relu, log_softmax, cross_entropy, dropout, each with its
               ``*_backward`` beside it; conv2d_reference is the notebook's loops
   module      Parameter, Module (parameters, buffers, torch's state_dict keys), Sequential
