@@ -52,3 +52,20 @@ def check_op(ours, ours_backward, theirs, inputs: dict, grad_names=(), rng=None,
         assert grad.shape == tuple(want.shape), f"grad {name}: shape {grad.shape} != {tuple(want.shape)}"
         np.testing.assert_allclose(grad, want.numpy(), rtol=rtol, atol=atol, err_msg=f"grad of {name}")
     return got
+
+
+def check_conv2d(inputs: dict, options: dict, rng=None) -> None:
+    """cnnlab.scratch's conv2d and conv2d_backward against torch's conv2d, with ``options``
+    (stride, padding, ...), every gradient (input, weight, bias) included."""
+    import torch.nn.functional as TF
+
+    from cnnlab.scratch import functional as F
+
+    check_op(
+        lambda **a: F.conv2d(**a, **options),
+        lambda g, **a: F.conv2d_backward(g, **a, **options),
+        lambda **t: TF.conv2d(**t, **options),
+        inputs,
+        grad_names=("input", "weight", "bias"),
+        rng=rng,
+    )

@@ -48,6 +48,15 @@ def uniform(shape, fan_in, rng, dtype) -> Parameter:
     return Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))
 
 
+def reused_array(spaces: dict, name: str, shape, dtype) -> np.ndarray:
+    """``spaces[name]`` if it has this shape and dtype, else a new uninitialised array kept there:
+    the scratch arrays of ``Module.workspace`` and of functions that keep their own."""
+    array = spaces.get(name)
+    if array is None or array.shape != tuple(shape) or array.dtype != dtype:
+        array = spaces[name] = np.empty(shape, dtype)
+    return array
+
+
 class Module:
     """Base class: registers Parameters, buffers and sub-Modules in assignment order, as torch does."""
 
@@ -171,11 +180,7 @@ class Module:
         """An uninitialised array for ``name`` kept from one training step to the next (re-made when
         the shape changes): a fresh array of tens of MB costs as much in page faults as the pass
         that fills it. For scratch arrays only, never for what a layer returns."""
-        spaces = self.__dict__.setdefault("_workspace", {})
-        array = spaces.get(name)
-        if array is None or array.shape != tuple(shape) or array.dtype != dtype:
-            array = spaces[name] = np.empty(shape, dtype)
-        return array
+        return reused_array(self.__dict__.setdefault("_workspace", {}), name, shape, dtype)
 
     def __getstate__(self):
         """What copies keep (copy.deepcopy, pickle): not the workspaces nor the backward's cache."""

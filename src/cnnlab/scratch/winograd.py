@@ -36,12 +36,14 @@ keeps the padded input (V is 4x as large) and the backward recomputes each chunk
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from typing import NamedTuple
 
 import numpy as np
 
+from cnnlab.scratch.module import reused_array
 from cnnlab.scratch.windows import from_planes, to_planes
 
 __all__ = ["applies", "save_input", "forward", "backward", "Saved", "BT", "G", "AT"]
@@ -85,15 +87,7 @@ def applies(weight_shape, geo) -> bool:
 
 def _local_workspace():
     """A workspace(name, shape, dtype) of this call's own, so that chunks reuse their buffers."""
-    spaces: dict = {}
-
-    def workspace(name, shape, dtype):
-        array = spaces.get(name)
-        if array is None or array.shape != tuple(shape) or array.dtype != dtype:
-            array = spaces[name] = np.empty(shape, dtype)
-        return array
-
-    return workspace
+    return functools.partial(reused_array, {})
 
 
 def _combine(matrix, sources, outs) -> None:
@@ -195,6 +189,7 @@ def _chunks(saved: Saved):
 
 _BLAS = None  # threadpoolctl's controller of NumPy's BLAS, made on first use
 _POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 0  # its worker count
 
 
 def _blas():
@@ -228,13 +223,13 @@ def _run_chunks(saved: Saved, work, disjoint_outputs: bool = True) -> list:
     overlapping rows (the input gradient's tiles overlap by two rows), so every other chunk goes
     in a first wave and the rest in a second; chunks two apart share no row.
     """
-    global _POOL
+    global _POOL, _POOL_SIZE
     chunks = _chunks(saved)
     threads, one_blas_thread = _blas()
     if threads <= 1 or len(chunks) < 2:
         return [work(saved, t0, nt) for t0, nt in chunks]
-    if _POOL is None or _POOL._max_workers < threads:
-        _POOL = ThreadPoolExecutor(threads, thread_name_prefix="winograd")
+    if _POOL is None or _POOL_SIZE < threads:
+        _POOL, _POOL_SIZE = ThreadPoolExecutor(threads, thread_name_prefix="winograd"), threads
 
     def run(slot, part):
         with _unbuffered():  # NumPy's buffer size is per thread
