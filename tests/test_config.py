@@ -15,8 +15,11 @@ def test_defaults_are_the_fast_convnet_recipe():
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_presets_do_not_inherit_the_default_whitening(preset):
-    # Every preset was measured without --whiten (README, results), so each pins it off.
-    assert resolve({"preset": preset}).whiten is False
+    # Each preset was measured with whitening on or off (README, results), so each pins it: a later
+    # change of the default must not change what a preset trains.
+    assert "whiten" in PRESETS[preset]
+    assert resolve({"preset": preset}).whiten is PRESETS[preset]["whiten"]
+    assert resolve({"preset": "fast-cpu"}).whiten is True and resolve({"preset": "best-cpu"}).whiten is False
 
 
 def test_seed_preset_is_the_notebook_final_run():

@@ -24,3 +24,27 @@ def test_cnnlab_models_lists_every_model_with_its_description_and_backends(capsy
     assert documented and set(documented) <= set(listed)
     for name in documented:
         build_model(name)
+
+
+def test_convnet_pool_bn_normalises_the_pooled_maps():
+    """Each batch norm of convnet-pool-bn sees the max-pooled map (a quarter of the values) and, in
+    training, makes each of its channels zero-mean and unit-variance over the batch."""
+    import torch
+    from torch import nn
+
+    model = build_model("convnet-pool-bn").train()
+    seen = {}
+    for index, layer in enumerate(model):
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.register_forward_hook(
+                lambda m, args, out, i=index: seen.update({i: (args[0], out.clone())})
+            )
+    model(torch.randn(16, 1, 28, 28))
+    # (The output is cloned: the ReLU after it runs in place.)
+    assert [tuple(x.shape) for x, _ in seen.values()] == [(16, 32, 13, 13), (16, 64, 5, 5)]
+    assert all(isinstance(model[i - 1], nn.MaxPool2d) for i in seen)
+    for _, out in seen.values():
+        torch.testing.assert_close(out.mean((0, 2, 3)), torch.zeros(out.shape[1]), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            out.var((0, 2, 3), unbiased=False), torch.ones(out.shape[1]), atol=1e-3, rtol=0
+        )

@@ -101,6 +101,32 @@ def _convnet_bn(dropout: float = 0.0):
     )
 
 
+def _convnet_pool_bn(dropout: float = 0.0):
+    """convnet-bn with each max-pool before its batch norm, as airbench's conv blocks (Jordan 2024):
+    the norm and the ReLU then run on a quarter of the values, for a training step about 1.14x
+    faster on 2 CPU cores (README, results). Not the same function as convnet-bn: the batch
+    statistics are those of the pooled values.
+    """
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, bias=False),
+        nn.MaxPool2d(2),  # (N, 32, 13, 13)
+        nn.BatchNorm2d(32),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(32, 64, 3, bias=False),
+        nn.MaxPool2d(2),  # (N, 64, 5, 5)
+        nn.BatchNorm2d(64),
+        nn.ReLU(inplace=True),
+        nn.Flatten(),  # (N, 1600)
+        nn.Linear(1600, 128, bias=False),
+        nn.BatchNorm1d(128),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(128, 10),
+    )
+
+
 def _conv_bn_relu(c_in: int, c_out: int) -> list:
     from torch import nn
 
@@ -203,6 +229,14 @@ register(
         "convnet with batch norm after each conv and the hidden linear layer",
         _convnet_bn,
         _scratch("convnet-bn"),
+    )
+)
+register(
+    ModelSpec(
+        "convnet-pool-bn",
+        "convnet-bn with each max-pool before its batch norm: the norm runs on a quarter of the values",
+        _convnet_pool_bn,
+        _scratch("convnet-pool-bn"),
     )
 )
 register(

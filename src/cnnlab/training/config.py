@@ -350,6 +350,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         pct_start=0.15,
         ema=0.99,
     ),
+    "fast-cpu": dict(  # 93% within a minute on 2 CPU cores: the default's recipe, pooled before the norm
+        model="convnet-pool-bn",
+        epochs=8,
+        batch_size=256,
+        whiten=True,
+        lr=1e-2,
+        betas=(0.85, 0.99),
+        weight_decay=5e-4,
+        pct_start=0.05,
+        label_smoothing=0.1,
+        ema=0.97,
+        # Flips in training and in the test-time average: +0.4 points at 8 epochs (README, results).
+        hflip=True,
+        tta=True,
+    ),
     "best-cpu": dict(  # the best accuracy in ten minutes on 2 CPU cores
         model="vgg-mini",
         epochs=17,
