@@ -1,6 +1,6 @@
 """Seconds to 90-96% test accuracy per preset, beside the notebook's own loop, in one run.
 
-    .venv/bin/python bench/time_to_accuracy.py --presets default,convnet-full,best-cpu --seeds 3
+    .venv/bin/python bench/time_to_accuracy.py --presets default,fast-cpu,convnet-full,best-cpu --seeds 3
     .venv/bin/python bench/time_to_accuracy.py --presets default,fast-gpu,best-gpu --notebook-epochs 0  # GPU
 
 Each run is a fresh process, ``python -m cnnlab train --eval-test-every-epoch`` as a user would start
@@ -76,7 +76,7 @@ def fmt(values: list[float | None]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--presets", default="default,convnet-full,best-cpu")
+    parser.add_argument("--presets", default="default,fast-cpu,convnet-full,best-cpu")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--notebook-epochs", type=int, default=30, help="0 skips the notebook reference")
     parser.add_argument("--threads", type=int, default=None)
