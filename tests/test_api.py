@@ -97,6 +97,7 @@ def test_evaluate_predict_export_plot_report(api_run, synthetic_dir, tmp_path):
     assert api_run.export("safetensors").name == "model.safetensors"
     figure = api_run.plot()
     assert len(figure.axes) == 3  # loss, its twin, accuracy
+    assert figure.get_suptitle() == api_run.config.title
     assert api_run.report(tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
 
 

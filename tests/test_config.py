@@ -22,6 +22,13 @@ def test_presets_do_not_inherit_the_default_whitening(preset):
     assert resolve({"preset": "fast-cpu"}).whiten is True and resolve({"preset": "best-cpu"}).whiten is False
 
 
+def test_a_runs_title_names_its_preset_only_when_it_has_one():
+    # The default recipe is not "custom": a run without a preset is named by its model alone.
+    assert resolve({}).title == "convnet-bn"
+    assert resolve({"preset": "best-cpu"}).title == "vgg-mini (best-cpu)"
+    assert resolve({"preset": "best-cpu", "model": "resnet-mini"}).title == "resnet-mini (best-cpu)"
+
+
 def test_seed_preset_is_the_notebook_final_run():
     config = resolve({"preset": "seed"})
     assert (config.model, config.train_size, config.valid_size, config.batch_size) == (

@@ -93,7 +93,7 @@ class Run:
 
         if not self.history:
             raise CnnlabError(f"{self.path} has no finished epoch to plot yet")
-        return history_figure(self.history, title=f"{self.config.model} ({self.config.preset or 'custom'})")
+        return history_figure(self.history, title=self.config.title)
 
     def evaluate(self, split: str = "test", data_dir: str | None = None) -> dict[str, Any]:
         """Scores on ``split`` ("test" or "valid"): accuracy, per-class precision/recall/F1, the

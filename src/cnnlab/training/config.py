@@ -209,6 +209,12 @@ class TrainConfig:
         return self.tta or self.tta_shift > 0
 
     @property
+    def title(self) -> str:
+        """The run's name in plots: the model, and the preset when there is one ("convnet-bn",
+        "vgg-mini (best-cpu)")."""
+        return f"{self.model} ({self.preset})" if self.preset else self.model
+
+    @property
     def resolved_train_size(self) -> int:
         return self.train_size if self.train_size is not None else TRAIN_TOTAL - self.valid_size
 

@@ -322,7 +322,7 @@ def _finish(run: Path, ctx: FitContext, state: FitState) -> RunResult:
     rundir.write_text(run / rundir.REPORT, report)
     rundir.write_json(run / rundir.SUMMARY, summary)
     if history:
-        plot_history(history, run / rundir.LOSS_PLOT, title=f"{config.model} ({config.preset or 'custom'})")
+        plot_history(history, run / rundir.LOSS_PLOT, title=config.title)
     return RunResult(run, summary, history, report)
 
 
