@@ -14,8 +14,8 @@ Layers of the package:
   augment     random translation (zero or reflect padding), flips and cutout of NumPy batches,
               drawn from a NumPy Generator; fixed shifts for test-time augmentation
   gradcheck   central-difference gradients
-  models      every registry model: build_seed, build_convnet, build_convnet_bn, build_vgg_mini,
-              build_resnet_mini; basic_block (residual)
+  models      every registry model: build_seed, build_convnet, build_convnet_bn,
+              build_convnet_pool_bn, build_vgg_mini, build_resnet_mini; basic_block (residual)
 
 Training, in full::
 

@@ -87,18 +87,21 @@ def build_convnet(rng=None, dtype=np.float32, dropout: float = 0.0) -> Sequentia
     return _notebook_convnet(rng, relu_on_logits=False, dtype=dtype, dropout=dropout)
 
 
-def build_convnet_bn(rng=None, dtype=np.float32, dropout: float = 0.0) -> Sequential:
-    """convnet with batch norm after each conv and the hidden linear layer (Ioffe & Szegedy 2015)."""
+def build_convnet_bn(
+    rng=None, dtype=np.float32, dropout: float = 0.0, pool_before_norm: bool = False
+) -> Sequential:
+    """convnet with batch norm after each conv and the hidden linear layer (Ioffe & Szegedy 2015),
+    each max-pool before its ReLU as the torch builder's (they commute); with ``pool_before_norm``
+    (``convnet-pool-bn``), before its batch norm too."""
     rng = _rng(rng)
+
+    def stage(c_in: int, c_out: int) -> list:
+        conv, norm = Conv2d(c_in, c_out, 3, bias=False, rng=rng, dtype=dtype), BatchNorm2d(c_out, dtype=dtype)
+        return [conv, MaxPool2d(2), norm, ReLU()] if pool_before_norm else [conv, norm, MaxPool2d(2), ReLU()]
+
     model = Sequential(
-        Conv2d(1, 32, 3, bias=False, rng=rng, dtype=dtype),
-        BatchNorm2d(32, dtype=dtype),
-        MaxPool2d(2),  # (N, 32, 13, 13); before the ReLU, as the torch builder (they commute)
-        ReLU(),
-        Conv2d(32, 64, 3, bias=False, rng=rng, dtype=dtype),
-        BatchNorm2d(64, dtype=dtype),
-        MaxPool2d(2),  # (N, 64, 5, 5)
-        ReLU(),
+        *stage(1, 32),  # (N, 32, 13, 13)
+        *stage(32, 64),  # (N, 64, 5, 5)
         Flatten(),  # (N, 1600)
         Linear(1600, 128, bias=False, rng=rng, dtype=dtype),
         BatchNorm1d(128, dtype=dtype),
@@ -112,24 +115,7 @@ def build_convnet_bn(rng=None, dtype=np.float32, dropout: float = 0.0) -> Sequen
 def build_convnet_pool_bn(rng=None, dtype=np.float32, dropout: float = 0.0) -> Sequential:
     """convnet-bn with each max-pool before its batch norm (cnnlab.models): the statistics are the
     pooled values', and the norm and ReLU run on a quarter of the values."""
-    rng = _rng(rng)
-    model = Sequential(
-        Conv2d(1, 32, 3, bias=False, rng=rng, dtype=dtype),
-        MaxPool2d(2),  # (N, 32, 13, 13)
-        BatchNorm2d(32, dtype=dtype),
-        ReLU(),
-        Conv2d(32, 64, 3, bias=False, rng=rng, dtype=dtype),
-        MaxPool2d(2),  # (N, 64, 5, 5)
-        BatchNorm2d(64, dtype=dtype),
-        ReLU(),
-        Flatten(),  # (N, 1600)
-        Linear(1600, 128, bias=False, rng=rng, dtype=dtype),
-        BatchNorm1d(128, dtype=dtype),
-        ReLU(),
-        Dropout(dropout, rng=rng),
-        Linear(128, 10, rng=rng, dtype=dtype),
-    )
-    return fuse_relu(model)
+    return build_convnet_bn(rng, dtype, dropout, pool_before_norm=True)
 
 
 def _conv_bn_relu(c_in: int, c_out: int, rng, dtype) -> list:
