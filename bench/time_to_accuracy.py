@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import statistics
 import subprocess
 import sys
@@ -80,8 +81,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--notebook-epochs", type=int, default=30, help="0 skips the notebook reference")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--options", default="", help="more `cnnlab train` options for every run, e.g. '--model vgg-mini'"
+    )
     args = parser.parse_args()
-    extra = ["--threads", str(args.threads)] if args.threads else []
+    extra = (["--threads", str(args.threads)] if args.threads else []) + shlex.split(args.options)
     if args.notebook_epochs:
         from notebook_loop import notebook_loop
 
