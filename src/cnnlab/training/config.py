@@ -142,7 +142,7 @@ class TrainConfig:
         "validation loss and restore the best weights; default: off",
         Check(int, 1, MAX_EPOCHS, optional=True),
     )
-    # 8 epochs of convnet take about a minute on 2 CPU cores (README, results).
+    # 8 epochs of convnet-bn take about a minute on 2 CPU cores (README, results).
     epochs: int = _field(8, "passes over the training split", Check(int, 1, MAX_EPOCHS))
     # 128: twice the steps of 256 in the first epoch for about the same seconds on 2 CPU cores
     # (README, results).

@@ -145,9 +145,7 @@ class TorchEngine:
             return
         from cnnlab.training.whitening import whitened
 
-        first = next((m for m in self.model.modules() if isinstance(m, nn.Conv2d)), None)
-        if first is None:  # a model without convolutions has no patches to whiten
-            return
+        first = next(m for m in self.model.modules() if isinstance(m, nn.Conv2d))  # every model has one
         weight = whitened(first.weight.detach().float().cpu().numpy(), train_images)
         with torch.no_grad():
             first.weight.copy_(torch.from_numpy(weight))
