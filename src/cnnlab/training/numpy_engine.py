@@ -183,7 +183,9 @@ class NumpyEngine:
         from cnnlab.training.whitening import whitened
 
         state = self.model.state_dict()
-        key = next(k for k, v in state.items() if k.endswith("weight") and v.ndim == 4)  # the first conv
+        key = next((k for k, v in state.items() if k.endswith("weight") and v.ndim == 4), None)  # first conv
+        if key is None:  # a model without convolutions has no patches to whiten
+            return
         state[key] = whitened(state[key], train_images).astype(state[key].dtype)
         self.model.load_state_dict(state)
         if self.ema is not None:  # its copy was made before; it averages from the whitened start

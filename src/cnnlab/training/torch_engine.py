@@ -145,7 +145,9 @@ class TorchEngine:
             return
         from cnnlab.training.whitening import whitened
 
-        first = next(m for m in self.model.modules() if isinstance(m, nn.Conv2d))  # every model has one
+        first = next((m for m in self.model.modules() if isinstance(m, nn.Conv2d)), None)
+        if first is None:  # a model without convolutions has no patches to whiten
+            return
         weight = whitened(first.weight.detach().float().cpu().numpy(), train_images)
         with torch.no_grad():
             first.weight.copy_(torch.from_numpy(weight))
