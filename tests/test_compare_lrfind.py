@@ -201,7 +201,7 @@ def test_the_plan_checks_everything_first_and_picks_each_optimizers_rate():
     plan = make_plan(options, ["sgd", "adam", "adamw"], None, 3, None)
     assert plan.grid == [("sgd", 0.05), ("adam", 1e-3), ("adamw", 1e-3)]  # the base keeps its own rate
     assert plan.seeds == [0, 1, 2] and plan.options == options and plan.options is not options
-    assert plan.model == "convnet-bn" and plan.config_file is None
+    assert plan.model == "convnet-pool-bn" and plan.config_file is None
     grid = make_plan({}, ["sgd", "adam"], [0.1, 0.2], 1, None).grid
     assert grid == [("sgd", 0.1), ("sgd", 0.2), ("adam", 0.1), ("adam", 0.2)]
     assert make_plan({}, ["adamw"], None, 1000, None).grid == [("adamw", 0.01)]

@@ -8,7 +8,7 @@ from cnnlab.training.config import PRESETS, TrainConfig, resolve
 
 def test_defaults_are_the_fast_convnet_recipe():
     config = resolve({})
-    assert (config.model, config.optimizer, config.schedule) == ("convnet-bn", "adamw", "onecycle")
+    assert (config.model, config.optimizer, config.schedule) == ("convnet-pool-bn", "adamw", "onecycle")
     assert (config.batch_size, config.whiten, config.epochs) == (128, True, 8)
     assert config.resolved_train_size == 60_000 - config.valid_size
 
@@ -24,7 +24,7 @@ def test_presets_do_not_inherit_the_default_whitening(preset):
 
 def test_a_runs_title_names_its_preset_only_when_it_has_one():
     # The default recipe is not "custom": a run without a preset is named by its model alone.
-    assert resolve({}).title == "convnet-bn"
+    assert resolve({}).title == "convnet-pool-bn"
     assert resolve({"preset": "best-cpu"}).title == "vgg-mini (best-cpu)"
     assert resolve({"preset": "best-cpu", "model": "resnet-mini"}).title == "resnet-mini (best-cpu)"
 

@@ -19,7 +19,7 @@ EPILOG = (
     + """
 
 examples:
-  cnnlab train                               # convnet-bn, about a minute on 2 cores
+  cnnlab train                               # convnet-pool-bn, about a minute on 2 cores
   cnnlab train --preset seed                 # the notebook's 30-epoch run, exactly
   cnnlab train --preset fast-cpu             # 93% test accuracy within a minute on 2 cores
   cnnlab train --optimizer sgd --lr 0.05 --epochs 8
