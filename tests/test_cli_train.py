@@ -18,6 +18,26 @@ def train(synthetic_dir, out, *extra):
     return main(["train", "--data-dir", str(synthetic_dir), "--out", str(out), *SMALL, *extra])
 
 
+def test_a_run_without_a_validation_split_shows_none_and_writes_strict_json(synthetic_dir, tmp_path, capsys):
+    # --valid-size 0 trains on every image: nothing may print, save or plot a validation score.
+    out = tmp_path / "run"
+    options = ["--train-size", "400", "--valid-size", "0", "--batch-size", "50", "--epochs", "2"]
+    assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(out), *options]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and all("train_acc" in line and "valid" not in line for line in lines)
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=refuse)
+    assert (summary["valid_size"], summary["train_size"]) == (0, 400)
+    assert summary["final_valid_accuracy"] is None and summary["best_valid_accuracy"] is None
+    assert summary["best_valid_epoch"] is None and 0 <= summary["test_accuracy"] <= 1
+    assert main(["report", str(out), "--output", str(tmp_path / "report.html")]) == 0
+    html = (tmp_path / "report.html").read_text()
+    assert "test accuracy as training measured it" in html and "best validation accuracy" not in html
+
+
 def test_run_directory_contents(synthetic_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert train(synthetic_dir, out, "--epochs", "2", "--lr", "0.01", "--eval-test-every-epoch") == 0

@@ -193,6 +193,16 @@ def test_the_table_shows_percentages_with_their_spread():
     assert adam == "adam         0.001     2    50.00 ± 0.00%    60.00 ± 0.00%    85.00 ± 7.07%      2.0"
 
 
+def test_a_comparison_without_a_validation_split_leaves_its_validation_cells_empty():
+    from cnnlab.training.compare import format_table, summarise
+
+    # Runs with --valid-size 0 write null validation scores: no mean of them, and no crash.
+    (row,) = summarise([_outcome("sgd", 0.1, s, 0.8, final=None, best=None) for s in (0, 1)])
+    assert np.isnan(row["final_valid_accuracy_mean"]) and row["test_accuracy_mean"] == 0.8
+    (line,) = format_table([row]).splitlines()[2:]
+    assert line.split() == ["sgd", "0.1", "2", "-", "-", "80.00", "±", "0.00%", "10.0"]
+
+
 def test_the_plan_checks_everything_first_and_picks_each_optimizers_rate():
     from cnnlab.errors import ConfigError
     from cnnlab.training.compare import make_plan

@@ -102,6 +102,14 @@ def test_history_figure_has_twin_loss_axes_and_accuracy(tmp_path):
         assert image.size == (11 * DPI, round(4.2 * DPI))
 
 
+def test_history_figure_without_a_validation_split_draws_the_train_curves_alone():
+    nan = float("nan")  # what a --valid-size 0 run records in the validation columns
+    fig = history_figure([dict(row, valid_loss=nan, valid_accuracy=nan) for row in HISTORY])
+    loss, accuracy = fig.axes  # no twin axis for a validation loss
+    assert loss.get_title() == "Loss (no validation split)"
+    assert [line.get_label() for line in accuracy.get_lines()] == ["train"]
+
+
 def test_filters_figure_shows_the_mean_over_input_channels():
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(5, 3, 3, 3)).astype(np.float32)  # (C_out, C_in, kH, kW)

@@ -8,6 +8,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from cnnlab.report.figures import new_figure, save_png
+from cnnlab.runs import layout as rundir
 
 __all__ = ["history_figure", "plot_history"]
 
@@ -24,7 +25,8 @@ def history_figure(history: Sequence[dict], title: str = "") -> Figure:
 
     Left: train loss (left axis) and validation loss (right axis), as the notebook plots them,
     so each curve fills its own scale and the turn of the validation loss (overfitting) shows.
-    Right: train and validation accuracy on one axis (and test accuracy when measured per epoch)."""
+    Right: train and validation accuracy on one axis (and test accuracy when measured per epoch).
+    A run without a validation split (``--valid-size 0``) shows its train curves alone."""
     epochs = [r["epoch"] for r in history]
     fig = new_figure((11, 4.2))
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -32,9 +34,42 @@ def history_figure(history: Sequence[dict], title: str = "") -> Figure:
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("train loss (cross-entropy)", color=TRAIN_COLOR)
     ax_loss.tick_params(axis="y", labelcolor=TRAIN_COLOR)
+    # A run without a validation split (--valid-size 0) has nothing to draw on the second axis.
+    validated = all(rundir.validated(r) for r in history)
+    if validated:
+        _validation_loss(ax_loss, history)
+    ax_loss.set_title("Loss (twin axes)" if validated else "Loss (no validation split)")
+
+    ax_acc.plot(epochs, [100 * r["train_accuracy"] for r in history], "o-", color=TRAIN_COLOR, label="train")
+    if validated:
+        ax_acc.plot(
+            epochs, [100 * r["valid_accuracy"] for r in history], "s-", color=VALID_COLOR, label="validation"
+        )
+    if "test_accuracy" in history[0]:
+        ax_acc.plot(
+            epochs, [100 * r["test_accuracy"] for r in history], "^--", color="tab:green", label="test"
+        )
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.set_title("Accuracy")
+    ax_acc.grid(alpha=0.3)
+    ax_acc.legend(fontsize=9)
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _validation_loss(ax_loss, history: Sequence[dict]) -> None:
+    """The validation loss on a twin of ``ax_loss``, its lowest point marked, one legend for both."""
     ax_valid = ax_loss.twinx()
     ax_valid.plot(
-        epochs, [r["valid_loss"] for r in history], "s-", color=VALID_COLOR, label="validation loss"
+        [r["epoch"] for r in history],
+        [r["valid_loss"] for r in history],
+        "s-",
+        color=VALID_COLOR,
+        label="validation loss",
     )
     ax_valid.set_ylabel("validation loss (cross-entropy)", color=VALID_COLOR)
     ax_valid.tick_params(axis="y", labelcolor=VALID_COLOR)
@@ -51,23 +86,3 @@ def history_figure(history: Sequence[dict], title: str = "") -> Figure:
     # Only the two curves: the marker line's automatic "_child" label must not reach the legend.
     lines = [ln for ln in ax_loss.get_lines() + ax_valid.get_lines() if not ln.get_label().startswith("_")]
     ax_loss.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=9)
-    ax_loss.set_title("Loss (twin axes)")
-
-    ax_acc.plot(epochs, [100 * r["train_accuracy"] for r in history], "o-", color=TRAIN_COLOR, label="train")
-    ax_acc.plot(
-        epochs, [100 * r["valid_accuracy"] for r in history], "s-", color=VALID_COLOR, label="validation"
-    )
-    if "test_accuracy" in history[0]:
-        ax_acc.plot(
-            epochs, [100 * r["test_accuracy"] for r in history], "^--", color="tab:green", label="test"
-        )
-    ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("accuracy (%)")
-    ax_acc.set_title("Accuracy")
-    ax_acc.grid(alpha=0.3)
-    ax_acc.legend(fontsize=9)
-    for ax in (ax_loss, ax_acc):
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    if title:
-        fig.suptitle(title)
-    return fig

@@ -12,9 +12,10 @@ import datetime as _dt
 import io
 import itertools
 import json
+import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -28,6 +29,13 @@ LOSS_PLOT = "loss.png"
 REPORT = "classification_report.txt"
 ENVIRONMENT = "environment.json"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "lr", "seconds")
+
+
+def validated(row: Mapping[str, Any]) -> bool:
+    """Whether an epoch's row (as metrics.csv's) was scored on a validation split. Its accuracy is
+    NaN only when the run has none (``--valid-size 0``); a diverged model's loss can be NaN, its
+    accuracy never."""
+    return not math.isnan(row["valid_accuracy"])
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:

@@ -8,6 +8,7 @@ under the comparison's), then writes one table, ``compare.csv``, and overlay plo
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -167,10 +168,17 @@ def summarise(outcomes: list[Outcome]) -> list[dict]:
         done = [o.summary for o in group if o.summary is not None]
         row = {"optimizer": key[0], "lr": key[1], "seeds": len(group), "diverged": len(group) - len(done)}
         for metric in ("final_valid_accuracy", "best_valid_accuracy", "test_accuracy"):
-            row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std([s[metric] for s in done])
+            # null in a run without a validation split (--valid-size 0)
+            scores = [s[metric] for s in done if s[metric] is not None]
+            row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(scores)
         row["seconds_mean"] = _mean_std([s["seconds"] for s in done])[0]
         rows.append(row)
     return rows
+
+
+def _percent(mean: float, std: float) -> str:
+    """A mean and spread of accuracies as a cell; "-" when no run had the score."""
+    return "-" if math.isnan(mean) else f"{100 * mean:6.2f} ± {100 * std:4.2f}%"
 
 
 def format_table(rows: list[dict]) -> str:
@@ -181,7 +189,7 @@ def format_table(rows: list[dict]) -> str:
     lines = [header, "-" * len(header)]
     for r in rows:
         cells = [
-            f"{100 * r[f'{m}_mean']:6.2f} ± {100 * r[f'{m}_std']:4.2f}%"
+            _percent(r[f"{m}_mean"], r[f"{m}_std"])
             for m in ("final_valid_accuracy", "best_valid_accuracy", "test_accuracy")
         ]
         note = f"  ({r['diverged']} diverged)" if r["diverged"] else ""

@@ -19,6 +19,7 @@ from scipy.special import log_softmax
 
 from cnnlab.data.arrays import Arrays
 from cnnlab.errors import DivergedError
+from cnnlab.runs.layout import validated
 from cnnlab.training.batches import epoch_order, global_batches
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.distributed import SINGLE, World
@@ -118,10 +119,10 @@ def format_row(row: dict) -> str:
         f"epoch {row['epoch']}",
         f"train_loss {row['train_loss']:.4f}",
         f"train_acc {row['train_accuracy']:.2%}",
-        f"valid_loss {row['valid_loss']:.4f}",
-        f"valid_acc {row['valid_accuracy']:.2%}",
-        f"lr {row['lr']:.2e}",
     ]
+    if validated(row):
+        parts += [f"valid_loss {row['valid_loss']:.4f}", f"valid_acc {row['valid_accuracy']:.2%}"]
+    parts.append(f"lr {row['lr']:.2e}")
     if "test_accuracy" in row:
         parts.append(f"test_acc {row['test_accuracy']:.2%}")
     parts.append(f"{row['seconds']:.1f}s")

@@ -300,6 +300,9 @@ def _finish(run: Path, ctx: FitContext, state: FitState) -> RunResult:
         zero_division=0,
     )
     history = state.history
+    # Without a validation split (--valid-size 0) the validation fields are null, not NaN, which
+    # is not JSON.
+    scored = [r for r in history if rundir.validated(r)]
     summary = {
         "model": config.model,
         "backend": config.backend,
@@ -307,9 +310,9 @@ def _finish(run: Path, ctx: FitContext, state: FitState) -> RunResult:
         "epochs": len(history),
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
-        "final_valid_accuracy": history[-1]["valid_accuracy"] if history else None,
-        "best_valid_accuracy": max((r["valid_accuracy"] for r in history), default=None),
-        "best_valid_epoch": max(history, key=lambda r: r["valid_accuracy"])["epoch"] if history else None,
+        "final_valid_accuracy": scored[-1]["valid_accuracy"] if scored else None,
+        "best_valid_accuracy": max((r["valid_accuracy"] for r in scored), default=None),
+        "best_valid_epoch": max(scored, key=lambda r: r["valid_accuracy"])["epoch"] if scored else None,
         "train_size": len(arrays.train_y),
         "valid_size": len(arrays.valid_y),
         "seconds": ctx.seconds(),
