@@ -210,7 +210,7 @@ def test_any_value_is_accepted_within_limits_or_refused_by_name(name, value):
 
 
 def test_a_saved_config_keeps_its_overrides_of_its_preset(tmp_path):
-    """config.json from `--preset best-cpu --epochs 2` must load (and rerun) with 2 epochs, not 17."""
+    """config.json from `--preset best-cpu --epochs 2` must load (and rerun) with 2 epochs, not 18."""
     import json
 
     saved = resolve({"preset": "best-cpu", "epochs": 2}).to_dict()
@@ -218,7 +218,7 @@ def test_a_saved_config_keeps_its_overrides_of_its_preset(tmp_path):
     path.write_text(json.dumps(saved))
     assert resolve({}, str(path)).epochs == 2
     assert resolve({"lr": 0.1}, str(path)).epochs == 2
-    assert resolve({"preset": "best-cpu"}, str(path)).epochs == 17  # naming the preset again applies it
+    assert resolve({"preset": "best-cpu"}, str(path)).epochs == 18  # naming the preset again applies it
     hand_written = tmp_path / "hand.json"
     hand_written.write_text(json.dumps({"preset": "seed", "seed": 3}))
     loaded = resolve({}, str(hand_written))

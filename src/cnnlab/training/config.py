@@ -374,7 +374,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "best-cpu": dict(  # the best accuracy in ten minutes on 2 CPU cores
         model="vgg-mini",
-        epochs=17,
+        # Every training image, no validation split: scoring 5,000 images over TTA's 10 views took
+        # about a fifth of each epoch, so the same ten minutes train 18 epochs on 60,000 images
+        # instead of 17 on 55,000: 94.71% against 94.50% (README, tricks).
+        valid_size=0,
+        epochs=18,
         batch_size=256,
         whiten=False,
         lr=6e-3,
