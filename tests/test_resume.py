@@ -35,8 +35,13 @@ OPTIONS = [
     "--quiet",
 ]
 
+# Ctrl+C as a terminal delivers it to a foreground command. A shell without job control starts a
+# background command (`pytest ... &` in a script) with SIGINT ignored, and Python keeps that, so each
+# child below puts Python's own handler back before it runs cnnlab.
+INTERRUPTIBLE = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
 # Runs `cnnlab train` with every optimizer step slowed down by a sleep, so epochs take a while.
-SLOW_TRAIN = textwrap.dedent("""
+SLOW_TRAIN = INTERRUPTIBLE + textwrap.dedent("""
     import sys, time
     from cnnlab.training.numpy_engine import NumpyEngine
     from cnnlab.training.torch_engine import TorchEngine
@@ -147,7 +152,7 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(synthetic_dir, tmp_path, 
 
 # Runs `cnnlab` (argv[3:]) whose argv[2]-th evaluation writes its number of images into the file argv[1]
 # and waits there: a signal sent once that file exists lands inside the evaluation, every time.
-STALLED_EVALUATION = textwrap.dedent("""
+STALLED_EVALUATION = INTERRUPTIBLE + textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from cnnlab.training.torch_engine import TorchEngine
