@@ -38,6 +38,11 @@ def validated(row: Mapping[str, Any]) -> bool:
     return not math.isnan(row["valid_accuracy"])
 
 
+def best_validated(history: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The row with the highest validation accuracy (the first, on ties); None without a split."""
+    return max((r for r in history if validated(r)), key=lambda r: r["valid_accuracy"], default=None)
+
+
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(fh)`` on a temporary file beside ``path``, then rename it onto ``path``."""
     path = Path(path)

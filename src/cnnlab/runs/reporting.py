@@ -64,9 +64,8 @@ def summary_rows(loaded: LoadedRun, ev: metrics.Evaluation) -> dict[str, str]:
         rows["test accuracy as training measured it"] = (
             f"{summary['test_accuracy']:.2%} ({summary.get('precision', '32')} arithmetic)"
         )
-    scored = [r for r in history if rundir.validated(r)]
-    if scored:
-        best = max(scored, key=lambda r: r["valid_accuracy"])
+    best = rundir.best_validated(history)
+    if best:
         rows["best validation accuracy"] = f"{best['valid_accuracy']:.2%} (epoch {best['epoch']})"
     if history:
         rows["training time"] = f"{history[-1]['seconds']:.1f} s"

@@ -302,7 +302,7 @@ def _finish(run: Path, ctx: FitContext, state: FitState) -> RunResult:
     history = state.history
     # Without a validation split (--valid-size 0) the validation fields are null, not NaN, which
     # is not JSON.
-    scored = [r for r in history if rundir.validated(r)]
+    best = rundir.best_validated(history)
     summary = {
         "model": config.model,
         "backend": config.backend,
@@ -310,9 +310,9 @@ def _finish(run: Path, ctx: FitContext, state: FitState) -> RunResult:
         "epochs": len(history),
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
-        "final_valid_accuracy": scored[-1]["valid_accuracy"] if scored else None,
-        "best_valid_accuracy": max((r["valid_accuracy"] for r in scored), default=None),
-        "best_valid_epoch": max(scored, key=lambda r: r["valid_accuracy"])["epoch"] if scored else None,
+        "final_valid_accuracy": history[-1]["valid_accuracy"] if best else None,
+        "best_valid_accuracy": best["valid_accuracy"] if best else None,
+        "best_valid_epoch": best["epoch"] if best else None,
         "train_size": len(arrays.train_y),
         "valid_size": len(arrays.valid_y),
         "seconds": ctx.seconds(),
