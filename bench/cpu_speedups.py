@@ -24,7 +24,7 @@ def make_step(model_name: str, batch: int, channels_last: bool, bf16: bool, comp
     """A closure running one training step (forward, backward, AdamW) of this variant."""
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = build_model(model_name).to(memory_format=layout)
+    model = build_model(model_name, (1, 28, 28), 10).to(memory_format=layout)
     forward = torch.compile(model) if compile_ else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=layout)

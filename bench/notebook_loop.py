@@ -50,7 +50,7 @@ def notebook_loop(epochs: int, seed: int) -> tuple[float, float]:
     train = PerSampleFashionMNIST(raw.train_images[split.train], raw.train_labels[split.train])
     valid = PerSampleFashionMNIST(raw.train_images[split.valid], raw.train_labels[split.valid])
     torch.manual_seed(seed)
-    model = build_model("seed")
+    model = build_model("seed", (1, 28, 28), 10)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     train_loader = DataLoader(train, batch_size=512, shuffle=True, num_workers=2)

@@ -73,15 +73,15 @@ def model_step_contenders(name: str, n: int, rng) -> dict:
     from cnnlab.models import build_model
 
     torch.manual_seed(0)
-    theirs = build_model(name, "torch")
-    ours = build_model(name, "numpy")
+    theirs = build_model(name, (1, 28, 28), 10, "torch")
+    ours = build_model(name, (1, 28, 28), 10, "numpy")
     ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     x = rng.standard_normal((n, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, n)
     opt = scratch.optim.SGD(ours.parameters(), lr=1e-3, momentum=0.9)
     contenders = {"scratch": lambda: scratch.train_step(ours, opt, x, y)}
     for layout in (torch.contiguous_format, torch.channels_last):
-        model = build_model(name, "torch").to(memory_format=layout)
+        model = build_model(name, (1, 28, 28), 10, "torch").to(memory_format=layout)
         model.load_state_dict(theirs.state_dict())
         topt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         xt, yt = torch.from_numpy(x).contiguous(memory_format=layout), torch.from_numpy(y)
@@ -177,7 +177,7 @@ def profile_scratch(name: str, n: int, rng, steps: int = 3) -> None:
     from cnnlab import scratch
     from cnnlab.models import build_model
 
-    model = build_model(name, "numpy")
+    model = build_model(name, (1, 28, 28), 10, "numpy")
     spent = defaultdict(float)
     # Every leaf layer, residual blocks' bodies included (a block's own time is its add and ReLU).
     leaves = [(path, m) for path, m in model.named_modules() if path and not m._modules]

@@ -30,7 +30,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   say "installing torch==2.13.0"
   "${PIP[@]}" torch==2.13.0
 fi
-if ! .venv/bin/python -c "import cnnlab, onnxruntime, pytest, hypothesis, nbclient, tensorboard" 2>/dev/null \
+if ! .venv/bin/python -c "import cnnlab, cloudpickle, onnxruntime, pytest, hypothesis, nbclient, tensorboard" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.cnnlab-installed ]; then
   say "installing cnnlab and its dependencies"
   "${PIP[@]}" -e ".[test,export,tensorboard]"

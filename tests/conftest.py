@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab import data
-from cnnlab.data import location, verified
+from cnnlab.data import idx_datasets, location, verified
 from tests.idx import write_synthetic_dataset
 
 # Tests must never find the developer's own data by accident, nor write to their cache.
@@ -31,17 +31,18 @@ def synthetic_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def isolated_cache(tmp_path, monkeypatch) -> Path:
-    """Point the user cache and Debian's directory at empty temporary folders."""
-    cache = tmp_path / "cache"
-    # location.py reads both names from its own module at call time.
-    monkeypatch.setattr(location, "user_cache_dir", lambda: cache)
-    monkeypatch.setattr(location, "DEBIAN_DIR", tmp_path / "debian")
+    """Point the user cache and Debian's directory at empty temporary folders; returns where
+    Fashion-MNIST's files go in that cache (each dataset has its own folder under the root)."""
+    root = tmp_path / "cache"
+    # Both are read at call time: location.cache_root by user_cache_dir, DEBIAN_DIR by the source.
+    monkeypatch.setattr(location, "cache_root", lambda: root)
+    monkeypatch.setattr(idx_datasets, "DEBIAN_DIR", tmp_path / "debian")
     monkeypatch.delenv(data.ENV_VAR, raising=False)
-    return cache
+    return root / "fashion-mnist"
 
 
 def real_data_dir() -> Path | None:
-    directory, _ = data.locate() if not os.environ.get(data.ENV_VAR) else (None, "")
+    directory, _ = data.FASHION_MNIST.locate() if not os.environ.get(data.ENV_VAR) else (None, "")
     return directory
 
 

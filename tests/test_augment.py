@@ -1,6 +1,8 @@
 import torch
 
-from cnnlab.training.augment import BACKGROUND, augment, random_hflip, random_translate
+from cnnlab.training.augment import augment, random_hflip, random_translate
+
+BACKGROUND = -1.0  # Fashion-MNIST's black, normalised
 from cnnlab.training.config import TrainConfig
 
 
@@ -10,7 +12,7 @@ def _images(n=8, h=6, w=6):
 
 def test_translate_moves_each_image_by_its_own_shift_and_fills_background():
     x = _images()
-    out = random_translate(x, 2, torch.Generator().manual_seed(0))
+    out = random_translate(x, 2, torch.Generator().manual_seed(0), fill=BACKGROUND)
     assert out.shape == x.shape
     for i in range(len(x)):
         # Find the shift that reproduces this image: the visible part must be an exact copy.
@@ -26,9 +28,9 @@ def test_translate_moves_each_image_by_its_own_shift_and_fills_background():
 
 def test_translate_varies_across_the_batch_and_is_seeded():
     x = _images(32)
-    a = random_translate(x, 3, torch.Generator().manual_seed(1))
-    b = random_translate(x, 3, torch.Generator().manual_seed(1))
-    c = random_translate(x, 3, torch.Generator().manual_seed(2))
+    a = random_translate(x, 3, torch.Generator().manual_seed(1), fill=BACKGROUND)
+    b = random_translate(x, 3, torch.Generator().manual_seed(1), fill=BACKGROUND)
+    c = random_translate(x, 3, torch.Generator().manual_seed(2), fill=BACKGROUND)
     assert torch.equal(a, b) and not torch.equal(a, c)
     background = (a == BACKGROUND).flatten(1).sum(1)
     assert len(set(background.tolist())) > 1  # different shifts, different amounts of padding
@@ -53,4 +55,4 @@ def test_hflip_flips_about_half_exactly():
 
 def test_augment_off_returns_the_input():
     x = _images()
-    assert torch.equal(augment(x, torch.Generator(), TrainConfig()), x)
+    assert torch.equal(augment(x, torch.Generator(), TrainConfig(), BACKGROUND), x)

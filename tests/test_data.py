@@ -9,6 +9,9 @@ import pytest
 
 from cnnlab import data
 from cnnlab.errors import DataError
+
+FM = data.FASHION_MNIST
+from cnnlab.data import location
 from tests.idx import corrupt_one_byte, idx_bytes, write_idx, write_synthetic_dataset
 
 
@@ -54,51 +57,51 @@ def test_read_idx_rejects_broken_gzip(tmp_path):
 def test_load_arrays_validates_pairs(tmp_path):
     write_synthetic_dataset(tmp_path, n_train=50, n_test=20)
     write_idx(tmp_path / data.FILES["train_labels"].name, np.zeros(49, np.uint8))
-    with pytest.raises(DataError, match="50 images but .* 49 labels"):
-        data.load_arrays(tmp_path)
+    with pytest.raises(DataError, match="50 train images but 49 labels"):
+        FM.read(tmp_path)
     write_idx(tmp_path / data.FILES["train_labels"].name, np.full(50, 10, np.uint8))
     with pytest.raises(DataError, match="label 10"):
-        data.load_arrays(tmp_path)
+        FM.read(tmp_path)
     write_idx(tmp_path / data.FILES["train_labels"].name, np.zeros(50, np.uint8))
     write_idx(tmp_path / data.FILES["test_images"].name, np.zeros((20, 27, 28), np.uint8))
     with pytest.raises(DataError, match=r"shape \(20, 27, 28\)"):
-        data.load_arrays(tmp_path)
+        FM.read(tmp_path)
 
 
 def test_locate_order(tmp_path, isolated_cache, monkeypatch):
-    assert data.locate() == (None, data.locate()[1])
+    assert FM.locate() == (None, FM.locate()[1])
     debian = tmp_path / "debian"
     write_synthetic_dataset(debian, 20, 10)
-    assert data.locate()[0] == debian and "Debian" in data.locate()[1]
+    assert FM.locate()[0] == debian and "system directory" in FM.locate()[1]
     write_synthetic_dataset(isolated_cache, 20, 10)
-    assert data.locate()[0] == isolated_cache
+    assert FM.locate()[0] == isolated_cache
     env_dir = tmp_path / "env"
     write_synthetic_dataset(env_dir, 20, 10)
     monkeypatch.setenv(data.ENV_VAR, str(env_dir))
-    assert data.locate()[0] == env_dir
+    assert FM.locate()[0] == env_dir
     explicit = tmp_path / "explicit"
     write_synthetic_dataset(explicit, 20, 10)
-    assert data.locate(explicit) == (explicit, "given by --data-dir")
+    assert FM.locate(explicit) == (explicit, "given by --data-dir")
 
 
 def test_explicit_dir_without_files_is_an_error(tmp_path, isolated_cache, monkeypatch):
-    with pytest.raises(DataError, match="--data-dir .* lacks .*cnnlab data download --data-dir"):
-        data.locate(tmp_path)
+    with pytest.raises(DataError, match="--data-dir .* lacks .*cnnlab data download fashion-mnist --data-dir"):
+        FM.locate(tmp_path)
     monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match=r"\$CNNLAB_DATA_DIR"):
-        data.locate()
+        FM.locate()
 
 
 def test_ensure_data_offline_message(isolated_cache):
     with pytest.raises(DataError, match="--data-dir"):
-        data.ensure_data(download=False)
+        location.ensure(FM, download=False)
 
 
 def test_verify_accepts_published_md5_or_content(tmp_path):
     specs = write_synthetic_dataset(tmp_path, 20, 10)
     spec = specs["train_labels"]
     path = tmp_path / spec.name
-    assert data.verify_file(path, spec) == (True, "published MD5 of the .gz matches")
+    assert data.verify_file(path, spec) == (True, "published MD5 matches")
     # the same content re-gzipped with another header (as Debian ships it) still verifies
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()), mtime=12345))
     assert data.verify_file(path, spec)[0] is True
@@ -106,27 +109,27 @@ def test_verify_accepts_published_md5_or_content(tmp_path):
     path.write_bytes(gzip.compress(b"something else"))
     assert data.verify_file(path, spec) == (
         False,
-        "checksum mismatch: the file is corrupt or not Fashion-MNIST",
+        "checksum mismatch: the file is corrupt or not the dataset",
     )
     assert data.verify_file(tmp_path / "absent", spec) == (False, "missing")
 
 
 def test_split_is_seeded_disjoint_and_sized():
-    a = data.split_indices(10_000, 1_000, seed=3)
-    b = data.split_indices(10_000, 1_000, seed=3)
-    c = data.split_indices(10_000, 1_000, seed=4)
+    a = data.split_indices(10_000, 1_000, seed=3, total=60_000)
+    b = data.split_indices(10_000, 1_000, seed=3, total=60_000)
+    c = data.split_indices(10_000, 1_000, seed=4, total=60_000)
     assert len(a.train) == 10_000 and len(a.valid) == 1_000
     assert np.array_equal(a.train, b.train) and not np.array_equal(a.train, c.train)
     assert not set(a.train) & set(a.valid)
     with pytest.raises(DataError, match="60000"):
-        data.split_indices(59_500, 1_000, seed=0)
+        data.split_indices(59_500, 1_000, seed=0, total=60_000)
     with pytest.raises(DataError):
-        data.split_indices(0, 10, seed=0)
+        data.split_indices(0, 10, seed=0, total=60_000)
 
 
 def test_normalize_matches_the_notebook():
-    images = np.array([[[0, 255], [51, 204]]], dtype=np.uint8)
-    x = data.normalize(images)
+    images = np.array([[[[0, 255], [51, 204]]]], dtype=np.uint8)
+    x = FM.dataset.normalize(images)
     assert x.shape == (1, 1, 2, 2) and x.dtype == np.float32
     np.testing.assert_allclose(x[0, 0], [[-1, 1], [-0.6, 0.6]], atol=1e-6)
 
@@ -161,37 +164,37 @@ def published(tmp_path, monkeypatch):
 def test_a_corrupt_file_of_the_published_size_is_refused_on_first_load(published):
     directory, hashed = published
     corrupt_one_byte(directory / data.FILES["test_labels"].name)
-    with pytest.raises(DataError, match="t10k-labels.* SHA-256 differs.*cnnlab data download --data-dir"):
-        data.load_arrays(directory)
+    with pytest.raises(DataError, match="t10k-labels.* SHA-256 differs.*cnnlab data download fashion-mnist --data-dir"):
+        FM.read(directory)
     with pytest.raises(DataError, match="SHA-256 differs"):  # and on every load after it
-        data.load_arrays(directory)
+        FM.read(directory)
 
 
 def test_a_verified_file_is_not_hashed_again(published, tmp_path):
     directory, hashed = published
-    first = data.load_arrays(directory)
+    first = FM.read(directory)
     assert len(hashed) == 4
     assert len(json.loads((tmp_path / "verified.json").read_text())["files"]) == 4
-    again = data.load_arrays(directory)
+    again = FM.read(directory)
     assert len(hashed) == 4  # every file recorded: no hash
     assert np.array_equal(first.train_images, again.train_images)
 
 
 def test_a_changed_file_is_verified_again(published):
     directory, hashed = published
-    data.load_arrays(directory)
+    FM.read(directory)
     assert len(hashed) == 4
     path = directory / data.FILES["train_images"].name
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**9))  # touched: a new mtime, same bytes
-    data.load_arrays(directory)
+    FM.read(directory)
     assert len(hashed) == 5  # hashed again, passed, recorded again
-    data.load_arrays(directory)
+    FM.read(directory)
     assert len(hashed) == 5
     time.sleep(0.05)  # past the kernel's timestamp tick (SETTLED_NS is off here)
     corrupt_one_byte(path, keep_mtime=True)  # altered in place, its mtime set back: the ctime still moves
     with pytest.raises(DataError, match="SHA-256 differs"):
-        data.load_arrays(directory)
+        FM.read(directory)
     assert len(hashed) == 6
 
 
@@ -203,7 +206,7 @@ def test_a_file_that_differs_in_any_part_of_its_identity_is_hashed_again(publish
     from cnnlab.data import verified
 
     directory, hashed = published
-    data.load_arrays(directory)
+    FM.read(directory)
     labels = (directory / data.FILES["train_labels"].name).resolve()
 
     class Changed:
@@ -218,19 +221,19 @@ def test_a_file_that_differs_in_any_part_of_its_identity_is_hashed_again(publish
             return types.SimpleNamespace(**seen)
 
     monkeypatch.setattr(verified, "os", Changed())
-    data.load_arrays(directory)
+    FM.read(directory)
     assert len(hashed) == 5
 
 
 def test_a_record_made_against_another_checksum_is_no_record(published, monkeypatch):
     directory, hashed = published
-    data.load_arrays(directory)
+    FM.read(directory)
     spec = data.FILES["test_labels"]
     monkeypatch.setitem(
         data.FILES, "test_labels", data.DataFile(spec.name, spec.gz_md5, "0" * 64, spec.shape)
     )
     with pytest.raises(DataError, match="SHA-256 differs"):
-        data.load_arrays(directory)
+        FM.read(directory)
 
 
 def test_a_file_changed_while_it_is_read_is_not_recorded(published, monkeypatch):
@@ -246,9 +249,9 @@ def test_a_file_changed_while_it_is_read_is_not_recorded(published, monkeypatch)
         return content
 
     monkeypatch.setattr(verified, "open_bytes", open_then_touch)
-    data.load_arrays(directory)
+    FM.read(directory)
     monkeypatch.setattr(verified, "open_bytes", real_open)
-    data.load_arrays(directory)
+    FM.read(directory)
     assert len(hashed) == 8
 
 
@@ -257,8 +260,8 @@ def test_a_file_changed_a_moment_ago_is_not_recorded_yet(published, monkeypatch)
 
     monkeypatch.setattr(verified, "SETTLED_NS", 2 * 10**9)  # the real rule: the files are a moment old
     directory, hashed = published
-    data.load_arrays(directory)
-    data.load_arrays(directory)
+    FM.read(directory)
+    FM.read(directory)
     assert len(hashed) == 8  # a second write in the same timestamp tick would keep the identity
 
 
@@ -272,6 +275,6 @@ def test_an_unwritable_or_corrupt_record_never_fails_a_load(published, tmp_path,
         monkeypatch.setenv(verified.CACHE_VAR, str(tmp_path / "a-file" / "verified.json"))
     else:
         (tmp_path / "verified.json").write_text('{"version": 1, "files": [[[')
-    data.load_arrays(directory)
-    data.load_arrays(directory)
+    FM.read(directory)
+    FM.read(directory)
     assert len(hashed) == (8 if record == "under-a-file" else 4)  # each load hashes; the garbage is replaced

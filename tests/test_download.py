@@ -60,7 +60,7 @@ def _fast(**kw):
 def test_download_all_with_good_checksums(server, tmp_path):
     url, handler, specs = server
     dest = download_all(tmp_path / "dest", files=specs, mirrors=(url,), **_fast())
-    assert data.load_arrays(dest).train_images.shape == (30, 28, 28)
+    assert data.FASHION_MNIST.read(dest).train_images.shape == (30, 1, 28, 28)
     assert not list(dest.glob("*.part"))
     handler.hits.clear()
     download_all(dest, files=specs, mirrors=(url,), **_fast())  # already there and verified
@@ -96,6 +96,8 @@ def test_server_error_falls_back_to_next_mirror(server, tmp_path):
     dest.mkdir()
     with pytest.raises(DataError, match="500|server on fire") as info:
         download_file(specs["test_labels"], dest, mirrors=(url,), **_fast())
+    with pytest.raises(DataError, match="500|server on fire") as info:  # the dataset's own hint
+        data.FASHION_MNIST.download(dest, mirrors=(url,), retries=1, timeout=5, backoff=0.0)
     assert "apt-get install dataset-fashion-mnist" in str(info.value)
     handler.mode = "ok"
     dead = "http://127.0.0.1:9/"  # nothing listens on the discard port

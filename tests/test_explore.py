@@ -21,7 +21,12 @@ from PIL import Image
 from starlette.exceptions import StarletteDeprecationWarning
 
 from cnnlab.cli import main
-from cnnlab.data import CLASS_NAMES, normalize
+from cnnlab.data import CLASS_NAMES, FASHION_MNIST
+
+
+def normalize(images):
+    """uint8 (N, 28, 28) Fashion-MNIST images as the model takes them, (N, 1, 28, 28)."""
+    return FASHION_MNIST.dataset.normalize(images[:, None])
 from cnnlab.data.images import read_gray, to_fashion_mnist
 from cnnlab.inspect.convolve import _num
 from cnnlab.inspect.describe import DescribeError, Residual, describe
@@ -102,7 +107,7 @@ def test_quantize_is_within_half_a_step_per_map():
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_registry_model_every_step_equals_a_direct_forward(name):
     torch.manual_seed(0)
-    model = build_model(name).eval()
+    model = build_model(name, (1, 28, 28), 10).eval()
     net = network.Network(model)
     rows = summarize(model).rows[1:]
     assert [(s.name, s.kind, s.detail, s.shape) for s in net.steps] == [

@@ -67,7 +67,7 @@ def test_safetensors_holds_the_exact_weights(trained_run, synthetic_dir, tmp_pat
 
     output = tmp_path / "weights.safetensors"
     assert main(["export", str(trained_run), "--format", "safetensors", "--output", str(output)]) == 0
-    model = build_model("convnet")
+    model = build_model("convnet", (1, 28, 28), 10)
     model.load_state_dict(load_file(output))
     x = sample_images(synthetic_dir)[:100]
     with torch.inference_mode():

@@ -66,7 +66,7 @@ def make_run(path, config: TrainConfig, engine_state: dict, summary: dict | None
 
 def test_load_run_builds_the_model_with_the_reported_weights_in_eval_mode(tmp_path):
     config = TrainConfig(model="seed", dropout=0.25, patience=3)
-    best, last = (build_model("seed", dropout=0.25).state_dict() for _ in range(2))
+    best, last = (build_model("seed", (1, 28, 28), 10, dropout=0.25).state_dict() for _ in range(2))
     run = make_run(tmp_path / "run", config, {"model": last, "best_model": best}, {"test_accuracy": 0.5})
     loaded = load_run(str(run))
     assert loaded.path == run and loaded.config == config and not loaded.model.training
@@ -84,7 +84,7 @@ def test_load_run_builds_the_model_with_the_reported_weights_in_eval_mode(tmp_pa
 
 def test_load_run_refuses_weights_that_are_not_the_configs_model(tmp_path):
     config = TrainConfig(model="convnet")
-    weights = build_model("convnet").state_dict()
+    weights = build_model("convnet", (1, 28, 28), 10).state_dict()
     run = make_run(tmp_path / "other", config, {"model": weights})
     (run / "config.json").write_text(json.dumps({**config.to_dict(), "model": "seed"}))
     with pytest.raises(RunDirError) as exc:

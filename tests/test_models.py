@@ -13,7 +13,7 @@ def test_cnnlab_models_lists_every_model_with_its_description_and_backends(capsy
     assert len(lines) == len(MODELS)
     width = max(map(len, MODELS))
     for line, (name, spec) in zip(lines, MODELS.items()):
-        backends = "torch, numpy" if spec.build_numpy is not None else "torch"
+        backends = "torch, numpy" if spec.numpy else "torch"
         assert line == f"{name:<{width}}  {spec.description}  [{backends}]"
     listed = dict(re.match(r"(\S+) +(.*)  \[(.*)\]$", line).group(1, 3) for line in lines)
     assert listed["seed"] == listed["convnet"] == "torch, numpy"  # the notebook's two, in both engines
@@ -23,7 +23,7 @@ def test_cnnlab_models_lists_every_model_with_its_description_and_backends(capsy
     documented = re.findall(r"^\| `([^`]+)` \|", section, flags=re.M)
     assert documented and set(documented) <= set(listed)
     for name in documented:
-        build_model(name)
+        build_model(name, (1, 28, 28), 10)
 
 
 def test_convnet_pool_bn_normalises_the_pooled_maps():
@@ -32,7 +32,7 @@ def test_convnet_pool_bn_normalises_the_pooled_maps():
     import torch
     from torch import nn
 
-    model = build_model("convnet-pool-bn").train()
+    model = build_model("convnet-pool-bn", (1, 28, 28), 10).train()
     seen = {}
     for index, layer in enumerate(model):
         if isinstance(layer, nn.BatchNorm2d):

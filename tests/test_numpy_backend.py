@@ -358,8 +358,8 @@ def test_tta_averages_the_views_of_the_torch_backend(tta, shift):
     from cnnlab.training.numpy_engine import class_probabilities as numpy_class_probabilities
 
     torch.manual_seed(0)
-    theirs = build_model("resnet-mini", "torch", width=0.5).double().eval()
-    ours = build_model("resnet-mini", "numpy", width=0.5).to(np.float64)
+    theirs = build_model("resnet-mini", (1, 28, 28), 10, "torch", width=0.5).double().eval()
+    ours = build_model("resnet-mini", (1, 28, 28), 10, "numpy", width=0.5).to(np.float64)
     ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     x = np.random.default_rng(1).standard_normal((7, 1, 28, 28))
     with torch.no_grad():

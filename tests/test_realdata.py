@@ -16,11 +16,11 @@ pytestmark = [requires_real_data, pytest.mark.realdata]
 
 @pytest.fixture(scope="module")
 def real():
-    return data.load_arrays(REAL_DATA)
+    return data.FASHION_MNIST.read(REAL_DATA)
 
 
 def test_sizes_and_checksums(real):
-    assert real.train_images.shape == (60_000, 28, 28) and real.test_images.shape == (10_000, 28, 28)
+    assert real.train_images.shape == (60_000, 1, 28, 28) and real.test_images.shape == (10_000, 1, 28, 28)
     for spec in data.FILES.values():
         assert data.verify_file(REAL_DATA / spec.name, spec)[0], spec.name
 
@@ -32,7 +32,7 @@ def test_a_corrupt_copy_of_the_real_files_is_refused(tmp_path):
         shutil.copy(REAL_DATA / spec.name, tmp_path / spec.name)
     corrupt_one_byte(tmp_path / data.FILES["test_labels"].name)  # the last label: another valid class
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz does not hold the published"):
-        data.load_arrays(tmp_path)
+        data.FASHION_MNIST.read(tmp_path)
 
 
 def test_labels_are_balanced(real):
@@ -41,7 +41,7 @@ def test_labels_are_balanced(real):
 
 
 def test_notebook_split_sizes_and_balance(real):
-    split = data.split_indices(10_000, 1_000, seed=0)
+    split = data.split_indices(10_000, 1_000, seed=0, total=60_000)
     assert len(split.train) == 10_000 and len(split.valid) == 1_000
     counts = np.bincount(real.train_labels[split.train], minlength=10)
     assert counts.min() > 900 and counts.max() < 1100  # a random split stays close to balanced

@@ -8,7 +8,9 @@ import torch
 from cnnlab.cli import main
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model, class_probabilities, shift_images, tta_shifts
-from cnnlab.training.augment import BACKGROUND, random_cutout, random_translate
+from cnnlab.training.augment import random_cutout, random_translate
+
+BACKGROUND = -1.0  # Fashion-MNIST's black, normalised
 from cnnlab.training.config import TrainConfig
 
 
@@ -78,7 +80,7 @@ def test_shift_images_moves_content_and_fills_the_background(dy, dx):
 
 def test_shifted_tta_is_the_weighted_mean_over_its_views():
     torch.manual_seed(0)
-    model = build_model("convnet").eval()
+    model = build_model("convnet", (1, 28, 28), 10).eval()
     x = torch.randn(5, 1, 28, 28)
     weights = dict(tta_shifts(1))
     assert sum(weights.values()) == pytest.approx(1.0) and weights[(0, 0)] == 0.5
@@ -97,12 +99,12 @@ def test_shifted_tta_is_the_weighted_mean_over_its_views():
 
 def test_width_multiplies_every_conv_of_vgg_mini_and_resnet_mini():
     for name in ("vgg-mini", "resnet-mini"):
-        base = [m.out_channels for m in build_model(name).modules() if isinstance(m, torch.nn.Conv2d)]
+        base = [m.out_channels for m in build_model(name, (1, 28, 28), 10).modules() if isinstance(m, torch.nn.Conv2d)]
         wide = [
-            m.out_channels for m in build_model(name, width=2).modules() if isinstance(m, torch.nn.Conv2d)
+            m.out_channels for m in build_model(name, (1, 28, 28), 10, width=2).modules() if isinstance(m, torch.nn.Conv2d)
         ]
         assert wide == [2 * c for c in base]
-        assert build_model(name, width=2)(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+        assert build_model(name, (1, 28, 28), 10, width=2)(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
 def test_width_is_refused_for_the_fixed_models_and_out_of_range():
@@ -118,7 +120,7 @@ def test_resnet_mini_adds_the_skip_path():
     """With the residual body's last batch norm at scale 0, each block is relu(x) = x (x >= 0 after
     the ReLU before it): the network then equals itself with the blocks removed."""
     torch.manual_seed(0)
-    model = build_model("resnet-mini").eval()
+    model = build_model("resnet-mini", (1, 28, 28), 10).eval()
     for index in (7, 12):
         torch.nn.init.zeros_(model[index].body[4].weight)
         torch.nn.init.zeros_(model[index].body[4].bias)
@@ -177,7 +179,7 @@ def test_explore_walks_resnet_mini_through_its_skips():
     from cnnlab.inspect.explorer.network import Network
 
     torch.manual_seed(0)
-    network = Network(build_model("resnet-mini", width=0.25))
+    network = Network(build_model("resnet-mini", (1, 28, 28), 10, width=0.25))
     adds = [s for s in network.steps if s.kind == "Add"]
     assert [s.name for s in adds] == ["7.add", "12.add"]
     forward = network.run(np.full((28, 28), 128, np.uint8))

@@ -94,7 +94,7 @@ def odd_model():
 
 @pytest.mark.parametrize("name", [*MODELS, "odd"])
 def test_shapes_params_and_mult_adds_match_torch(name):
-    model = odd_model() if name == "odd" else build_model(name)
+    model = odd_model() if name == "odd" else build_model(name, (1, 28, 28), 10)
     shape = (1, 28, 28)
     summary = summarize(model, shape, batch_size=3)
     assert summary.failed is None
@@ -129,7 +129,7 @@ def test_seed_table_is_the_notebooks(capsys):
 
 
 def test_frozen_parameters_are_not_trainable():
-    model = build_model("convnet")
+    model = build_model("convnet", (1, 28, 28), 10)
     model[0].weight.requires_grad_(False)
     summary = summarize(model)
     assert summary.params - summary.trainable == 288
@@ -172,10 +172,10 @@ def test_module_that_cannot_describe_itself_is_refused():
         summarize(nn.Sequential(nn.Upsample(scale_factor=2)))
 
 
-@pytest.mark.parametrize("name", [n for n, spec in MODELS.items() if spec.build_numpy is not None])
+@pytest.mark.parametrize("name", [n for n, spec in MODELS.items() if spec.numpy])
 def test_both_backends_give_the_same_table(name):
-    torch_table = format_table(summarize(build_model(name, "torch"), batch_size=7))
-    numpy_table = format_table(summarize(build_model(name, "numpy"), batch_size=7))
+    torch_table = format_table(summarize(build_model(name, (1, 28, 28), 10, "torch"), batch_size=7))
+    numpy_table = format_table(summarize(build_model(name, (1, 28, 28), 10, "numpy"), batch_size=7))
     assert numpy_table == torch_table
 
 

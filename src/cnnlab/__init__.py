@@ -16,7 +16,7 @@ module map).
 
 from cnnlab._version import __version__
 from cnnlab.api import Run, compare, convolve, list_models, load_data, load_run, lr_find, summary, train
-from cnnlab.data.files import CLASS_NAMES
+from cnnlab.data import CLASS_NAMES
 from cnnlab.errors import (
     CnnlabError,
     ConfigError,

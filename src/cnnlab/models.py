@@ -1,30 +1,41 @@
-"""The model registry: a name -> a network, for each backend.
+"""The model registry: each architecture defined once, built for either engine and for any dataset.
 
-``seed`` is the notebook's ConvNet exactly, ReLU on the logits included, so its results
-reproduce. ``convnet`` drops that ReLU, which zeroes negative logits and stalls the
-notebook near 80%. Both backends build the same layer indices, so a state_dict moves
-between them unchanged.
+An architecture is a function of the ``nn`` namespace it builds with, the input shape (C, H, W) and
+the class count, as torchvision's builders take ``num_classes``. ``torch_nn()`` is ``torch.nn``;
+``scratch_nn(rng)`` is ``cnnlab.scratch.nn`` with the generator and dtype of the initial weights
+bound. The scratch layers take torch's names, arguments and state_dict keys, so one definition gives
+both engines the same layers, and a state_dict moves between them unchanged.
+
+``seed`` is the notebook's ConvNet exactly, ReLU on the logits included, so its results reproduce.
+``convnet`` drops that ReLU, which zeroes negative logits and stalls the notebook near 80%. Your
+own network comes from ``cnnlab.user_models``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import functools
+import types
+from collections.abc import Callable, Sequence
 
-from cnnlab.data import BACKGROUND
+from cnnlab import shapes
 from cnnlab.errors import ConfigError
 
 BACKENDS = ("torch", "numpy")
+Shape = tuple[int, int, int]  # (C, H, W)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
-    build_torch: Callable  # () -> torch.nn.Module
-    build_numpy: Callable | None = None  # (numpy Generator, dropout=[, widths=]) -> scratch.nn.Module
-    input_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
+    # (nn, input_shape, num_classes, dropout=, [widths=]) -> a model built with that nn namespace
+    build: Callable
     base_widths: tuple[int, ...] | None = None  # the channel widths --width multiplies; None: fixed
+    numpy: bool = True  # whether cnnlab.scratch builds it (every built-in model)
+    # The convolutions and pools that shrink the image before the head: they set the smallest image
+    # the model takes. None: not known (your own network).
+    downsampling: tuple[tuple[str, int, int], ...] | None = ()
 
 
 def scaled_widths(base: tuple[int, ...], width: float) -> tuple[int, ...]:
@@ -32,20 +43,131 @@ def scaled_widths(base: tuple[int, ...], width: float) -> tuple[int, ...]:
     return tuple(max(1, round(w * width)) for w in base)
 
 
-def _notebook_convnet(relu_on_logits: bool, dropout: float = 0.0):
+# The nn namespaces
+
+
+def torch_nn() -> types.SimpleNamespace:
+    """``torch.nn``, with the residual block the scratch namespace also has."""
     from torch import nn
 
+    return types.SimpleNamespace(
+        **{k: getattr(nn, k) for k in dir(nn) if not k.startswith("_")}, ResidualBlock=_torch_residual_block()
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _torch_residual_block() -> type:
+    from torch import nn
+
+    class ResidualBlock(nn.Module):
+        """``relu(body(x) + shortcut(x))`` (He et al. 2016); keys "body.*" and "shortcut.*" as
+        cnnlab.scratch.nn.ResidualBlock's; ``shortcut`` None is the identity."""
+
+        def __init__(self, body: nn.Module, shortcut: nn.Module | None = None, relu: bool = True):
+            super().__init__()
+            self.body = body
+            self.shortcut = shortcut if shortcut is not None else nn.Sequential()
+            self.relu = nn.ReLU(inplace=True) if relu else nn.Sequential()
+
+        def forward(self, x):
+            return self.relu(self.body(x) + self.shortcut(x))
+
+    return ResidualBlock
+
+
+def scratch_nn(rng, dtype=None) -> types.SimpleNamespace:
+    """``cnnlab.scratch.nn`` with ``rng`` (the initial weights' and dropout's generator) and ``dtype``
+    bound into the layers that take them, so they are called with torch's arguments alone."""
+    import numpy as np
+
+    from cnnlab.scratch import nn
+
+    dtype = np.float32 if dtype is None else dtype
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    bound = {
+        "Conv2d": functools.partial(nn.Conv2d, rng=rng, dtype=dtype),
+        "Linear": functools.partial(nn.Linear, rng=rng, dtype=dtype),
+        "BatchNorm1d": functools.partial(nn.BatchNorm1d, dtype=dtype),
+        "BatchNorm2d": functools.partial(nn.BatchNorm2d, dtype=dtype),
+        "Dropout": functools.partial(nn.Dropout, rng=rng),
+    }
+    return types.SimpleNamespace(**{**{name: getattr(nn, name) for name in nn.__all__}, **bound})
+
+
+# Shapes
+
+
+def _after(hw: tuple[int, int], *steps: tuple[str, int, int]) -> tuple[int, int]:
+    """(H, W) after convolutions ("conv", kernel, padding) and max-pools ("pool", kernel, 0)."""
+    for kind, kernel, padding in steps:
+        hw = (
+            shapes.conv2d_output_shape(hw, kernel, padding=padding)
+            if kind == "conv"
+            else shapes.pool2d_output_shape(hw, kernel)
+        )
+    return hw
+
+
+def smallest_fit(layers: Sequence[tuple[str, int, int]]) -> int:
+    for side in range(1, 1024):
+        try:
+            _after((side, side), *layers)
+            return side
+        except ValueError:
+            continue
+    return 1024
+
+
+def spatial_after(name: str, input_shape: Shape, layers: Sequence[tuple[str, int, int]]) -> tuple[int, int]:
+    """The feature map's (H, W) after ``layers``, or a ConfigError that says how large an image the
+    model needs."""
+    try:
+        return _after(tuple(input_shape[1:]), *layers)  # type: ignore[arg-type]
+    except ValueError:
+        side = smallest_fit(layers)
+        h, w = input_shape[1:]
+        raise ConfigError(
+            f"model {name} needs images of at least {side}x{side} pixels; these are {h}x{w}. Choose "
+            f"--model vgg-mini or resnet-mini (global pooling), or --image-size {side} or more"
+        ) from None
+
+
+def fits(name: str, input_shape: Shape) -> bool:
+    """Whether model ``name`` takes images of ``input_shape`` (unknown for your own network: True)."""
+    try:
+        require_fit(name, input_shape)
+        return True
+    except ConfigError:
+        return False
+
+
+def require_fit(name: str, input_shape: Shape) -> None:
+    """A ConfigError, saying how large an image model ``name`` needs, when these images are smaller."""
+    layers = get_spec(name).downsampling
+    if layers is not None:
+        spatial_after(name, input_shape, layers)
+
+
+# The architectures: the notebook's two conv-pool stages, or pools alone before a global pool.
+NOTEBOOK_STAGES = (("conv", 3, 0), ("pool", 2, 0)) * 2
+TWO_POOLS = (("pool", 2, 0),) * 2
+
+
+def notebook_convnet(nn, input_shape: Shape, num_classes: int, relu_on_logits: bool, dropout: float = 0.0):
+    """The notebook's ConvNet: conv 3x3 (32) -> ReLU -> pool 2 -> conv 3x3 (64) -> ReLU -> pool 2 ->
+    flatten -> linear 128 -> ReLU -> linear. On 1x28x28 the flatten is 64 x 5 x 5 = 1600 wide."""
+    h, w = spatial_after("convnet", input_shape, NOTEBOOK_STAGES)
     layers = [
-        nn.Conv2d(1, 32, kernel_size=3),  # (N, 32, 26, 26)
+        nn.Conv2d(input_shape[0], 32, kernel_size=3),  # (N, 32, H - 2, W - 2)
         nn.ReLU(),
-        nn.MaxPool2d(2),  # (N, 32, 13, 13)
-        nn.Conv2d(32, 64, kernel_size=3),  # (N, 64, 11, 11)
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, kernel_size=3),
         nn.ReLU(),
-        nn.MaxPool2d(2),  # (N, 64, 5, 5)
-        nn.Flatten(),  # (N, 1600)
-        nn.Linear(64 * 5 * 5, 128),
+        nn.MaxPool2d(2),  # (N, 64, h, w)
+        nn.Flatten(),  # (N, 64 h w)
+        nn.Linear(64 * h * w, 128),
         nn.ReLU(),
-        nn.Linear(128, 10),
+        nn.Linear(128, num_classes),
     ]
     if dropout:  # NOTE: shifts the last Linear's index, so such a state_dict has other keys
         layers.insert(9, nn.Dropout(dropout))
@@ -54,15 +176,108 @@ def _notebook_convnet(relu_on_logits: bool, dropout: float = 0.0):
     return nn.Sequential(*layers)
 
 
-def _scratch(name: str):
-    """The numpy builder of registry model ``name``: cnnlab.scratch.models.build_<name>."""
+def convnet_bn(
+    nn, input_shape: Shape, num_classes: int, dropout: float = 0.0, pool_before_norm: bool = False
+):
+    """The notebook's network with batch norm after each conv and the hidden linear layer
+    (Ioffe & Szegedy 2015).
 
-    def build(rng, dropout: float = 0.0, **widths):
-        from cnnlab.scratch import models as scratch_models
+    Each max-pool comes before its ReLU: the two commute (max(relu(a), relu(b)) = relu(max(a, b))),
+    so the ReLU runs on a quarter of the values, and in place: the same function as
+    ReLU-then-pool, with a faster step.
 
-        return getattr(scratch_models, f"build_{name.replace('-', '_')}")(rng, dropout=dropout, **widths)
+    ``pool_before_norm`` (``convnet-pool-bn``) moves each max-pool before its batch norm too, as
+    airbench's conv blocks (Jordan 2024): the norm then runs on a quarter of the values, for a
+    faster step again. Not the same function: the batch statistics are the pooled values'.
+    """
+    h, w = spatial_after("convnet-bn", input_shape, NOTEBOOK_STAGES)
 
-    return build
+    def stage(c_in: int, c_out: int) -> list:
+        conv, norm, pool = nn.Conv2d(c_in, c_out, 3, bias=False), nn.BatchNorm2d(c_out), nn.MaxPool2d(2)
+        relu = nn.ReLU(inplace=True)
+        return [conv, pool, norm, relu] if pool_before_norm else [conv, norm, pool, relu]
+
+    return nn.Sequential(
+        *stage(input_shape[0], 32),
+        *stage(32, 64),  # (N, 64, h, w)
+        nn.Flatten(),  # (N, 64 h w)
+        nn.Linear(64 * h * w, 128, bias=False),
+        nn.BatchNorm1d(128),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(128, num_classes),
+    )
+
+
+def _conv_bn_relu(nn, c_in: int, c_out: int) -> list:
+    # No conv bias: the batch norm right after it has its own shift.
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def basic_block(nn, c_in: int, c_out: int | None = None, stride: int = 1):
+    """ResNet's basic block (He et al. 2016): relu(bn(conv(relu(bn(conv(x))))) + shortcut(x)).
+
+    The shortcut is the identity when the block keeps the shape, else a strided 1x1 conv and batch
+    norm. Keys: "body.0.weight", "body.1.*", "body.3.weight", "body.4.*", "shortcut.0.weight",
+    "shortcut.1.*".
+    """
+    c_out = c_in if c_out is None else c_out
+    body = nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+    )
+    shortcut = None  # the identity: the block keeps the shape
+    if stride != 1 or c_in != c_out:
+        shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+    return nn.ResidualBlock(body, shortcut)
+
+
+def vgg_mini(nn, input_shape: Shape, num_classes: int, dropout: float = 0.0, widths=(32, 64, 128)):
+    """Five 3x3 conv-BN-ReLU layers, sized for CPUs (about 0.29M parameters at width 1).
+
+    One conv at full resolution only (that stage is the most expensive per channel), then two convs
+    at half and two at a quarter of it, and a global max pool, so the head has no large linear
+    layer and any image of at least 4x4 fits.
+    """
+    spatial_after("vgg-mini", input_shape, TWO_POOLS)
+    a, b, c = widths
+    return nn.Sequential(
+        *_conv_bn_relu(nn, input_shape[0], a),
+        nn.MaxPool2d(2),  # (N, a, H/2, W/2)
+        *_conv_bn_relu(nn, a, b),
+        *_conv_bn_relu(nn, b, b),
+        nn.MaxPool2d(2),  # (N, b, H/4, W/4)
+        *_conv_bn_relu(nn, b, c),
+        *_conv_bn_relu(nn, c, c),
+        nn.AdaptiveMaxPool2d(1),  # (N, c, 1, 1)
+        nn.Flatten(),  # (N, c)
+        nn.Dropout(dropout),
+        nn.Linear(c, num_classes),
+    )
+
+
+def resnet_mini(nn, input_shape: Shape, num_classes: int, dropout: float = 0.0, widths=(32, 64, 128)):
+    """vgg-mini with a residual basic block after each of its two widening convs (seven 3x3 convs,
+    about 0.46M parameters at width 1): each block's identity skip lets the gradient reach the
+    stem undiminished."""
+    spatial_after("resnet-mini", input_shape, TWO_POOLS)
+    a, b, c = widths
+    return nn.Sequential(
+        *_conv_bn_relu(nn, input_shape[0], a),
+        nn.MaxPool2d(2),  # (N, a, H/2, W/2)
+        *_conv_bn_relu(nn, a, b),
+        basic_block(nn, b),  # index 7
+        nn.MaxPool2d(2),  # (N, b, H/4, W/4)
+        *_conv_bn_relu(nn, b, c),
+        basic_block(nn, c),  # index 12
+        nn.AdaptiveMaxPool2d(1),  # (N, c, 1, 1)
+        nn.Flatten(),  # (N, c)
+        nn.Dropout(dropout),
+        nn.Linear(c, num_classes),
+    )
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -73,176 +288,76 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def _convnet_bn(dropout: float = 0.0, pool_before_norm: bool = False):
-    """The notebook's network with batch norm after each conv and the hidden linear layer
-    (Ioffe & Szegedy 2015).
-
-    Each max-pool comes before its ReLU: the two commute (max(relu(a), relu(b)) = relu(max(a, b))),
-    so the ReLU runs on a quarter of the values, and in place. The same function as ReLU-then-pool,
-    with a training step about 1.3x faster on 2 CPU cores (README, results).
-
-    ``pool_before_norm`` (``convnet-pool-bn``) moves each max-pool before its batch norm too, as
-    airbench's conv blocks (Jordan 2024): the norm then runs on a quarter of the values, for a step
-    about 1.14x faster again. Not the same function: the batch statistics are the pooled values'.
-    """
-    from torch import nn
-
-    def stage(c_in: int, c_out: int) -> list:
-        conv, norm, pool = nn.Conv2d(c_in, c_out, 3, bias=False), nn.BatchNorm2d(c_out), nn.MaxPool2d(2)
-        return (
-            [conv, pool, norm, nn.ReLU(inplace=True)]
-            if pool_before_norm
-            else [conv, norm, pool, nn.ReLU(inplace=True)]
-        )
-
-    return nn.Sequential(
-        *stage(1, 32),  # (N, 32, 13, 13)
-        *stage(32, 64),  # (N, 64, 5, 5)
-        nn.Flatten(),  # (N, 1600)
-        nn.Linear(1600, 128, bias=False),
-        nn.BatchNorm1d(128),
-        nn.ReLU(inplace=True),
-        nn.Dropout(dropout),
-        nn.Linear(128, 10),
-    )
-
-
-def _conv_bn_relu(c_in: int, c_out: int) -> list:
-    from torch import nn
-
-    # No conv bias: the batch norm right after it has its own shift.
-    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-
-
-def _vgg_mini(dropout: float = 0.0, widths: tuple[int, int, int] = (32, 64, 128)):
-    """Five 3x3 conv-BN-ReLU layers for 28x28 grayscale, sized for CPUs (about 0.29M parameters).
-
-    One conv at full resolution only (the 28x28 stage is the most expensive per channel), then two
-    convs at 14x14 and two at 7x7, and a global max pool, so the head has no large linear layer.
-    """
-    from torch import nn
-
-    a, b, c = widths
-    return nn.Sequential(
-        *_conv_bn_relu(1, a),
-        nn.MaxPool2d(2),  # (N, a, 14, 14)
-        *_conv_bn_relu(a, b),
-        *_conv_bn_relu(b, b),
-        nn.MaxPool2d(2),  # (N, b, 7, 7)
-        *_conv_bn_relu(b, c),
-        *_conv_bn_relu(c, c),  # (N, c, 7, 7)
-        nn.AdaptiveMaxPool2d(1),
-        nn.Flatten(),  # (N, c)
-        nn.Dropout(dropout),
-        nn.Linear(c, 10),
-    )
-
-
-def _residual_block(channels: int):
-    """ResNet's basic block at a fixed width (He et al. 2016): relu(bn(conv(relu(bn(conv(x))))) + x)."""
-    from torch import nn
-
-    class ResidualBlock(nn.Module):
-        # Keys "body.*" as cnnlab.scratch.nn.ResidualBlock's, so a state_dict moves between backends.
-        def __init__(self):
-            super().__init__()
-            self.body = nn.Sequential(
-                nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
-            )
-            self.shortcut = nn.Sequential()  # the identity: the block keeps the shape
-            self.relu = nn.ReLU(inplace=True)
-
-        def forward(self, x):
-            return self.relu(self.body(x) + self.shortcut(x))
-
-    return ResidualBlock()
-
-
-def _resnet_mini(dropout: float = 0.0, widths: tuple[int, int, int] = (32, 64, 128)):
-    """A small ResNet for 28x28 grayscale: vgg-mini with a residual block after each of its two
-    widening convs (seven 3x3 convs, about 0.46M parameters at width 1).
-
-    The stem and the pools are vgg-mini's; each stage widens with one conv-BN-ReLU and then adds
-    a basic block, whose identity skip lets the gradient reach the stem undiminished.
-    """
-    from torch import nn
-
-    a, b, c = widths
-    return nn.Sequential(
-        *_conv_bn_relu(1, a),
-        nn.MaxPool2d(2),  # (N, a, 14, 14)
-        *_conv_bn_relu(a, b),
-        _residual_block(b),  # index 7
-        nn.MaxPool2d(2),  # (N, b, 7, 7)
-        *_conv_bn_relu(b, c),
-        _residual_block(c),  # index 12; (N, c, 7, 7)
-        nn.AdaptiveMaxPool2d(1),
-        nn.Flatten(),  # (N, c)
-        nn.Dropout(dropout),
-        nn.Linear(c, 10),
-    )
-
-
 register(
     ModelSpec(
         "seed",
-        "the notebook's ConvNet as written (conv32-pool-conv64-pool-fc128-fc10, ReLU on logits)",
-        lambda dropout=0.0: _notebook_convnet(True, dropout),
-        _scratch("seed"),
+        "the notebook's ConvNet as written (conv32-pool-conv64-pool-fc128-fc, ReLU on logits)",
+        functools.partial(notebook_convnet, relu_on_logits=True),
+        downsampling=NOTEBOOK_STAGES,
     )
 )
 register(
     ModelSpec(
         "convnet",
         "the notebook's ConvNet without the ReLU on the logits",
-        lambda dropout=0.0: _notebook_convnet(False, dropout),
-        _scratch("convnet"),
+        functools.partial(notebook_convnet, relu_on_logits=False),
+        downsampling=NOTEBOOK_STAGES,
     )
 )
 register(
     ModelSpec(
         "convnet-bn",
         "convnet with batch norm after each conv and the hidden linear layer",
-        _convnet_bn,
-        _scratch("convnet-bn"),
+        convnet_bn,
+        downsampling=NOTEBOOK_STAGES,
     )
 )
 register(
     ModelSpec(
         "convnet-pool-bn",
         "convnet-bn with each max-pool before its batch norm: the norm runs on a quarter of the values",
-        lambda dropout=0.0: _convnet_bn(dropout, pool_before_norm=True),
-        _scratch("convnet-pool-bn"),
+        functools.partial(convnet_bn, pool_before_norm=True),
+        downsampling=NOTEBOOK_STAGES,
     )
 )
 register(
     ModelSpec(
         "vgg-mini",
         "five 3x3 conv-BN-ReLU layers (32-64-64-128-128), global max pool; fast on CPU",
-        _vgg_mini,
-        _scratch("vgg-mini"),
+        vgg_mini,
         base_widths=(32, 64, 128),
+        downsampling=TWO_POOLS,
     )
 )
 register(
     ModelSpec(
         "resnet-mini",
-        "vgg-mini with a residual basic block in each of its 14x14 and 7x7 stages (seven 3x3 convs)",
-        _resnet_mini,
-        _scratch("resnet-mini"),
+        "vgg-mini with a residual basic block in each of its two later stages (seven 3x3 convs)",
+        resnet_mini,
         base_widths=(32, 64, 128),
+        downsampling=TWO_POOLS,
     )
 )
+BUILT_IN_MODELS = tuple(MODELS)
+
+
+def is_user_model(name: str) -> bool:
+    """Whether ``name`` is the user's own network ("FILE.py:FUNCTION", or one given from Python)."""
+    from cnnlab import user_models
+
+    return user_models.is_user_model(name)
 
 
 def get_spec(name: str) -> ModelSpec:
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
-    return MODELS[name]
+    from cnnlab import user_models
+
+    if name in MODELS:
+        return MODELS[name]
+    if user_models.is_user_model(name):
+        return user_models.spec_of(name)
+    raise ConfigError(
+        f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, or give your own as FILE.py:FUNCTION"
+    )
 
 
 MAX_WIDTH = 16.0  # 16x vgg-mini is 41M parameters: beyond it, a typo rather than a plan
@@ -257,25 +372,34 @@ def check_width(name: str, width: float) -> None:
         raise ConfigError(f"--width applies to {scalable} only; drop --width for --model {name}")
 
 
-def build_model(name: str, backend: str = "torch", rng=None, dropout: float = 0.0, width: float = 1.0):
-    """A fresh model. For the numpy backend, ``rng`` is a numpy Generator for the initial weights.
-    ``width`` multiplies the channel widths of the models that have them (vgg-mini, resnet-mini)."""
+def build_model(
+    name: str,
+    input_shape: Shape,
+    num_classes: int,
+    backend: str = "torch",
+    rng=None,
+    dropout: float = 0.0,
+    width: float = 1.0,
+    dtype=None,
+):
+    """A fresh model for images of ``input_shape`` (C, H, W) in ``num_classes`` classes. For the
+    numpy backend, ``rng`` (a NumPy Generator or seed) draws the initial weights and ``dtype`` is
+    theirs (float32 by default). ``width`` multiplies the channel widths of the models that have them."""
     spec = get_spec(name)
     check_width(name, width)
     widths = {} if spec.base_widths is None else {"widths": scaled_widths(spec.base_widths, width)}
+    shape = tuple(int(n) for n in input_shape)
     if backend == "torch":
-        return spec.build_torch(dropout=dropout, **widths)
+        return spec.build(torch_nn(), shape, num_classes, dropout=dropout, **widths)
     if backend == "numpy":
-        if spec.build_numpy is None:
+        if not spec.numpy:
             raise ConfigError(
-                f"model {name!r} has no numpy backend; use --backend torch "
-                f"or one of: {', '.join(n for n, s in MODELS.items() if s.build_numpy)}"
+                f"model {name!r} is a torch module, which the numpy backend cannot run; use --backend torch "
+                f"or one of: {', '.join(n for n, s in MODELS.items() if s.numpy)}"
             )
-        import numpy as np
+        from cnnlab.scratch.nn import fuse_relu
 
-        return spec.build_numpy(
-            rng if rng is not None else np.random.default_rng(0), dropout=dropout, **widths
-        )
+        return fuse_relu(spec.build(scratch_nn(rng, dtype), shape, num_classes, dropout=dropout, **widths))
     raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
 
 
@@ -292,30 +416,44 @@ def tta_shifts(shift: int) -> list[tuple[tuple[int, int], float]]:
     return [((0, 0), TTA_UNSHIFTED_WEIGHT), ((-shift, -shift), other), ((shift, shift), other)]
 
 
-def shift_images(x, dy: int, dx: int, fill: float = BACKGROUND):
-    """Images (N, C, H, W) moved down ``dy`` and right ``dx`` pixels (negative: up, left), ``fill``
-    (the black background after normalisation) coming in at the border."""
+def pad_constant(x, by: int, fill: float | Sequence[float]):
+    """Images (N, C, H, W) padded by ``by`` pixels on every side with ``fill``: one value, or one per
+    channel (a dataset's normalised black, ``Dataset.background()``)."""
+    import torch
     import torch.nn.functional as F
 
+    values = [float(fill)] if isinstance(fill, (int, float)) else [float(v) for v in fill]
+    if len(set(values)) == 1:
+        return F.pad(x, (by,) * 4, value=values[0])
+    n, c, h, w = x.shape
+    padded = x.new_empty((n, c, h + 2 * by, w + 2 * by))
+    padded.copy_(torch.tensor(values, dtype=x.dtype, device=x.device).view(1, c, 1, 1).expand_as(padded))
+    padded[..., by : by + h, by : by + w] = x
+    return padded
+
+
+def shift_images(x, dy: int, dx: int, fill: float | Sequence[float]):
+    """Images (N, C, H, W) moved down ``dy`` and right ``dx`` pixels (negative: up, left), ``fill``
+    (the dataset's black after normalisation) coming in at the border."""
     if dy == dx == 0:
         return x
     h, w = x.shape[-2:]
     s = max(abs(dy), abs(dx))
-    padded = F.pad(x, (s,) * 4, value=fill)
+    padded = pad_constant(x, s, fill)
     return padded[..., s - dy : s - dy + h, s - dx : s - dx + w]
 
 
-def class_probabilities(model, x, tta: bool = False, tta_shift: int = 0):
-    """Softmax probabilities (N, 10) of a torch ``model`` for normalised images ``x`` (N, 1, 28, 28).
+def class_probabilities(model, x, fill, tta: bool = False, tta_shift: int = 0):
+    """Softmax probabilities (N, K) of a torch ``model`` for normalised images ``x`` (N, C, H, W).
 
     Test-time augmentation: with ``tta``, the mean of the image's and its mirror's probabilities;
-    with ``tta_shift``, also of the image shifted by that many pixels up-left and down-right,
-    weighted by ``tta_shifts``. The one TTA that training's evaluation, ``evaluate``, ``report``
-    and ``predict`` all use.
+    with ``tta_shift``, also of the image shifted by that many pixels up-left and down-right
+    (``fill`` coming in), weighted by ``tta_shifts``. The one TTA that training's evaluation,
+    ``evaluate``, ``report`` and ``predict`` all use.
     """
     probs = 0
     for (dy, dx), weight in tta_shifts(tta_shift):
-        view = shift_images(x, dy, dx)
+        view = shift_images(x, dy, dx, fill)
         p = model(view).float().softmax(1)
         if tta:
             p = (p + model(view.flip(-1)).float().softmax(1)) / 2

@@ -27,12 +27,13 @@ def test_same_images_as_the_torch_backend_for_the_same_draws(max_shift, pad_mode
     given, so both backends' augmentation is compared exactly, reflect padding and cutout included."""
     x = np.random.default_rng(seed).standard_normal((n, 1, 9, 9)).astype(np.float32)
     options = SimpleNamespace(translate=max_shift, pad_mode=pad_mode, hflip=flip, cutout=size)
-    expected = torch_augment.augment(torch.from_numpy(x), torch.Generator().manual_seed(seed), options)
+    fill = -1.0  # Fashion-MNIST's black, normalised
+    expected = torch_augment.augment(torch.from_numpy(x), torch.Generator().manual_seed(seed), options, fill)
     replay = torch.Generator().manual_seed(seed)
     ours = x
     if max_shift > 0:
         offsets = torch.randint(0, 2 * max_shift + 1, (2, n), generator=replay).numpy()
-        ours = augment.translate(ours, offsets, max_shift, torch_augment.BACKGROUND, pad_mode)
+        ours = augment.translate(ours, offsets, max_shift, fill, pad_mode)
     if flip:
         ours = augment.hflip(ours, (torch.rand(n, generator=replay) < 0.5).numpy())
     if size > 0:
@@ -47,8 +48,13 @@ def test_reflect_padding_is_torchs_and_numpys(by):
     expected = torch_augment.pad(torch.from_numpy(x), by, "reflect").numpy()
     np.testing.assert_array_equal(augment.pad(x, by, "reflect"), expected)
     np.testing.assert_array_equal(
-        augment.pad(x, by, "zero", fill=-1.0), torch_augment.pad(torch.from_numpy(x), by)
+        augment.pad(x, by, "zero", fill=-1.0), torch_augment.pad(torch.from_numpy(x), by, fill=-1.0)
     )
+    per_channel = (-1.0, 0.5, 2.0)  # a colour dataset's black differs by channel
+    padded = augment.pad(x, by, "zero", fill=per_channel)
+    np.testing.assert_array_equal(padded, torch_augment.pad(torch.from_numpy(x), by, fill=per_channel))
+    assert [padded[0, c, 0, 0] for c in range(3)] == list(per_channel)
+    np.testing.assert_array_equal(padded[..., by:-by, by:-by], x)
     with pytest.raises(ValueError, match="mode must be one of zero, reflect. Received: mode='edge'"):
         augment.pad(x, by, "edge")
 

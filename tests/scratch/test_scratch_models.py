@@ -25,7 +25,7 @@ import torch
 from torch import nn as tnn
 
 from cnnlab import scratch
-from cnnlab.models import MODELS, build_model
+from cnnlab.models import MODELS, basic_block, build_model, scratch_nn
 from cnnlab.scratch import nn
 
 # Every registry model at width 1, and the scalable ones at another --width (ModelSpec.base_widths).
@@ -49,7 +49,7 @@ class RecordedDropout(tnn.Module):
 def twins(name, dtype, dropout=0.0, seed=0, width=1.0):
     """(scratch model, torch model) holding the same weights and randomised batch-norm buffers."""
     torch.manual_seed(seed)
-    theirs = build_model(name, "torch", dropout=dropout, width=width).to(
+    theirs = build_model(name, (1, 28, 28), 10, "torch", dropout=dropout, width=width).to(
         torch.float64 if dtype == np.float64 else torch.float32
     )
     state = theirs.state_dict()
@@ -60,7 +60,7 @@ def twins(name, dtype, dropout=0.0, seed=0, width=1.0):
             # Gains in [0.5, 1.5): above 1 in every layer, seven layers of resnet-mini made SGD
             # diverge within six steps (losses near 40), where float32 differences grow without bound.
             value.copy_(value + torch.rand_like(value) - 0.5)
-    ours = build_model(name, "numpy", rng=np.random.default_rng(seed), dropout=dropout, width=width)
+    ours = build_model(name, (1, 28, 28), 10, "numpy", rng=np.random.default_rng(seed), dropout=dropout, width=width)
     ours = ours.to(dtype)
     ours.load_state_dict({k: v.numpy() for k, v in state.items()})
     for path, module in list(theirs.named_modules()):
@@ -80,13 +80,13 @@ def _at(model, path):
 
 @pytest.mark.parametrize("name, width", CASES, ids=IDS)
 def test_state_dict_moves_both_ways_unchanged(name, width):
-    ours = build_model(name, "numpy", rng=np.random.default_rng(1), width=width)
-    theirs = build_model(name, "torch", width=width)
+    ours = build_model(name, (1, 28, 28), 10, "numpy", rng=np.random.default_rng(1), width=width)
+    theirs = build_model(name, (1, 28, 28), 10, "torch", width=width)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     for (key, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
         assert a.shape == tuple(b.shape) and a.dtype == b.numpy().dtype, key
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})  # ours -> torch
-    fresh = build_model(name, "numpy", rng=np.random.default_rng(2), width=width)
+    fresh = build_model(name, (1, 28, 28), 10, "numpy", rng=np.random.default_rng(2), width=width)
     fresh.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})  # torch -> ours
     for a, b in zip(fresh.state_dict().values(), ours.state_dict().values()):
         np.testing.assert_array_equal(a, b)
@@ -177,7 +177,7 @@ class TorchBlock(tnn.Module):
 def test_residual_block_adds_the_skip_path_as_torch(c_in, c_out, stride):
     rng = np.random.default_rng(7)
     ours, theirs = (
-        scratch.models.basic_block(c_in, c_out, stride, rng).to(np.float64),
+        scratch.nn.fuse_relu(basic_block(scratch_nn(rng), c_in, c_out, stride)).to(np.float64),
         TorchBlock(c_in, c_out, stride),
     )
     theirs = theirs.double()
@@ -213,7 +213,7 @@ def test_residual_block_without_relu_is_the_plain_sum():
 
 def test_every_relu_beside_a_pool_or_batch_norm_is_fused():
     # convnet-bn has a ReLU after each max-pool (they commute) and after its BatchNorm1d.
-    model = build_model("convnet-bn", "numpy", rng=np.random.default_rng(0))
+    model = build_model("convnet-bn", (1, 28, 28), 10, "numpy", rng=np.random.default_rng(0))
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
     assert len(relus) == 3 and all(getattr(m, "absorbed", False) for m in relus)
 
@@ -222,7 +222,7 @@ def test_every_relu_beside_a_pool_or_batch_norm_is_fused():
 def test_fused_relu_changes_nothing_but_speed(name, width):
     """nn.fuse_relu moves each ReLU into the max-pool or batch norm beside it: bit for bit the same
     outputs, gradients and buffers as the model run layer by layer."""
-    build = lambda: build_model(name, "numpy", rng=np.random.default_rng(9), dropout=0.3, width=width)
+    build = lambda: build_model(name, (1, 28, 28), 10, "numpy", rng=np.random.default_rng(9), dropout=0.3, width=width)
     fused = build().to(np.float64)
     plain = nn.fuse_relu(build(), enable=False)
     plain = plain.to(np.float64)

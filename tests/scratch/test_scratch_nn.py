@@ -11,7 +11,17 @@ import torch
 from torch import nn as tnn
 
 from cnnlab import scratch
+from cnnlab.models import build_model
 from cnnlab.scratch import nn, optim
+
+
+def build_seed(rng, dtype=np.float32):
+    """The notebook's network from the one definition in cnnlab.models, built with cnnlab.scratch."""
+    return build_model("seed", (1, 28, 28), 10, "numpy", rng=rng, dtype=dtype)
+
+
+def build_convnet(rng, dtype=np.float32):
+    return build_model("convnet", (1, 28, 28), 10, "numpy", rng=rng, dtype=dtype)
 
 
 def torch_notebook_net(relu_on_logits):
@@ -104,7 +114,7 @@ def test_default_init_is_torchs_kaiming_uniform():
 
 
 @pytest.mark.parametrize(
-    "build, relu_on_logits", [(scratch.models.build_seed, True), (scratch.models.build_convnet, False)]
+    "build, relu_on_logits", [(build_seed, True), (build_convnet, False)]
 )
 def test_models_state_dict_matches_torch_both_ways(build, relu_on_logits):
     ours, theirs = build(np.random.default_rng(0)), torch_notebook_net(relu_on_logits)
@@ -125,7 +135,7 @@ def test_models_state_dict_matches_torch_both_ways(build, relu_on_logits):
 
 
 def test_load_state_dict_refuses_mismatches():
-    model = scratch.models.build_convnet(0)
+    model = build_convnet(0)
     state = model.state_dict()
     with pytest.raises(ValueError, match="Missing"):
         model.load_state_dict({k: v for k, v in state.items() if k != "9.bias"})
@@ -149,7 +159,7 @@ def test_training_losses_match_torch(dtype, rtol, relu_on_logits, make_opt):
     """Same weights, same batches: the same losses over the first steps (within float32 rounding)."""
     rng = np.random.default_rng(9)
     theirs = torch_notebook_net(relu_on_logits).to(torch.float64 if dtype == np.float64 else torch.float32)
-    build = scratch.models.build_seed if relu_on_logits else scratch.models.build_convnet
+    build = build_seed if relu_on_logits else build_convnet
     ours = build(rng, dtype=dtype)
     copy_weights(ours, theirs)
     opt, opt_t = make_opt(optim, ours.parameters()), make_opt(torch.optim, theirs.parameters())
@@ -170,7 +180,7 @@ def test_training_losses_match_torch(dtype, rtol, relu_on_logits, make_opt):
 
 
 def test_evaluate_runs_in_eval_mode_and_keeps_nothing():
-    model = scratch.models.build_convnet(0)
+    model = build_convnet(0)
     x, y = np.random.default_rng(0).random((30, 1, 28, 28), dtype=np.float32), np.arange(30) % 10
     loss, accuracy = scratch.evaluate(model, x, y, batch_size=8)
     assert np.isfinite(loss) and 0.0 <= accuracy <= 1.0
@@ -185,7 +195,7 @@ def test_evaluate_runs_in_eval_mode_and_keeps_nothing():
 def test_importing_scratch_does_not_import_torch():
     code = (
         "import cnnlab.scratch, cnnlab.scratch.functional, cnnlab.scratch.nn, cnnlab.scratch.optim, "
-        "cnnlab.scratch.gradcheck, cnnlab.scratch.models, cnnlab.scratch.windows, cnnlab.scratch.conv, "
+        "cnnlab.scratch.gradcheck, cnnlab.models, cnnlab.scratch.windows, cnnlab.scratch.conv, "
         "cnnlab.scratch.pool, cnnlab.scratch.norm, cnnlab.scratch.adaptive, cnnlab.scratch.module, "
         "cnnlab.scratch.augment, cnnlab.shapes, sys; "
         "assert 'torch' not in sys.modules, 'torch was imported'"

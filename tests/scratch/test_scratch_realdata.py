@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cnnlab import scratch
+from cnnlab.models import build_model
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 
@@ -30,7 +31,7 @@ def test_convnet_one_epoch_on_10k_images_beats_80_percent():
     labels = read_idx(DATA / "train-labels-idx1-ubyte.gz")[:11_000].astype(np.int64)
     x = ((images.astype(np.float32) / 255.0 - 0.2860) / 0.3530)[:, None]  # (N, 1, 28, 28), standardised
     rng = np.random.default_rng(0)
-    model = scratch.models.build_convnet(rng)
+    model = build_model("convnet", (1, 28, 28), 10, "numpy", rng=rng)
     opt = scratch.optim.Adam(model.parameters(), lr=1e-3)
     order = rng.permutation(10_000)
     for start in range(0, 10_000, 64):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import ConfigError
 
 if TYPE_CHECKING:
-    from cnnlab.data import FashionMNIST
+    from cnnlab.data import LabelledImages
     from cnnlab.inspect.convolve import Result
     from cnnlab.inspect.summary import Summary
 
@@ -18,25 +19,33 @@ def summary(
     batch_size: int = 1,
     backend: str = "torch",
     width: float = 1.0,
+    dataset: str | None = None,
 ) -> Summary:
     """The layer table ``cnnlab summary`` prints (``print()`` it; Jupyter shows it as HTML): output
-    shapes, parameters, mult-adds and receptive fields. ``model`` is a registry name (built for
-    ``backend``, torch or numpy, at ``width`` for vgg-mini and resnet-mini) or a torch or
-    ``cnnlab.scratch`` module."""
+    shapes, parameters, mult-adds and receptive fields. ``model`` is a registry name or
+    ``"FILE.py:FUNCTION"``, built for ``dataset``'s images and classes (Fashion-MNIST by default) and
+    ``backend`` (torch or numpy, at ``width`` for vgg-mini and resnet-mini), or a torch or
+    ``cnnlab.scratch`` module. ``input_shape`` (C, H, W) walks another input through it: the table
+    then stops at the first layer it does not fit. A module with its own ``forward()`` is read from
+    one forward pass."""
+    from cnnlab.data import DEFAULT, open_dataset
     from cnnlab.inspect.describe import DescribeError
-    from cnnlab.inspect.summary import heading, summarize
-    from cnnlab.models import build_model, get_spec
+    from cnnlab.inspect.summary import heading
+    from cnnlab.inspect.traced import summarize_model
+    from cnnlab.models import build_model
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a whole number >= 1. Received: {batch_size!r}")
+    data = open_dataset(dataset or DEFAULT)
     name = model if isinstance(model, str) else type(model).__name__
     if isinstance(model, str):
-        input_shape = input_shape or get_spec(model).input_shape
-        model = build_model(model, backend, width=width)
+        model = build_model(model, data.input_shape, data.num_classes, backend, width=width)
         name = name if width == 1 else f"{name} at width {width:g}"
-    shape = tuple(input_shape or (1, 28, 28))
+    elif backend == "torch" and not hasattr(model, "register_forward_hook"):
+        backend = "numpy"  # a cnnlab.scratch module: say so in the heading
+    shape = tuple(input_shape or data.input_shape)
     try:
-        table = summarize(model, shape, batch_size, name=name)
+        table = summarize_model(model, shape, batch_size, name=name)
     except DescribeError as exc:
         raise ConfigError(f"cannot summarise model {name!r}: {exc}") from None
     table.heading = heading(name, backend, shape, batch_size)
@@ -70,12 +79,14 @@ def convolve(
         raise ConfigError(str(exc)) from None
 
 
-def load_data(data_dir: str | None = None) -> FashionMNIST:
-    """Fashion-MNIST as uint8 arrays: ``train_images`` (60000, 28, 28), ``train_labels``, ``test_images``
-    (10000, 28, 28), ``test_labels``; found as ``cnnlab data where`` finds it (downloaded if absent)."""
-    from cnnlab.data import ensure_data, load_arrays
+def load_data(dataset: str | None = None, data_dir: str | None = None) -> LabelledImages:
+    """A dataset's images as uint8 arrays: ``train_images`` (N, C, H, W), ``train_labels``,
+    ``test_images``, ``test_labels`` and the ``classes``; Fashion-MNIST by default, found as ``cnnlab
+    data where`` finds it (downloaded if absent)."""
+    from cnnlab.data import DEFAULT, load_dataset
 
-    return load_arrays(ensure_data(data_dir, quiet=True))
+    found, images = load_dataset(dataset or DEFAULT, data_dir, quiet=True)
+    return dataclasses.replace(images, classes=found.classes)
 
 
 def list_models() -> list[dict[str, Any]]:
@@ -86,8 +97,14 @@ def list_models() -> list[dict[str, Any]]:
         {
             "name": spec.name,
             "description": spec.description,
-            "input_shape": spec.input_shape,
-            "numpy_backend": spec.build_numpy is not None,
+            "numpy_backend": spec.numpy,
+            "min_image_side": _smallest(spec),
         }
         for spec in MODELS.values()
     ]
+
+
+def _smallest(spec) -> int:
+    from cnnlab.models import smallest_fit
+
+    return smallest_fit(spec.downsampling or ())

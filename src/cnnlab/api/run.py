@@ -103,23 +103,26 @@ class Run:
         return evaluate(self.loaded, split, data_dir, save=False)
 
     def predict(self, images: Any, top: int = 3, invert: bool | None = None) -> list[dict[str, Any]]:
-        """The ``top`` classes for each image: uint8 arrays (28, 28) or (N, 28, 28) in Fashion-MNIST's
-        style, or paths of photos (PNG, JPEG), prepared as ``cnnlab predict`` prepares them."""
-        from cnnlab.data import NUM_CLASSES
-        from cnnlab.data.images import read_gray, to_fashion_mnist
+        """The ``top`` classes for each image: uint8 arrays shaped as the run's images ((H, W) or
+        (N, H, W) for gray, (C, H, W) or (N, C, H, W)), or paths of photos (PNG, JPEG), prepared as
+        ``cnnlab predict`` prepares them."""
+        from cnnlab.data.images import prepare, read_image
         from cnnlab.report.metrics import top_classes
 
-        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= NUM_CLASSES:
-            raise ConfigError(f"top must be between 1 and {NUM_CLASSES}. Received: {top!r}")
+        loaded = self.loaded
+        classes = loaded.dataset.num_classes
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= classes:
+            raise ConfigError(f"top must be between 1 and {classes}. Received: {top!r}")
         if isinstance(images, (str, Path)):
             images = [images]
         if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, Path)):
-            batch = np.stack([to_fashion_mnist(read_gray(p), invert).image for p in images])
+            color = loaded.dataset.color
+            batch = np.stack([prepare(read_image(p, color), loaded.dataset, invert).image for p in images])
             names = [str(p) for p in images]
         else:
-            batch = _as_images(images)
+            batch = _as_images(images, loaded.input_shape)
             names = [f"image {i}" for i in range(len(batch))]
-        tops = top_classes(self.model, batch, top, tta=self.config.tta, tta_shift=self.config.tta_shift)
+        tops = top_classes(loaded.probabilities(batch), loaded.class_names, top)
         return [{"image": name, "top": t} for name, t in zip(names, tops)]
 
     def report(self, output: str | Path | None = None, split: str = "test") -> Path:
@@ -166,15 +169,20 @@ class Run:
         return f'<img alt="training curves" src="data:image/png;base64,{data}">'
 
 
-def _as_images(images: Any) -> np.ndarray:
-    """uint8 (N, 28, 28) from one image or a batch; a clear error for anything else."""
+def _as_images(images: Any, shape: tuple[int, int, int]) -> np.ndarray:
+    """uint8 (N, C, H, W) from one image or a batch shaped as the run's images; a clear error else."""
+    channels, height, width = shape
     array = np.asarray(images)
-    if array.ndim == 2:
-        array = array[None]
-    if array.ndim != 3 or array.shape[1:] != (28, 28):
+    if array.ndim == 2 and channels == 1:
+        array = array[None, None]
+    elif array.ndim == 3:
+        array = array[None] if array.shape == shape else array[:, None] if channels == 1 else array
+    if array.ndim != 4 or array.shape[1:] != shape:
+        gray = f"{height}x{width} (one, or a batch N x {height} x {width}), or " if channels == 1 else ""
         raise ConfigError(
-            "images must be 28x28 (one, or a batch N x 28 x 28), or paths of photos. "
-            f"Received: shape {array.shape}"
+            f"images must be {gray}{channels} x {height} x {width} (one, or a batch "
+            f"N x {channels} x {height} x "
+            f"{width}), or paths of photos. Received: shape {array.shape}"
         )
     if array.dtype != np.uint8:
         if array.dtype.kind == "f" and array.size and 0 < array.max() <= 1 and array.min() >= 0:
@@ -183,8 +191,6 @@ def _as_images(images: Any) -> np.ndarray:
                 "gives them), so multiply them by 255"
             )
         if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
-            raise ConfigError(
-                "images must hold pixel values from 0 to 255, as Fashion-MNIST's uint8 images do"
-            )
+            raise ConfigError("images must hold pixel values from 0 to 255, as uint8 images do")
         array = np.round(array).astype(np.uint8)
     return array

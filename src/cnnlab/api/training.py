@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def train(
-    model: str | None = None,
+    model: Any = None,
     *,
     config: str | Path | None = None,
     resume: str | Path | None = None,
@@ -32,7 +32,10 @@ def train(
     """Train a model on Fashion-MNIST and return the finished ``Run``, as ``cnnlab train`` does.
 
     ``model`` and ``**options`` are the command's options (``cnnlab train --help`` lists them all,
-    ``epochs=3``, ``preset="best-cpu"``, ``tensorboard=True``, ...); ``config`` a saved config.json to
+    ``epochs=3``, ``preset="best-cpu"``, ``dataset="digits"``, ...). ``model`` is a registry name,
+    ``"FILE.py:FUNCTION"``, a ``torch.nn.Module`` (copied: yours keeps its weights) or a function
+    ``(input_shape, num_classes) -> Module``; the run keeps it as a pickle that carries its class's
+    code, so it reloads in a new kernel (``cnnlab.user_models``). ``config`` a saved config.json to
     start from; ``resume`` a run directory to continue instead. Progress shows as a bar in Jupyter and
     in a terminal; ``quiet=True`` hides it. Raises ``cnnlab.ConfigError`` (and the other
     ``cnnlab.CnnlabError`` subclasses) with the command's messages.
@@ -41,6 +44,10 @@ def train(
     from cnnlab.training import run as runner
     from cnnlab.training.config import resolve
 
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        from cnnlab import user_models
+
+        model = user_models.given(model)
     explicit = _options(options if model is None else {"model": model, **options})
     session = runner.Session(
         log=(lambda message: None) if quiet else print, quiet=quiet, notebook=in_notebook()

@@ -14,7 +14,7 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         default=None,
         metavar="DIR",
-        help="directory holding the Fashion-MNIST .gz files (default: search, see `cnnlab data where`)",
+        help="directory holding the dataset's files (default: search, see `cnnlab data where`)",
     )
 
 

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"accuracy: {numbers['accuracy']:.2%}{training_note(loaded, ev)}\n")
     print(metrics.format_per_class(numbers["per_class"]) + "\n")
     print("confusion matrix (rows: true class, columns: predicted class)")
-    print(format_confusion(ev.confusion) + "\n")
+    print(format_confusion(ev.confusion, ev.class_names) + "\n")
     print("top confused pairs")
     print(metrics.format_pairs(numbers["confused_pairs"]) + "\n")
     print("wrote " + ", ".join(str(p) for p in result.written))

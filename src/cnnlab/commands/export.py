@@ -7,9 +7,9 @@ import argparse
 from cnnlab.commands.common import HelpFormatter, add_run_dir
 
 NAME = "export"
-EPILOG = """The model takes float32 images (N, 1, 28, 28) normalised as in training,
-(pixels/255 - 0.5)/0.5, light item on black, and returns logits (N, 10). The class names and
-the normalisation are stored in the file's metadata.
+EPILOG = """The model takes float32 images (N, C, H, W) normalised as in training, per channel
+(pixels/255 - mean)/std, and returns logits (N, K). The input shape, the class names and the
+normalisation are stored in the file's metadata.
 
 examples:
   cnnlab export runs/X --format onnx --output model.onnx

@@ -17,6 +17,6 @@ def run(args) -> int:
 
     width = max(len(n) for n in MODELS)
     for name, spec in MODELS.items():
-        backends = "torch, numpy" if spec.build_numpy else "torch"
+        backends = "torch, numpy" if spec.numpy else "torch"
         print(f"{name:<{width}}  {spec.description}  [{backends}]")
     return 0

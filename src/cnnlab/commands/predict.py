@@ -10,10 +10,11 @@ from pathlib import Path
 from cnnlab.commands.common import HelpFormatter, add_run_dir
 
 NAME = "predict"
-EPILOG = """Each image is made to look like Fashion-MNIST first: grayscale, a light item on a black
-background, cropped to the item, centred and resized to 28x28. Whether to invert is decided from
-the image border (a light border means a dark item on light paper, as most photos are);
---invert or --no-invert overrides that. --save-input DIR writes the 28x28 images the model saw.
+EPILOG = """Each image is made to look like the run's dataset first: its size and colour mode, and for
+Fashion-MNIST, MNIST, KMNIST and the digits a light item on a black background, cropped to the
+item and centred (other datasets' images are resized whole). For those, whether to invert is
+decided from the image border (a light border means a dark item on light paper, as most photos
+are); --invert or --no-invert overrides that. --save-input DIR writes the images the model saw.
 
 A file that cannot be read gets an error line; the others are still classified, and the exit
 code is 2.
@@ -59,20 +60,22 @@ def add_parser(subparsers) -> None:
         "--save-input",
         default=None,
         metavar="DIR",
-        help="also write each 28x28 model input as a PNG into DIR (default: none)",
+        help="also write each image as the model saw it, as a PNG, into DIR (default: none)",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.data import NUM_CLASSES
     from cnnlab.errors import ConfigError
     from cnnlab.runs import layout as rundir
     from cnnlab.runs.loader import load_run
 
-    if not 1 <= args.top <= NUM_CLASSES:
-        raise ConfigError(f"--top must be between 1 and {NUM_CLASSES}. Received: {args.top}")
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1. Received: {args.top}")
     loaded = load_run(args.run_dir)
+    classes = loaded.dataset.num_classes
+    if args.top > classes:
+        raise ConfigError(f"--top must be between 1 and {classes}, the run's classes. Received: {args.top}")
     save_dir = rundir.require_writable_dir(args.save_input, "--save-input") if args.save_input else None
     names = saved_names(args.images)
     results = []
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def saved_names(paths: list[str]) -> dict[str, str]:
-    """The PNG name each input's 28x28 image is saved under: its stem, numbered when two inputs share
+    """The PNG name each input's prepared image is saved under: its stem, numbered when two inputs share
     one (shirt.jpg and other/shirt.png -> shirt.png, shirt-2.png), so no input overwrites another."""
     names: dict[str, str] = {}
     taken: set[str] = set()
@@ -106,20 +109,18 @@ def saved_names(paths: list[str]) -> dict[str, str]:
 
 def _one(loaded, path: str, args, save_as: Path | None) -> dict:
     """One file's result; a bad file becomes an error entry (and a line on stderr), not an exit."""
-    from cnnlab.data.images import read_gray, to_fashion_mnist
+    from cnnlab.data.images import prepare, read_image
     from cnnlab.errors import CnnlabError
     from cnnlab.report.metrics import top_classes
 
     try:
-        prepared = to_fashion_mnist(read_gray(path), args.invert)
+        prepared = prepare(read_image(path, loaded.dataset.color), loaded.dataset, args.invert)
         if save_as is not None:
             _save_input(prepared.image, save_as)
     except CnnlabError as exc:
         print(f"cnnlab: error: {exc}", file=sys.stderr)
         return {"file": path, "error": str(exc)}
-    top = top_classes(
-        loaded.model, prepared.image[None], args.top, tta=loaded.config.tta, tta_shift=loaded.config.tta_shift
-    )[0]
+    top = top_classes(loaded.probabilities(prepared.image[None]), loaded.class_names, args.top)[0]
     saved = {"saved_input": str(save_as)} if save_as is not None else {}
     return {"file": path, "inverted": prepared.inverted, "top": top, **saved}
 
@@ -137,5 +138,5 @@ def _save_input(image, path: Path) -> None:
     from cnnlab.runs.layout import write_atomic
 
     buffer = io.BytesIO()
-    Image.fromarray(image, mode="L").save(buffer, format="PNG")
+    Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(buffer, format="PNG")
     write_atomic(path, lambda fh: fh.write(buffer.getvalue()))

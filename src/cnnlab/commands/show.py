@@ -49,21 +49,31 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.inspect.trained import load_run, load_test_images
+    from cnnlab.runs.loader import load_run
 
     trained = load_run(args.run_dir)
-    out = rundir.require_writable_dir(Path(args.out) if args.out else trained.run_dir / "figures", "--out")
+    out = rundir.require_writable_dir(Path(args.out) if args.out else trained.path / "figures", "--out")
     if args.what == "filters":
         from cnnlab.inspect.features import plot_filters
 
         paths = [plot_filters(trained, out / "filters.png")]
     else:
-        tests = load_test_images(trained, args.data_dir)
-        image, label = tests.pick(args.image)
-        paths = _per_image(args.what, trained, tests, image, label, args.image, out)
+        images, labels = trained.images("test", args.data_dir)
+        image, label = _pick(images, labels, args.image)
+        paths = _per_image(args.what, trained, images, image, label, args.image, out)
     for path in paths:
         print(f"wrote {path}")
     return 0
+
+
+def _pick(images, labels, index: int):
+    from cnnlab.errors import ConfigError
+
+    if not 0 <= index < len(labels):
+        raise ConfigError(
+            f"--image must be in 0..{len(labels) - 1} (the test set's indices). Received: {index}"
+        )
+    return images[index], int(labels[index])
 
 
 def _per_image(what, trained, tests, image, label, index, out) -> list[Path]:
@@ -83,6 +93,6 @@ def _per_image(what, trained, tests, image, label, index, out) -> list[Path]:
         return [path]
     from cnnlab.inspect.invariance import SAMPLE, format_table, measure, plot_invariance
 
-    result = measure(trained, image, tests.images[:SAMPLE])
+    result = measure(trained, image, tests[:SAMPLE])
     print(format_table(result, index))
     return [plot_invariance(trained, image, label, index, result, out / f"invariance-{index}.png")]

@@ -13,6 +13,8 @@ EPILOG = """examples:
   cnnlab summary convnet --batch-size 512     # mult-adds and activation memory for a batch
   cnnlab summary seed --input-shape 1,20,20   # does it fit? (no: exit 2, and why)
   cnnlab summary resnet-mini --width 2        # the residual model at twice the channels
+  cnnlab summary vgg-mini --dataset cifar10   # built for 3x32x32 colour images
+  cnnlab summary nets.py:build                # your own network, read from one forward pass
 """
 
 
@@ -41,14 +43,23 @@ def add_parser(subparsers) -> None:
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
-        "model", metavar="MODEL", help="model name from the registry (`cnnlab models` lists them)"
+        "model",
+        metavar="MODEL",
+        help="model name from the registry (`cnnlab models` lists them), or FILE.py:FUNCTION",
+    )
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME",
+        help="the dataset the model is built for: its images' shape and classes (default: fashion-mnist)",
     )
     parser.add_argument(
         "--input-shape",
         type=_shape,
         default=None,
         metavar="C,H,W",
-        help="one input's shape (default: the model's own, 1,28,28 for Fashion-MNIST)",
+        help="walk another input's shape through the model "
+        "(default: the dataset's, 1,28,28 for Fashion-MNIST)",
     )
     parser.add_argument(
         "--batch-size",
@@ -74,25 +85,15 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.inspect.describe import DescribeError
-    from cnnlab.inspect.summary import heading, summarize
-    from cnnlab.models import build_model, get_spec
+    from cnnlab.api.inspection import summary as summarize
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be a whole number >= 1. Received: {args.batch_size}")
-    spec = get_spec(args.model)
-    shape = args.input_shape or spec.input_shape
-    model = build_model(args.model, args.backend, width=args.width)
-    name = args.model if args.width == 1 else f"{args.model} at width {args.width:g}"
-    try:
-        summary = summarize(model, shape, args.batch_size, name=name)
-    except DescribeError as exc:
-        raise ConfigError(f"cannot summarise model {args.model!r}: {exc}") from None
-    summary.heading = heading(name, args.backend, shape, args.batch_size)
-    print(summary)
-    if summary.failed is not None:
+    table = summarize(args.model, args.input_shape, args.batch_size, args.backend, args.width, args.dataset)
+    print(table)
+    if table.failed is not None:
         raise InputDoesNotFit(
-            f"input {shape} does not fit model {args.model!r} at layer {summary.failed.name} "
-            f"({summary.failed.kind}); see the table above"
+            f"input {table.input_shape} does not fit model {args.model!r} at layer {table.failed.name} "
+            f"({table.failed.kind}); see the table above"
         )
     return 0

@@ -22,6 +22,9 @@ examples:
   cnnlab train                               # convnet-pool-bn, about a minute on 2 cores
   cnnlab train --preset seed                 # the notebook's 30-epoch run, exactly
   cnnlab train --preset fast-cpu             # 93% test accuracy within a minute on 2 cores
+  cnnlab train --dataset digits              # scikit-learn's 8x8 digits: no download
+  cnnlab train --dataset my-photos/ --image-size 32   # a folder, one subfolder per class
+  cnnlab train --model nets.py:build         # your own network: build(input_shape=, num_classes=)
   cnnlab train --optimizer sgd --lr 0.05 --epochs 8
   cnnlab train --config runs/X/config.json   # rerun a saved configuration
   cnnlab train --resume runs/X               # continue an interrupted run
@@ -94,7 +97,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         NAME,
         help="train a model and save a run directory",
-        description="Train a model on Fashion-MNIST and save a run directory "
+        description="Train a model on a dataset (Fashion-MNIST by default) and save a run directory "
         "(config, metrics, checkpoint, plots, report).",
         epilog=EPILOG,
         formatter_class=HelpFormatter,

@@ -1,4 +1,4 @@
-"""Download Fashion-MNIST from the official mirrors, with pooch: checksums, retries, progress.
+"""Download a dataset's files from its official mirrors, with pooch: checksums, retries, progress.
 
 ``pooch.retrieve`` streams a file into a temporary file beside its destination, checks its MD5
 against the published one, and only then renames it into place (deleting it otherwise), so a
@@ -18,18 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from cnnlab.data.files import DEBIAN_DIR, FILES, DataFile, verify_file
+from cnnlab.data.files import DataFile, verify_file
 from cnnlab.errors import DataError
 
-MIRRORS = (
-    "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
-)
-OFFLINE_HINT = (
-    f"pass --data-dir DIR holding the four .gz files, or install Debian's package "
-    f"(`sudo apt-get install dataset-fashion-mnist`, which puts them in {DEBIAN_DIR})"
-)
+OFFLINE_HINT = "pass --data-dir DIR holding the files"
 CHUNK = 1 << 16  # bytes per read; pooch's default of 1 KiB flushes the file 30,000 times
 
 
@@ -37,11 +29,12 @@ def download_file(
     spec: DataFile,
     dest_dir: Path,
     *,
-    mirrors=MIRRORS,
+    mirrors: tuple[str, ...],
     retries: int = 3,
     timeout: float = 30.0,
     backoff: float = 1.0,
     quiet: bool = False,
+    offline_hint: str = OFFLINE_HINT,
 ) -> Path:
     """Fetch one file, trying each mirror ``retries`` times; raise DataError if none delivers."""
     import requests
@@ -64,7 +57,7 @@ def download_file(
                 if attempt < retries:
                     time.sleep(backoff * attempt)
     raise DataError(
-        f"could not download {spec.name} ({problems[-1] if problems else 'no mirrors'}); " + OFFLINE_HINT
+        f"could not download {spec.name} ({problems[-1] if problems else 'no mirrors'}); " + offline_hint
     )
 
 
@@ -113,8 +106,11 @@ def _quiet_pooch():
         logger.setLevel(level)
 
 
-def download_all(dest_dir: str | os.PathLike, *, files=None, quiet: bool = False, **kwargs) -> Path:
-    """Download every file not already present and verified in ``dest_dir``; return ``dest_dir``."""
+def download_all(
+    dest_dir: str | os.PathLike, files: dict[str, DataFile], *, quiet: bool = False, **kwargs
+) -> Path:
+    """Download every file not already present and verified in ``dest_dir``; return ``dest_dir``.
+    ``kwargs`` go to ``download_file`` (mirrors, retries, timeout, offline_hint)."""
     dest_dir = Path(dest_dir)
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +118,7 @@ def download_all(dest_dir: str | os.PathLike, *, files=None, quiet: bool = False
         raise DataError(
             f"cannot create {dest_dir}: {exc.strerror}; pass --data-dir to a writable place"
         ) from None
-    for spec in (files or FILES).values():
+    for spec in files.values():
         if verify_file(dest_dir / spec.name, spec)[0]:
             continue
         if not quiet:

@@ -1,10 +1,11 @@
-"""Any photo -> a 28x28 image the way Fashion-MNIST draws it.
+"""Any photo -> the image a run's model takes: its size, its colour mode, its way of drawing.
 
-Fashion-MNIST items are light on a black background, trimmed to the item, with the longest
-edge resized to 28 pixels and centred (Xiao et al. 2017, section 2). ``to_fashion_mnist`` does
-the same to a photo: it finds the background from the image border, makes it black (inverting
-dark-on-light photos), crops to the item, pads to a square, resizes to 28x28 and stretches the
-contrast to the full 0..255 range.
+``prepare`` follows the dataset. Fashion-MNIST, MNIST, KMNIST and the digits draw light items on
+black, trimmed to the item, the longest edge resized to fit and centred (Xiao et al. 2017, section
+2); a photo is prepared the same way: the background found from the image border is made black
+(inverting dark-on-light photos), the image cropped to the item, resized to fit and centred, and
+its contrast stretched to 0..255. Other datasets (CIFAR-10, folders of photos) are whole images: a
+photo is resized whole to the dataset's size, as an image folder's images are read.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from cnnlab.errors import ImageError
 
-SIZE = 28
+SIZE = 28  # Fashion-MNIST's side, for ``to_fashion_mnist``
 # A pixel belongs to the item when it is this much brighter than the background, as a share
 # of the brightest pixel: low enough to keep faint fabric, high enough to drop JPEG noise.
 ITEM_THRESHOLD = 0.1
@@ -24,7 +25,7 @@ ITEM_THRESHOLD = 0.1
 
 @dataclasses.dataclass
 class Prepared:
-    image: np.ndarray  # uint8 (28, 28), light item on black
+    image: np.ndarray  # uint8 (C, H, W) as the model takes it; (28, 28) from ``to_fashion_mnist``
     inverted: bool  # whether the photo was dark-on-light and got inverted
 
 
@@ -50,6 +51,31 @@ def read_gray(path: str | Path) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32)
 
 
+def read_image(path: str | Path, color: str = "gray") -> np.ndarray:
+    """The file as float32 0..255: (H, W) for ``color`` "gray" (``read_gray``), (H, W, 3) for "rgb";
+    transparent areas become white paper, as in ``read_gray``."""
+    if color != "rgb":
+        return read_gray(path)
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path} is not an image cnnlab can read; give a PNG or JPEG") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{path} is a damaged or unsupported image ({exc})") from None
+    if image.mode.startswith(("I", "F")):  # wide grayscale: scaled as read_gray scales it
+        return np.repeat(_wide_to_gray(np.asarray(image), path)[..., None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        paper = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(paper, image.convert("RGBA"))
+    return np.asarray(image.convert("RGB"), dtype=np.float32)
+
+
 def _wide_to_gray(pixels: np.ndarray, path: str | Path) -> np.ndarray:
     """A 16-bit, 32-bit or float grayscale image -> 0..255 by the range its values use: 8-bit values
     as they are, 16-bit ones divided by 257 (65535 -> 255), floats in [0, 1] times 255."""
@@ -68,32 +94,85 @@ def _wide_to_gray(pixels: np.ndarray, path: str | Path) -> np.ndarray:
     )
 
 
+def luma(pixels: np.ndarray) -> np.ndarray:
+    """float (H, W, 3) RGB -> float32 (H, W) gray by ITU-R 601-2, as Pillow's ``convert("L")``."""
+    return (pixels[..., 0] * 0.299 + pixels[..., 1] * 0.587 + pixels[..., 2] * 0.114).astype(np.float32)
+
+
+def prepare(pixels: np.ndarray, dataset, invert: bool | None = None) -> Prepared:
+    """A photo's pixels, float 0..255 as (H, W) gray or (H, W, 3) RGB, as ``dataset``'s model takes
+    them: uint8 (C, H, W). ``invert`` None decides from the border (for light-on-black datasets)."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    channels, height, width = dataset.input_shape
+    if channels == 1 and pixels.ndim == 3:
+        pixels = luma(pixels)
+    elif channels == 3 and pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    if dataset.item_on_black:
+        return _centred_item(pixels, (height, width), invert)
+    if invert:
+        pixels = 255.0 - pixels
+    resized = _resize(np.clip(pixels, 0, 255), (height, width))
+    return Prepared(_chw(np.round(resized).astype(np.uint8)), bool(invert))
+
+
 def to_fashion_mnist(gray: np.ndarray, invert: bool | None = None) -> Prepared:
-    """(H, W) grayscale 0..255 -> Prepared. ``invert`` None decides from the border: a light
-    border means a dark item on light paper, which Fashion-MNIST draws the other way round."""
+    """(H, W) grayscale 0..255 -> a 28x28 light item on black, as Fashion-MNIST draws it (``image``
+    is (28, 28) here)."""
+    prepared = _centred_item(np.asarray(gray, np.float32), (SIZE, SIZE), invert)
+    return Prepared(prepared.image[0], prepared.inverted)
+
+
+def _centred_item(pixels: np.ndarray, size: tuple[int, int], invert: bool | None) -> Prepared:
+    gray = pixels if pixels.ndim == 2 else luma(pixels)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     background = float(np.median(border))
     if invert is None:
         invert = background > 127.5
     if invert:
-        gray, background = 255.0 - gray, 255.0 - background
+        pixels, background = 255.0 - pixels, 255.0 - background
+    gray = pixels if pixels.ndim == 2 else luma(pixels)
     item = np.clip(gray - background, 0, None)  # background -> 0
-    if item.max() <= 0:
-        return Prepared(np.zeros((SIZE, SIZE), np.uint8), invert)  # a blank image: nothing to centre
+    channels = 1 if pixels.ndim == 2 else 3
+    if item.max() <= 0:  # a blank image: nothing to centre
+        return Prepared(np.zeros((channels, *size), np.uint8), invert)
     rows, cols = np.nonzero(item > ITEM_THRESHOLD * item.max())
-    item = item[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]  # crop to the item
-    return Prepared(_square_resize(item), invert)
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))  # crop to the item
+    cropped = np.clip(pixels - background, 0, None)[box]
+    return Prepared(_chw(_fit_centred(cropped, size)), invert)
 
 
-def _square_resize(item: np.ndarray) -> np.ndarray:
-    """Pad (h, w) to a centred square of zeros, resize to 28x28, stretch to 0..255."""
+def _fit_centred(item: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The item (h, w[, 3]) scaled so its longest edge fits ``size`` (H, W), centred on black and
+    stretched to 0..255. Scaled before it is placed, so a huge photo never makes a huge canvas."""
+    height, width = size
+    h, w = item.shape[:2]
+    scale = min(height / h, width / w)
+    new = (max(1, min(height, round(h * scale))), max(1, min(width, round(w * scale))))
+    resized = np.clip(_resize(item, new, lanczos=True), 0, None)  # Lanczos rings below zero at edges
+    canvas = np.zeros((height, width, *item.shape[2:]), np.float32)
+    top, left = (height - new[0]) // 2, (width - new[1]) // 2
+    canvas[top : top + new[0], left : left + new[1]] = resized
+    return np.round(255 * canvas / max(float(canvas.max()), 1e-6)).astype(np.uint8)
+
+
+def _resize(pixels: np.ndarray, size: tuple[int, int], lanczos: bool = False) -> np.ndarray:
+    """float (h, w) or (h, w, C) resized to ``size`` (H, W), each channel with Pillow's filter."""
     from PIL import Image
 
-    h, w = item.shape
-    side = max(h, w)
-    square = np.zeros((side, side), np.float32)
-    top, left = (side - h) // 2, (side - w) // 2
-    square[top : top + h, left : left + w] = item
-    resized = np.asarray(Image.fromarray(square, mode="F").resize((SIZE, SIZE), Image.Resampling.LANCZOS))
-    resized = np.clip(resized, 0, None)  # Lanczos rings slightly below zero at hard edges
-    return np.round(255 * resized / max(resized.max(), 1e-6)).astype(np.uint8)
+    height, width = size
+    method = Image.Resampling.LANCZOS if lanczos else Image.Resampling.BILINEAR
+    planes = pixels[..., None] if pixels.ndim == 2 else pixels
+    out = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(planes[..., c]), mode="F").resize((width, height), method)
+        )
+        for c in range(planes.shape[2])
+    ]
+    stacked = np.stack(out, axis=2)
+    return stacked[..., 0] if pixels.ndim == 2 else stacked
+
+
+def _chw(image: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, C) -> (C, H, W)."""
+    return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)

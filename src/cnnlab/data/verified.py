@@ -2,7 +2,7 @@
 
 Every load checks each file's size (its IDX header against its length) and, when the file has the
 published shape, the SHA-256 of its content against the published one, so a corrupt or altered
-copy of Fashion-MNIST is refused before anything trains on it. The hash is the part of a load that
+copy of a dataset is refused before anything trains on it. The hash is the part of a load that
 need not be repeated: a file that passed is recorded by its identity (resolved path, size, mtime,
 ctime, inode, device), and a later load that finds the same identity skips the hash. Writing to the
 file, copying or moving another over it, or touching it changes that identity, so it is hashed again.
@@ -17,12 +17,13 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cnnlab.data.files import DataFile
+from cnnlab.data.files import DataFile, md5_of
 from cnnlab.data.idx import open_bytes, parse_idx
 from cnnlab.errors import CnnlabError, DataError
 from cnnlab.runs.layout import write_json
@@ -33,6 +34,7 @@ _VERSION = 1  # a record of another version is ignored (everything is hashed onc
 # (milliseconds on Linux, up to 2 s on FAT or some network filesystems) would keep its identity
 # (git's "racily clean" index entries). It is simply hashed again at its next load.
 SETTLED_NS = 2_000_000_000
+_LABELS = {"sha256": "SHA-256", "md5": "MD5"}
 
 
 def record_path() -> Path:
@@ -58,8 +60,9 @@ class VerifiedFiles:
         self.files = _read_record(self.path)
         self.changed = False
 
-    def read(self, path: Path, spec: DataFile) -> np.ndarray:
-        """The IDX file at ``path``; if it has ``spec``'s published shape, it must have its content too.
+    def read(self, path: Path, spec: DataFile, dataset: str = "fashion-mnist") -> np.ndarray:
+        """The IDX file at ``path``; if it has ``spec``'s published shape, it must have its content too:
+        the SHA-256 of its decompressed bytes where that is published, else the MD5 of the file.
 
         A file of another shape (a synthetic stand-in, a subset) has no known checksum: only its
         sizes are checked, by ``parse_idx`` and the caller.
@@ -70,20 +73,39 @@ class VerifiedFiles:
         array = parse_idx(content, path)
         if array.shape != spec.shape:
             return array
-        entry = None if before is None else {**before, "sha256": spec.raw_sha256}
+        if spec.raw_sha256 is not None:
+            self._require(path, before, "sha256", spec.raw_sha256, lambda: content_sha256(content), dataset)
+        else:
+            self._require(path, before, "md5", spec.gz_md5, lambda: md5_of(path), dataset)
+        return array
+
+    def require_md5(self, path: Path, md5: str, dataset: str) -> None:
+        """Refuse ``path`` unless its MD5 is ``md5`` (hashed once per identity, as ``read``)."""
+        self._require(path, _identity(path), "md5", md5, lambda: md5_of(path), dataset)
+
+    def _require(
+        self,
+        path: Path,
+        before: dict | None,
+        kind: str,
+        expected: str,
+        digest: Callable[[], str],
+        dataset: str,
+    ) -> None:
+        entry = None if before is None else {**before, kind: expected}
         key = str(path.resolve())
         if entry is not None and self.files.get(key) == entry:
-            return array
-        if content_sha256(content) != spec.raw_sha256:
+            return
+        if digest() != expected:
             raise DataError(
-                f"{path} does not hold the published Fashion-MNIST content (its SHA-256 differs): the "
-                f"file is corrupt or altered; fetch it again with `cnnlab data download --data-dir "
-                f"{path.parent}` (`cnnlab data verify --data-dir {path.parent}` checks all four)"
+                f"{path} does not hold the published {dataset} content (its {_LABELS[kind]} differs): the "
+                f"file is corrupt or altered; fetch it again with `cnnlab data download {dataset} "
+                f"--data-dir {path.parent}` (`cnnlab data verify {dataset} --data-dir {path.parent}` checks "
+                "them all)"
             )
         if entry is not None and _settled(entry):
             self.files[key] = entry
             self.changed = True
-        return array
 
     def save(self) -> None:
         """Write the record if it gained a file; a failure means only a hash next time, never an error."""

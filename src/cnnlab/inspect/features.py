@@ -12,18 +12,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
 
-from cnnlab.data import CLASS_NAMES
-from cnnlab.inspect.describe import describe
 from cnnlab.inspect.summary import layer_detail
-from cnnlab.inspect.trained import Trained, as_input
+from cnnlab.inspect.traced import layers_in_order
 from cnnlab.report import gallery
 from cnnlab.report.figures import new_figure, save_png
 
-__all__ = ["Capture", "capture", "classify", "plot_filters", "plot_features"]
+if TYPE_CHECKING:
+    from cnnlab.runs.loader import LoadedRun
+
+__all__ = ["Capture", "capture", "classify", "plot_filters", "plot_features", "show_input"]
 
 FEATURE_KINDS = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 
@@ -41,16 +43,17 @@ class Capture:
 
 
 def capture(
-    trained: Trained, images: np.ndarray, kinds=FEATURE_KINDS, through_activation: bool = True
+    trained: LoadedRun, images: np.ndarray, kinds=FEATURE_KINDS, through_activation: bool = True
 ) -> tuple[list[Capture], np.ndarray]:
-    """(the input and output of every layer of ``kinds``, in order; the logits) for uint8 images (N, 28, 28).
+    """(the input and output of every layer of ``kinds``, in order; the logits) for uint8 images
+    (N, C, H, W) of the run's shape.
 
     With ``through_activation``, a convolution directly followed by an activation (ReLU) reports
     the activation's output: the feature maps the next layer sees.
     """
     import torch
 
-    layers = list(_layers(describe(trained.model)))
+    layers = layers_in_order(trained.model, trained.input_shape)
     modules = dict(trained.model.named_modules())
     found: dict[str, Capture] = {}
     hooks = []
@@ -90,24 +93,15 @@ def capture(
             hooks.append(modules[after.name].register_forward_hook(replace(layer)))
     try:
         with torch.inference_mode():
-            logits = trained.model(as_input(images)).numpy()
+            logits = trained.model(trained.prepare(images)).numpy()
     finally:
         for hook in hooks:
             hook.remove()
     return [found[layer.name] for layer in layers if layer.name in found], logits
 
 
-def _layers(items):
-    for item in items:
-        if hasattr(item, "main"):  # a Residual
-            yield from _layers(item.main)
-            yield from _layers(item.shortcut)
-        else:
-            yield item
-
-
 def classify(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted class (N,), softmax probabilities (N, 10)) from logits (N, 10)."""
+    """(predicted class (N,), softmax probabilities (N, K)) from logits (N, K)."""
     from scipy.special import softmax
 
     p = softmax(logits, axis=1)
@@ -127,7 +121,7 @@ def _grid(n: int, max_cols: int = 8) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def plot_filters(trained: Trained, path: Path) -> Path:
+def plot_filters(trained: LoadedRun, path: Path) -> Path:
     """The first convolution's filters as a grid, each with its weights written in: the figure
     ``cnnlab report`` embeds (``cnnlab.report.gallery.filters_figure``), headed by the run's name."""
     found = gallery.first_conv(trained.model)
@@ -137,17 +131,22 @@ def plot_filters(trained: Trained, path: Path) -> Path:
     return save_png(gallery.filters_figure(weights, title=f"{trained.title}, layer {name}"), path)
 
 
-def _show_input(ax, image: np.ndarray, caption: str) -> None:
-    ax.imshow(image, cmap="gray_r", vmin=0, vmax=255)
+def show_input(ax, image: np.ndarray, caption: str) -> None:
+    """A uint8 image (C, H, W) as the model's input: colour in colour; gray as dark ink on white
+    paper (the inverted gray scale), which reads better than light on black."""
+    if image.ndim == 3 and image.shape[0] == 3:
+        ax.imshow(image.transpose(1, 2, 0), interpolation="nearest")
+    else:
+        ax.imshow(image.reshape(image.shape[-2:]), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
     ax.set_title(caption, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def image_caption(index: int, label: int, logits: np.ndarray) -> str:
+def image_caption(index: int, label: int, logits: np.ndarray, class_names) -> str:
     predicted, p = classify(logits[None] if logits.ndim == 1 else logits)
     return (
-        f"test image {index}: {CLASS_NAMES[label]}\npredicted: {CLASS_NAMES[predicted[0]]} "
+        f"test image {index}: {class_names[label]}\npredicted: {class_names[predicted[0]]} "
         f"({100 * p[0, predicted[0]]:.0f}%)"
     )
 
@@ -170,17 +169,19 @@ def _mosaic(ax, maps: np.ndarray, rows: int, cols: int, style: dict):
     return shown
 
 
-def plot_features(trained: Trained, image: np.ndarray, label: int, index: int, directory: Path) -> list[Path]:
-    """One PNG per conv or pool layer: the input image beside every channel's feature map."""
+def plot_features(
+    trained: LoadedRun, image: np.ndarray, label: int, index: int, directory: Path
+) -> list[Path]:
+    """One PNG per conv or pool layer: the input image (C, H, W) beside every channel's feature map."""
     captures, logits = capture(trained, image[None])
-    caption = image_caption(index, label, logits[0])
+    caption = image_caption(index, label, logits[0], trained.class_names)
     paths = []
     for number, cap in enumerate(captures):
         maps = cap.output[0]  # (C, H, W)
         rows, cols = _grid(len(maps))
         fig = new_figure((2.6 + 1.05 * cols, max(2.9, 1.1 * rows + 1.0)))
         left, right = fig.subfigures(1, 2, width_ratios=[2.4, 1.05 * cols])
-        _show_input(left.subplots(), image, caption)
+        show_input(left.subplots(), image, caption)
         ax = right.subplots()
         style = _scale(maps)
         shown = _mosaic(ax, maps, rows, cols, style)

@@ -12,13 +12,15 @@ sample of test images, the share whose prediction a shift leaves unchanged.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cnnlab.data import CLASS_NAMES
-from cnnlab.inspect.features import _show_input, capture, classify
-from cnnlab.inspect.trained import Trained
+from cnnlab.inspect.features import capture, classify, show_input
 from cnnlab.report.figures import new_figure, save_png
+
+if TYPE_CHECKING:
+    from cnnlab.runs.loader import LoadedRun
 
 __all__ = ["shift", "Invariance", "measure", "format_table", "plot_invariance"]
 
@@ -28,11 +30,11 @@ CHANGE_SAMPLE = 20  # of those, the images whose per-layer changes are averaged;
 
 
 def shift(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """uint8 images (N, H, W) moved right by ``dx`` and down by ``dy`` pixels, zero-filled."""
+    """uint8 images (..., H, W) moved right by ``dx`` and down by ``dy`` pixels, zero-filled (black)."""
     out = np.zeros_like(images)
-    h, w = images.shape[1:]
-    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = images[
-        :, max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    h, w = images.shape[-2:]
+    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = images[
+        ..., max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
     ]
     return out
 
@@ -53,14 +55,17 @@ class Invariance:
     sample_agreement: np.ndarray  # (shifts,) share of SAMPLE test images whose prediction is unchanged
     sample_change: np.ndarray  # (stages, shifts) mean relative change over the first CHANGE_SAMPLE of them
     sample_size: int
+    class_names: tuple[str, ...]
 
     def at(self, dx: int, dy: int) -> int:
         return self.shifts.index((dx, dy))
 
 
-def _stage_changes(trained: Trained, images: np.ndarray, shifts) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(stage names, change (images, stages, shifts), logits (images, shifts, 10)) in one forward pass."""
-    moved = np.stack([shift(images, dx, dy) for dx, dy in shifts], axis=1)  # (N, S, 28, 28)
+def _stage_changes(
+    trained: LoadedRun, images: np.ndarray, shifts
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(stage names, change (images, stages, shifts), logits (images, shifts, K)) in one forward pass."""
+    moved = np.stack([shift(images, dx, dy) for dx, dy in shifts], axis=1)  # (N, S, C, H, W)
     n, s = moved.shape[:2]
     captures, logits = capture(trained, moved.reshape(n * s, *moved.shape[2:]))
     stages = ["input pixels"] + [
@@ -72,9 +77,9 @@ def _stage_changes(trained: Trained, images: np.ndarray, shifts) -> tuple[list[s
     return stages, change, logits.reshape(n, s, -1)
 
 
-def measure(trained: Trained, image: np.ndarray, sample: np.ndarray) -> Invariance:
-    """Every shift (dx, dy) in 0..MAX_SHIFT x 0..MAX_SHIFT for ``image`` (28, 28); for a sample
-    (N, 28, 28), the prediction agreement at the shifts the table prints and the mean change
+def measure(trained: LoadedRun, image: np.ndarray, sample: np.ndarray) -> Invariance:
+    """Every shift (dx, dy) in 0..MAX_SHIFT x 0..MAX_SHIFT for ``image`` (C, H, W); for a sample
+    (N, C, H, W), the prediction agreement at the shifts the table prints and the mean change
     at the x shifts (NaN elsewhere)."""
     shifts = [(dx, dy) for dy in range(MAX_SHIFT + 1) for dx in range(MAX_SHIFT + 1)]
     stages, change, logits = _stage_changes(trained, image[None], shifts)
@@ -91,7 +96,15 @@ def measure(trained: Trained, image: np.ndarray, sample: np.ndarray) -> Invarian
         trained, sample[:CHANGE_SAMPLE], along_x
     )[1].mean(axis=0)
     return Invariance(
-        shifts, stages, change[0], predicted, p[:, predicted[0]], agree, sample_change, len(sample)
+        shifts,
+        stages,
+        change[0],
+        predicted,
+        p[:, predicted[0]],
+        agree,
+        sample_change,
+        len(sample),
+        trained.class_names,
     )
 
 
@@ -114,9 +127,9 @@ def format_table(result: Invariance, index: int) -> str:
     rows = []
     for dx, dy in _rows():
         k = result.at(dx, dy)
-        pred = f"{CLASS_NAMES[result.predicted[k]]} {100 * result.probability[k]:.0f}%"
+        pred = f"{result.class_names[result.predicted[k]]} {100 * result.probability[k]:.0f}%"
         if result.predicted[k] != result.predicted[0]:
-            pred = f"{CLASS_NAMES[result.predicted[k]]} (changed)"
+            pred = f"{result.class_names[result.predicted[k]]} (changed)"
         rows.append(
             [str(dx), str(dy)]
             + [f"{v:.2f}" for v in result.change[:, k]]
@@ -136,22 +149,23 @@ def format_table(result: Invariance, index: int) -> str:
     return "\n".join(lines + [fmt(header)] + [fmt(r) for r in rows])
 
 
-def plot_invariance(trained: Trained, image: np.ndarray, label: int, index: int, result: Invariance, path):
+def plot_invariance(trained: LoadedRun, image: np.ndarray, label: int, index: int, result: Invariance, path):
     fig = new_figure((14, 8.4))
     top, bottom = fig.subfigures(2, 1, height_ratios=[0.62, 1])
     thumbs = top.subplots(1, MAX_SHIFT + 1)
-    first = CLASS_NAMES[result.predicted[0]]
+    first = result.class_names[result.predicted[0]]
     for d, ax in enumerate(thumbs):
         k = result.at(d, 0)
         p = f"{100 * result.probability[k]:.0f}%"
         said = (
             f"{first} ({p})"
             if result.predicted[k] == result.predicted[0]
-            else f"{CLASS_NAMES[result.predicted[k]]} ({first}: {p})"
+            else f"{result.class_names[result.predicted[k]]} ({first}: {p})"
         )
-        _show_input(ax, shift(image[None], d, 0)[0], f"shifted {d} px right\npredicted: {said}")
+        show_input(ax, shift(image[None], d, 0)[0], f"shifted {d} px right\npredicted: {said}")
     top.suptitle(
-        f"test image {index} ({CLASS_NAMES[label]}) shifted to the right, and what the network predicts",
+        f"test image {index} ({result.class_names[label]}) shifted to the right, "
+        "and what the network predicts",
         fontsize=11,
     )
     ax_lines, ax_heat, ax_pred = bottom.subplots(1, 3, width_ratios=[1.2, 0.8, 1])

@@ -10,12 +10,16 @@ output, as an illustration.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from cnnlab.inspect.features import _show_input, capture, image_caption
-from cnnlab.inspect.trained import Trained
+from cnnlab.inspect.features import capture, image_caption, show_input
 from cnnlab.report.figures import new_figure, save_png
+
+if TYPE_CHECKING:
+    from cnnlab.runs.loader import LoadedRun
 
 __all__ = ["plot_pooling"]
 
@@ -31,7 +35,7 @@ def _max_pool(maps: np.ndarray, options: dict) -> tuple[np.ndarray, np.ndarray]:
     return out[0].numpy(), idx[0].numpy()
 
 
-def _source(trained: Trained, image: np.ndarray):
+def _source(trained: LoadedRun, image: np.ndarray):
     """(feature maps (C, H, W), pool options, layer name, logits, its description)."""
     captures, logits = capture(trained, image[None], kinds=("Conv2d", "MaxPool2d"))
     modules = dict(trained.model.named_modules())
@@ -92,7 +96,7 @@ def _numbers(ax, values, highlight=None, fontsize=8) -> None:
         )
 
 
-def plot_pooling(trained: Trained, image: np.ndarray, label: int, index: int, path) -> tuple[object, dict]:
+def plot_pooling(trained: LoadedRun, image: np.ndarray, label: int, index: int, path) -> tuple[object, dict]:
     """Write the figure; return (its path, the numbers it shows)."""
     maps, options, what, logits = _source(trained, image)
     pooled, argmax = _max_pool(maps, options)
@@ -105,7 +109,7 @@ def plot_pooling(trained: Trained, image: np.ndarray, label: int, index: int, pa
     fig = new_figure((13, 8.2))
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 0.95])
     ax_img, ax_map, ax_out = top.subplots(1, 3, width_ratios=[0.8, 1, 1])
-    _show_input(ax_img, image, image_caption(index, label, logits[0]))
+    show_input(ax_img, image, image_caption(index, label, logits[0], trained.class_names))
     shown = ax_map.imshow(fmap, **style)
     _windows(ax_map, out.shape, options, color="#7fcdbb", lw=0.5)
     lowest = -_max_pool(-maps[channel : channel + 1], options)[0][0]

@@ -53,6 +53,7 @@ class Summary:
     failed: Layer | None = None  # the first layer the input does not fit
     reason: str = ""
     heading: str = ""  # printed above the table: what was summarised, as `cnnlab summary` says it
+    traced: bool = False  # read from a forward pass (a module with its own forward): no receptive fields
 
     @property
     def params(self) -> int:
@@ -288,7 +289,7 @@ def format_table(summary: Summary) -> str:
             _shape(r.shape),
             f"{r.params:,}",
             f"{r.mult_adds:,}",
-            _field(r),
+            "-" if summary.traced else _field(r),
         )
         for r in summary.rows
     ]
@@ -343,7 +344,7 @@ def html_table(summary: Summary) -> str:
             _shape(r.shape),
             f"{r.params:,}",
             f"{r.mult_adds:,}",
-            _field(r),
+            "-" if summary.traced else _field(r),
         )
         for r in summary.rows
     ]

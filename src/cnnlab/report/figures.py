@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from cnnlab.runs.layout import write_atomic
 
-__all__ = ["DPI", "new_figure", "png_bytes", "save_png"]
+__all__ = ["DPI", "new_figure", "png_bytes", "save_png", "show_image"]
 
 DPI = 110  # 1100 pixels for a 10-inch figure: the width of report.html's column
 
@@ -25,6 +25,19 @@ def new_figure(figsize: tuple[float, float], layout: str | None = "constrained",
     engine: "constrained" (the default) keeps titles, labels and colour bars from overlapping;
     None for a figure placed by hand (``subplots_adjust``). Other keywords go to ``Figure``."""
     return Figure(figsize=figsize, layout=layout, **kwargs)
+
+
+def show_image(ax, image, **kwargs):
+    """Draw one uint8 image on ``ax``: (C, H, W) or (H, W), gray in gray, RGB in colour, 0 black and
+    255 white, its pixels square and unsmoothed. Returns matplotlib's image."""
+    import numpy as np
+
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 1:
+        image = image[0]
+    if image.ndim == 3:  # (3, H, W) -> (H, W, 3), as matplotlib draws colour
+        return ax.imshow(image.transpose(1, 2, 0), interpolation="nearest", **kwargs)
+    return ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest", **kwargs)
 
 
 def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:

@@ -7,8 +7,7 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from cnnlab.data import CLASS_NAMES
-from cnnlab.report.figures import new_figure
+from cnnlab.report.figures import new_figure, show_image
 
 __all__ = ["misclassified", "misclassified_figure", "first_conv", "filters_figure"]
 
@@ -28,9 +27,10 @@ def misclassified_figure(ev, limit: int = 30, columns: int = 6) -> Figure:
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, picks):
-        ax.imshow(ev.images[i], cmap="gray", vmin=0, vmax=255)
+        show_image(ax, ev.images[i])
+        names = ev.class_names
         ax.set_title(
-            f"true: {CLASS_NAMES[ev.labels[i]]}\npred: {CLASS_NAMES[ev.predictions[i]]}\n"
+            f"true: {names[ev.labels[i]]}\npred: {names[ev.predictions[i]]}\n"
             f"confidence {ev.confidence[i]:.0%}",
             fontsize=8,
             color="firebrick",

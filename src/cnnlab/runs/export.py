@@ -1,8 +1,8 @@
 """A trained model out of cnnlab: ONNX for any runtime, safetensors for the weights alone.
 
-Both files take the model's input as training saw it: float32 (N, 1, 28, 28), normalised
-``(x/255 - 0.5)/0.5``, and give logits (N, 10); the class names and the normalisation travel
-in each file's metadata.
+Both files take the model's input as training saw it: float32 (N, C, H, W), normalised per channel
+``(x/255 - mean) / std``, and give logits (N, K); the input shape, the class names and the
+normalisation travel in each file's metadata.
 """
 
 from __future__ import annotations
@@ -13,31 +13,45 @@ import logging
 import warnings
 from pathlib import Path
 
-from cnnlab.data import CLASS_NAMES
 from cnnlab.errors import ConfigError
 from cnnlab.runs.layout import write_atomic
 
 FORMATS = ("onnx", "safetensors")
-NORMALIZATION = "x = (pixels / 255 - 0.5) / 0.5, float32 (N, 1, 28, 28), light item on black"
 OPSET = 18  # the opset torch 2.x's exporter targets natively; onnxruntime >= 1.14 runs it
 
 
+def normalization(dataset) -> str:
+    c, h, w = dataset.input_shape
+    mean = ", ".join(f"{m:.4g}" for m in dataset.mean)
+    std = ", ".join(f"{s:.4g}" for s in dataset.std)
+    style = ", light item on black" if dataset.item_on_black else ""
+    return (
+        f"x = (pixels / 255 - mean) / std per channel, mean ({mean}), std ({std}), "
+        f"float32 (N, {c}, {h}, {w}){style}"
+    )
+
+
 def metadata(run) -> dict[str, str]:
+    dataset = run.dataset
     return {
         "producer": "cnnlab",
         "model": run.config.model,
         "run": str(run.path),
-        "class_names": json.dumps(list(CLASS_NAMES)),
-        "input": NORMALIZATION,
-        "output": "logits (N, 10)",
+        "dataset": dataset.name,
+        "class_names": json.dumps(list(dataset.classes)),
+        "input_shape": json.dumps(list(dataset.input_shape)),
+        "mean": json.dumps(list(dataset.mean)),
+        "std": json.dumps(list(dataset.std)),
+        "input": normalization(dataset),
+        "output": f"logits (N, {dataset.num_classes})",
     }
 
 
-def onnx_bytes(model) -> bytes:
+def onnx_bytes(model, input_shape: tuple[int, int, int]) -> bytes:
     """The model as ONNX with a dynamic batch dimension, via torch.export (torch's current exporter)."""
     import torch
 
-    example = torch.zeros(2, 1, 28, 28)
+    example = torch.zeros(2, *input_shape)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), _quiet_logging("torch.onnx", "torch.export", "torch._dynamo"):
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's concern
@@ -74,7 +88,7 @@ class _quiet_logging:
 def export_onnx(run, output: Path) -> None:
     import onnx
 
-    proto = onnx.load_from_string(onnx_bytes(run.model))
+    proto = onnx.load_from_string(onnx_bytes(run.model, run.dataset.input_shape))
     for key, value in metadata(run).items():
         proto.metadata_props.add(key=key, value=value)
     data = proto.SerializeToString()

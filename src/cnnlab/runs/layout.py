@@ -28,6 +28,7 @@ CHECKPOINT = "checkpoint.pt"
 LOSS_PLOT = "loss.png"
 REPORT = "classification_report.txt"
 ENVIRONMENT = "environment.json"
+DATASET = "dataset.json"  # the dataset the run trained on: classes, input shape, normalisation
 METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "lr", "seconds")
 
 

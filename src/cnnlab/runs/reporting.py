@@ -31,9 +31,15 @@ def write_report(
     loaded = _load(run_dir)
     path = Path(output) if output else loaded.path / REPORT_HTML
     rundir.require_writable_dir(path.parent, "--output")
-    ev = metrics.evaluate_run(loaded, split, data_dir)
+    ev = evaluate_run(loaded, split, data_dir)
     rundir.write_text(path, render(report_parts(loaded, ev)))
     return path
+
+
+def evaluate_run(loaded: LoadedRun, split: str = "test", data_dir=None) -> metrics.Evaluation:
+    """The run's predictions on ``split``, from the weights and the test-time augmentation it reported."""
+    images, labels = loaded.images(split, data_dir)
+    return metrics.Evaluation(split, images, labels, loaded.probabilities(images), loaded.class_names)
 
 
 def report_parts(loaded: LoadedRun, ev: metrics.Evaluation) -> ReportParts:
@@ -44,9 +50,9 @@ def report_parts(loaded: LoadedRun, ev: metrics.Evaluation) -> ReportParts:
         summary=summary_rows(loaded, ev),
         config=loaded.config.to_dict(),
         per_class=metrics.per_class(ev),
-        pairs=metrics.confused_pairs(ev.confusion),
+        pairs=metrics.confused_pairs(ev.confusion, ev.class_names),
         curves_png=curves_png(loaded),
-        confusion_png=png_bytes(confusion_figure(ev.confusion, confusion_title(ev, model))),
+        confusion_png=png_bytes(confusion_figure(ev.confusion, confusion_title(ev, model), ev.class_names)),
         misclassified_png=png_bytes(gallery.misclassified_figure(ev)),
         filters_png=None if conv is None else png_bytes(filters_figure(loaded, *conv)),
     )
@@ -124,7 +130,7 @@ def run_evaluation(
     """``evaluate``, keeping the loaded run, the predictions and the paths written (for the command)."""
     loaded = _load(run_dir)
     directory = rundir.require_writable_dir(out or loaded.path, "--out") if save else None
-    ev = metrics.evaluate_run(loaded, split, data_dir)
+    ev = evaluate_run(loaded, split, data_dir)
     numbers = metrics.as_json(ev)
     written = [] if directory is None else write_evaluation(ev, numbers, directory, loaded.config.model)
     return EvaluationResult(loaded, ev, numbers, written)
@@ -136,7 +142,7 @@ def write_evaluation(ev: metrics.Evaluation, numbers: dict, out: Path, model: st
         out / f"misclassified-{ev.split}.png",
         out / f"evaluation-{ev.split}.json",
     ]
-    save_png(confusion_figure(ev.confusion, confusion_title(ev, model)), paths[0])
+    save_png(confusion_figure(ev.confusion, confusion_title(ev, model), ev.class_names), paths[0])
     save_png(gallery.misclassified_figure(ev), paths[1])
     rundir.write_json(paths[2], numbers)
     return paths

@@ -14,13 +14,15 @@ Layers of the package:
   augment     random translation (zero or reflect padding), flips and cutout of NumPy batches,
               drawn from a NumPy Generator; fixed shifts for test-time augmentation
   gradcheck   central-difference gradients
-  models      every registry model: build_seed, build_convnet, build_convnet_bn,
-              build_convnet_pool_bn, build_vgg_mini, build_resnet_mini; basic_block (residual)
+
+Every registry model is defined once, in ``cnnlab.models``, and built with these layers by
+``cnnlab.models.build_model(name, input_shape, num_classes, "numpy")``.
 
 Training, in full::
 
     from cnnlab import scratch
-    model = scratch.models.build_convnet(np.random.default_rng(0))     # float32
+    from cnnlab.models import build_model
+    model = build_model("convnet", (1, 28, 28), 10, "numpy", rng=0)    # float32
     opt = scratch.optim.Adam(model.parameters(), lr=1e-3)
     loss, logits = scratch.train_step(model, opt, X, y)    # X (N, 1, 28, 28) float32, y (N,) int
     loss, accuracy = scratch.evaluate(model, X_val, y_val)  # eval mode, in batches
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.scratch import augment, functional, gradcheck, models, nn, optim
+from cnnlab.scratch import augment, functional, gradcheck, nn, optim
 
 __all__ = [
     "functional",
@@ -38,7 +40,6 @@ __all__ = [
     "optim",
     "augment",
     "gradcheck",
-    "models",
     "train_step",
     "predict",
     "evaluate",

@@ -42,16 +42,26 @@ __all__ = [
 PAD_MODES = ("zero", "reflect")
 
 
-def pad(x, by: int, mode: str = "zero", fill: float = 0.0) -> np.ndarray:
-    """(N, C, H, W) -> (N, C, H + 2 by, W + 2 by): ``fill`` around the image (zero), or the image
-    mirrored at its edge without repeating the edge (reflect, numpy's ``np.pad(mode="reflect")``)."""
+def pad(x, by: int, mode: str = "zero", fill=0.0) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, H + 2 by, W + 2 by): ``fill`` around the image (zero), one value or one
+    per channel, or the image mirrored at its edge without repeating the edge (reflect, numpy's
+    ``np.pad(mode="reflect")``)."""
     x = float_array(x, "input")
     if mode not in PAD_MODES:
         raise ValueError(f"mode must be one of {', '.join(PAD_MODES)}. Received: mode={mode!r}")
     width = ((0, 0), (0, 0), (by, by), (by, by))
     if mode == "reflect":
         return np.pad(x, width, mode="reflect")
-    return np.pad(x, width, mode="constant", constant_values=fill)
+    values = np.atleast_1d(np.asarray(fill, dtype=x.dtype))
+    if values.size == 1:
+        return np.pad(x, width, mode="constant", constant_values=values[0])
+    n, c, h, w = x.shape
+    if values.size != c:
+        raise ValueError(f"fill must be one value or one per channel ({c}). Received: {values.size} values")
+    out = np.empty((n, c, h + 2 * by, w + 2 * by), x.dtype)
+    out[...] = values[None, :, None, None]
+    out[..., by : by + h, by : by + w] = x
+    return out
 
 
 def draw_shifts(n: int, max_shift: int, generator: np.random.Generator) -> np.ndarray:
@@ -59,7 +69,7 @@ def draw_shifts(n: int, max_shift: int, generator: np.random.Generator) -> np.nd
     return generator.integers(0, 2 * max_shift + 1, size=(2, n))
 
 
-def translate(x, offsets, max_shift: int, fill: float = 0.0, mode: str = "zero") -> np.ndarray:
+def translate(x, offsets, max_shift: int, fill=0.0, mode: str = "zero") -> np.ndarray:
     """Shift each image of x (N, C, H, W): pad by ``max_shift`` (``pad``) and crop at ``offsets``.
 
     ``offsets`` (2, N) are the crop's top-left corners in the padded image (from ``draw_shifts``);
@@ -110,7 +120,7 @@ def cutout(x, centres, size: int, fill: float = 0.0) -> np.ndarray:
     return np.where(square, x.dtype.type(fill), x)
 
 
-def shift(x, dy: int, dx: int, fill: float = 0.0) -> np.ndarray:
+def shift(x, dy: int, dx: int, fill=0.0) -> np.ndarray:
     """Every image of x (N, C, H, W) moved down ``dy`` and right ``dx`` pixels (negative: up, left),
     ``fill`` coming in at the border: the numpy twin of ``cnnlab.models.shift_images``."""
     x = float_array(x, "input")
@@ -126,7 +136,7 @@ def augment(
     generator: np.random.Generator,
     translate_by: int = 0,
     flip: bool = False,
-    fill: float = 0.0,
+    fill=0.0,
     pad_mode: str = "zero",
     cutout_size: int = 0,
 ):

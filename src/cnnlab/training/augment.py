@@ -8,22 +8,26 @@ the same order: shifts, then flips, then cutout squares.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
-from cnnlab.data import BACKGROUND
+from cnnlab.models import pad_constant
+
+Fill = float | Sequence[float]  # one value, or one per channel (the dataset's black, normalised)
 
 
-def pad(x: torch.Tensor, by: int, mode: str = "zero", fill: float = BACKGROUND) -> torch.Tensor:
+def pad(x: torch.Tensor, by: int, mode: str = "zero", fill: Fill = 0.0) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, H + 2 by, W + 2 by): ``fill`` around (zero: the black background), or
     the image mirrored at its edge without repeating it (reflect, as numpy's and torch's)."""
     if mode == "reflect":
         return F.pad(x, (by,) * 4, mode="reflect")
-    return F.pad(x, (by,) * 4, value=fill)
+    return pad_constant(x, by, fill)
 
 
 def random_translate(
-    x: torch.Tensor, max_shift: int, generator: torch.Generator, mode: str = "zero", fill: float = BACKGROUND
+    x: torch.Tensor, max_shift: int, generator: torch.Generator, mode: str = "zero", fill: Fill = 0.0
 ) -> torch.Tensor:
     """Shift each image by its own random (dy, dx) in [-max_shift, max_shift]; ``mode`` says what
     comes in at the border (``pad``).
@@ -78,9 +82,10 @@ def _layout(x: torch.Tensor) -> torch.memory_format:
     )
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, options) -> torch.Tensor:
+def augment(x: torch.Tensor, generator: torch.Generator, options, fill: Fill) -> torch.Tensor:
     """The training augmentation ``options`` ask for (a TrainConfig's translate, pad_mode, hflip
-    and cutout), in the draw order of the numpy backend: shift, flip, cutout."""
-    x = random_translate(x, options.translate, generator, options.pad_mode)
+    and cutout), in the draw order of the numpy backend: shift, flip, cutout. ``fill`` is what a
+    shift brings in at the border: the dataset's black, normalised (``Dataset.background``)."""
+    x = random_translate(x, options.translate, generator, options.pad_mode, fill)
     x = random_hflip(x, generator) if options.hflip else x
     return random_cutout(x, options.cutout, generator)

@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cnnlab.data import TRAIN_TOTAL
+from cnnlab.data import DEFAULT as DEFAULT_DATASET
+from cnnlab.data.conform import COLORS, MAX_SIDE, MIN_SIDE
 from cnnlab.errors import ConfigError, RunDirError
-from cnnlab.models import BACKENDS, MAX_WIDTH, MODELS, check_width
+from cnnlab.models import BACKENDS, MAX_WIDTH, MODELS, check_width, get_spec, require_fit
 from cnnlab.training.batches import MIN_BATCH
 from cnnlab.training.checks import Check, shown
 from cnnlab.training.schedules import SCHEDULES
@@ -28,6 +29,10 @@ PRECISIONS = ("auto", "32", "bf16", "16-mixed")
 MAX_EPOCHS = 10_000
 MAX_THREADS = 1024
 MAX_SEED = 2**32 - 1  # NumPy's SeedSequence and torch.manual_seed both take it
+MAX_IMAGES = (
+    100_000_000  # more training images than any dataset here has; the dataset's own size is checked too
+)
+DEFAULT_VALID = 5_000  # a tenth of a dataset's training images, at most this many
 
 _UNIT = Check(float, 0.0, 1.0, high_open=True)  # [0, 1)
 
@@ -43,8 +48,25 @@ class TrainConfig:
     # speed (README, results).
     model: str = _field(
         "convnet-pool-bn",
-        "model name from the registry (`cnnlab models` lists them)",
-        Check(str, choices=lambda: MODELS),
+        "model name from the registry (`cnnlab models` lists them), or your own network as "
+        "FILE.py:FUNCTION, called as FUNCTION(input_shape=(C, H, W), num_classes=K)",
+        Check(str, why="must be a model name (`cnnlab models`) or FILE.py:FUNCTION"),
+    )
+    dataset: str = _field(
+        DEFAULT_DATASET,
+        "a built-in dataset (`cnnlab data list`) or a folder of images with one subfolder per class",
+        Check(str, why="must be a dataset name (`cnnlab data list`) or a folder"),
+    )
+    image_size: int | None = _field(
+        None,
+        "resize every image to N x N pixels; default: the images' own size (they must share one)",
+        Check(int, MIN_SIDE, MAX_SIDE, optional=True),
+    )
+    color: str | None = _field(
+        None,
+        "colour mode of the images: gray or rgb; default: the dataset's own (for a folder, rgb when any "
+        "image has colour)",
+        Check(str, choices=COLORS, optional=True),
     )
     width: float = _field(
         1.0,
@@ -119,7 +141,7 @@ class TrainConfig:
         0,
         "augmentation: blank a random square of this many pixels a side in each image "
         "(DeVries & Taylor 2017); 0 is off",
-        Check(int, 0, 28, why="must be between 0 and 28 pixels"),
+        Check(int, 0, MAX_SIDE, why="must be a whole number of pixels, at most the image's side"),
     )
     # An average over the last ~30 steps helps most while the rate is still high mid-run.
     ema: float | None = _field(
@@ -147,15 +169,18 @@ class TrainConfig:
     epochs: int = _field(8, "passes over the training split", Check(int, 1, MAX_EPOCHS))
     # 128: twice the steps of 256 in the first epoch for about the same seconds on 2 CPU cores
     # (README, results).
-    batch_size: int = _field(128, "images per optimizer step", Check(int, 1, TRAIN_TOTAL))
+    batch_size: int = _field(128, "images per optimizer step", Check(int, 1, MAX_IMAGES))
     train_size: int | None = _field(
         None,
-        "training images; default: all 60,000 minus the validation split",
+        "training images; default: all the dataset's training images minus the validation split",
         # Two at least: batch norm normalises over the images of a batch, and one has no spread.
-        Check(int, MIN_BATCH, TRAIN_TOTAL, optional=True),
+        Check(int, MIN_BATCH, MAX_IMAGES, optional=True),
     )
     valid_size: int = _field(
-        5000, "validation images, held out of the 60,000 training images", Check(int, 0, TRAIN_TOTAL)
+        DEFAULT_VALID,
+        "validation images, held out of the dataset's training images; default: a tenth of them, at "
+        f"most {DEFAULT_VALID:,}",
+        Check(int, 0, MAX_IMAGES),
     )
     seed: int = _field(
         0, "seed for the split, the initial weights and the batch order", Check(int, 0, MAX_SEED)
@@ -165,7 +190,7 @@ class TrainConfig:
     )
     data_dir: str | None = _field(
         None,
-        "directory holding the Fashion-MNIST .gz files; default: search (`cnnlab data where`)",
+        "directory holding the dataset's files; default: search (`cnnlab data where`)",
         Check(str, optional=True),
     )
     device: str = _field("auto", "where to train", Check(str, choices=DEVICES))
@@ -215,9 +240,9 @@ class TrainConfig:
         "vgg-mini (best-cpu)")."""
         return f"{self.model} ({self.preset})" if self.preset else self.model
 
-    @property
-    def resolved_train_size(self) -> int:
-        return self.train_size if self.train_size is not None else TRAIN_TOTAL - self.valid_size
+    def train_images(self, total: int) -> int:
+        """How many training images the run uses, of a training pool of ``total``."""
+        return self.train_size if self.train_size is not None else total - self.valid_size
 
     def validate(self) -> None:
         """Every field against its Check, in field order, then the rules that tie fields together."""
@@ -226,11 +251,9 @@ class TrainConfig:
             problem = field.metadata["check"].problem(value)
             if problem:
                 raise ConfigError(f"{flag(field.name)} {problem}. Received: {shown(value)}")
-        if self.resolved_train_size + self.valid_size > TRAIN_TOTAL:
-            raise ConfigError(
-                f"--train-size {self.resolved_train_size} + --valid-size {self.valid_size} "
-                f"exceeds the {TRAIN_TOTAL} training images; lower one of them"
-            )
+        problem = model_problem(self.model)
+        if problem:
+            raise ConfigError(f"--model {problem}")
         check_width(self.model, self.width)
         if self.patience is not None and self.valid_size == 0:
             raise ConfigError("--patience needs a validation split (--valid-size > 0)")
@@ -243,10 +266,11 @@ class TrainConfig:
             self._validate_numpy_backend()
 
     def _validate_numpy_backend(self) -> None:
-        if MODELS[self.model].build_numpy is None:
-            scratch_models = ", ".join(n for n, s in MODELS.items() if s.build_numpy)
+        if not get_spec(self.model).numpy:
+            scratch_models = ", ".join(n for n, s in MODELS.items() if s.numpy)
             raise ConfigError(
-                f"--model {self.model} has no numpy backend; use --backend torch or one of: {scratch_models}"
+                f"--model {self.model} is a torch module, which the numpy backend cannot run; use "
+                f"--backend torch, or one of: {scratch_models}"
             )
         used = [name for name, off in NUMPY_BACKEND_OFF.items() if getattr(self, name) != off]
         if used:
@@ -270,6 +294,23 @@ class TrainConfig:
         from cnnlab.runs.layout import write_json
 
         write_json(path, self.to_dict())
+
+
+def model_problem(name: str) -> str | None:
+    """What is wrong with ``--model name`` as a name, or None (whether a file of your own is still
+    there is checked when a run starts, not when a finished one is loaded)."""
+    from cnnlab import user_models
+
+    if name in MODELS or user_models.is_user_model(name):
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(name, list(MODELS), n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return (
+        f"must be one of {', '.join(MODELS)}, or your own network as FILE.py:FUNCTION; {hint}"
+        f"Received: {shown(name)}"
+    )
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -429,17 +470,20 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 def config_of_run(run: Path) -> TrainConfig:
     """The config a run directory was trained with; a damaged config.json is the run's problem, said
-    so (not as a bad ``--config`` option)."""
+    so (not as a bad ``--config`` option). Its dataset is not opened: a run loads where its data is gone."""
     try:
-        return resolve({}, str(run / "config.json"))
+        return resolve({}, str(run / "config.json"), fit_dataset=False)
     except ConfigError as exc:
         message = str(exc).removeprefix(f"--config {run / 'config.json'}").lstrip(": ")
         raise RunDirError(f"{run / 'config.json'} is not a valid cnnlab config ({message})") from None
 
 
-def resolve(explicit: dict[str, Any], config_file: str | None = None) -> TrainConfig:
-    """Build the config from the layers, lowest first: the defaults, the preset a config file names,
-    the config file's own values, the preset given explicitly, the explicit options.
+def resolve(
+    explicit: dict[str, Any], config_file: str | None = None, *, fit_dataset: bool = True
+) -> TrainConfig:
+    """Build the config from the layers, lowest first: the defaults, the dataset's defaults, the
+    preset a config file names, the config file's own values, the preset given explicitly, the
+    explicit options; then check it against the dataset (``fit_dataset``).
 
     A saved config.json names its preset and holds every value the run used, overrides included,
     so its own values must win over its preset: loading or rerunning a run gives that run's config.
@@ -453,11 +497,92 @@ def resolve(explicit: dict[str, Any], config_file: str | None = None) -> TrainCo
                 raise ConfigError(f"--preset {problem}. Received: {shown(preset)}")
             values.update(PRESETS[preset])
         values.update(layer)
-    if "width" not in explicit and "width" not in file_values and values.get("model") in MODELS:
+    chosen = set(explicit) | set(file_values)  # what the user chose, as against what a preset brought
+    if "width" not in chosen and values.get("model") in MODELS:
         # A preset's width belongs to the preset's model: --preset fast-gpu --model convnet trains convnet.
         if MODELS[values["model"]].base_widths is None:
             values.pop("width", None)
+    dataset = None
+    if fit_dataset:
+        dataset = _open(values)
+        values = {**dataset_defaults(dataset), **values, "dataset": _dataset_name(values)}
+        if not dataset.flips:  # a preset's mirror images do not apply where mirroring changes the class
+            values.update({k: False for k in ("hflip", "tta") if k not in chosen and k in values})
     try:
-        return TrainConfig(**values)
+        config = TrainConfig(**values)
     except TypeError as exc:  # a wrongly typed value in a hand-edited config file
         raise ConfigError(f"invalid configuration: {exc}") from None
+    if dataset is not None:
+        _check_user_model(config.model)
+        check_fits(config, dataset)
+    return config
+
+
+def _check_user_model(name: str) -> None:
+    from cnnlab import user_models
+
+    problem = user_models.check_spec(name) if user_models.is_user_model(name) else None
+    if problem:
+        raise ConfigError(f"--model {name} {problem}")
+
+
+def _dataset_name(values: dict[str, Any]) -> str:
+    """The dataset's name as recorded: a folder by its absolute path, so the run loads from anywhere."""
+    from cnnlab.data.registry import is_folder_name
+
+    name = values.get("dataset", DEFAULT_DATASET)
+    return str(Path(name).resolve()) if isinstance(name, str) and is_folder_name(name) else name
+
+
+def _open(values: dict[str, Any]):
+    from cnnlab.data import open_dataset
+
+    for name in ("dataset", "image_size", "color"):  # checked before they are used to open anything
+        if name in values:
+            problem = check_of(name).problem(values[name])
+            if problem:
+                raise ConfigError(f"{flag(name)} {problem}. Received: {shown(values[name])}")
+    return open_dataset(values.get("dataset", DEFAULT_DATASET), values.get("image_size"), values.get("color"))
+
+
+# The notebook's network needs images of at least 10x10 (two 3x3 convs and two 2x2 pools); smaller
+# ones (scikit-learn's 8x8 digits) get the smallest model with global pooling instead.
+SMALL_IMAGE_MODEL = "vgg-mini"
+
+
+def dataset_defaults(dataset) -> dict[str, Any]:
+    """The defaults that depend on the dataset: a tenth of its training images (at most 5,000) for
+    validation, and a model that takes its images."""
+    from cnnlab.models import fits
+
+    values: dict[str, Any] = {"valid_size": min(DEFAULT_VALID, dataset.train_total // 10)}
+    if not fits(TrainConfig.model, dataset.input_shape):
+        values["model"] = SMALL_IMAGE_MODEL
+    return values
+
+
+def check_fits(config: TrainConfig, dataset) -> None:
+    """The options that depend on the dataset's size, shape and classes, checked against it."""
+    total, (_, height, width) = dataset.train_total, dataset.input_shape
+    train = config.train_images(total)
+    if train < MIN_BATCH or train + config.valid_size > total:
+        raise ConfigError(
+            f"--train-size {train} + --valid-size {config.valid_size} must fit in the {total:,} training "
+            f"images of {dataset.title} (with at least {MIN_BATCH} to train on); lower one of them"
+        )
+    require_fit(config.model, dataset.input_shape)
+    side = min(height, width)
+    for name, limit in (("cutout", side), ("translate", side // 2), ("tta_shift", side // 2)):
+        if getattr(config, name) > limit:
+            raise ConfigError(
+                f"{flag(name)} must be at most {limit} pixels for the {height}x{width} images of "
+                f"{dataset.title}. "
+                f"Received: {getattr(config, name)}"
+            )
+    mirrored = [flag(n) for n in ("hflip", "tta") if getattr(config, n)]
+    if mirrored and not dataset.flips:
+        raise ConfigError(
+            f"the images of {dataset.title} change class when mirrored (a mirrored digit or character is "
+            f"another one, or none); "
+            f"drop {' and '.join(mirrored)}"
+        )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from cnnlab.data.dataset import Dataset
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.distributed import SINGLE, World
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 class Engine(Protocol):
     config: TrainConfig  # the run's options; the loop reads batch_size, seed, epochs from it
+    dataset: Dataset  # what the model takes (shape, classes) and how images are normalised
     backend: str  # "torch" or "numpy"
     precision: str  # the arithmetic actually used: "32", "bf16", "16-mixed"
 
@@ -34,12 +36,13 @@ class Engine(Protocol):
         ...
 
     def to_native(self, x: np.ndarray) -> Any:
-        """The engine's own array for ``x``; uint8 images (N, 28, 28) come back normalised (N, 1, 28, 28)."""
+        """The engine's own array for ``x``; uint8 images (N, C, H, W) come back normalised as float32."""
         ...
 
-    def initialize(self, train_images: np.ndarray) -> None:
-        """Data-dependent initialisation from the training images (uint8 (N, 28, 28)) before the
-        first step: --whiten's patch whitening of the first convolution; nothing without it."""
+    def initialize(self, dataset: Dataset, train_images: np.ndarray) -> None:
+        """Data-dependent set-up before the first step and before any ``to_native``: the dataset with
+        its normalisation, and from the training images (uint8 (N, C, H, W)) --whiten's patch
+        whitening of the first convolution."""
         ...
 
     def start_epoch(self, epoch: int) -> None:
@@ -57,7 +60,7 @@ class Engine(Protocol):
         ...
 
     def logits(self, x: Any) -> np.ndarray:
-        """float32 logits (N, 10) of the weights that are evaluated (the EMA average when kept)."""
+        """float32 logits (N, K) of the weights that are evaluated (the EMA average when kept)."""
         ...
 
     def weights(self) -> dict[str, np.ndarray]:
@@ -81,15 +84,16 @@ class Engine(Protocol):
         ...
 
 
-def make_engine(config: TrainConfig, steps_per_epoch: int, world: World = SINGLE) -> Engine:
-    """The engine for ``config.backend``, built before the loop so the loop never branches on it."""
+def make_engine(config: TrainConfig, steps_per_epoch: int, dataset: Dataset, world: World = SINGLE) -> Engine:
+    """The engine for ``config.backend``, built before the loop so the loop never branches on it;
+    its model takes ``dataset``'s input shape and classes."""
     if config.backend == "numpy":
         from cnnlab.training.numpy_engine import NumpyEngine
 
-        return NumpyEngine(config, steps_per_epoch, world)
+        return NumpyEngine(config, steps_per_epoch, dataset, world)
     from cnnlab.training.torch_engine import TorchEngine
 
-    return TorchEngine(config, steps_per_epoch, world)
+    return TorchEngine(config, steps_per_epoch, dataset, world)
 
 
 def _satisfies_engine(torch_engine: TorchEngine, numpy_engine: NumpyEngine) -> tuple[Engine, Engine]:

@@ -30,13 +30,13 @@ from cnnlab.training.engine import Engine
 class EvalResult:
     loss: float
     accuracy: float
-    logits: np.ndarray  # (N, 10)
+    logits: np.ndarray  # (N, K)
 
 
 def evaluate(engine: Engine, x: Any, y: np.ndarray) -> EvalResult:
     """Mean cross-entropy and accuracy of ``engine``'s model on (x, y); x is backend-native."""
     if len(y) == 0:
-        return EvalResult(float("nan"), float("nan"), np.zeros((0, 10), np.float32))
+        return EvalResult(float("nan"), float("nan"), np.zeros((0, engine.dataset.num_classes), np.float32))
     logits = engine.logits(x).astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):  # inf logits give a nan loss, reported as such
         loss = -log_softmax(logits, axis=1)[np.arange(len(y)), y].mean()

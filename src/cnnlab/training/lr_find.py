@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.arrays import Arrays, load_split
+from cnnlab.data.arrays import Arrays, split_arrays
+from cnnlab.data.dataset import Dataset
+from cnnlab.data.registry import load_dataset
 from cnnlab.errors import ConfigError
 from cnnlab.report.sweep import plot_sweep
 from cnnlab.runs import layout as rundir
@@ -66,11 +68,11 @@ SMOOTHING = 0.9  # the loss's exponential moving average, as fastai smooths it
 EXPLODE = 4.0  # stop once the smoothed loss is this many times its lowest
 
 
-def sweep(config: TrainConfig, arrays: Arrays, rates: SweepRange = SweepRange()) -> Sweep:
+def sweep(config: TrainConfig, dataset: Dataset, arrays: Arrays, rates: SweepRange = SweepRange()) -> Sweep:
     """Train from fresh weights while the rate grows through ``rates``; the losses and a suggestion."""
     steps, start, end, smoothing = rates.steps, rates.start, rates.end, SMOOTHING
-    engine = make_engine(dataclasses.replace(config, schedule="constant"), steps_per_epoch=steps)
-    engine.initialize(arrays.train_x)
+    engine = make_engine(dataclasses.replace(config, schedule="constant"), steps, dataset)
+    engine.initialize(dataset, arrays.train_x)
     x, y = engine.to_native(arrays.train_x), engine.to_native(arrays.train_y)
     batches = _endless_batches(len(arrays.train_y), config)
     lrs, smoothed, raw, average, best = [], [], [], 0.0, math.inf
@@ -113,9 +115,12 @@ def find_lr(
     with rundir.claim_new_run_dir(config.out, "lr-find") as claimed:
         out = claimed.path
         config.save(out / rundir.CONFIG)
-        arrays = load_split(config.resolved_train_size, config.valid_size, config.seed, config.data_dir)
+        dataset, images = load_dataset(
+            config.dataset, config.data_dir, config.image_size, config.color, quiet=True
+        )
+        arrays = split_arrays(images, config.train_size, config.valid_size, config.seed)
         log(f"sweeping {rates.steps} steps from {rates.start:.1e} to {rates.end:.1e} in {out}")
-        result = sweep(config, arrays, rates)
+        result = sweep(config, dataset, arrays, rates)
         rows = [
             {"lr": a, "loss": b, "smoothed_loss": c}
             for a, b, c in zip(result.lrs, result.raw_losses, result.losses)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab import scratch
-from cnnlab.data import BACKGROUND, normalize
+from cnnlab.data.dataset import Dataset
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model, tta_shifts
 from cnnlab.training.checkpoint import as_ema_state, ema_weights
@@ -65,16 +65,16 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return np.exp(scratch.functional.log_softmax(logits.astype(np.float32), 1))
 
 
-def class_probabilities(model: scratch.nn.Module, x: np.ndarray, tta: bool = False, tta_shift: int = 0):
+def class_probabilities(model: scratch.nn.Module, x: np.ndarray, fill, tta: bool = False, tta_shift: int = 0):
     """Softmax probabilities (N, classes) of ``model`` for normalised images x (N, C, H, W): the numpy
     twin of ``cnnlab.models.class_probabilities``, with its views and weights (``tta_shifts``).
 
     p(x) = sum_v weight_v * q(shift_v(x)), q(z) = (softmax(f(z)) + softmax(f(mirror(z)))) / 2 with
-    ``tta``, else softmax(f(z)); the shifted views bring in the black background at the border.
+    ``tta``, else softmax(f(z)); the shifted views bring in ``fill`` (the dataset's black) at the border.
     """
     probs: Any = 0
     for (dy, dx), weight in tta_shifts(tta_shift):
-        view = scratch.augment.shift(x, dy, dx, BACKGROUND)
+        view = scratch.augment.shift(x, dy, dx, fill)
         p = _softmax(scratch.predict(model, view))
         if tta:
             p = (p + _softmax(scratch.predict(model, view[..., ::-1]))) / 2
@@ -122,10 +122,11 @@ class NumpyEngine:
     backend = "numpy"
     precision = "32"
 
-    def __init__(self, config: TrainConfig, steps_per_epoch: int, world: World = SINGLE):
+    def __init__(self, config: TrainConfig, steps_per_epoch: int, dataset: Dataset, world: World = SINGLE):
         if world.distributed:
             raise ConfigError("the numpy backend trains in one process; run it without torchrun")
         self.config = config
+        self.dataset = dataset  # its normalisation is known once the images are read (initialize)
         if (
             config.threads is not None
         ):  # --threads sets NumPy's BLAS threads (scikit-learn brings threadpoolctl)
@@ -134,6 +135,8 @@ class NumpyEngine:
             threadpool_limits(config.threads, user_api="blas")
         self.model = build_model(
             config.model,
+            dataset.input_shape,
+            dataset.num_classes,
             "numpy",
             rng=np.random.default_rng(config.seed),
             dropout=config.dropout,
@@ -157,8 +160,8 @@ class NumpyEngine:
         self.optimizer.lr = self.base_lr * self.schedule(self.step, self.total_steps)
 
     def to_native(self, x: np.ndarray) -> np.ndarray:
-        """uint8 images (N, 28, 28) -> normalised float32 (N, 1, 28, 28); anything else as it is."""
-        return normalize(x) if x.dtype == np.uint8 else x
+        """uint8 images (N, C, H, W) -> normalised float32; anything else as it is."""
+        return self.dataset.normalize(x) if x.dtype == np.uint8 else x
 
     @property
     def lr(self) -> float:
@@ -177,7 +180,9 @@ class NumpyEngine:
         blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
         return {"device": "cpu", "precision": self.precision, "blas_threads": blas[0] if blas else None}
 
-    def initialize(self, train_images: np.ndarray) -> None:
+    def initialize(self, dataset: Dataset, train_images: np.ndarray) -> None:
+        self.dataset = dataset
+        self.fill = dataset.background()
         if not self.config.whiten:
             return
         from cnnlab.training.whitening import whitened
@@ -186,7 +191,7 @@ class NumpyEngine:
         key = next((k for k, v in state.items() if k.endswith("weight") and v.ndim == 4), None)  # first conv
         if key is None:  # a model without convolutions has no patches to whiten
             return
-        state[key] = whitened(state[key], train_images).astype(state[key].dtype)
+        state[key] = whitened(state[key], dataset, train_images).astype(state[key].dtype)
         self.model.load_state_dict(state)
         if self.ema is not None:  # its copy was made before; it averages from the whitened start
             self.ema.load_state_dict(self.model.state_dict())
@@ -201,7 +206,7 @@ class NumpyEngine:
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         config = self.config
         x = scratch.augment.augment(
-            x, self.augment_rng, config.translate, config.hflip, BACKGROUND, config.pad_mode, config.cutout
+            x, self.augment_rng, config.translate, config.hflip, self.fill, config.pad_mode, config.cutout
         )
         loss, logits = scratch.train_step(
             self.model, self.optimizer, x, y, config.label_smoothing, max_norm=config.grad_clip
@@ -220,7 +225,7 @@ class NumpyEngine:
     def logits(self, x: np.ndarray) -> np.ndarray:
         config = self.config
         if config.test_time_augmented:  # the log of the averaged probabilities, as torch's
-            probs = class_probabilities(self.eval_model, x, config.tta, config.tta_shift)
+            probs = class_probabilities(self.eval_model, x, self.fill, config.tta, config.tta_shift)
             return np.log(np.maximum(probs, np.float32(1e-12)))
         return scratch.predict(self.eval_model, x)
 

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from cnnlab._version import __version__
-from cnnlab.data import CLASS_NAMES, ensure_data
-from cnnlab.data.arrays import Arrays, load_split
+from cnnlab.data.arrays import Arrays, split_arrays
+from cnnlab.data.dataset import Dataset
+from cnnlab.data.registry import get_source, open_dataset, read_dataset
 from cnnlab.errors import (
     EXIT_INTERRUPTED,
     AlreadyFinished,
@@ -93,25 +94,43 @@ def environment(engine: Engine, config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def _prepare(config: TrainConfig, quiet: bool, world: World = SINGLE) -> tuple[Arrays, Engine]:
+def _prepare(
+    config: TrainConfig, quiet: bool, world: World = SINGLE, log: Callable[[str], None] = print
+) -> tuple[Dataset, Arrays, Engine]:
     if config.threads is not None:
         import torch
 
         torch.set_num_threads(config.threads)
-    directory = ensure_data(config.data_dir, quiet=quiet)  # a missing dataset fails before any slow work
-    steps = steps_per_epoch(config.resolved_train_size, config.batch_size, world.size)
+    source = get_source(config.dataset, config.image_size, config.color)
+    described = open_dataset(config.dataset, config.image_size, config.color)
+    directory = source.ensure(config.data_dir, quiet=quiet)  # a missing dataset fails before any slow work
+    if not quiet and world.is_main:
+        for note in getattr(source, "notes", lambda: [])():
+            log(note)
+    steps = steps_per_epoch(config.train_images(described.train_total), config.batch_size, world.size)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        # Decompressing and splitting the data (zlib and NumPy release the GIL) overlaps the engine's
-        # start-up, which for torch is mostly imports (bench/startup.py measures the gain).
-        loading = pool.submit(
-            load_split, config.resolved_train_size, config.valid_size, config.seed, directory
-        )
-        engine = make_engine(config, steps, world)
-        arrays = loading.result()
-    engine.initialize(arrays.train_x)  # before any step; a resume then loads its checkpoint over it
+        # Decompressing and decoding the data (zlib, Pillow and NumPy release the GIL) overlaps the
+        # engine's start-up, which for torch is mostly imports (bench/startup.py measures the gain).
+        loading = pool.submit(read_dataset, source, directory, config.image_size, config.color)
+        engine = make_engine(config, steps, described, world)
+        dataset, images = loading.result()
+    arrays = split_arrays(images, config.train_size, config.valid_size, config.seed)
+    engine.initialize(dataset, arrays.train_x)  # before any step; a resume then loads its checkpoint over it
     for name in ("train_x", "valid_x", "test_x"):
         setattr(arrays, name, engine.to_native(getattr(arrays, name)))
-    return arrays, engine
+    return dataset, arrays, engine
+
+
+def _record_start(run: Path, config: TrainConfig, dataset: Dataset, engine: Engine, world: World) -> None:
+    """What a run writes before its first epoch: its options, its dataset, where it ran, and the
+    code of a model of your own (so the run reloads after the file has moved or changed)."""
+    from cnnlab import user_models
+
+    config.save(run / rundir.CONFIG)
+    dataset.save(run / rundir.DATASET)
+    if user_models.is_user_model(config.model):
+        user_models.save_into(config.model, run)
+    rundir.write_json(run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size})
 
 
 def _write_metrics(run: Path, config: TrainConfig, history: list[dict]) -> None:
@@ -163,12 +182,9 @@ def train(config: TrainConfig, session: Session | None = None) -> RunResult:
     try:
         run = Path(distributed.broadcast(str(claimed.path if claimed else ""), world))  # every rank names it
         try:
-            arrays, engine = _prepare(config, session.quiet, world)
+            dataset, arrays, engine = _prepare(config, session.quiet, world, session.log)
             if world.is_main:
-                config.save(run / rundir.CONFIG)
-                rundir.write_json(
-                    run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size}
-                )
+                _record_start(run, config, dataset, engine, world)
         except RunDirError as exc:  # a full disk before any epoch: nothing to resume, start over
             if claimed:
                 _discard(run)
@@ -204,7 +220,8 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
             )
         if (run / rundir.SUMMARY).is_file() and len(checkpoint["history"]) >= config.epochs:
             raise AlreadyFinished(f"{run} finished all {config.epochs} epochs already; nothing to resume")
-        arrays, engine = _prepare(config, session.quiet, world)
+        dataset, arrays, engine = _prepare(config, session.quiet, world, session.log)
+        _check_same_dataset(run, dataset)
         _restore(engine, checkpoint, run)
         history = checkpoint["history"]
         if world.is_main:
@@ -217,6 +234,20 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
         if claimed:
             claimed.release()
         distributed.shutdown(world)
+
+
+def _check_same_dataset(run: Path, dataset: Dataset) -> None:
+    """A resumed run must see the data it started with (a folder may have changed since)."""
+    from cnnlab.runs.loader import dataset_of_run
+
+    saved = dataset_of_run(run)
+    if (saved.classes, saved.input_shape) != (dataset.classes, dataset.input_shape):
+        raise RunDirError(
+            f"{run} was trained on {saved.title} ({len(saved.classes)} classes, images "
+            f"{'x'.join(map(str, saved.input_shape))}), but its dataset now gives "
+            f"{len(dataset.classes)} classes "
+            f"of {'x'.join(map(str, dataset.input_shape))}; restore the data it was trained on"
+        )
 
 
 def _repair(run: Path, config: TrainConfig, history: list[dict]) -> None:
@@ -288,14 +319,14 @@ def _finish(run: Path, ctx: FitContext, state: FitState) -> RunResult:
 
     from cnnlab.report.curves import plot_history
 
-    config, arrays = ctx.config, ctx.data
+    config, arrays, classes = ctx.config, ctx.data, ctx.engine.dataset.classes
     test = evaluate(ctx.engine, arrays.test_x, arrays.test_y)
     predictions = test.logits.argmax(1)
     report = classification_report(
         arrays.test_y,
         predictions,
-        labels=range(len(CLASS_NAMES)),
-        target_names=CLASS_NAMES,
+        labels=range(len(classes)),
+        target_names=classes,
         digits=4,
         zero_division=0,
     )
@@ -305,6 +336,7 @@ def _finish(run: Path, ctx: FitContext, state: FitState) -> RunResult:
     best = rundir.best_validated(history)
     summary = {
         "model": config.model,
+        "dataset": config.dataset,
         "backend": config.backend,
         "preset": config.preset,
         "epochs": len(history),
@@ -352,7 +384,15 @@ def _discard(run: Path) -> None:
     checkpoint there: then an epoch was saved after all, and it is kept."""
     if (run / rundir.CHECKPOINT).exists():
         return
-    for name in (rundir.CONFIG, rundir.ENVIRONMENT, rundir.METRICS, rundir.LOCK):
+    for name in (
+        rundir.CONFIG,
+        rundir.DATASET,
+        rundir.ENVIRONMENT,
+        rundir.METRICS,
+        "model.py",
+        "model.pkl",
+        rundir.LOCK,
+    ):
         (run / name).unlink(missing_ok=True)
     rundir.remove_stale_temporaries(run)
     shutil.rmtree(run / TENSORBOARD_DIRECTORY, ignore_errors=True)

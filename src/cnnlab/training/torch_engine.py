@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data import MEAN, PIXEL_MAX, STD
+from cnnlab.data.dataset import PIXEL_MAX, Dataset
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model, class_probabilities
 from cnnlab.training import distributed
@@ -48,11 +48,14 @@ def pick_precision(name: str, device: torch.device) -> str:
     return ("bf16" if native_bf16(device) else "32") if name == "auto" else name
 
 
-def normalize_images(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W) -> float32 (N, 1, H, W), bit-identical to ``cnnlab.data.normalize`` (same
+def normalize_images(pixels: torch.Tensor, dataset: Dataset) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 (N, C, H, W), bit-identical to ``Dataset.normalize`` (the same
     float32 operations in the same order; checked on CPU by the tests), in a few vectorised passes on
     the tensor's device."""
-    return pixels.unsqueeze(1).float().div_(PIXEL_MAX).sub_(MEAN).div_(STD)
+    shape = (1, dataset.channels, 1, 1)
+    mean = torch.tensor(dataset.mean, dtype=torch.float32, device=pixels.device).view(shape)
+    std = torch.tensor(dataset.std, dtype=torch.float32, device=pixels.device).view(shape)
+    return pixels.float().div_(PIXEL_MAX).sub_(mean).div_(std)
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -78,16 +81,18 @@ def _autocast(device: torch.device, precision: str):
 class TorchEngine:
     backend = "torch"
 
-    def __init__(self, config: TrainConfig, steps_per_epoch: int, world: World = SINGLE):
+    def __init__(self, config: TrainConfig, steps_per_epoch: int, dataset: Dataset, world: World = SINGLE):
         self.config = config
+        self.dataset = dataset  # its normalisation is known once the images are read (initialize)
         self.device = pick_device(config.device, world.local_rank)
         distributed.init(world, self.device.type)
         self.precision = pick_precision(config.precision, self.device)
         self.layout = torch.channels_last if config.channels_last else torch.contiguous_format
         torch.manual_seed(config.seed)  # the initial weights depend on the seed alone
-        self.model = build_model(config.model, dropout=config.dropout, width=config.width).to(
-            self.device, memory_format=self.layout
+        model = build_model(
+            config.model, dataset.input_shape, dataset.num_classes, dropout=config.dropout, width=config.width
         )
+        self.model = model.to(self.device, memory_format=self.layout)
         self.optimizer = build_optimizer(config, self.model.parameters())
         schedule = build_schedule(config, steps_per_epoch)
         total = config.epochs * steps_per_epoch
@@ -116,10 +121,10 @@ class TorchEngine:
         return self.ema.module if self.ema is not None else self.model
 
     def to_native(self, x: np.ndarray) -> torch.Tensor:
-        """A tensor on the device; uint8 images (N, 28, 28) come back normalised as (N, 1, 28, 28)."""
+        """A tensor on the device; uint8 images (N, C, H, W) come back normalised as float32."""
         t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
         if t.dtype == torch.uint8:
-            t = normalize_images(t)
+            t = normalize_images(t, self.dataset)
         return t.contiguous(memory_format=self.layout) if t.dim() == 4 else t
 
     @property
@@ -140,7 +145,9 @@ class TorchEngine:
     def describe(self) -> dict[str, Any]:
         return {"device": str(self.device), "precision": self.precision}
 
-    def initialize(self, train_images: np.ndarray) -> None:
+    def initialize(self, dataset: Dataset, train_images: np.ndarray) -> None:
+        self.dataset = dataset
+        self.fill = dataset.background()
         if not self.config.whiten:
             return
         from cnnlab.training.whitening import whitened
@@ -148,7 +155,7 @@ class TorchEngine:
         first = next((m for m in self.model.modules() if isinstance(m, nn.Conv2d)), None)
         if first is None:  # a model without convolutions has no patches to whiten
             return
-        weight = whitened(first.weight.detach().float().cpu().numpy(), train_images)
+        weight = whitened(first.weight.detach().float().cpu().numpy(), dataset, train_images)
         with torch.no_grad():
             first.weight.copy_(torch.from_numpy(weight))
         if self.ema is not None:  # its copy was made before; it averages from the whitened start
@@ -160,7 +167,7 @@ class TorchEngine:
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (summed loss over the batch, correct predictions), on the device."""
         labels = y
-        x = augment(x, self.augment_rng, self.config)
+        x = augment(x, self.augment_rng, self.config, self.fill)
         self.model.train()
         with self.autocast():
             logits = self.forward(x)
@@ -189,7 +196,7 @@ class TorchEngine:
                 if (
                     self.config.test_time_augmented
                 ):  # the log of the averaged probabilities, so argmax and loss use the average
-                    probs = class_probabilities(model, xb, self.config.tta, self.config.tta_shift)
+                    probs = class_probabilities(model, xb, self.fill, self.config.tta, self.config.tta_shift)
                     logits = probs.clamp_min(1e-12).log()
                 else:
                     logits = model(xb).float()

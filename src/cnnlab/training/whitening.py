@@ -15,34 +15,43 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnnlab.data import normalize
+from cnnlab.data.dataset import Dataset
 
-# Images whose patches estimate the covariance. 1,000 give 676,000 patches for a 9x9 covariance:
-# the filters are within 1.5% of 50,000 images' (largest difference 0.06 on values up to 4.1), and
-# the run's start-up pays 0.06 s instead of 0.99 s for 5,000 (page faults on the patch copy).
+# Images whose patches estimate the covariance. 1,000 give 676,000 patches of 28x28 images for a 9x9
+# covariance: the filters are within 1.5% of 50,000 images' (largest difference 0.06 on values up to
+# 4.1), for a start-up of a small fraction of a second.
 SAMPLE = 1_000
 EPS = 1e-2  # keeps the near-constant directions (flat background) from being blown up
 
 
-def whitening_filters(images: np.ndarray, kernel: int = 3) -> np.ndarray:
-    """float32 (2 k^2, 1, k, k): the whitening filters of ``images`` (uint8 (N, 28, 28)) and their
-    negatives, from the first ``SAMPLE`` images, normalised as training normalises them."""
-    x = normalize(images[:SAMPLE])[:, 0].astype(np.float64)  # (N, 28, 28)
-    patches = sliding_window_view(x, (kernel, kernel), axis=(1, 2)).reshape(-1, kernel * kernel)
-    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(patches, rowvar=False))  # (k^2,), (k^2, k^2)
-    filters = (eigenvectors.T / np.sqrt(eigenvalues + EPS)[:, None]).reshape(-1, 1, kernel, kernel)
+def whitening_filters(x: np.ndarray, kernel: int = 3) -> np.ndarray:
+    """float32 (2 C k^2, C, k, k): the whitening filters of normalised images ``x`` (N, C, H, W), each
+    direction with both signs, in the order of rising eigenvalue."""
+    x = np.asarray(x, np.float64)
+    channels = x.shape[1]
+    windows = sliding_window_view(x, (kernel, kernel), axis=(2, 3))  # (N, C, H', W', k, k)
+    patches = windows.transpose(0, 2, 3, 1, 4, 5).reshape(-1, channels * kernel * kernel)  # (P, C k^2)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(patches, rowvar=False))  # rising eigenvalues
+    filters = (eigenvectors.T / np.sqrt(eigenvalues + EPS)[:, None]).reshape(-1, channels, kernel, kernel)
     return np.concatenate([filters, -filters]).astype(np.float32)
 
 
-def whitened(weight: np.ndarray, images: np.ndarray) -> np.ndarray:
-    """A copy of a first conv's ``weight`` (C_out, 1, k, k) with its first filters set to the
-    whitening filters (as many as fit); the others keep their random start."""
+def whitened(weight: np.ndarray, dataset: Dataset, images: np.ndarray) -> np.ndarray:
+    """A copy of a first conv's ``weight`` (C_out, C, k, k) with its first filters set to the whitening
+    filters of ``images`` (uint8 (N, C, H, W), the first ``SAMPLE`` of them, normalised as training
+    normalises them); the others keep their random start. When not every direction fits with both
+    signs, the directions of largest variance are kept."""
     c_out, c_in, kh, kw = weight.shape
-    if c_in != 1 or kh != kw:
+    if c_in != dataset.channels or kh != kw:
         raise ValueError(
-            f"--whiten needs a first convolution over one channel with a square kernel, not {weight.shape}"
+            f"--whiten needs a first convolution over the images' {dataset.channels} channel(s) with a "
+            f"square kernel, not {weight.shape}"
         )
-    filters = whitening_filters(images, kh)[:c_out]
+    filters = whitening_filters(dataset.normalize(images[:SAMPLE]), kh)
+    directions = len(filters) // 2
+    if len(filters) > c_out:  # keep the largest-variance directions, both signs of each
+        keep = max(1, c_out // 2)
+        filters = np.concatenate([filters[directions - keep : directions], filters[-keep:]])
     out = np.array(weight, dtype=np.float32, copy=True)
     out[: len(filters)] = filters
     return out

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.data.images import Prepared, read_gray, to_fashion_mnist
-from cnnlab.errors import DataError, ImageError
+from cnnlab.errors import CnnlabError, ImageError
 
 __all__ = ["MAX_UPLOAD_BYTES", "MAX_PIXELS", "prepare_upload", "decode_image", "encode_image", "TestImages"]
 
@@ -85,32 +85,20 @@ def encode_image(image: np.ndarray) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class TestImages:
-    images: np.ndarray  # uint8 (N, 28, 28)
+    images: np.ndarray  # uint8 (N, H, W) for gray, (N, C, H, W) for colour
     labels: np.ndarray  # int64 (N,)
 
     @classmethod
-    def find(cls, data_dir: str | Path | None) -> tuple[TestImages | None, str]:
-        """The test set where cnnlab finds it (never downloading), or (None, why not)."""
-        from cnnlab.data import FILES, locate
-        from cnnlab.data.verified import VerifiedFiles
-
+    def find(cls, loaded, data_dir: str | Path | None) -> tuple[TestImages | None, str]:
+        """The run's test set where cnnlab finds it (never downloading), or (None, why not)."""
         try:
-            directory, reason = locate(data_dir)
-        except DataError as exc:
+            images, labels = loaded.test_set(data_dir)
+        except (CnnlabError, OSError) as exc:
             return None, str(exc)
-        if directory is None:
-            return None, f"Fashion-MNIST is {reason}"
-        verified = VerifiedFiles()
-        try:
-            images = verified.read(directory / FILES["test_images"].name, FILES["test_images"])
-            labels = verified.read(directory / FILES["test_labels"].name, FILES["test_labels"])
-        except (DataError, OSError) as exc:
-            return None, f"cannot read the test set in {directory} ({exc})"
-        finally:
-            verified.save()
-        if images.shape[1:] != (SIDE, SIDE) or len(images) != len(labels) or not len(labels):
-            return None, f"the test set in {directory} holds images of shape {images.shape}"
-        return cls(images, labels.astype(np.int64)), f"{len(labels)} test images from {directory}"
+        if images.shape[1:] != loaded.dataset.input_shape or not len(labels):
+            return None, f"the test set holds images of shape {images.shape}"
+        flat = images[:, 0] if images.shape[1] == 1 else images  # the page draws gray as (H, W)
+        return cls(flat, labels.astype(np.int64)), f"{len(labels)} test images of {loaded.dataset.title}"
 
     def check(self, index: int) -> int:
         if not 0 <= index < len(self.labels):

@@ -104,9 +104,10 @@ def _flatten(items, source: int, depth: int, out: list) -> int:
 class Network:
     """A torch model in evaluation mode, with a hook on every layer ``describe`` lists."""
 
-    def __init__(self, model, input_shape=(1, 28, 28)):
+    def __init__(self, model, dataset):
         self.model = model.eval()
-        self.input_shape = tuple(input_shape)
+        self.dataset = dataset  # the run's: its input shape, classes and normalisation
+        self.input_shape = tuple(dataset.input_shape)
         summary = summarize(model, self.input_shape)
         if summary.failed is not None:
             raise DescribeError(f"input {self.input_shape} does not fit the model: {summary.reason}")
@@ -141,13 +142,11 @@ class Network:
         return record
 
     def run(self, image: np.ndarray, inputs: bool = True) -> Forward:
-        """uint8 (28, 28) -> every step's output for it; with ``inputs``, also what each
+        """uint8 (H, W) or (C, H, W) -> every step's output for it; with ``inputs``, also what each
         convolution and pooling step received (for close-ups)."""
         import torch
 
-        from cnnlab.data import normalize
-
-        x = normalize(image[None])  # (1, 1, 28, 28) float32, as training normalised it
+        x = self.dataset.normalize(image.reshape(1, *self.input_shape))  # (1, C, H, W), as training did
         self._local.found, self._local.inputs = {}, inputs
         try:
             with torch.inference_mode():
@@ -249,13 +248,13 @@ def find_mistake(network: Network, images: np.ndarray, labels: np.ndarray, seed:
     so the first answer costs one batch, not the whole test set."""
     import torch
 
-    from cnnlab.data import normalize
-
     order = np.random.default_rng(seed).permutation(len(labels))
+    shape = network.input_shape
     for start in range(0, len(order), batch):
         chosen = order[start : start + batch]
+        x = network.dataset.normalize(images[chosen].reshape(len(chosen), *shape))
         with torch.inference_mode():
-            predicted = network.model(torch.from_numpy(normalize(images[chosen]))).argmax(1).numpy()
+            predicted = network.model(torch.from_numpy(x)).argmax(1).numpy()
         wrong = np.flatnonzero(predicted != labels[chosen])
         if len(wrong):
             return int(chosen[wrong[0]]), int(predicted[wrong[0]])

@@ -11,7 +11,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-from cnnlab.data.location import recorded_or_search
 from cnnlab.inspect.explorer import closeup, inputs, network
 
 __all__ = ["Served", "load_runs", "pick_test_image", "forward", "conv", "pool"]
@@ -28,6 +27,7 @@ class Served:
     network: network.Network
     tests: inputs.TestImages | None
     tests_note: str  # where the test images came from, or why there are none
+    classes: tuple[str, ...] = ()
 
     def as_json(self, index: int) -> dict:
         return {
@@ -38,6 +38,7 @@ class Served:
             "test_accuracy": self.accuracy,
             "test_images": len(self.tests.labels) if self.tests is not None else 0,
             "test_note": self.tests_note,
+            "classes": list(self.classes),
         }
 
 
@@ -52,20 +53,28 @@ def load_runs(paths, data_dir: str | None = None) -> list[Served]:
     for path in paths:
         loaded = load_run(path)
         try:
-            net = network.Network(loaded.model)
+            net = network.Network(loaded.model, loaded.dataset)
         except DescribeError as exc:
             raise RunDirError(
                 f"{loaded.path}: cannot explore model {loaded.config.model!r} ({exc})"
             ) from None
-        recorded = data_dir or recorded_or_search(loaded.config.data_dir)
-        where = str(recorded or "")
+        where = (loaded.config.dataset, loaded.config.image_size, loaded.config.color, str(data_dir))
         if where not in found:  # runs on the same data share one copy of the test set
-            found[where] = inputs.TestImages.find(recorded)
+            found[where] = inputs.TestImages.find(loaded, data_dir)
         tests, note = found[where]
         accuracy = (loaded.summary or {}).get("test_accuracy")
         backend = getattr(loaded.config, "backend", "torch")
         served.append(
-            Served(Path(loaded.path).name, loaded.config.model, backend, accuracy, net, tests, note)
+            Served(
+                Path(loaded.path).name,
+                loaded.config.model,
+                backend,
+                accuracy,
+                net,
+                tests,
+                note,
+                loaded.class_names,
+            )
         )
     return served
 
@@ -79,16 +88,15 @@ def _field(body: dict, key: str) -> int:
 
 def pick_test_image(run: Served, how: str, query: dict) -> dict:
     """A test image by ``index``, by ``class`` (the next after ``after``) or a seeded ``mistake``."""
-    from cnnlab.data import CLASS_NAMES
-
+    names = run.classes
     tests = run.tests
     extra = {}
     if how == "index":
         index = tests.check(query["index"])
     elif how == "class":
         label = query["class"]
-        if not 0 <= label < len(CLASS_NAMES):
-            raise ValueError(f"class must be in 0..{len(CLASS_NAMES) - 1}. Received: class={label}")
+        if not 0 <= label < len(names):
+            raise ValueError(f"class must be in 0..{len(names) - 1}. Received: class={label}")
         index = tests.next_of_class(label, query.get("after", -1))
     else:
         found = network.find_mistake(run.network, tests.images, tests.labels, query["mistake"])
@@ -97,14 +105,12 @@ def pick_test_image(run: Served, how: str, query: dict) -> dict:
         index, extra = found[0], {"predicted": found[1]}
     label = int(tests.labels[index])
     image = inputs.encode_image(tests.images[index])
-    return {"index": index, "label": label, "class": CLASS_NAMES[label], "image": image, **extra}
+    return {"index": index, "label": label, "class": names[label], "image": image, **extra}
 
 
 def forward(run: Served, body: dict) -> bytes:
     """Logits, softmax and, unless ``activations`` is false, every step's output as 8-bit codes;
     as JSON bytes already, since the codes are most of them (``network.quantized_json``)."""
-    from cnnlab.data import CLASS_NAMES
-
     result = run.network.run(inputs.decode_image(body.get("image")), inputs=False)
     probabilities = result.probabilities
     predicted = int(probabilities.argmax())
@@ -112,7 +118,7 @@ def forward(run: Served, body: dict) -> bytes:
         "logits": result.logits.tolist(),
         "probabilities": probabilities.tolist(),
         "predicted": predicted,
-        "class": CLASS_NAMES[predicted],
+        "class": run.classes[predicted],
     }
     head = json.dumps(answer, allow_nan=False).encode()
     if not body.get("activations", True):

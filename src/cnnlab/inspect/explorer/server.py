@@ -123,8 +123,6 @@ class _Api:
     async def layers(self, request):
         from starlette.responses import JSONResponse
 
-        from cnnlab.data import CLASS_NAMES
-
         run = self._run(request)
         net = run.network
         return JSONResponse(
@@ -132,7 +130,7 @@ class _Api:
                 "run": request.path_params["run"],
                 "model": run.model,
                 "input_shape": list(net.input_shape),
-                "classes": list(CLASS_NAMES),
+                "classes": list(run.classes),
                 "layers": [step.as_json() for step in net.steps],
             }
         )
