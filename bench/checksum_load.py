@@ -19,24 +19,28 @@ import time
 from pathlib import Path
 
 from cnnlab import data
-from cnnlab.data import arrays, verified
+from cnnlab.data import idx_datasets, verified
+from cnnlab.data.dataset import LabelledImages
+
+FASHION = data.FASHION_MNIST
 
 
 def sizes_only(directory: Path) -> None:
-    paths = {key: directory / spec.name for key, spec in data.FILES.items()}
+    paths = {key: directory / spec.name for key, spec in FASHION.files.items()}
     loaded = {key: data.read_idx(path) for key, path in paths.items()}
-    arrays._check_pair(
-        loaded["train_images"], loaded["train_labels"], paths["train_images"], paths["train_labels"]
+    images = LabelledImages(
+        loaded["train_images"][:, None],
+        loaded["train_labels"].astype("int64"),
+        loaded["test_images"][:, None],
+        loaded["test_labels"].astype("int64"),
     )
-    arrays._check_pair(
-        loaded["test_images"], loaded["test_labels"], paths["test_images"], paths["test_labels"]
-    )
-    arrays._check_roles(len(loaded["train_images"]), len(loaded["test_images"]), paths)
+    images.check(FASHION.dataset, str(directory))
+    FASHION._check_roles(len(loaded["train_images"]), len(loaded["test_images"]), paths)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=data.DEBIAN_DIR)
+    parser.add_argument("--data-dir", type=Path, default=idx_datasets.DEBIAN_DIR)
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     record = Path(tempfile.mkdtemp()) / "verified-files.json"
@@ -44,10 +48,10 @@ def main() -> None:
 
     def first() -> None:
         record.unlink(missing_ok=True)
-        data.load_arrays(args.data_dir)
+        FASHION.read(args.data_dir)
 
     ways = {"sizes only (reference)": lambda: sizes_only(args.data_dir), "first load": first}
-    ways["later load"] = lambda: data.load_arrays(args.data_dir)
+    ways["later load"] = lambda: FASHION.read(args.data_dir)
     seconds: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(args.rounds):
         for name, load in ways.items():

@@ -64,7 +64,9 @@ def bare_step_ms(
     from cnnlab.training.torch_engine import native_bf16
 
     torch.manual_seed(0)
-    model = build_model(model_name, (1, 28, 28), 10, width=width).to(device, memory_format=torch.channels_last)
+    model = build_model(model_name, (1, 28, 28), 10, width=width).to(
+        device, memory_format=torch.channels_last
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 1, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=device)

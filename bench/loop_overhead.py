@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data import load_split
+from cnnlab.data import load_dataset, split_arrays
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.loop import train_one_epoch
 from cnnlab.training.torch_engine import TorchEngine
@@ -41,8 +41,9 @@ def main() -> None:
         model=args.model, batch_size=args.batch_size, ema=args.ema, device=args.device, data_dir=args.data_dir
     )
     n = args.batch_size * args.batches
-    data = load_split(n, 0, 0, args.data_dir, quiet=True)
-    engine = TorchEngine(config, steps_per_epoch=args.batches)
+    dataset, images = load_dataset(config.dataset, args.data_dir, quiet=True)
+    data = split_arrays(images, n, 0, 0)
+    engine = TorchEngine(config, args.batches, dataset)
     native = engine.to_native(data.train_x)
     data.train_x = native
     order = np.arange(n)

@@ -25,17 +25,15 @@ from cnnlab.training.config import resolve
 from cnnlab.training import run
 config = resolve({"model": "convnet", "batch_size": 256, "whiten": False})  # the README figures' setting
 if sys.argv[1] == "overlapped":
-    arrays, engine = run._prepare(config, quiet=True)
+    dataset, arrays, engine = run._prepare(config, quiet=True)
 else:
     import math
-    from cnnlab.data import normalize
-    from cnnlab.data.arrays import load_split
-    arrays = load_split(
-        config.resolved_train_size, config.valid_size, config.seed, config.data_dir, quiet=True
-    )
+    from cnnlab.data import load_dataset, split_arrays
+    dataset, images = load_dataset(config.dataset, config.data_dir, quiet=True)
+    arrays = split_arrays(images, config.train_size, config.valid_size, config.seed)
     for name in ("train_x", "valid_x", "test_x"):  # NumPy's normalisation, as before
-        setattr(arrays, name, normalize(getattr(arrays, name)))
-    engine = run.make_engine(config, math.ceil(len(arrays.train_y) / config.batch_size))
+        setattr(arrays, name, dataset.normalize(getattr(arrays, name)))
+    engine = run.make_engine(config, math.ceil(len(arrays.train_y) / config.batch_size), dataset)
     for name in ("train_x", "valid_x", "test_x"):
         setattr(arrays, name, engine.to_native(getattr(arrays, name)))
 print(json.dumps({"seconds": time.perf_counter() - start}))
@@ -53,7 +51,7 @@ def evaluation(repeats: int) -> dict[int, float]:
     from cnnlab.training import run
     from cnnlab.training.config import resolve
 
-    arrays, engine = run._prepare(resolve({}), quiet=True)
+    _, arrays, engine = run._prepare(resolve({}), quiet=True)
     engine.logits(arrays.test_x)  # warm-up: oneDNN builds its kernels on first use
     times: dict[int, list[float]] = {256: [], 1000: []}
     for _ in range(repeats):

@@ -21,11 +21,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnlab import data
 from cnnlab.data.images import read_gray, to_fashion_mnist
 from cnnlab.report.metrics import top_classes
 from cnnlab.runs.export import export_onnx
 from cnnlab.runs.loader import load_run
+
+
+def top(run, images: np.ndarray) -> list:
+    """The most probable class of each (N, 28, 28) image, with the run's test-time augmentation."""
+    return top_classes(run.probabilities(images[:, None]), run.class_names, 1)
 
 
 def onnx_parity(run, x: np.ndarray) -> tuple[float, float]:
@@ -61,20 +65,15 @@ def main() -> None:
     )
     args = parser.parse_args()
     run = load_run(args.run_dir)
-    raw = data.load_arrays(data.ensure_data(run.config.data_dir, quiet=True))
-    worst, agree = onnx_parity(run, data.normalize(raw.test_images))
+    raw, _ = run.images("test")
+    worst, agree = onnx_parity(run, run.dataset.normalize(raw))
     print(
-        f"onnx vs torch on {len(raw.test_images)} test images: max |logit difference| {worst:.2g}, "
+        f"onnx vs torch on {len(raw)} test images: max |logit difference| {worst:.2g}, "
         f"argmax agreement {agree:.1%}"
     )
-    originals = raw.test_images[: args.images]
+    originals = raw[: args.images, 0]  # (N, 28, 28): Fashion-MNIST's gray images
     seen = np.stack([photographed(img, i % 200) for i, img in enumerate(originals)])
-    same = np.mean(
-        [
-            a[0]["class"] == b[0]["class"]
-            for a, b in zip(top_classes(run.model, originals, 1), top_classes(run.model, seen, 1))
-        ]
-    )
+    same = np.mean([a[0]["class"] == b[0]["class"] for a, b in zip(top(run, originals), top(run, seen))])
     corr = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(originals, seen)]
     print(
         f"photo round trip on {len(originals)} test images: same prediction {same:.1%}, "

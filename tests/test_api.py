@@ -81,13 +81,13 @@ def test_evaluate_predict_export_plot_report(api_run, synthetic_dir, tmp_path):
     from PIL import Image
 
     photo = tmp_path / "item.png"
-    Image.fromarray(images[0]).resize((56, 56)).save(photo)
+    Image.fromarray(images[0, 0]).resize((56, 56)).save(photo)
     assert api_run.predict(photo)[0]["image"] == str(photo)
     onnx_path = api_run.export("onnx", tmp_path / "m.onnx")
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(onnx_path))
-    x = ((images / np.float32(255) - np.float32(0.5)) / np.float32(0.5))[:, None].astype(np.float32)
+    x = ((images / np.float32(255) - np.float32(0.5)) / np.float32(0.5)).astype(np.float32)  # (N, 1, 28, 28)
     logits = session.run(None, {session.get_inputs()[0].name: x})[0]
     import torch
 

@@ -19,7 +19,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 LAYERS = [
     ("foundation", ["cnnlab._version", "cnnlab.errors", "cnnlab.shapes"]),
     ("data and engine", ["cnnlab.data", "cnnlab.scratch", "cnnlab.runs.layout"]),
-    ("models and pictures", ["cnnlab.models", "cnnlab.report"]),
+    ("models and pictures", ["cnnlab.models", "cnnlab.user_models", "cnnlab.report"]),
     ("training", ["cnnlab.training"]),
     ("runs", ["cnnlab.runs"]),
     ("inspection", ["cnnlab.inspect"]),

@@ -1,9 +1,9 @@
 import torch
 
 from cnnlab.training.augment import augment, random_hflip, random_translate
+from cnnlab.training.config import TrainConfig
 
 BACKGROUND = -1.0  # Fashion-MNIST's black, normalised
-from cnnlab.training.config import TrainConfig
 
 
 def _images(n=8, h=6, w=6):

@@ -114,7 +114,9 @@ def other_model_run(synthetic_dir, tmp_path, monkeypatch):
         models.MODELS,
         "tiny",
         models.ModelSpec(
-            "tiny", "a linear classifier", lambda dropout=0.0: nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+            "tiny",
+            "a linear classifier",
+            lambda nn_, shape, classes, dropout=0.0: nn.Sequential(nn.Flatten(), nn.Linear(784, classes)),
         ),
     )
     run = tmp_path / "tiny"

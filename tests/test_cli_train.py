@@ -140,9 +140,12 @@ def test_default_run_directories_are_unique(synthetic_dir, tmp_path, monkeypatch
     "args, message",
     [
         (["--lr", "-1"], "--lr must be a positive number"),
-        (["--batch-size", "0"], "--batch-size must be a whole number from 1 to 60000"),
-        (["--train-size", "59000", "--valid-size", "2000"], "exceeds the 60000"),
-        (["--train-size", "1"], "--train-size must be a whole number from 2 to 60000"),
+        (["--batch-size", "0"], "--batch-size must be a whole number from 1 to 100000000"),
+        (
+            ["--train-size", "59000", "--valid-size", "2000"],
+            "must fit in the 60,000 training images of fashion-mnist",
+        ),
+        (["--train-size", "1"], "--train-size must be a whole number from 2 to 100000000"),
         (["--model", "nope"], "--model must be one of"),
         (["--config", "/nonexistent/config.json"], "no such file"),
     ],

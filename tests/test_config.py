@@ -72,7 +72,10 @@ def test_saved_config_round_trips(tmp_path):
         ({"lr": float("nan")}, "--lr"),
         ({"batch_size": 0}, "--batch-size must be a whole number from 1 to 100000000. Received: 0"),
         ({"epochs": 0}, "--epochs"),
-        ({"train_size": 59_000, "valid_size": 2_000}, "must fit in the 60,000 training images of fashion-mnist"),
+        (
+            {"train_size": 59_000, "valid_size": 2_000},
+            "must fit in the 60,000 training images of fashion-mnist",
+        ),
         ({"model": "resnet9000"}, "--model must be one of"),
         ({"optimizer": "rmsprop"}, "--optimizer"),
         ({"momentum": 1.0}, "--momentum"),

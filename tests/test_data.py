@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from cnnlab import data
+from cnnlab.data import location
 from cnnlab.errors import DataError
+from tests.idx import corrupt_one_byte, idx_bytes, write_idx, write_synthetic_dataset
 
 FM = data.FASHION_MNIST
-from cnnlab.data import location
-from tests.idx import corrupt_one_byte, idx_bytes, write_idx, write_synthetic_dataset
 
 
 def test_read_idx_round_trips_gzipped_and_raw(tmp_path):
@@ -85,7 +85,9 @@ def test_locate_order(tmp_path, isolated_cache, monkeypatch):
 
 
 def test_explicit_dir_without_files_is_an_error(tmp_path, isolated_cache, monkeypatch):
-    with pytest.raises(DataError, match="--data-dir .* lacks .*cnnlab data download fashion-mnist --data-dir"):
+    with pytest.raises(
+        DataError, match="--data-dir .* lacks .*cnnlab data download fashion-mnist --data-dir"
+    ):
         FM.locate(tmp_path)
     monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match=r"\$CNNLAB_DATA_DIR"):
@@ -164,7 +166,9 @@ def published(tmp_path, monkeypatch):
 def test_a_corrupt_file_of_the_published_size_is_refused_on_first_load(published):
     directory, hashed = published
     corrupt_one_byte(directory / data.FILES["test_labels"].name)
-    with pytest.raises(DataError, match="t10k-labels.* SHA-256 differs.*cnnlab data download fashion-mnist --data-dir"):
+    with pytest.raises(
+        DataError, match="t10k-labels.* SHA-256 differs.*cnnlab data download fashion-mnist --data-dir"
+    ):
         FM.read(directory)
     with pytest.raises(DataError, match="SHA-256 differs"):  # and on every load after it
         FM.read(directory)

@@ -175,7 +175,7 @@ def test_fashion_mnist_as_png_folders_trains_exactly_as_from_idx(tmp_path, synth
 
 
 def test_the_api_takes_a_dataset_and_lists_what_it_needs():
-    images = cnnlab.load_data("digits")
+    images = cnnlab.load_data(dataset="digits")
     assert images.train_images.shape == (1_437, 1, 8, 8) and images.classes[3] == "3"
     assert cnnlab.summary("vgg-mini", dataset="cifar10").input_shape == (3, 32, 32)
     with pytest.raises(ConfigError, match="needs images of at least 10x10"):

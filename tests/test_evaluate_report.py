@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cnnlab.cli import main
-from cnnlab.data import CLASS_NAMES
+from cnnlab.data import CLASS_NAMES, FASHION_MNIST
 from cnnlab.report.metrics import Evaluation, confused_pairs, per_class
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -40,12 +40,13 @@ def test_evaluate_valid_split_is_the_runs_own_held_out_images(trained_run, tmp_p
 def test_metrics_agree_with_a_hand_computed_case():
     labels = np.array([0, 0, 1, 1, 6, 6, 6])
     predicted = np.array([0, 6, 1, 1, 0, 0, 6])
-    ev = Evaluation("test", np.zeros((7, 28, 28), np.uint8), labels, np.eye(10, dtype=np.float32)[predicted])
+    probs = np.eye(10, dtype=np.float32)[predicted]
+    ev = Evaluation("test", np.zeros((7, 1, 28, 28), np.uint8), labels, probs, FASHION_MNIST.dataset.classes)
     assert ev.accuracy == pytest.approx(4 / 7)
     rows = {r["class"]: r for r in per_class(ev)}
     assert rows["T-shirt/top"]["precision"] == pytest.approx(1 / 3)  # predicted 0 three times, right once
     assert rows["Shirt"]["recall"] == pytest.approx(1 / 3)
-    pairs = confused_pairs(ev.confusion)
+    pairs = confused_pairs(ev.confusion, ev.class_names)
     assert pairs[0] == {
         "true": "Shirt",
         "predicted": "T-shirt/top",

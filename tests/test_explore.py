@@ -22,17 +22,20 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from cnnlab.cli import main
 from cnnlab.data import CLASS_NAMES, FASHION_MNIST
-
-
-def normalize(images):
-    """uint8 (N, 28, 28) Fashion-MNIST images as the model takes them, (N, 1, 28, 28)."""
-    return FASHION_MNIST.dataset.normalize(images[:, None])
 from cnnlab.data.images import read_gray, to_fashion_mnist
 from cnnlab.inspect.convolve import _num
 from cnnlab.inspect.describe import DescribeError, Residual, describe
 from cnnlab.inspect.explorer import closeup, inputs, network, served, server
 from cnnlab.inspect.summary import summarize
 from cnnlab.models import MODELS, build_model
+
+
+def normalize(images):
+    """uint8 (N, 28, 28) Fashion-MNIST images as the model takes them, (N, 1, 28, 28)."""
+    return FASHION_MNIST.dataset.normalize(images[:, None])
+
+
+FASHION = FASHION_MNIST.dataset
 
 with warnings.catch_warnings():  # Starlette 1.x would rather its test client ran on httpx2; httpx works
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -108,7 +111,7 @@ def test_quantize_is_within_half_a_step_per_map():
 def test_every_registry_model_every_step_equals_a_direct_forward(name):
     torch.manual_seed(0)
     model = build_model(name, (1, 28, 28), 10).eval()
-    net = network.Network(model)
+    net = network.Network(model, FASHION)
     rows = summarize(model).rows[1:]
     assert [(s.name, s.kind, s.detail, s.shape) for s in net.steps] == [
         (r.name, r.kind, r.detail, r.shape) for r in rows
@@ -161,7 +164,7 @@ def tiny_resnet():
 
 def test_residual_blocks_get_an_add_step_equal_to_main_plus_shortcut():
     model = tiny_resnet()
-    net = network.Network(model)
+    net = network.Network(model, FASHION)
     kinds = [s.kind for s in net.steps]
     assert kinds.count("Add") == 2 and kinds[-3:] == ["AdaptiveAvgPool2d", "Flatten", "Linear"]
     image = np.random.default_rng(2).integers(0, 256, (28, 28), dtype=np.uint8)
@@ -197,7 +200,7 @@ def test_a_model_whose_forward_its_description_misses_is_refused():
             return describe(self.layers, prefix + "layers.")
 
     with pytest.raises(DescribeError, match="do not give its output"):
-        network.Network(Sneaky())
+        network.Network(Sneaky(), FASHION)
 
 
 # ---- the API ----------------------------------------------------------------
@@ -310,7 +313,7 @@ def test_average_pool_writes_the_mean():
     model = torch.nn.Sequential(
         torch.nn.Conv2d(1, 2, 3), torch.nn.AvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(338, 10)
     )
-    net = network.Network(model.eval())
+    net = network.Network(model.eval(), FASHION)
     forward = net.run(np.random.default_rng(3).integers(0, 256, (28, 28), dtype=np.uint8))
     detail = closeup.pool_detail(net, forward, 1, 0)
     assert (

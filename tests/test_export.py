@@ -18,8 +18,8 @@ TOLERANCE = 1e-4  # float32 logits; measured ~3e-6 on the 10,000 real test image
 
 def sample_images(synthetic_dir) -> np.ndarray:
     """Real Fashion-MNIST test images when installed (the issue's check), else the synthetic ones."""
-    raw = data.load_arrays(REAL_DATA or synthetic_dir)
-    return data.normalize(raw.test_images[:1000])
+    raw = data.FASHION_MNIST.read(REAL_DATA or synthetic_dir)
+    return data.FASHION_MNIST.dataset.normalize(raw.test_images[:1000])
 
 
 def torch_logits(run_dir, x):
@@ -48,16 +48,18 @@ def assert_training_normalisation(meta: dict) -> None:
     """The metadata's input description is the normalisation training uses (cnnlab.data's constants),
     and following it gives the very images the model was trained on."""
     found = re.fullmatch(
-        r"x = \(pixels / ([\d.]+) - ([\d.]+)\) / ([\d.]+), float32 \(N, 1, 28, 28\), light item on black",
+        r"x = \(pixels / ([\d.]+) - mean\) / std per channel, mean \(([\d.]+)\), std \(([\d.]+)\), "
+        r"float32 \(N, 1, 28, 28\), light item on black",
         meta["input"],
     )
     assert found, meta["input"]
     pixel_max, mean, std = map(float, found.groups())
-    assert (pixel_max, mean, std) == (data.PIXEL_MAX, data.MEAN, data.STD)
-    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    assert (pixel_max, [mean], [std]) == (255.0, json.loads(meta["mean"]), json.loads(meta["std"]))
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16)
     as_described = ((pixels.astype(np.float32) / np.float32(pixel_max)) - np.float32(mean)) / np.float32(std)
-    np.testing.assert_array_equal(as_described[:, None], data.normalize(pixels))
+    np.testing.assert_array_equal(as_described, data.FASHION_MNIST.dataset.normalize(pixels))
     assert json.loads(meta["class_names"]) == list(data.CLASS_NAMES) and meta["output"] == "logits (N, 10)"
+    assert json.loads(meta["input_shape"]) == [1, 28, 28] and meta["dataset"] == "fashion-mnist"
     assert meta["producer"] == "cnnlab"
 
 

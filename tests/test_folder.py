@@ -74,7 +74,9 @@ def test_an_unreadable_or_truncated_image_is_named_with_how_many_others_failed(t
 
 def test_mixed_sizes_are_refused_with_the_sizes_found_unless_resized(tmp_path):
     root = write_image_folder(tmp_path / "f", per_class=5, size=(16, 16))
-    write_image_folder(tmp_path / "f", classes=("circle",), per_class=2, size=(20, 12), seed=1)  # two replaced
+    write_image_folder(
+        tmp_path / "f", classes=("circle",), per_class=2, size=(20, 12), seed=1
+    )  # two replaced
     with pytest.raises(DataError, match=r"have 2 sizes \(16x16: 13, 20x12: 2\); pass --image-size N"):
         data.load_dataset(str(root))
     dataset, images = data.load_dataset(str(root), image_size=8)

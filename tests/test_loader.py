@@ -9,11 +9,14 @@ import pytest
 import torch
 
 from cnnlab.cli import main
+from cnnlab.data import FASHION_MNIST
 from cnnlab.errors import RunDirError
 from cnnlab.models import build_model
 from cnnlab.runs.loader import _model_with_weights, load_run, reported_weights
 from cnnlab.training.checkpoint import save_checkpoint
 from cnnlab.training.config import TrainConfig
+
+FASHION = FASHION_MNIST.dataset
 
 BEST, LAST = {"w": "best epoch's"}, {"w": "last epoch's"}
 EMA = {"module.w": "averaged", "n_averaged": 7}
@@ -40,8 +43,8 @@ def test_ema_weights_load_into_a_plain_model():
     from cnnlab.training.torch_engine import TorchEngine
 
     config = TrainConfig(ema=0.5, precision="32", device="cpu", batch_size=8)
-    engine = TorchEngine(config, steps_per_epoch=1)
-    images = np.random.default_rng(0).integers(0, 255, (8, 28, 28), dtype=np.uint8)
+    engine = TorchEngine(config, 1, FASHION)
+    images = np.random.default_rng(0).integers(0, 255, (8, 1, 28, 28), dtype=np.uint8)
     engine.train_batch(engine.to_native(images), engine.to_native(np.arange(8) % 10))
     engine.train_batch(engine.to_native(images), engine.to_native(np.arange(8) % 10))
     state = engine.state_dict()
@@ -78,7 +81,7 @@ def test_load_run_builds_the_model_with_the_reported_weights_in_eval_mode(tmp_pa
     assert dropout and all(m.p == 0.25 for m in dropout)  # built as the run's config says
     assert load_run(make_run(tmp_path / "unfinished", config, {"model": last})).summary is None
     as_arrays = {k: v.numpy() for k, v in best.items()}  # NumPy arrays are taken as well as tensors
-    state = _model_with_weights(config, as_arrays, run / "checkpoint.pt").state_dict()
+    state = _model_with_weights(run, config, FASHION, as_arrays).state_dict()
     assert all(torch.equal(state[k], best[k]) for k in best)
 
 

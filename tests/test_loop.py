@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
+from cnnlab.data import FASHION_MNIST
 from cnnlab.data.arrays import Arrays
 from cnnlab.errors import DivergedError
 from cnnlab.training.config import TrainConfig
@@ -24,6 +25,8 @@ from cnnlab.training.loop import (
     should_stop,
     train_one_epoch,
 )
+
+FASHION = FASHION_MNIST.dataset
 
 
 def logits_with_loss(loss: float, labels: np.ndarray) -> np.ndarray:
@@ -299,6 +302,8 @@ def test_evaluate_gives_the_mean_cross_entropy_and_the_accuracy():
     probabilities[:, :2] = [[0.5, 0.5], [0.25, 0.75], [0.5, 0.5], [0.25, 0.75]]
 
     class Fixed:
+        dataset = FASHION
+
         def logits(self, x):
             return np.log(probabilities).astype(np.float32)
 

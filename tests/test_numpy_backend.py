@@ -7,11 +7,14 @@ import pytest
 import torch
 
 from cnnlab.cli import main
+from cnnlab.data import FASHION_MNIST
 from cnnlab.models import MODELS
 from cnnlab.training.config import PRESETS, resolve
 from cnnlab.training.numpy_engine import NumpyEngine
 from cnnlab.training.torch_engine import TorchEngine
 from tests.conftest import requires_real_data
+
+FASHION = FASHION_MNIST.dataset
 
 
 @pytest.mark.parametrize(
@@ -37,8 +40,8 @@ def test_same_losses_as_torch_from_the_same_weights_and_batches(optimizer, extra
         }
     )
     torch_engine, numpy_engine = (
-        TorchEngine(config, steps_per_epoch=6),
-        NumpyEngine(config, steps_per_epoch=6),
+        TorchEngine(config, 6, FASHION),
+        NumpyEngine(config, 6, FASHION),
     )
     numpy_engine.model.load_state_dict({k: v.numpy() for k, v in torch_engine.model.state_dict().items()})
     rng = np.random.default_rng(0)
@@ -58,15 +61,15 @@ def test_same_losses_as_torch_from_the_same_weights_and_batches(optimizer, extra
 def test_both_engines_normalise_pixels_bit_identically():
     """Arrays hold uint8 pixels; each engine's to_native must turn every value into the same float32."""
     config = resolve({"precision": "32", "channels_last": False})
-    pixels = np.arange(256, dtype=np.uint8).reshape(4, 8, 8)
-    from_torch = TorchEngine(config, steps_per_epoch=1).to_native(pixels)
-    from_numpy = NumpyEngine(config, steps_per_epoch=1).to_native(pixels)
+    pixels = np.arange(256, dtype=np.uint8).reshape(4, 1, 8, 8)
+    from_torch = TorchEngine(config, 1, FASHION).to_native(pixels)
+    from_numpy = NumpyEngine(config, 1, FASHION).to_native(pixels)
     assert from_torch.shape == (4, 1, 8, 8) and from_torch.dtype == torch.float32
     assert from_numpy.shape == (4, 1, 8, 8) and from_numpy.dtype == np.float32
     assert np.array_equal(from_torch.numpy(), from_numpy)
     assert from_numpy.min() == -1.0 and from_numpy.max() == 1.0
     labels = np.array([3, 1], dtype=np.int64)  # anything but uint8 images passes through unchanged
-    assert np.array_equal(TorchEngine(config, steps_per_epoch=1).to_native(labels).numpy(), labels)
+    assert np.array_equal(TorchEngine(config, 1, FASHION).to_native(labels).numpy(), labels)
 
 
 def test_numpy_backend_run_directory(synthetic_dir, tmp_path):
@@ -232,7 +235,7 @@ def test_numpy_backend_learns_real_fashion_mnist(tmp_path):
 
 def test_numpy_ema_matches_torch_averaged_model():
     config = resolve({"optimizer": "sgd", "lr": 0.01, "precision": "32", "ema": 0.9, "epochs": 1})
-    torch_engine, numpy_engine = TorchEngine(config, 5), NumpyEngine(config, 5)
+    torch_engine, numpy_engine = TorchEngine(config, 5, FASHION), NumpyEngine(config, 5, FASHION)
     numpy_engine.model.load_state_dict({k: v.numpy() for k, v in torch_engine.model.state_dict().items()})
     rng = np.random.default_rng(0)
     for _ in range(5):
@@ -297,7 +300,7 @@ def test_every_option_gives_torchs_losses_and_logits(model, width, monkeypatch):
             "epochs": 1,
         }
     )
-    torch_engine, numpy_engine = TorchEngine(config, 6), NumpyEngine(config, 6)
+    torch_engine, numpy_engine = TorchEngine(config, 6, FASHION), NumpyEngine(config, 6, FASHION)
     numpy_engine.model.load_state_dict({k: v.numpy() for k, v in torch_engine.model.state_dict().items()})
     index = next(i for i, m in enumerate(numpy_engine.model) if isinstance(m, scratch.nn.Dropout))
     torch_engine.model[index] = RecordedDropout(numpy_engine.model[index])
@@ -311,7 +314,7 @@ def test_every_option_gives_torchs_losses_and_logits(model, width, monkeypatch):
     for epoch in (1, 2):
         torch_engine.start_epoch(epoch), numpy_engine.start_epoch(epoch)
         for _ in range(3):
-            x = rng.integers(0, 256, (16, 28, 28), dtype=np.uint8)
+            x = rng.integers(0, 256, (16, 1, 28, 28), dtype=np.uint8)
             y = rng.integers(0, 10, 16)
             numpy_loss, _ = numpy_engine.train_batch(numpy_engine.to_native(x), y)
             torch_loss, _ = torch_engine.train_batch(torch_engine.to_native(x), torch_engine.to_native(y))
@@ -320,7 +323,7 @@ def test_every_option_gives_torchs_losses_and_logits(model, width, monkeypatch):
     for key, value in numpy_engine.ema.state_dict().items():
         scale = max(np.abs(value).max(), 1)
         np.testing.assert_allclose(value, averaged[key].numpy(), rtol=0, atol=2e-3 * scale, err_msg=key)
-    x = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    x = rng.integers(0, 256, (20, 1, 28, 28), dtype=np.uint8)
     expected = torch_engine.logits(torch_engine.to_native(x))
     got = numpy_engine.logits(numpy_engine.to_native(x))
     assert got.dtype == np.float32
@@ -363,11 +366,11 @@ def test_tta_averages_the_views_of_the_torch_backend(tta, shift):
     ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     x = np.random.default_rng(1).standard_normal((7, 1, 28, 28))
     with torch.no_grad():
-        expected = class_probabilities(theirs, torch.from_numpy(x), tta, shift).numpy()
-    got = numpy_class_probabilities(ours, x, tta, shift)
+        expected = class_probabilities(theirs, torch.from_numpy(x), -1.0, tta, shift).numpy()
+    got = numpy_class_probabilities(ours, x, -1.0, tta, shift)
     assert got.dtype == np.float32 and got.shape == (7, 10)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
-    plain = numpy_class_probabilities(ours, x)
+    plain = numpy_class_probabilities(ours, x, -1.0)
     assert not np.allclose(got, plain, rtol=1e-3)  # the views change the average
 
 
@@ -376,11 +379,11 @@ def test_numpy_engine_augments_with_every_option_in_the_draw_order(monkeypatch):
     epoch's Generator, NumPy's default_rng([seed, epoch, 0]), in that order."""
     from cnnlab import scratch
     from cnnlab.scratch import augment
-    from cnnlab.training.numpy_engine import BACKGROUND
 
+    BACKGROUND = -1.0  # Fashion-MNIST's black, normalised
     options = {"translate": 2, "pad_mode": "reflect", "hflip": True, "cutout": 6}
     config = resolve({"model": "convnet", "precision": "32", "epochs": 1, "seed": 4, **options})
-    engine = NumpyEngine(config, steps_per_epoch=1)
+    engine = NumpyEngine(config, 1, FASHION)
     engine.start_epoch(3)
     seen = []
 

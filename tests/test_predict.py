@@ -61,7 +61,7 @@ def test_transparent_png_and_blank_image(tmp_path):
 def test_a_photographed_fashion_mnist_image_comes_back_close_to_the_original(tmp_path):
     from cnnlab import data
 
-    original = data.load_arrays(REAL_DATA).test_images[0]  # an ankle boot
+    original = data.FASHION_MNIST.read(REAL_DATA).test_images[0, 0]  # an ankle boot
     photo = Image.new("RGB", (480, 360), (250, 248, 240))
     photo.paste(
         Image.fromarray(255 - original).resize((224, 224), Image.Resampling.BICUBIC).convert("RGB"), (200, 90)
@@ -133,20 +133,20 @@ def test_predict_json_and_saved_inputs(trained_run, images, tmp_path, capsys):
 
 
 def test_predict_agrees_with_the_model_on_a_dataset_image(trained_run, synthetic_dir):
-    from cnnlab import data
-    from cnnlab.report.metrics import evaluate_run, top_classes
+    from cnnlab.report.metrics import top_classes
     from cnnlab.runs.loader import load_run
+    from cnnlab.runs.reporting import evaluate_run
 
     run = load_run(trained_run)
     ev = evaluate_run(run, "test", synthetic_dir)
-    top = top_classes(run.model, ev.images[:20], k=1)
+    top = top_classes(run.probabilities(ev.images[:20]), run.class_names, k=1)
     assert [t[0]["class"] for t in top] == [CLASS_NAMES[p] for p in ev.predictions[:20]]
-    assert data.NUM_CLASSES == 10
+    assert len(run.class_names) == 10
 
 
 def test_predict_rejects_a_bad_top(trained_run, images, capsys):
     assert main(["predict", str(trained_run), str(images / "a.png"), "--top", "11"]) == 2
-    assert "--top must be between 1 and 10. Received: 11" in capsys.readouterr().err
+    assert "--top must be between 1 and 10, the run's classes. Received: 11" in capsys.readouterr().err
 
 
 def test_invert_and_no_invert_override_the_border(trained_run, images, tmp_path, capsys):

@@ -6,12 +6,15 @@ import pytest
 import torch
 
 from cnnlab.cli import main
+from cnnlab.data import FASHION_MNIST
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model, class_probabilities, shift_images, tta_shifts
 from cnnlab.training.augment import random_cutout, random_translate
+from cnnlab.training.config import TrainConfig
 
 BACKGROUND = -1.0  # Fashion-MNIST's black, normalised
-from cnnlab.training.config import TrainConfig
+
+FASHION = FASHION_MNIST.dataset
 
 
 def _images(n=16, h=6, w=6):
@@ -70,7 +73,7 @@ def test_cutout_is_seeded_and_zero_is_off():
 @pytest.mark.parametrize("dy, dx", [(1, 1), (-1, -1), (2, -1), (0, 0)])
 def test_shift_images_moves_content_and_fills_the_background(dy, dx):
     x = _images(2, 5, 5)
-    out = shift_images(x, dy, dx)
+    out = shift_images(x, dy, dx, BACKGROUND)
     for i in range(5):
         for j in range(5):
             src_i, src_j = i - dy, j - dx
@@ -89,19 +92,27 @@ def test_shifted_tta_is_the_weighted_mean_over_its_views():
         def both(v):
             return (model(v).softmax(1) + model(v.flip(-1)).softmax(1)) / 2
 
-        expected = sum(w * both(shift_images(x, dy, dx)) for (dy, dx), w in weights.items())
-        got = class_probabilities(model, x, tta=True, tta_shift=1)
+        expected = sum(w * both(shift_images(x, dy, dx, BACKGROUND)) for (dy, dx), w in weights.items())
+        got = class_probabilities(model, x, BACKGROUND, tta=True, tta_shift=1)
         assert torch.allclose(got, expected, atol=1e-6)
         assert torch.allclose(got.sum(1), torch.ones(5))
-        assert not torch.allclose(got, class_probabilities(model, x, tta=True), atol=1e-4)
-        assert torch.equal(class_probabilities(model, x, tta=False, tta_shift=0), model(x).softmax(1))
+        assert not torch.allclose(got, class_probabilities(model, x, BACKGROUND, tta=True), atol=1e-4)
+        assert torch.equal(
+            class_probabilities(model, x, BACKGROUND, tta=False, tta_shift=0), model(x).softmax(1)
+        )
 
 
 def test_width_multiplies_every_conv_of_vgg_mini_and_resnet_mini():
     for name in ("vgg-mini", "resnet-mini"):
-        base = [m.out_channels for m in build_model(name, (1, 28, 28), 10).modules() if isinstance(m, torch.nn.Conv2d)]
+        base = [
+            m.out_channels
+            for m in build_model(name, (1, 28, 28), 10).modules()
+            if isinstance(m, torch.nn.Conv2d)
+        ]
         wide = [
-            m.out_channels for m in build_model(name, (1, 28, 28), 10, width=2).modules() if isinstance(m, torch.nn.Conv2d)
+            m.out_channels
+            for m in build_model(name, (1, 28, 28), 10, width=2).modules()
+            if isinstance(m, torch.nn.Conv2d)
         ]
         assert wide == [2 * c for c in base]
         assert build_model(name, (1, 28, 28), 10, width=2)(torch.randn(2, 1, 28, 28)).shape == (2, 10)
@@ -154,7 +165,7 @@ def test_cli_trains_the_recipe_options_and_records_them(synthetic_dir, tmp_path)
 @pytest.mark.parametrize(
     "option, value, message",
     [
-        ("--cutout", "29", "--cutout must be between 0 and 28"),
+        ("--cutout", "29", "--cutout must be at most 28 pixels for the 28x28 images of fashion-mnist"),
         ("--tta-shift", "-1", "--tta-shift must be between 0 and 4"),
         ("--width", "0", "--width must be a number in (0, 16]"),
     ],
@@ -179,7 +190,7 @@ def test_explore_walks_resnet_mini_through_its_skips():
     from cnnlab.inspect.explorer.network import Network
 
     torch.manual_seed(0)
-    network = Network(build_model("resnet-mini", (1, 28, 28), 10, width=0.25))
+    network = Network(build_model("resnet-mini", (1, 28, 28), 10, width=0.25), FASHION)
     adds = [s for s in network.steps if s.kind == "Add"]
     assert [s.name for s in adds] == ["7.add", "12.add"]
     forward = network.run(np.full((28, 28), 128, np.uint8))

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from cnnlab.data import FASHION_MNIST
 from cnnlab.data.arrays import Arrays
 from cnnlab.training import loop
 from cnnlab.training.config import resolve
 from cnnlab.training.engine import make_engine
+
+FASHION = FASHION_MNIST.dataset
 
 SYNCING = ("item", "cpu", "tolist", "numpy", "__int__", "__float__", "__bool__")
 
@@ -39,7 +42,7 @@ def sync_counter(monkeypatch):
 
 def small_arrays(n=96):
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    images = rng.integers(0, 256, (n, 1, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, n).astype(np.int64)
     return Arrays(images, labels, images[:8], labels[:8], images[:8], labels[:8])
 
@@ -51,7 +54,7 @@ def small_arrays(n=96):
 )
 def test_one_epoch_reads_the_device_once(sync_counter, options):
     config = resolve({"batch_size": 16, "device": "cpu", **options})
-    engine = make_engine(config, steps_per_epoch=6)
+    engine = make_engine(config, 6, FASHION)
     data = small_arrays()
     data.train_x = engine.to_native(data.train_x)
     engine.start_epoch(1)
@@ -63,7 +66,7 @@ def test_one_epoch_reads_the_device_once(sync_counter, options):
 def test_the_sums_read_at_the_end_equal_per_step_reads():
     """Summing on the device changes nothing: the epoch's loss and accuracy equal the per-step sums."""
     config = resolve({"batch_size": 16, "device": "cpu", "precision": "32"})
-    first, second = make_engine(config, 6), make_engine(config, 6)
+    first, second = make_engine(config, 6, FASHION), make_engine(config, 6, FASHION)
     data = small_arrays()
     x, y = first.to_native(data.train_x), first.to_native(data.train_y)
     order = np.random.default_rng(1).permutation(96)

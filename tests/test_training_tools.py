@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from cnnlab.cli import main
+from cnnlab.data import FASHION_MNIST
 from cnnlab.training.loop import evaluate
+
+FASHION = FASHION_MNIST.dataset
 
 SMALL = ["--model", "convnet", "--train-size", "400", "--valid-size", "100", "--batch-size", "50", "--quiet"]
 
@@ -35,13 +38,14 @@ def test_early_stopping_restores_the_best_weights(early_stopped_run, synthetic_d
 def engine_and_data(run, data_dir):
     """A fresh torch engine with ``run``'s config (its precision too) and the run's own split, as
     the engine sees it: what the run evaluated with, so losses compare exactly."""
-    from cnnlab.data.arrays import load_split
+    from cnnlab.data import load_dataset, split_arrays
     from cnnlab.training.config import config_of_run
     from cnnlab.training.torch_engine import TorchEngine
 
     config = config_of_run(run)
-    engine = TorchEngine(config, steps_per_epoch=1)
-    data = load_split(config.resolved_train_size, config.valid_size, config.seed, data_dir)
+    engine = TorchEngine(config, 1, FASHION)
+    _, images = load_dataset(config.dataset, data_dir)
+    data = split_arrays(images, config.train_size, config.valid_size, config.seed)
     for name in ("train_x", "valid_x", "test_x"):
         setattr(data, name, engine.to_native(getattr(data, name)))
     return engine, data
@@ -132,7 +136,7 @@ def test_precision_autocasts_the_forward_and_scales_fp16(precision, dtype, scale
     from cnnlab.training.config import resolve
     from cnnlab.training.torch_engine import TorchEngine
 
-    engine = TorchEngine(resolve({"precision": precision, "device": "cpu"}), steps_per_epoch=1)
+    engine = TorchEngine(resolve({"precision": precision, "device": "cpu"}), 1, FASHION)
     assert engine.scaler.is_enabled() is scaled
     with engine.autocast():
         out = engine.model(torch.zeros(2, 1, 28, 28).contiguous(memory_format=torch.channels_last))
@@ -158,7 +162,7 @@ def engine_and_its_inputs(**options):
     from cnnlab.training.config import resolve
     from cnnlab.training.torch_engine import TorchEngine
 
-    engine = TorchEngine(resolve({"precision": "32", "device": "cpu", **options}), steps_per_epoch=4)
+    engine = TorchEngine(resolve({"precision": "32", "device": "cpu", **options}), 4, FASHION)
     seen = []
     engine.model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
     engine.start_epoch(1)
@@ -168,7 +172,7 @@ def engine_and_its_inputs(**options):
 def some_images(n=32):
     import numpy as np
 
-    return np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    return np.random.default_rng(0).integers(0, 256, (n, 1, 28, 28), dtype=np.uint8)
 
 
 def test_the_engine_trains_on_the_images_as_given_without_augmentation():

@@ -161,7 +161,8 @@ def test_a_module_given_from_python_is_copied_and_reloads_in_a_new_process(tmp_p
             torch.manual_seed(0)
             net = Mine()
             before = {{k: v.clone() for k, v in net.state_dict().items()}}
-            run = cnnlab.train(model=net, dataset="digits", epochs=1, ema=0, out={str(tmp_path / "run")!r}, quiet=True)
+            out = {str(tmp_path / "run")!r}
+            run = cnnlab.train(model=net, dataset="digits", epochs=1, ema=0, out=out, quiet=True)
             assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # yours is untouched
             print(run.summary["test_accuracy"])
             """
@@ -199,7 +200,7 @@ def test_a_run_whose_model_code_is_gone_says_so(nets, tmp_path):
     from cnnlab.errors import RunDirError
 
     with pytest.raises(RunDirError, match="holds no model.py or model.pkl to rebuild it"):
-        cnnlab.load_run(tmp_path / "run").model
+        _ = cnnlab.load_run(tmp_path / "run").model
 
 
 def test_a_run_of_a_built_in_model_runs_no_code_from_its_directory(trained_run, tmp_path):

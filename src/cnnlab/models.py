@@ -354,10 +354,22 @@ def get_spec(name: str) -> ModelSpec:
     if name in MODELS:
         return MODELS[name]
     if user_models.is_user_model(name):
-        return user_models.spec_of(name)
+        return _user_spec(name)
     raise ConfigError(
         f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, or give your own as FILE.py:FUNCTION"
     )
+
+
+def _user_spec(name: str) -> ModelSpec:
+    """A user model as a spec: built (and checked) by ``cnnlab.user_models``, for torch only."""
+    from cnnlab import user_models
+
+    def build(nn, input_shape, num_classes, dropout: float = 0.0):
+        if dropout:
+            raise ConfigError(f"--dropout applies to the built-in models; put dropout into your model {name}")
+        return user_models.build(name, input_shape, num_classes)
+
+    return ModelSpec(name, "your own network", build, numpy=False, downsampling=None)
 
 
 MAX_WIDTH = 16.0  # 16x vgg-mini is 41M parameters: beyond it, a typo rather than a plan

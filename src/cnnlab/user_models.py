@@ -221,15 +221,3 @@ def _is_users_own(module) -> bool:
         and "dist-packages" not in path
         and not module.__name__.startswith("cnnlab")
     )
-
-
-def spec_of(name: str):
-    """A ModelSpec for a user model: built by ``build``, for torch only, no --width."""
-    from cnnlab.models import ModelSpec
-
-    def build_torch(nn, input_shape, num_classes, dropout: float = 0.0):
-        if dropout:
-            raise ConfigError(f"--dropout applies to the built-in models; put dropout into your model {name}")
-        return build(name, input_shape, num_classes)
-
-    return ModelSpec(name, "your own network", build_torch, numpy=False, downsampling=None)

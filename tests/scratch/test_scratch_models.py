@@ -46,10 +46,10 @@ class RecordedDropout(tnn.Module):
         return x * torch.from_numpy(self.ours._cache).to(x.dtype)
 
 
-def twins(name, dtype, dropout=0.0, seed=0, width=1.0):
+def twins(name, dtype, dropout=0.0, seed=0, width=1.0, shape=(1, 28, 28), classes=10):
     """(scratch model, torch model) holding the same weights and randomised batch-norm buffers."""
     torch.manual_seed(seed)
-    theirs = build_model(name, (1, 28, 28), 10, "torch", dropout=dropout, width=width).to(
+    theirs = build_model(name, shape, classes, "torch", dropout=dropout, width=width).to(
         torch.float64 if dtype == np.float64 else torch.float32
     )
     state = theirs.state_dict()
@@ -60,7 +60,9 @@ def twins(name, dtype, dropout=0.0, seed=0, width=1.0):
             # Gains in [0.5, 1.5): above 1 in every layer, seven layers of resnet-mini made SGD
             # diverge within six steps (losses near 40), where float32 differences grow without bound.
             value.copy_(value + torch.rand_like(value) - 0.5)
-    ours = build_model(name, (1, 28, 28), 10, "numpy", rng=np.random.default_rng(seed), dropout=dropout, width=width)
+    ours = build_model(
+        name, shape, classes, "numpy", rng=np.random.default_rng(seed), dropout=dropout, width=width
+    )
     ours = ours.to(dtype)
     ours.load_state_dict({k: v.numpy() for k, v in state.items()})
     for path, module in list(theirs.named_modules()):
@@ -114,6 +116,26 @@ def test_same_logits_and_gradients_as_torch(name, width, training, dtype, rtol, 
             np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=rtol * 10, atol=atol, err_msg=key)
     for key, value in theirs.state_dict().items():  # running statistics updated alike (in train mode)
         np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), rtol=rtol, atol=atol, err_msg=key)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_colour_images_of_any_size_and_class_count_match_torch(name):
+    """The three-channel case, at a size and class count other than Fashion-MNIST's, in float64:
+    the same logits, input and parameter gradients and batch-norm statistics as torch."""
+    shape, classes = (3, 16, 20), 7
+    ours, theirs = twins(name, np.float64, dropout=0.3, shape=shape, classes=classes)
+    x = np.random.default_rng(8).standard_normal((5, *shape))
+    xt = torch.tensor(x, requires_grad=True)
+    logits, logits_t = ours(x), theirs(xt)
+    assert logits.shape == (5, classes)
+    np.testing.assert_allclose(logits, logits_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    gy = np.random.default_rng(9).standard_normal(logits.shape)
+    logits_t.backward(torch.tensor(gy))
+    np.testing.assert_allclose(ours.backward(gy), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    for (key, p), t in zip(ours.named_parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=key)
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), rtol=1e-10, atol=1e-12, err_msg=key)
 
 
 @pytest.mark.parametrize(
@@ -222,7 +244,9 @@ def test_every_relu_beside_a_pool_or_batch_norm_is_fused():
 def test_fused_relu_changes_nothing_but_speed(name, width):
     """nn.fuse_relu moves each ReLU into the max-pool or batch norm beside it: bit for bit the same
     outputs, gradients and buffers as the model run layer by layer."""
-    build = lambda: build_model(name, (1, 28, 28), 10, "numpy", rng=np.random.default_rng(9), dropout=0.3, width=width)
+    build = lambda: build_model(
+        name, (1, 28, 28), 10, "numpy", rng=np.random.default_rng(9), dropout=0.3, width=width
+    )
     fused = build().to(np.float64)
     plain = nn.fuse_relu(build(), enable=False)
     plain = plain.to(np.float64)

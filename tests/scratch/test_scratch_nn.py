@@ -113,9 +113,7 @@ def test_default_init_is_torchs_kaiming_uniform():
     np.testing.assert_array_equal(same.weight.data, w)  # seeded: reproducible
 
 
-@pytest.mark.parametrize(
-    "build, relu_on_logits", [(build_seed, True), (build_convnet, False)]
-)
+@pytest.mark.parametrize("build, relu_on_logits", [(build_seed, True), (build_convnet, False)])
 def test_models_state_dict_matches_torch_both_ways(build, relu_on_logits):
     ours, theirs = build(np.random.default_rng(0)), torch_notebook_net(relu_on_logits)
     assert (

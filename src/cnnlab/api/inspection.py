@@ -59,16 +59,21 @@ def convolve(
     stride: Any = 1,
     padding: Any = 0,
     dilation: Any = 1,
+    color: bool = False,
 ) -> Result:
     """One small convolution computed three ways (the notebook's loops, cnnlab.scratch, torch) in
-    float64, as ``cnnlab convolve`` does; the default is the notebook's example. The result has
-    ``.reference`` (the output), ``.agree`` and ``.explain()`` (each value as its sum of products)."""
+    float64, as ``cnnlab convolve`` does; the default is the notebook's example, and ``color=True``
+    a colour image's (three channels, one filter slice each). The result has ``.reference`` (the
+    output), ``.agree`` and ``.explain()`` (each value as its sum of products)."""
     from cnnlab.inspect import convolve as demo
 
+    default_input, default_kernel = (
+        (demo.COLOR_INPUT, demo.COLOR_KERNEL) if color else (demo.NOTEBOOK_INPUT, demo.NOTEBOOK_KERNEL)
+    )
     try:
         example = demo.make_example(
-            demo.NOTEBOOK_INPUT if input is None else input,
-            demo.NOTEBOOK_KERNEL if kernel is None else kernel,
+            default_input if input is None else input,
+            default_kernel if kernel is None else kernel,
             bias,
             stride,
             padding,
@@ -79,7 +84,7 @@ def convolve(
         raise ConfigError(str(exc)) from None
 
 
-def load_data(dataset: str | None = None, data_dir: str | None = None) -> LabelledImages:
+def load_data(data_dir: str | None = None, *, dataset: str | None = None) -> LabelledImages:
     """A dataset's images as uint8 arrays: ``train_images`` (N, C, H, W), ``train_labels``,
     ``test_images``, ``test_labels`` and the ``classes``; Fashion-MNIST by default, found as ``cnnlab
     data where`` finds it (downloaded if absent)."""

@@ -16,6 +16,7 @@ EPILOG = """examples:
   cnnlab convolve --input '[[1,2,3,4],[5,6,7,8],[9,10,11,12],[13,14,15,16]]' \\
                   --kernel '[[1,0,-1],[1,0,-1],[1,0,-1]]' --padding 1 --stride 2
   cnnlab convolve --padding 1 --dilation 2 --animate conv.gif
+  cnnlab convolve --color --explain                 # a colour image: one filter slice per channel
 
 --input is (H, W) or (C, H, W); --kernel is (kH, kW), (C, kH, kW) or (C_out, C, kH, kW).
 """
@@ -91,6 +92,12 @@ def add_parser(subparsers) -> None:
         help="spacing between kernel taps, D or DH,DW (default: 1)",
     )
     parser.add_argument(
+        "--color",
+        action="store_true",
+        help="a colour image instead: a red square on blue, 3x5x5, and a filter whose red slice adds and "
+        "blue slice subtracts; the output adds the three channels' sums (default: off)",
+    )
+    parser.add_argument(
         "--explain", action="store_true", help="print each output value as its sum of products (default: off)"
     )
     parser.add_argument(
@@ -103,8 +110,18 @@ def add_parser(subparsers) -> None:
 
 
 def _example(args):
-    from cnnlab.inspect.convolve import make_example, parse_array
+    from cnnlab.inspect.convolve import (
+        COLOR_INPUT,
+        COLOR_KERNEL,
+        NOTEBOOK_INPUT,
+        NOTEBOOK_KERNEL,
+        make_example,
+        parse_array,
+    )
 
+    if args.color:  # the colour example, unless --input or --kernel say otherwise
+        args.input = json.dumps(COLOR_INPUT) if args.input == json.dumps(NOTEBOOK_INPUT) else args.input
+        args.kernel = json.dumps(COLOR_KERNEL) if args.kernel == json.dumps(NOTEBOOK_KERNEL) else args.kernel
     x = parse_array(args.input, "input", (2, 3))
     kernel = parse_array(args.kernel, "kernel", (2, 3, 4))
     try:
@@ -114,18 +131,19 @@ def _example(args):
     return make_example(x, kernel, bias, args.stride, args.padding, args.dilation)
 
 
-def _show(label: str, array, names: str) -> None:
+def _show(label: str, array, names) -> None:
+    """A (C, H, W) array plane by plane; ``names`` names the planes (a word to number, or one each)."""
     from cnnlab.inspect.convolve import format_grid
 
     print(f"{label} {tuple(array.shape)}:" if array.shape[0] > 1 else f"{label} {tuple(array.shape[1:])}:")
     for index, plane in enumerate(array):
         if array.shape[0] > 1:
-            print(f" {names} {index}:")
+            print(f" {names[index] if isinstance(names, tuple) else f'{names} {index}'}:")
         print(format_grid(plane))
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.inspect.convolve import explain, format_grid
+    from cnnlab.inspect.convolve import channel_names, explain, explain_channels, format_grid
     from cnnlab.inspect.convolve import run as convolve
 
     try:
@@ -133,14 +151,17 @@ def run(args: argparse.Namespace) -> int:
         result = convolve(example)
     except ValueError as exc:
         raise BadExample(str(exc)) from None
-    _show("input", example.x, "channel")
+    names = channel_names(example)
+    if example.x.shape[0] == 3:
+        print("a colour image has three channels, red, green and blue; a filter has one slice for each")
+    _show("input", example.x, names)
     if sum(example.pads):
         top, bottom, left, right = example.pads
         print(f"padded with zeros (top {top}, bottom {bottom}, left {left}, right {right}):")
         for plane in example.padded:
             print(format_grid(plane))
     for o, w in enumerate(example.weight):
-        _show(f"filter{f' {o}' if len(example.weight) > 1 else ''}", w, "channel")
+        _show(f"filter{f' {o}' if len(example.weight) > 1 else ''}", w, names)
     print(
         f"bias: {', '.join(f'{b:g}' for b in example.bias)}   stride {example.stride}   "
         f"padding {example.padding}   dilation {example.dilation}"
@@ -150,6 +171,10 @@ def run(args: argparse.Namespace) -> int:
         print("each output value is a sum of products (padded input x filter):")
         for line in explain(example, result.reference):
             print("  " + line)
+        if example.x.shape[0] > 1:
+            print("the same values as one sum per input channel, added up:")
+            for line in explain_channels(example, result.reference):
+                print("  " + line)
     verdict = "agree" if result.agree else "DISAGREE"
     print(
         f"conv2d_reference, scratch conv2d and torch {verdict} "

@@ -11,7 +11,6 @@ job (``cnnlab.data.sources``); ``LabelledImages`` holds them in memory, uint8 (N
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 import numpy as np
@@ -116,11 +115,6 @@ class Dataset:
         except (TypeError, ValueError) as exc:
             raise DataError(f"{where} does not describe a dataset ({exc})") from None
         return dataset
-
-    def save(self, path) -> None:
-        from cnnlab.runs.layout import write_text
-
-        write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
 
 
 def _check_description(dataset: Dataset) -> None:

@@ -142,18 +142,32 @@ def _centred_item(pixels: np.ndarray, size: tuple[int, int], invert: bool | None
     return Prepared(_chw(_fit_centred(cropped, size)), invert)
 
 
+# The largest item padded to a square at full resolution: a larger one is first box-reduced (a
+# 30,000 x 3 stripe would otherwise make a 30,000-pixel square canvas, 3.6 GB of float32).
+MAX_ITEM_SIDE = 2048
+
+
 def _fit_centred(item: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The item (h, w[, 3]) scaled so its longest edge fits ``size`` (H, W), centred on black and
-    stretched to 0..255. Scaled before it is placed, so a huge photo never makes a huge canvas."""
-    height, width = size
+    """The item (h, w[, 3]) padded with black to a centred square, resized to ``size`` (Lanczos) and
+    stretched to 0..255, as Fashion-MNIST was made."""
+    from PIL import Image
+
     h, w = item.shape[:2]
-    scale = min(height / h, width / w)
-    new = (max(1, min(height, round(h * scale))), max(1, min(width, round(w * scale))))
-    resized = np.clip(_resize(item, new, lanczos=True), 0, None)  # Lanczos rings below zero at edges
-    canvas = np.zeros((height, width, *item.shape[2:]), np.float32)
-    top, left = (height - new[0]) // 2, (width - new[1]) // 2
-    canvas[top : top + new[0], left : left + new[1]] = resized
-    return np.round(255 * canvas / max(float(canvas.max()), 1e-6)).astype(np.uint8)
+    factor = -(-max(h, w) // MAX_ITEM_SIDE)  # ceil: 1 for any ordinary photo
+    if factor > 1:
+        planes = item[..., None] if item.ndim == 2 else item
+        reduced = [
+            np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c]), mode="F").reduce(factor))
+            for c in range(planes.shape[2])
+        ]
+        item = np.stack(reduced, axis=2)[..., 0] if item.ndim == 2 else np.stack(reduced, axis=2)
+        h, w = item.shape[:2]
+    side = max(h, w)
+    square = np.zeros((side, side, *item.shape[2:]), np.float32)
+    top, left = (side - h) // 2, (side - w) // 2
+    square[top : top + h, left : left + w] = item
+    resized = np.clip(_resize(square, size, lanczos=True), 0, None)  # Lanczos rings below zero at edges
+    return np.round(255 * resized / max(float(resized.max()), 1e-6)).astype(np.uint8)
 
 
 def _resize(pixels: np.ndarray, size: tuple[int, int], lanczos: bool = False) -> np.ndarray:

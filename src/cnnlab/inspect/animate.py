@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.inspect.convolve import Example, explain
+from cnnlab.inspect.convolve import Example, channel_names, explain, explain_channels
 
 __all__ = ["animate", "MAX_FRAMES", "MAX_CELLS", "MAX_CHANNELS"]
 
@@ -23,6 +23,7 @@ MAX_CELLS = 14  # padded input side, so the numbers stay readable
 MAX_CHANNELS = 3
 
 INPUT, PAD, TAP = "#9ecae1", "#ffffff", "#08306b"
+TINTS = ("#fcbba1", "#c7e9c0", "#9ecae1")  # a colour image's red, green and blue channels
 OUTPUT, TODO, CURRENT = "#a1d99b", "#f7f7f7", "#238b45"
 
 
@@ -102,8 +103,10 @@ def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: s
     fig.subplots_adjust(left=0.03, right=0.97, top=1 - 0.75 / fig.get_figheight(), bottom=bottom)
     axes = np.atleast_1d(axes)
     taps = example.taps(i, j)
+    names = channel_names(example)
     for c in range(channels):
-        colors = [[INPUT if real[r, s] else PAD for s in range(wp)] for r in range(hp)]
+        tint = TINTS[c] if channels == 3 else INPUT
+        colors = [[tint if real[r, s] else PAD for s in range(wp)] for r in range(hp)]
         for _, _, r, s in taps:
             colors[r][s] = TAP
         values = np.empty((hp, wp), object)
@@ -119,12 +122,8 @@ def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: s
                 fontsize=7,
                 color="#fdd49e",
             )
-        axes[c].set_title(
-            f"input{f' channel {c}' if channels > 1 else ''} ({hp}x{wp} padded)"
-            if real.sum() < real.size
-            else f"input{f' channel {c}' if channels > 1 else ''}",
-            fontsize=10,
-        )
+        label = f"input{f', {names[c]}' if channels > 1 else ''}"
+        axes[c].set_title(f"{label} ({hp}x{wp} padded)" if real.sum() < real.size else label, fontsize=10)
     done = o * ho * wo + i * wo + j
     colors = [
         [CURRENT if (r, s) == (i, j) else OUTPUT if r * wo + s < i * wo + j else TODO for s in range(wo)]
@@ -157,7 +156,8 @@ def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: s
 def animate(example: Example, output: np.ndarray, path: str | Path, ms_per_frame: int = 900) -> int:
     """Write the GIF to ``path``; returns the number of frames. ``output`` is (C_out, H_out, W_out)."""
     _check(example)
-    lines = iter(explain(example, output))
+    # A colour image's frames say each channel's sum: the three add up to the output value.
+    lines = iter(explain_channels(example, output) if example.x.shape[0] == 3 else explain(example, output))
     ho, wo = example.out_hw
     frames = [
         _frame(example, output, o, i, j, next(lines))

@@ -21,6 +21,10 @@ from cnnlab import shapes
 __all__ = [
     "NOTEBOOK_INPUT",
     "NOTEBOOK_KERNEL",
+    "COLOR_INPUT",
+    "COLOR_KERNEL",
+    "CHANNEL_NAMES",
+    "explain_channels",
     "Example",
     "Result",
     "parse_array",
@@ -32,6 +36,20 @@ __all__ = [
 
 NOTEBOOK_INPUT = [[-2, -2, -2], [4, 2, -4], [-3, 2, 4]]
 NOTEBOOK_KERNEL = [[1, 0], [0, 1]]
+# "A color image has three channels, red green and blue" (the notebook): a red square on a blue
+# background, 5x5, and one 3x3 filter per channel that adds up red and takes away blue, so the
+# output is large where the window holds red and small where it holds blue.
+COLOR_INPUT = [
+    [[0, 0, 0, 0, 0], [0, 9, 9, 9, 0], [0, 9, 9, 9, 0], [0, 9, 9, 9, 0], [0, 0, 0, 0, 0]],  # red
+    [[1, 1, 1, 1, 1], [1, 2, 2, 2, 1], [1, 2, 2, 2, 1], [1, 2, 2, 2, 1], [1, 1, 1, 1, 1]],  # green
+    [[6, 6, 6, 6, 6], [6, 0, 0, 0, 6], [6, 0, 0, 0, 6], [6, 0, 0, 0, 6], [6, 6, 6, 6, 6]],  # blue
+]
+COLOR_KERNEL = [
+    [[1, 1, 1], [1, 1, 1], [1, 1, 1]],  # red: counts
+    [[0, 0, 0], [0, 0, 0], [0, 0, 0]],  # green: ignored
+    [[-1, -1, -1], [-1, -1, -1], [-1, -1, -1]],  # blue: counts against
+]
+CHANNEL_NAMES = ("red", "green", "blue")  # what three input channels are
 TOLERANCE = 1e-9  # float64 sums of a few dozen products agree far closer than this
 # What a teaching demo can show on a terminal, and so all it accepts: a size past these is a typo
 # (--padding 20000 once asked for 24 GB), not a lesson.
@@ -231,6 +249,33 @@ def format_grid(array: np.ndarray, indent: str = "  ") -> str:
     cells = [[_num(v) for v in row] for row in np.atleast_2d(array)]
     width = max(len(c) for row in cells for c in row)
     return "\n".join(indent + "[" + "  ".join(c.rjust(width) for c in row) + "]" for row in cells)
+
+
+def channel_names(example: Example) -> tuple[str, ...]:
+    """red, green, blue for a three-channel input; channel 0, 1, ... otherwise."""
+    channels = example.x.shape[0]
+    return CHANNEL_NAMES if channels == 3 else tuple(f"channel {c}" for c in range(channels))
+
+
+def explain_channels(example: Example, result: np.ndarray) -> list[str]:
+    """Each output value as the sum of one window sum per input channel, plus the bias:
+    ``y[i, j] = red 27 + green 0 + blue -6 = 21``; the convolution of a colour image adds the
+    three channels' sums of products."""
+    xp, names = example.padded, channel_names(example)
+    lines = []
+    for o in range(example.weight.shape[0]):
+        for i in range(example.out_hw[0]):
+            for j in range(example.out_hw[1]):
+                taps = example.taps(i, j)
+                parts = [
+                    f"{names[c]} {_num(sum(xp[c, r, s] * example.weight[o, c, p, q] for p, q, r, s in taps))}"
+                    for c in range(xp.shape[0])
+                ]
+                if example.bias[o]:
+                    parts.append(f"bias {_num(example.bias[o])}")
+                index = f"{o}, {i}, {j}" if example.weight.shape[0] > 1 else f"{i}, {j}"
+                lines.append(f"y[{index}] = {' + '.join(parts)} = {_num(result[o, i, j])}")
+    return lines
 
 
 def explain(example: Example, result: np.ndarray) -> list[str]:

@@ -27,20 +27,6 @@ if TYPE_CHECKING:
 SPLITS = ("test", "valid")
 
 
-def dataset_of_run(path: Path) -> Dataset:
-    """The dataset a run trained on: its ``dataset.json``, or Fashion-MNIST for a run saved before
-    cnnlab knew other datasets (it has none)."""
-    from cnnlab.data.idx_datasets import FASHION_MNIST
-
-    saved = path / rundir.DATASET
-    if not saved.is_file():
-        return FASHION_MNIST.dataset
-    try:
-        return Dataset.from_json(rundir.read_json(saved), str(saved))
-    except DataError as exc:
-        raise RunDirError(str(exc)) from None
-
-
 @dataclasses.dataclass
 class LoadedRun:
     path: Path
@@ -156,6 +142,7 @@ def load_run(path: str | Path) -> LoadedRun:
     weights."""
     from cnnlab.training.checkpoint import load_checkpoint
     from cnnlab.training.config import config_of_run
+    from cnnlab.training.records import dataset_of_run
 
     path = rundir.require_run_dir(path)
     config = config_of_run(path)

@@ -127,6 +127,7 @@ class NumpyEngine:
             raise ConfigError("the numpy backend trains in one process; run it without torchrun")
         self.config = config
         self.dataset = dataset  # its normalisation is known once the images are read (initialize)
+        self.fill = dataset.background() if dataset.mean is not None else 0.0  # what shifts bring in
         if (
             config.threads is not None
         ):  # --threads sets NumPy's BLAS threads (scikit-learn brings threadpoolctl)

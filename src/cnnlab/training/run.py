@@ -40,6 +40,7 @@ from cnnlab.training.config import TrainConfig, config_of_run
 from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.engine import Engine, make_engine
 from cnnlab.training.loop import FitContext, FitState, Progress, best_epoch, evaluate, fit
+from cnnlab.training.records import dataset_of_run, save_dataset
 from cnnlab.training.rng import capture_rng, restore_rng
 from cnnlab.training.tensorboard import DIRECTORY as TENSORBOARD_DIRECTORY
 from cnnlab.training.tensorboard import TensorBoardLog
@@ -127,7 +128,7 @@ def _record_start(run: Path, config: TrainConfig, dataset: Dataset, engine: Engi
     from cnnlab import user_models
 
     config.save(run / rundir.CONFIG)
-    dataset.save(run / rundir.DATASET)
+    save_dataset(run, dataset)
     if user_models.is_user_model(config.model):
         user_models.save_into(config.model, run)
     rundir.write_json(run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size})
@@ -238,8 +239,6 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
 
 def _check_same_dataset(run: Path, dataset: Dataset) -> None:
     """A resumed run must see the data it started with (a folder may have changed since)."""
-    from cnnlab.runs.loader import dataset_of_run
-
     saved = dataset_of_run(run)
     if (saved.classes, saved.input_shape) != (dataset.classes, dataset.input_shape):
         raise RunDirError(

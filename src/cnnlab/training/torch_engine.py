@@ -84,6 +84,7 @@ class TorchEngine:
     def __init__(self, config: TrainConfig, steps_per_epoch: int, dataset: Dataset, world: World = SINGLE):
         self.config = config
         self.dataset = dataset  # its normalisation is known once the images are read (initialize)
+        self.fill = dataset.background() if dataset.mean is not None else 0.0  # what shifts bring in
         self.device = pick_device(config.device, world.local_rank)
         distributed.init(world, self.device.type)
         self.precision = pick_precision(config.precision, self.device)
