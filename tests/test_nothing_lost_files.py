@@ -248,7 +248,7 @@ def test_a_huge_sparse_data_file_is_refused_by_its_size_not_read(tmp_path):
     with open(raw, "r+b") as fh:
         fh.truncate(300 << 20)  # sparse: its header says 10 bytes of labels
     peak, result = peak_memory(read_idx, raw)
-    assert isinstance(result, DataError) and "needs 19" in str(result), result
+    assert isinstance(result, DataError) and "needs 18" in str(result), result
     assert peak < 8 << 20
 
 
@@ -325,7 +325,7 @@ def test_a_damaged_checkpoint_is_one_line_in_every_command(run_copy, capsys, dam
 
 def test_a_name_over_255_bytes_or_a_path_over_path_max_is_one_line(synthetic_dir, tmp_path, capsys):
     long_name = tmp_path / ("n" * 300)
-    too_deep = tmp_path / ("d" * 200 + "/") * 25
+    too_deep = Path(str(tmp_path) + ("/" + "d" * 200) * 25)
     for path in (long_name, too_deep):
         assert main(["train", "--data-dir", str(synthetic_dir), "--out", str(path), "--epochs", "1"]) == 2
         assert "cannot" in one_line(capsys)
@@ -427,7 +427,7 @@ def test_a_dangling_out_symlink_says_so(synthetic_dir, tmp_path, capsys):
     [
         (["export", "RUN", "--format", "safetensors", "--output", "RUN/checkpoint.pt"], "checkpoint.pt"),
         (["report", "RUN", "--output", "RUN/config.json"], "config.json"),
-        (["convolve", "--animate", "RUN/summary.json"], "summary.json"),
+        (["convolve", "--animate", "RUN/loss.png"], "loss.png"),
     ],
 )
 def test_an_output_pointed_at_a_runs_own_file_is_refused(run_copy, capsys, command, name):

@@ -351,8 +351,9 @@ def test_a_run_directory_deleted_and_made_again_mid_run_is_noticed(synthetic_dir
     args = ["train", "--data-dir", synthetic_dir, *SMALL, "--epochs", "4", "--out", run, "--quiet"]
     process = start(args, SLOW_STEPS)
     wait_for(run / "checkpoint.pt", process)
-    shutil.rmtree(run)
+    run.rename(tmp_path / "deleted")  # as rm -r would, but at once: no race with the run's own writes
     run.mkdir()
+    shutil.rmtree(tmp_path / "deleted", ignore_errors=True)
     code, err = finish(process, timeout=120)
     assert code == 2
     assert_one_line(err)

@@ -166,8 +166,11 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     """metrics.csv as a list of rows (epoch an int, every other column a float), checked column by
     column: a damaged file is one RunDirError, never a half-read history."""
     try:
-        text = fileio.read_regular(path, CSV_LIMIT).decode()
-        return [_metric_row(row) for row in csv.DictReader(io.StringIO(text))]
+        reader = csv.DictReader(io.StringIO(fileio.read_regular(path, CSV_LIMIT).decode()))
+        missing = [c for c in METRIC_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"its header lacks {', '.join(missing)}")
+        return [_metric_row(row) for row in reader]
     except FileNotFoundError:
         raise RunDirError(f"{path} is missing; is {Path(path).parent} a cnnlab run directory?") from None
     except (OSError, ValueError, TypeError, csv.Error) as exc:

@@ -352,9 +352,8 @@ def _fit_and_finish(
             _discard(run, claimed)
             raise DivergedError(f"{exc}; {_removed(run)}") from None
         raise DivergedError(f"{exc}. {_saved(saver.epochs_saved)}") from None
-    except rundir.DirectoryReplaced:
-        raise
     except RunDirError as exc:  # e.g. the disk filled up while saving: the previous epoch is intact
+        saver.check()  # unless the directory went away: that is said as such
         raise _write_failed(exc, saver.epochs_saved, run) from None
     finally:
         saver.close()
@@ -372,9 +371,8 @@ def _finish_saved(run: Path, ctx: FitContext, state: FitState, saver: _Saver) ->
             _code(exc),
             _why(exc),
         ) from None
-    except rundir.DirectoryReplaced:
-        raise
     except RunDirError as exc:  # every epoch is saved; only the final report is missing
+        saver.check()
         raise RunDirError(
             f"{exc}. Every epoch is saved; once fixed, finish with: {resume_command(run)}"
         ) from None
