@@ -18,7 +18,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # The longest matching prefix decides, so ``cnnlab.runs.layout`` sits below ``cnnlab.runs``.
 LAYERS = [
     ("foundation", ["cnnlab._version", "cnnlab.errors", "cnnlab.shapes", "cnnlab.shell", "cnnlab.fileio"]),
-    ("data and engine", ["cnnlab.data", "cnnlab.scratch", "cnnlab.runs.layout"]),
+    ("data and engine", ["cnnlab.data", "cnnlab.scratch", "cnnlab.runs.layout", "cnnlab.runs.claims"]),
     ("models and pictures", ["cnnlab.models", "cnnlab.report"]),
     ("training", ["cnnlab.training"]),
     ("runs", ["cnnlab.runs"]),

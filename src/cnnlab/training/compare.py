@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import EXIT_INTERRUPTED, ConfigError, DivergedError, InterruptedRun, RunDirError
+from cnnlab.runs import claims
 from cnnlab.runs import layout as rundir
 from cnnlab.shell import resume_command
 from cnnlab.training.config import OPTIMIZERS, TrainConfig, resolve
@@ -105,7 +106,7 @@ def run_comparison(
     """Run the plan in a new directory (``out`` or runs/<timestamp>-compare); write compare.csv and
     compare_loss.png there. The plan goes first into compare.json, so ``resume_comparison`` can
     finish a comparison that was stopped."""
-    with rundir.claim_new_run_dir(out, "compare") as claimed:
+    with claims.claim_new_run_dir(out, "compare") as claimed:
         directory = claimed.path
         jobs = plan_jobs(plan, directory)
         _save_jobs(directory / rundir.COMPARE_PLAN, plan.model, jobs)
@@ -118,7 +119,7 @@ def resume_comparison(directory: str | Path, log: Callable[[str], None] = print)
     last complete epoch, the rest trained; then the table and the plot are written as usual."""
     directory = rundir.as_path(directory, "--resume")
     model, jobs = _load_jobs(directory / rundir.COMPARE_PLAN)
-    with rundir.claim(directory, new=False):
+    with claims.claim(directory, new=False):
         finished = sum((directory / job.name / rundir.SUMMARY).is_file() for job in jobs)
         log(f"resuming the comparison in {directory}: {finished} of {len(jobs)} run(s) finished before")
         return _finish(directory, model, _stoppable(directory, jobs, log))

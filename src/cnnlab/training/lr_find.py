@@ -19,6 +19,7 @@ import numpy as np
 from cnnlab.data.arrays import Arrays, load_split
 from cnnlab.errors import ConfigError
 from cnnlab.report.sweep import plot_sweep
+from cnnlab.runs import claims
 from cnnlab.runs import layout as rundir
 from cnnlab.training.batches import batch_slices, epoch_order
 from cnnlab.training.config import TrainConfig
@@ -119,7 +120,7 @@ def find_lr(
     the config, the sweep as lr_find.csv and its plot as lr_find.png. Stopped, it leaves nothing."""
     with (
         exclusive(),
-        rundir.claim_new_run_dir(
+        claims.claim_new_run_dir(
             config.out, "lr-find", leftovers=SWEEP_FILES, left_by="an earlier lr-find"
         ) as claimed,
     ):
@@ -142,7 +143,7 @@ def find_lr(
     return LrFind(result, out)
 
 
-def _discard(out: Path, claimed: rundir.Claim) -> None:
+def _discard(out: Path, claimed: claims.Claim) -> None:
     """A sweep stopped before its table was written: remove what it wrote, so nothing is left behind."""
     if not claimed.intact():
         return

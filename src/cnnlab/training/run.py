@@ -32,6 +32,7 @@ from cnnlab.errors import (
     InterruptedRun,
     RunDirError,
 )
+from cnnlab.runs import claims
 from cnnlab.runs import layout as rundir
 from cnnlab.shell import option, resume_command
 from cnnlab.training import distributed
@@ -146,7 +147,7 @@ class _Saver:
     """Saves after each epoch and remembers the last epoch saved in full (for the exit message);
     with --tensorboard, logs the epoch once it is saved."""
 
-    def __init__(self, run: Path, ctx: FitContext, epochs_saved: int, claimed: rundir.Claim | None):
+    def __init__(self, run: Path, ctx: FitContext, epochs_saved: int, claimed: claims.Claim | None):
         self.run, self.ctx, self.epochs_saved, self.claimed = run, ctx, epochs_saved, claimed
         self.tensorboard: TensorBoardLog | None = None
         if ctx.config.tensorboard and ctx.world.is_main:
@@ -189,7 +190,7 @@ def train(config: TrainConfig, session: Session | None = None) -> RunResult:
         config = dataclasses.replace(config, data_dir=_absolute_data_dir(config.data_dir))
     with exclusive():
         world = join_world(config)
-        claimed = rundir.claim_new_run_dir(config.out, config.model) if world.is_main else None
+        claimed = claims.claim_new_run_dir(config.out, config.model) if world.is_main else None
         try:
             # Every rank names the directory rank 0 claimed.
             run = Path(distributed.broadcast(str(claimed.path if claimed else ""), world))
@@ -210,7 +211,7 @@ def _absolute_data_dir(data_dir: str) -> str:
 
 
 def _start(
-    run: Path, config: TrainConfig, session: Session, world: World, claimed: rundir.Claim | None
+    run: Path, config: TrainConfig, session: Session, world: World, claimed: claims.Claim | None
 ) -> tuple[Arrays, Engine]:
     """A new run's start-up: the data, the engine, config.json and environment.json. Stopped or failed
     before its first epoch, the run leaves nothing behind, so the same command starts it over."""
@@ -243,7 +244,7 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
     config = config_of_run(run)
     with exclusive():
         world = join_world(config)
-        claimed = rundir.claim(run, new=False) if world.is_main else None
+        claimed = claims.claim(run, new=False) if world.is_main else None
         try:
             ctx, history = _resume_start(run, config, session, world, start)
             return _fit_and_finish(run, ctx, FitState(history), session, claimed)
@@ -301,7 +302,7 @@ def _checkpoint_to_resume(run: Path, config: TrainConfig) -> dict:
 
 def _only_startup_files(run: Path) -> bool:
     names = {p.name for p in run.iterdir()} - {rundir.LOCK}
-    return all(n in rundir.STARTUP_FILES or (n.startswith(".") and n.endswith(".tmp")) for n in names)
+    return all(n in claims.STARTUP_FILES or (n.startswith(".") and n.endswith(".tmp")) for n in names)
 
 
 def _repair(run: Path, config: TrainConfig, history: list[dict]) -> None:
@@ -325,7 +326,7 @@ def _restore(engine: Engine, checkpoint: dict, run: Path) -> None:
 
 
 def _fit_and_finish(
-    run: Path, ctx: FitContext, state: FitState, session: Session, claimed: rundir.Claim | None
+    run: Path, ctx: FitContext, state: FitState, session: Session, claimed: claims.Claim | None
 ) -> RunResult:
     progress = Progress(
         ctx.config.epochs,
@@ -453,7 +454,7 @@ def _nothing_saved(run: Path, saver: _Saver, ctx: FitContext) -> bool:
     return ctx.world.is_main and saver.epochs_saved == 0 and not (run / rundir.CHECKPOINT).exists()
 
 
-def _discard(run: Path, claimed: rundir.Claim | None) -> None:
+def _discard(run: Path, claimed: claims.Claim | None) -> None:
     """Remove what a run that saved no epoch wrote (config, environment, its claim), and the
     directory when that leaves it empty, so the same command can simply be run again. Never with a
     checkpoint there (then an epoch was saved after all, and it is kept), nor in a directory that is
