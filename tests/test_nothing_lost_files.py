@@ -124,12 +124,32 @@ def test_an_output_the_user_named_as_a_pipe_is_written_into_it(trained_run, tmp_
 # --- the checksum record: only a record, read bounded, never blocking -----------------------------------
 
 
-def load_in_subprocess(data_dir: Path, cache: Path, timeout: float = 60.0) -> subprocess.CompletedProcess:
-    code = "import sys; from cnnlab import data; data.load_arrays(sys.argv[1]); print('loaded')"
+# Loads a synthetic dataset made "published" (its checksums are data.FILES'), so each load hashes it and
+# records it, as with the real files; then prints the process's peak memory.
+LOAD_PUBLISHED = """
+import resource, sys, tempfile
+from pathlib import Path
+from cnnlab import data
+from cnnlab.data import verified
+from tests.idx import write_synthetic_dataset
+if not Path(sys.argv[1]).exists():  # the same files at every load, so a record of them holds
+    write_synthetic_dataset(Path(sys.argv[1]))
+with tempfile.TemporaryDirectory() as scratch:  # the same content again: the published specs
+    data.FILES.update(write_synthetic_dataset(Path(scratch)))
+verified.SETTLED_NS = 0  # the files were written a moment ago; record them all the same
+data.load_arrays(sys.argv[1])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def load_in_subprocess(
+    data_dir: Path, cache: Path, timeout: float = 60.0
+) -> tuple[subprocess.CompletedProcess, int]:
+    """Load the data with ``cache`` as the checksum record; the process and its peak memory in MB."""
     env = {**os.environ, "CNNLAB_CHECKSUM_CACHE": str(cache), "PYTHONPATH": os.pathsep.join(sys.path)}
     try:
-        return subprocess.run(
-            [sys.executable, "-c", code, str(data_dir)],
+        done = subprocess.run(
+            [sys.executable, "-c", LOAD_PUBLISHED, str(data_dir)],
             env=env,
             capture_output=True,
             text=True,
@@ -137,10 +157,12 @@ def load_in_subprocess(data_dir: Path, cache: Path, timeout: float = 60.0) -> su
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"loading blocked on the checksum record at {cache}")
+    assert done.returncode == 0, done.stderr
+    return done, int(done.stdout.split()[-1])
 
 
 @pytest.mark.parametrize("kind", ["device", "fifo", "symlink-to-device", "garbage", "other-json", "huge"])
-def test_the_checksum_record_is_never_replaced_by_a_non_record_nor_blocks(synthetic_dir, tmp_path, kind):
+def test_the_checksum_record_is_never_replaced_by_a_non_record_nor_blocks(tmp_path, kind):
     cache = tmp_path / "cache"
     if kind == "device":
         fake_dev_null(cache)
@@ -153,26 +175,29 @@ def test_the_checksum_record_is_never_replaced_by_a_non_record_nor_blocks(synthe
     elif kind == "other-json":
         cache.write_text('{"a": 1}')
     else:
-        with open(cache, "wb") as fh:  # sparse: 5 GB that takes no disk
-            fh.truncate(5 << 30)
-    before = (os.lstat(cache).st_mode, os.lstat(cache).st_size)
-    before_target = os.stat(cache).st_mode
+        with open(cache, "wb") as fh:  # sparse: 300 MB that take no disk
+            fh.truncate(300 << 20)
+    before = (os.lstat(cache).st_mode, os.lstat(cache).st_size, os.stat(cache).st_mode)
     for _ in range(2):
-        done = load_in_subprocess(synthetic_dir, cache)
-        assert done.returncode == 0 and "loaded" in done.stdout, done.stderr
-    assert (os.lstat(cache).st_mode, os.lstat(cache).st_size) == before
-    assert os.stat(cache).st_mode == before_target
+        done, peak_mb = load_in_subprocess(tmp_path / "data", cache)
+    assert (os.lstat(cache).st_mode, os.lstat(cache).st_size, os.stat(cache).st_mode) == before
+    assert peak_mb < 300, f"{peak_mb} MB: the record was read into memory"
     if kind in ("garbage", "other-json"):
-        assert "not a record" in done.stderr or "should hold cnnlab's record" in done.stderr
         assert cache.read_text() in ("my notes, not a record", '{"a": 1}')
+    if kind in ("device", "symlink-to-device"):  # /dev/null: no record, and nothing to say about it
+        assert done.stderr == ""
+    else:
+        assert "should hold cnnlab's record of verified data files" in done.stderr
 
 
-def test_a_record_of_cnnlab_is_still_written_and_kept(synthetic_dir, tmp_path):
+def test_a_record_of_cnnlab_is_still_written_and_read(tmp_path):
     cache = tmp_path / "record.json"
-    done = load_in_subprocess(synthetic_dir, cache)
-    assert done.returncode == 0, done.stderr
-    # Nothing recorded yet for files made a moment ago, but the record may be written: nothing stood there.
-    assert done.stderr == ""
+    load_in_subprocess(tmp_path / "data", cache)
+    files = json.loads(cache.read_text())["files"]
+    assert len(files) == 4 and all(len(entry["sha256"]) == 64 for entry in files.values())
+    written = cache.stat().st_mtime_ns
+    done, _ = load_in_subprocess(tmp_path / "data", cache)  # all four found in it: nothing to write
+    assert cache.stat().st_mtime_ns == written and done.stderr == ""
 
 
 # --- data files: regular only, bounded by their header --------------------------------------------------
