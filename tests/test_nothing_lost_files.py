@@ -127,7 +127,7 @@ def test_an_output_the_user_named_as_a_pipe_is_written_into_it(trained_run, tmp_
 # Loads a synthetic dataset made "published" (its checksums are data.FILES'), so each load hashes it and
 # records it, as with the real files; then prints the process's peak memory.
 LOAD_PUBLISHED = """
-import resource, sys, tempfile
+import sys, tempfile
 from pathlib import Path
 from cnnlab import data
 from cnnlab.data import verified
@@ -138,7 +138,8 @@ with tempfile.TemporaryDirectory() as scratch:  # the same content again: the pu
     data.FILES.update(write_synthetic_dataset(Path(scratch)))
 verified.SETTLED_NS = 0  # the files were written a moment ago; record them all the same
 data.load_arrays(sys.argv[1])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM, this process's own peak (ru_maxrss would carry the forking parent's across exec).
+print(next(int(line.split()[1]) // 1024 for line in open("/proc/self/status") if line.startswith("VmHWM")))
 """
 
 

@@ -24,7 +24,7 @@ MAX_IDX_BYTES = 1 << 30
 _HEADER_MAX = 4 + 4 * 255
 
 
-def open_bytes(path: Path) -> bytes:
+def open_bytes(path: Path) -> bytes | bytearray:
     """The file's bytes, decompressed when it is gzip (by magic, not by name), never more than its IDX
     header declares (one byte more, to see a file longer than that): a gzip that inflates to gigabytes,
     or a huge sparse file, is refused after reading what the header promised. Only regular files are
@@ -43,16 +43,15 @@ def open_bytes(path: Path) -> bytes:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _read_declared(fh: BinaryIO, path: Path, size: int | None) -> bytes:
+def _read_declared(fh: BinaryIO, path: Path, size: int | None) -> bytes | bytearray:
     """The IDX header, then as many bytes as it declares plus one; ``size``: the file's, when known."""
     head = fh.read(4)
     if len(head) == 4:
         head += fh.read(4 * head[3])
     declared = _declared_size(head)
     if declared is None:  # not an IDX header: parse_idx says why from these bytes
-        if size is None:  # but a damaged gzip is the first thing to say: read it through, a chunk at a time
-            while fh.read(1 << 20) and fh.tell() < MAX_IDX_BYTES:
-                pass
+        if size is None:  # but a gzip damaged near its start is the first thing to say
+            fh.read(1 << 20)
         return head
     if declared > MAX_IDX_BYTES:
         raise DataError(
@@ -61,7 +60,14 @@ def _read_declared(fh: BinaryIO, path: Path, size: int | None) -> bytes:
         )
     if size is not None and size != declared:
         raise _wrong_size(path, size, _shape(head), declared)
-    return head + fh.read(declared - len(head) + 1)
+    data = bytearray(declared + 1)  # read in place, a MiB at a time: the content is held once
+    data[: len(head)] = head
+    filled, view = len(head), memoryview(data)
+    while filled < len(data) and (n := fh.readinto(view[filled : filled + (1 << 20)])):
+        filled += n
+    view.release()
+    del data[filled:]
+    return data
 
 
 def _declared_size(head: bytes) -> int | None:
@@ -86,7 +92,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return parse_idx(open_bytes(path), path)
 
 
-def parse_idx(data: bytes, path: Path) -> np.ndarray:
+def parse_idx(data: bytes | bytearray, path: Path) -> np.ndarray:
     """An IDX file's decompressed bytes as an array; ``path`` names the file in errors."""
     if len(data) < 4:
         raise DataError(f"{path} is not an IDX file: only {len(data)} bytes")
