@@ -396,6 +396,61 @@ def test_compare_stopped_then_resumed_keeps_finished_runs_and_finishes(synthetic
     )
 
 
+class _Result:
+    def __init__(self, seed: int):
+        self.history = [{"epoch": 1, "seed": seed}]
+        self.summary = {
+            "test_accuracy": 0.5,
+            "final_valid_accuracy": 0.5,
+            "best_valid_accuracy": 0.5,
+            "seconds": 1,
+        }
+
+
+def test_a_resumed_comparison_reads_finished_runs_resumes_the_unfinished_and_trains_the_rest(
+    tmp_path, monkeypatch, capsys
+):
+    from cnnlab.errors import RunDirError
+    from cnnlab.runs import layout
+    from cnnlab.training import compare, run
+
+    plan = compare.make_plan({"model": "seed", "epochs": 1, "data_dir": "data"}, ["sgd"], [0.1], 3, None)
+    out = tmp_path / "cmp"
+    out.mkdir()
+    jobs = compare.plan_jobs(plan, out)
+    compare._save_jobs(out / "compare.json", plan.model, jobs)
+    model, loaded = compare._load_jobs(out / "compare.json")
+    assert model == "seed" and loaded == jobs and Path(loaded[0].config.data_dir).is_absolute()
+    finished = out / "sgd-lr0.1-seed0"
+    finished.mkdir()
+    (finished / "summary.json").write_text(json.dumps(_Result(0).summary))
+    layout.write_csv(
+        finished / "metrics.csv", layout.METRIC_COLUMNS, [dict.fromkeys(layout.METRIC_COLUMNS, 1)]
+    )
+    (out / "sgd-lr0.1-seed1").mkdir()
+    (out / "sgd-lr0.1-seed1" / "checkpoint.pt").write_bytes(b"saved epochs")
+    calls = []
+    monkeypatch.setattr(
+        run, "train", lambda config, session: calls.append(("train", config.seed)) or _Result(2)
+    )
+    monkeypatch.setattr(
+        run, "resume", lambda path, session: calls.append(("resume", Path(path).name)) or _Result(1)
+    )
+    log: list[str] = []
+    outcomes = compare.run_jobs(loaded, out, log.append)
+    assert calls == [("resume", "sgd-lr0.1-seed1"), ("train", 2)]
+    assert [o.seed for o in outcomes] == [0, 1, 2] and outcomes[0].summary == _Result(0).summary
+    assert (
+        outcomes[0].history[0]["epoch"] == 1
+        and log[0] == "sgd-lr0.1-seed0: test accuracy 50.00%, finished before"
+    )
+    (out / "compare.json").write_text(json.dumps({"version": 1, "model": "seed", "runs": [{"name": "../x"}]}))
+    with pytest.raises(RunDirError, match="compare.json is damaged"):
+        compare._load_jobs(out / "compare.json")
+    assert main(["compare", "--resume", str(out), "--seeds", "2"]) == 2
+    assert "drop the other options (--seeds)" in capsys.readouterr().err
+
+
 def test_lr_find_leaves_nothing_that_blocks_its_rerun(synthetic_dir, tmp_path, capsys, monkeypatch):
     from cnnlab.training import lr_find
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -152,7 +153,10 @@ def plan_jobs(plan: Plan, out: Path) -> list[Job]:
         for seed in plan.seeds:
             name = f"{optimizer}-lr{lr:g}-seed{seed}"
             options = {**plan.options, "optimizer": optimizer, "lr": lr, "seed": seed, "out": str(out / name)}
-            jobs.append(Job(name, optimizer, lr, seed, resolve(options, plan.config_file)))
+            config = resolve(options, plan.config_file)
+            if config.data_dir is not None:  # saved in the plan: a resume may start from another directory
+                config = dataclasses.replace(config, data_dir=os.path.abspath(config.data_dir))
+            jobs.append(Job(name, optimizer, lr, seed, config))
     return jobs
 
 
@@ -177,6 +181,8 @@ def _finished(job: Job, run: Path, log: Callable[[str], None]) -> Outcome | None
     if not (run / rundir.SUMMARY).is_file():
         return None
     summary = rundir.read_json(run / rundir.SUMMARY)
+    if not all(isinstance(summary.get(k), (int, float)) for k in ("test_accuracy", "seconds")):
+        raise RunDirError(f"{run / rundir.SUMMARY} is damaged: it lacks the test accuracy or the seconds")
     log(f"{job.name}: test accuracy {summary['test_accuracy']:.2%}, finished before")
     return Outcome(job.optimizer, job.lr, job.seed, rundir.read_metrics(run / rundir.METRICS), summary)
 
@@ -207,6 +213,7 @@ def _stoppable(directory: Path, jobs: list[Job], log: Callable[[str], None]) -> 
             f"{why}; {done} of {len(jobs)} run(s) of the comparison are finished, and an unfinished one "
             f"keeps its last complete epoch. Continue with: {command}",
             getattr(exc, "exit_code", EXIT_INTERRUPTED),
+            why,
         ) from None
     except RunDirError as exc:
         raise RunDirError(f"{exc} (then finish the comparison with: {command})") from None
@@ -224,8 +231,8 @@ def _load_jobs(path: Path) -> tuple[str, list[Job]]:
     """compare.json's runs, each config checked as any config is; a damaged plan is one RunDirError."""
     if not path.parent.is_dir() or not path.is_file():
         raise RunDirError(
-            f"{path.parent} is not a comparison made by `cnnlab compare` (it has no {path.name}); "
-            "pass the directory `cnnlab compare` printed"
+            f"{path.parent} has no {path.name}, the plan `cnnlab compare --resume` continues: pass a "
+            "directory `cnnlab compare` made (one made before cnnlab wrote plans cannot be continued)"
         )
     saved = rundir.read_json(path)
     try:
