@@ -168,11 +168,15 @@ def test_a_full_or_closed_stdout_stops_the_run_with_one_line_and_loses_nothing(
             assert "nothing was saved" in done.stderr and not run.exists()
 
 
-def test_an_error_with_stderr_on_dev_full_still_exits_2(tmp_path):
-    nowhere = shlex.quote(str(tmp_path / "nowhere"))
-    line = f"{shlex.quote(sys.executable)} -m cnnlab train --data-dir {nowhere} 2>/dev/full"
-    done = subprocess.run(["bash", "-c", line], env=ENV, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, done
+def test_an_error_with_stderr_on_dev_full_still_exits_2(trained_run, tmp_path):
+    (tmp_path / "not-an-image.png").write_text("text")
+    for command in (
+        ["train", "--data-dir", tmp_path / "nowhere"],
+        ["predict", trained_run, tmp_path / "not-an-image.png"],  # its own error lines, then the summary
+    ):
+        line = f"{shlex.join([sys.executable, '-m', 'cnnlab', *map(str, command)])} 2>/dev/full"
+        done = subprocess.run(["bash", "-c", line], env=ENV, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done
 
 
 # --- every printed command is quoted, and works pasted into a real shell ----------------------------------

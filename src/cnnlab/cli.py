@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         console.reserve_standard_fds()
     try:
-        with console.guarded_stdout(), _one_line_warnings(), console.signals_as_interrupts():
+        with console.guarded_streams(), _one_line_warnings(), console.signals_as_interrupts():
             return _run(argv, started)
     finally:
         if argv is None:

@@ -3,7 +3,8 @@
 - **stdout that cannot be written** (``| head`` gone, ``> /dev/full``, ``>&-``) raises ``OutputClosed``
   where the program is, a KeyboardInterrupt, so a run stops exactly as Ctrl+C stops it: what is
   complete is saved and the command to continue goes to stderr. Outside a run nothing needs saving.
-- **stderr that cannot be written** (``2>/dev/full``) loses the message, never the exit code.
+- **stderr that cannot be written** (``2>/dev/full``) loses the message, never the exit code: what
+  cannot be written to it is dropped.
 - **Signals.** SIGTERM unwinds as Ctrl+C does (exit 143). A repeat of the signal while the first
   one unwinds (three quick Ctrl+Cs) is the same request, and is ignored, so cleanup and atexit
   handlers never print a traceback. A signal that arrives while a module is being imported waits
@@ -35,7 +36,7 @@ def say(line: str) -> None:
     written (``2>/dev/full``) only loses it."""
     try:
         print(printable(line), file=sys.stderr, flush=True)
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # outside guarded_streams, or no stderr at all
         _point_at_devnull(sys.stderr, 2)
 
 
@@ -92,15 +93,42 @@ def _point_at_devnull(stream: Any, fd: int) -> None:
             os.close(devnull)
 
 
+class TolerantStderr:
+    """sys.stderr, with what cannot be written (``2>/dev/full``) dropped: a message may be lost, never
+    the exit code (an exception while printing an error would turn it into 1)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError, AttributeError):
+            _point_at_devnull(self._stream, 2)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError, AttributeError):
+            _point_at_devnull(self._stream, 2)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 @contextlib.contextmanager
-def guarded_stdout() -> Iterator[GuardedStdout]:
-    guard = GuardedStdout(sys.stdout)
-    sys.stdout = guard  # type: ignore[assignment]
+def guarded_streams() -> Iterator[None]:
+    """stdout as ``GuardedStdout``, stderr as ``TolerantStderr``, for the length of a command."""
+    out, err = GuardedStdout(sys.stdout), TolerantStderr(sys.stderr)
+    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
     try:
-        yield guard
+        yield
     finally:
-        if sys.stdout is guard:
-            sys.stdout = guard._stream
+        if sys.stdout is out:
+            sys.stdout = out._stream
+        if sys.stderr is err:
+            sys.stderr = err._stream
 
 
 class _Interrupts:
