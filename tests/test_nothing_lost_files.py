@@ -480,3 +480,12 @@ def test_save_input_never_overwrites_a_file_it_did_not_write(trained_run, tmp_pa
     assert (photos / "photo.png").read_bytes() == b"the user's own photo.png"
     assert Path(result["saved_input"]).name == "photo-2.png"
     assert Image.open(photos / "photo-2.png").size == (28, 28)
+
+
+def test_the_api_trains_with_no_stdout_at_all(synthetic_dir, tmp_path, monkeypatch):
+    """pythonw, or a daemon with its stdout closed: Python's sys.stdout is None, and a run still
+    prints nothing and loses nothing (the command line stops instead: it was asked for output)."""
+    monkeypatch.setattr(sys, "stdout", None)
+    options = dict(data_dir=str(synthetic_dir), epochs=1, train_size=300, valid_size=100, batch_size=30)
+    run = cnnlab.train(out=tmp_path / "run", **options)
+    assert run.summary["epochs"] == 1
