@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ def load_checkpoint(path: Path) -> dict:
 def _load(path: Path) -> Any:
     try:
         with fileio.open_regular(path) as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                raise RunDirError(f"{path} is empty (0 bytes), not a checkpoint; its run has no saved epoch")
             return torch.load(fh, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise RunDirError(
@@ -62,6 +65,8 @@ def _load(path: Path) -> Any:
         ) from None
     except OSError as exc:
         raise RunDirError(f"{path} cannot be read as a checkpoint ({exc.strerror or exc})") from None
+    except RunDirError:
+        raise
     except Exception as exc:  # torch raises many types for a damaged file
         first_line = (str(exc).splitlines() or [""])[0][:120]
         raise RunDirError(

@@ -423,7 +423,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--config {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except ValueError as exc:  # not UTF-8, or nested too deeply
-        raise ConfigError(f"--config {path} is not valid JSON ({' '.join(str(exc).split())[:120]})") from None
+        raise ConfigError(f"--config {path} is not valid JSON: {' '.join(str(exc).split())[:120]}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path} must hold a JSON object of options")
     unknown = sorted(set(values) - set(FIELDS))
