@@ -17,14 +17,14 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # Lowest first. A module may import its own layer and the ones below, never one above.
 # The longest matching prefix decides, so ``cnnlab.runs.layout`` sits below ``cnnlab.runs``.
 LAYERS = [
-    ("foundation", ["cnnlab._version", "cnnlab.errors", "cnnlab.shapes"]),
-    ("data and engine", ["cnnlab.data", "cnnlab.scratch", "cnnlab.runs.layout"]),
+    ("foundation", ["cnnlab._version", "cnnlab.errors", "cnnlab.shapes", "cnnlab.shell", "cnnlab.fileio"]),
+    ("data and engine", ["cnnlab.data", "cnnlab.scratch", "cnnlab.runs.layout", "cnnlab.runs.claims"]),
     ("models and pictures", ["cnnlab.models", "cnnlab.user_models", "cnnlab.report"]),
     ("training", ["cnnlab.training"]),
     ("runs", ["cnnlab.runs"]),
     ("inspection", ["cnnlab.inspect"]),
     ("public API", ["cnnlab", "cnnlab.api"]),
-    ("command line", ["cnnlab.commands", "cnnlab.cli", "cnnlab.__main__"]),
+    ("command line", ["cnnlab.commands", "cnnlab.console", "cnnlab.cli", "cnnlab.__main__"]),
 ]
 
 

@@ -5,11 +5,11 @@ import multiprocessing
 import subprocess
 import sys
 
-from cnnlab.runs import layout
+from cnnlab.runs import claims, layout
 
 
 def _new(root, label):
-    with layout.claim_new_run_dir(None, label, root=root) as claimed:
+    with claims.claim_new_run_dir(None, label, root=root) as claimed:
         return claimed.path
 
 
@@ -20,7 +20,7 @@ class _FrozenClock(dt.datetime):
 
 
 def test_same_second_gets_a_suffix(tmp_path, monkeypatch):
-    monkeypatch.setattr(layout._dt, "datetime", _FrozenClock)
+    monkeypatch.setattr(claims._dt, "datetime", _FrozenClock)
     first = _new(tmp_path, "compare")
     second = _new(tmp_path, "compare")
     third = _new(tmp_path, "convnet")
@@ -32,7 +32,7 @@ def test_same_second_gets_a_suffix(tmp_path, monkeypatch):
 
 
 def _claim_many(root: str, count: int, queue) -> None:
-    queue.put([str(_new(layout.Path(root), "compare")) for _ in range(count)])
+    queue.put([str(_new(claims.Path(root), "compare")) for _ in range(count)])
 
 
 def test_two_processes_in_the_same_second_never_share_a_directory(tmp_path):

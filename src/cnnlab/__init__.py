@@ -18,6 +18,7 @@ from cnnlab._version import __version__
 from cnnlab.api import Run, compare, convolve, list_models, load_data, load_run, lr_find, summary, train
 from cnnlab.data import CLASS_NAMES
 from cnnlab.errors import (
+    Busy,
     CnnlabError,
     ConfigError,
     DataError,
@@ -28,6 +29,7 @@ from cnnlab.errors import (
 )
 
 __all__ = [
+    "Busy",
     "CLASS_NAMES",
     "CnnlabError",
     "ConfigError",

@@ -1,7 +1,8 @@
 """The ``cnnlab`` command line: argparse subcommands, one module each under cnnlab.commands.
 
 Every CnnlabError becomes one line on stderr and its exit code (documented in the README):
-0 done, 2 bad input or options, 3 training diverged, 130 interrupted.
+0 done, 2 bad input or options, 3 training diverged, 130 interrupted, 141 stdout's reader left,
+143 terminated. ``cnnlab.console`` guards the streams and the signals around the command.
 """
 
 from __future__ import annotations
@@ -9,15 +10,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator
 
+from cnnlab import console
 from cnnlab._version import __version__
-from cnnlab.errors import EXIT_INTERRUPTED, CnnlabError, Notice, Terminated
+from cnnlab.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, CnnlabError, Notice, OutputClosed
 
 COMMANDS = (
     "train",
@@ -50,43 +50,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit code. ``argv`` None means this is the ``cnnlab`` process itself
+    (``sys.argv``), which also guards its standard descriptors and its exit; a list (tests, scripts)
+    runs the command in the calling process and leaves the process alone."""
     started = time.perf_counter()  # run clocks (metrics.csv's seconds) count from here, start-up included
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.started = started
-    with _one_line_warnings(), _sigterm_as_interrupt():
-        try:
-            return args.func(args)
-        except Notice as exc:  # interrupted, or nothing to do: said plainly, not as an error
-            print(f"cnnlab: {exc}", file=sys.stderr)
-            return exc.exit_code
-        except CnnlabError as exc:
-            print(f"cnnlab: error: {exc}", file=sys.stderr)
-            return exc.exit_code
-        except KeyboardInterrupt as exc:  # outside training, where nothing needs saving
-            print("cnnlab: interrupted", file=sys.stderr)
-            return getattr(exc, "exit_code", EXIT_INTERRUPTED)
-        except BrokenPipeError:  # `cnnlab ... | head` closed the pipe; not an error worth a traceback
-            return 0
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (kill, timeout, schedulers, containers) unwinds as Ctrl+C does: what is complete is
-    saved, one line says how to continue, and the exit code is 143. Only in the main thread, where
-    Python delivers signals."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    if argv is None:
+        console.reserve_standard_fds()
     try:
-        yield
+        with console.guarded_streams(), _one_line_warnings(), console.signals_as_interrupts():
+            return _run(argv, started)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if argv is None:
+            console.ignore_signals_until_exit()
+
+
+def _run(argv: list[str] | None, started: float) -> int:
+    """The command, with every CnnlabError and every interrupt as one line and an exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        args.started = started
+        code = args.func(args)
+        sys.stdout.flush()  # buffered output that cannot be written fails here, where it is reported
+        return code
+    except Notice as exc:  # interrupted, or nothing to do: said plainly, not as an error
+        console.say(f"cnnlab: {exc}")
+        return exc.exit_code
+    except CnnlabError as exc:
+        console.say(f"cnnlab: error: {exc}")
+        return exc.exit_code
+    except OutputClosed as exc:  # outside a run, where nothing needs saving
+        if exc.exit_code != EXIT_BROKEN_PIPE:  # `| head` leaving is no error worth a line, as in coreutils
+            console.say(f"cnnlab: error: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt as exc:  # outside training, where nothing needs saving
+        console.say("cnnlab: interrupted")
+        return getattr(exc, "exit_code", EXIT_INTERRUPTED)
 
 
 @contextlib.contextmanager
@@ -99,7 +97,7 @@ def _one_line_warnings() -> Iterator[None]:
         text = " ".join(str(message).split())
         if text not in shown:
             shown.add(text)
-            print(f"cnnlab: warning: {text}", file=sys.stderr)
+            console.say(f"cnnlab: warning: {text}")
 
     with warnings.catch_warnings():
         warnings.showwarning = show

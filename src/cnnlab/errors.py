@@ -9,6 +9,7 @@ EXIT_USAGE = 2  # bad input or options, as argparse uses
 EXIT_DIVERGED = 3  # training produced a non-finite loss
 EXIT_INTERRUPTED = 130  # Ctrl+C, as shells report SIGINT
 EXIT_TERMINATED = 143  # SIGTERM (kill, timeout, schedulers, containers), as shells report it
+EXIT_BROKEN_PIPE = 141  # stdout's reader left (``| head``), as shells report SIGPIPE for ``yes | head``
 
 
 class CnnlabError(Exception):
@@ -40,17 +41,39 @@ class Notice(CnnlabError):
 
 
 class InterruptedRun(Notice):
-    """Ctrl+C or SIGTERM; the last complete epoch is saved."""
+    """Ctrl+C, SIGTERM or a closed stdout; the last complete epoch is saved. ``reason``: what stopped it."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_INTERRUPTED):
+    def __init__(self, message: str, exit_code: int = EXIT_INTERRUPTED, reason: str = "interrupted"):
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code, self.reason = exit_code, reason
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is, so it unwinds exactly as Ctrl+C does."""
 
     exit_code = EXIT_TERMINATED
+
+
+class OutputClosed(KeyboardInterrupt):
+    """stdout cannot be written any more (its pipe's reader left, a full device, closed): raised where
+    the program is, so a run stops as Ctrl+C stops it (saved, with the command to continue)."""
+
+    def __init__(self, error: OSError | None):
+        import errno
+
+        broken = error is not None and error.errno == errno.EPIPE
+        if error is None:
+            text = "standard output is closed"
+        elif broken:
+            text = "standard output is closed (Broken pipe)"
+        else:
+            text = f"standard output cannot be written ({error.strerror or error})"
+        super().__init__(text)
+        self.exit_code = EXIT_BROKEN_PIPE if broken else EXIT_USAGE
+
+
+class Busy(CnnlabError):
+    """A second run asked for in a process where one is training (they would share random state)."""
 
 
 class AlreadyFinished(Notice):

@@ -8,7 +8,6 @@ the weights the run reported (the best epoch's under early stopping, else the EM
 from __future__ import annotations
 
 import base64
-import csv
 import functools
 import html
 from pathlib import Path
@@ -50,14 +49,12 @@ class Run:
     @property
     def history(self) -> list[dict[str, float]]:
         """One dict per finished epoch, as metrics.csv holds them (epoch, losses, accuracies, lr, seconds)."""
-        path = self.path / "metrics.csv"
+        from cnnlab.runs import layout
+
+        path = self.path / layout.METRICS
         if not path.is_file():  # killed before metrics.csv caught up: the checkpoint holds the history
-            return list(self.loaded.history) if (self.path / "checkpoint.pt").is_file() else []
-        with open(path, newline="") as fh:
-            return [
-                {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
-                for row in csv.DictReader(fh)
-            ]
+            return list(self.loaded.history) if (self.path / layout.CHECKPOINT).is_file() else []
+        return layout.read_metrics(path)
 
     def history_frame(self) -> Any:
         """``history`` as a pandas DataFrame indexed by epoch."""
@@ -172,7 +169,7 @@ class Run:
 def _as_images(images: Any, shape: tuple[int, int, int]) -> np.ndarray:
     """uint8 (N, C, H, W) from one image or a batch shaped as the run's images; a clear error else."""
     channels, height, width = shape
-    array = np.asarray(images)
+    array = _pixel_array(images)
     if array.ndim == 2 and channels == 1:
         array = array[None, None]
     elif array.ndim == 3:
@@ -193,4 +190,21 @@ def _as_images(images: Any, shape: tuple[int, int, int]) -> np.ndarray:
         if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
             raise ConfigError("images must hold pixel values from 0 to 255, as uint8 images do")
         array = np.round(array).astype(np.uint8)
+    return array
+
+
+def _pixel_array(images: Any) -> np.ndarray:
+    """``images`` as a NumPy array of real numbers (bool, integer or float), or a ConfigError: strings,
+    objects and complex numbers are no pixels, and would fail deep in the conversion."""
+    try:
+        array = np.asarray(images)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise ConfigError(
+            f"images must be an array of pixel values ({' '.join(str(exc).split())[:120]})"
+        ) from None
+    if array.dtype.kind not in "biuf":
+        raise ConfigError(
+            "images must hold pixel values (integers or floats from 0 to 255), or be paths of photos. "
+            f"Received: an array of dtype {array.dtype}"
+        )
     return array

@@ -71,13 +71,18 @@ def compare(
     *,
     out: str | Path | None = None,
     config: str | Path | None = None,
+    resume: str | Path | None = None,
     **options: Any,
 ) -> Comparison:
     """``cnnlab compare``: each (optimizer, lr) over ``seeds`` seeds; returns the table (print it) with
     the directory holding compare.csv and compare_loss.png. ``**options`` as for ``train`` (any but
-    optimizer, lr, seed and out)."""
-    from cnnlab.training.compare import make_plan, run_comparison
+    optimizer, lr, seed and out). ``resume``: a stopped comparison's directory to continue instead."""
+    from cnnlab.training.compare import make_plan, resume_comparison, run_comparison
 
+    if resume is not None:
+        if options or config is not None or out is not None:
+            raise ConfigError("resume= continues a comparison exactly as planned; drop the other options")
+        return resume_comparison(resume, log=print)
     explicit = _options(options)
     taken = sorted(set(explicit) & {"optimizer", "lr", "seed", "out"})
     if taken:

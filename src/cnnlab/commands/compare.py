@@ -11,6 +11,7 @@ NAME = "compare"
 EPILOG = """examples:
   cnnlab compare --optimizers sgd,adam --seeds 3 --preset seed   # the notebook's exercise
   cnnlab compare --optimizers adamw --lrs 1e-3,3e-3,1e-2 --epochs 2
+  cnnlab compare --resume runs/X-compare       # continue a stopped comparison
 
 Without --lrs, an optimizer keeps the base config's --lr when the base config is for that
 optimizer, else it gets its conventional rate (sgd 0.1, adam and adamw 0.001); the table says which.
@@ -40,18 +41,20 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--optimizers",
         type=_names,
-        default=["sgd", "adam"],
+        default=argparse.SUPPRESS,
         metavar="LIST",
         help="optimizers, comma-separated (default: sgd,adam)",
     )
     parser.add_argument(
         "--lrs",
         type=_floats,
-        default=None,
+        default=argparse.SUPPRESS,
         metavar="LIST",
         help="learning rates, comma-separated, each tried with every optimizer (default: see below)",
     )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration: 0..N-1 (default: 3)")
+    parser.add_argument(
+        "--seeds", type=int, default=argparse.SUPPRESS, help="seeds per configuration: 0..N-1 (default: 3)"
+    )
     parser.add_argument(
         "--out",
         dest="compare_out",
@@ -62,15 +65,47 @@ def add_parser(subparsers) -> None:
     # The old spelling, kept working but out of --help: every other command says --out.
     parser.add_argument("--compare-out", dest="compare_out", default=None, help=argparse.SUPPRESS)
     add_config_options(parser, exclude=("optimizer", "lr", "seed", "out"))
+    parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue a stopped comparison: finished runs kept, the unfinished one resumed, the rest run "
+        "(default: none)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.training.compare import make_plan, run_comparison
+    from cnnlab.training.compare import make_plan, resume_comparison, run_comparison
 
-    plan = make_plan(explicit_options(args), args.optimizers, args.lrs, args.seeds, args.config)
-    result = run_comparison(plan, args.compare_out, log=lambda message: print(message, flush=True))
+    if args.resume:
+        _refuse_options_beside_resume(args)
+        result = resume_comparison(args.resume, log=_log)
+    else:
+        grid = [
+            getattr(args, "optimizers", ["sgd", "adam"]),
+            getattr(args, "lrs", None),
+            getattr(args, "seeds", 3),
+        ]
+        plan = make_plan(explicit_options(args), *grid, args.config)
+        result = run_comparison(plan, args.compare_out, log=_log)
     print()
     print(result)
     print(f"\ntable: {result.out / 'compare.csv'}\nplot:  {result.out / 'compare_loss.png'}")
     return 0
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _refuse_options_beside_resume(args: argparse.Namespace) -> None:
+    from cnnlab.errors import ConfigError
+
+    typed = [*explicit_options(args), *(k for k in ("optimizers", "lrs", "seeds") if hasattr(args, k))]
+    typed += ["config"] * bool(args.config) + ["out"] * bool(args.compare_out)
+    if typed:
+        raise ConfigError(
+            "--resume continues a comparison exactly as planned; drop the other options "
+            f"({', '.join('--' + k.replace('_', '-') for k in typed)})"
+        )

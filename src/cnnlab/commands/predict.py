@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top > classes:
         raise ConfigError(f"--top must be between 1 and {classes}, the run's classes. Received: {args.top}")
     save_dir = rundir.require_writable_dir(args.save_input, "--save-input") if args.save_input else None
-    names = saved_names(args.images)
+    names = saved_names(args.images, save_dir)
     results = []
     for path in args.images:
         results.append(_one(loaded, path, args, save_dir / names[path] if save_dir else None))
@@ -91,15 +92,17 @@ def run(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def saved_names(paths: list[str]) -> dict[str, str]:
+def saved_names(paths: list[str], directory: Path | None = None) -> dict[str, str]:
     """The PNG name each input's prepared image is saved under: its stem, numbered when two inputs share
-    one (shirt.jpg and other/shirt.png -> shirt.png, shirt-2.png), so no input overwrites another."""
+    one (shirt.jpg and other/shirt.png -> shirt.png, shirt-2.png), so no input overwrites another, or
+    when ``directory`` already holds that name (photo.png beside photo.jpg): a file this call did not
+    write is never overwritten."""
     names: dict[str, str] = {}
     taken: set[str] = set()
     for path in dict.fromkeys(paths):
         stem, number = Path(path).stem, 1
         name = f"{stem}.png"
-        while name in taken:
+        while name in taken or (directory is not None and os.path.lexists(directory / name)):
             number += 1
             name = f"{stem}-{number}.png"
         taken.add(name)

@@ -7,22 +7,28 @@ need not be repeated: a file that passed is recorded by its identity (resolved p
 ctime, inode, device), and a later load that finds the same identity skips the hash. Writing to the
 file, copying or moving another over it, or touching it changes that identity, so it is hashed again.
 
-The record is a small JSON file in the user cache (``$CNNLAB_CHECKSUM_CACHE`` puts it elsewhere).
-It is only a shortcut: a record that is missing, corrupt or cannot be written costs a hash, never a load.
+The record is a small JSON file in the user cache (``$CNNLAB_CHECKSUM_CACHE`` puts it elsewhere;
+``/dev/null`` turns it off). It is only a shortcut: a record that is missing or cannot be written
+costs a hash, never a load. It is read only from a regular file of at most RECORD_LIMIT bytes (a FIFO
+would block, ``/dev/zero`` would fill the memory), and written only where nothing stands yet or a
+record stands: anything else at that path (``/dev/null``, a file of the user's, garbage) is left
+alone, with a warning unless it is a device.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import stat
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cnnlab import fileio
 from cnnlab.data.files import DataFile, md5_of
 from cnnlab.data.idx import open_bytes, parse_idx
 from cnnlab.errors import CnnlabError, DataError
@@ -35,6 +41,8 @@ _VERSION = 1  # a record of another version is ignored (everything is hashed onc
 # (git's "racily clean" index entries). It is simply hashed again at its next load.
 SETTLED_NS = 2_000_000_000
 _LABELS = {"sha256": "SHA-256", "md5": "MD5"}
+# About 200 bytes a file: room for thousands of data directories.
+RECORD_LIMIT = 4 * fileio.MIB
 
 
 def record_path() -> Path:
@@ -57,7 +65,7 @@ class VerifiedFiles:
 
     def __init__(self, path: Path | None = None):
         self.path = record_path() if path is None else path
-        self.files = _read_record(self.path)
+        self.files, self.writable = _read_record(self.path)
         self.changed = False
 
     def read(self, path: Path, spec: DataFile, dataset: str = "fashion-mnist") -> np.ndarray:
@@ -109,7 +117,7 @@ class VerifiedFiles:
 
     def save(self) -> None:
         """Write the record if it gained a file; a failure means only a hash next time, never an error."""
-        if not self.changed:
+        if not self.changed or not self.writable:
             return
         kept = {key: entry for key, entry in self.files.items() if os.path.exists(key)}
         try:
@@ -138,12 +146,33 @@ def _settled(identity: dict[str, Any]) -> bool:
     return time.time_ns() - max(identity["mtime_ns"], identity["ctime_ns"]) > SETTLED_NS
 
 
-def _read_record(path: Path) -> dict[str, Any]:
+def _read_record(path: Path) -> tuple[dict[str, Any], bool]:
+    """The record's files, and whether ``path`` may be written: it holds nothing yet, or a record."""
     try:
-        saved = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return {}
-    if not isinstance(saved, dict) or saved.get("version") != _VERSION:
-        return {}
-    files = saved.get("files")
-    return files if isinstance(files, dict) else {}
+        saved = fileio.read_json(path, RECORD_LIMIT)
+    except FileNotFoundError:
+        return {}, True
+    except (OSError, ValueError) as exc:
+        why = str(exc.strerror) if isinstance(exc, OSError) else "it is not JSON"
+        _leave_alone(path, why if why.startswith("it ") else f"it cannot be read ({why})")
+        return {}, False
+    if not (isinstance(saved, dict) and "version" in saved and isinstance(saved.get("files"), dict)):
+        _leave_alone(path, "it holds other JSON")
+        return {}, False
+    if saved["version"] != _VERSION:  # a record of another version: written over, never read
+        return {}, True
+    return saved["files"], True
+
+
+def _leave_alone(path: Path, why: str) -> None:
+    """Say once that ``path`` is not a record (except for a device: ``/dev/null`` means no record)."""
+    try:
+        if stat.S_ISCHR(os.stat(path).st_mode):
+            return
+    except OSError:
+        pass
+    warnings.warn(
+        f"{path} should hold cnnlab's record of verified data files, but {why}; it is left alone, and "
+        f"each load hashes the data again (set ${CACHE_VAR} to another file, or to /dev/null for none)",
+        stacklevel=3,
+    )

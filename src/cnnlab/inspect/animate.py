@@ -9,12 +9,14 @@ per frame. Frames are drawn with matplotlib's Agg canvas and joined by Pillow.
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from cnnlab.inspect.convolve import Example, channel_names, explain, explain_channels
+from cnnlab.runs.layout import prepare_output, write_atomic
 
 __all__ = ["animate", "MAX_FRAMES", "MAX_CELLS", "MAX_CHANNELS"]
 
@@ -166,5 +168,22 @@ def animate(example: Example, output: np.ndarray, path: str | Path, ms_per_frame
         for j in range(wo)
     ]
     durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 3]  # linger on the full output
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
+    from PIL import Image
+
+    image_format = Image.registered_extensions().get(Path(path).suffix.lower())
+    if image_format is None:
+        raise ValueError(f"unknown file extension {Path(path).suffix!r}: name the animation FILE.gif")
+    buffer = io.BytesIO()  # whole in memory first, then written atomically: a full disk leaves no half GIF
+    frames[0].save(
+        buffer,
+        image_format,
+        save_all=True,
+        append_images=frames[1:],
+        duration=durations,
+        loop=0,
+        optimize=True,
+    )
+    write_atomic(
+        prepare_output(path, "--animate", create=False), lambda fh: fh.write(buffer.getbuffer()), stream=True
+    )
     return len(frames)

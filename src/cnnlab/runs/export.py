@@ -92,7 +92,7 @@ def export_onnx(run, output: Path) -> None:
     for key, value in metadata(run).items():
         proto.metadata_props.add(key=key, value=value)
     data = proto.SerializeToString()
-    write_atomic(output, lambda fh: fh.write(data))
+    write_atomic(output, lambda fh: fh.write(data), stream=True)
 
 
 def export_safetensors(run, output: Path) -> None:
@@ -100,7 +100,7 @@ def export_safetensors(run, output: Path) -> None:
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()}
     data = save(tensors, metadata=metadata(run))
-    write_atomic(output, lambda fh: fh.write(data))
+    write_atomic(output, lambda fh: fh.write(data), stream=True)
 
 
 def export(run, format: str, output: str | Path | None = None) -> Path:
@@ -108,8 +108,7 @@ def export(run, format: str, output: str | Path | None = None) -> Path:
     RUN_DIR/model.FORMAT); return the path. The one entry point of the command and the Python API."""
     from cnnlab.runs import layout
 
-    path = Path(output) if output else run.path / f"model.{format}"
-    layout.require_writable_dir(path.parent, "--output")
+    path = layout.prepare_output(output if output else run.path / f"model.{format}", "--output")
     if format == "onnx":
         require_onnx()
         export_onnx(run, path)

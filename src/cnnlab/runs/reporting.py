@@ -29,10 +29,9 @@ def write_report(
     """Write one self-contained HTML page about the run (default: RUN_DIR/report.html) from its
     scores on ``split`` ("test" or "valid"); return where it went. ``run_dir`` may be a loaded run."""
     loaded = _load(run_dir)
-    path = Path(output) if output else loaded.path / REPORT_HTML
-    rundir.require_writable_dir(path.parent, "--output")
+    path = rundir.prepare_output(output if output else loaded.path / REPORT_HTML, "--output")
     ev = evaluate_run(loaded, split, data_dir)
-    rundir.write_text(path, render(report_parts(loaded, ev)))
+    rundir.write_text(path, render(report_parts(loaded, ev)), stream=True)
     return path
 
 

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import ConfigError, DivergedError
+from cnnlab.errors import EXIT_INTERRUPTED, ConfigError, DivergedError, InterruptedRun, RunDirError
+from cnnlab.runs import claims
 from cnnlab.runs import layout as rundir
-from cnnlab.training.config import OPTIMIZERS, resolve
+from cnnlab.shell import resume_command
+from cnnlab.training.config import OPTIMIZERS, TrainConfig, resolve
 
+PLAN_VERSION = 1  # compare.json's layout
 # The rate an optimizer gets when the user names none and the base config is for another optimizer:
 # the usual starting points (torch's Adam default; the notebook's SGD rate).
 CONVENTIONAL_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
@@ -101,48 +105,151 @@ def run_comparison(
     plan: Plan, out: str | Path | None = None, log: Callable[[str], None] = print
 ) -> Comparison:
     """Run the plan in a new directory (``out`` or runs/<timestamp>-compare); write compare.csv and
-    compare_loss.png there."""
+    compare_loss.png there. The plan goes first into compare.json, so ``resume_comparison`` can
+    finish a comparison that was stopped."""
+    with claims.claim_new_run_dir(out, "compare") as claimed:
+        directory = claimed.path
+        jobs = plan_jobs(plan, directory)
+        _save_jobs(directory / rundir.COMPARE_PLAN, plan.model, jobs)
+        log(f"comparing {len(plan.grid)} configuration(s) x {len(plan.seeds)} seed(s) in {directory}")
+        return _finish(directory, plan.model, _stoppable(directory, jobs, log))
+
+
+def resume_comparison(directory: str | Path, log: Callable[[str], None] = print) -> Comparison:
+    """Continue a stopped comparison: its finished runs are kept, the unfinished one resumed from its
+    last complete epoch, the rest trained; then the table and the plot are written as usual."""
+    directory = rundir.as_path(directory, "--resume")
+    model, jobs = _load_jobs(directory / rundir.COMPARE_PLAN)
+    with claims.claim(directory, new=False):
+        finished = sum((directory / job.name / rundir.SUMMARY).is_file() for job in jobs)
+        log(f"resuming the comparison in {directory}: {finished} of {len(jobs)} run(s) finished before")
+        return _finish(directory, model, _stoppable(directory, jobs, log))
+
+
+def _finish(directory: Path, model: str, outcomes: list[Outcome]) -> Comparison:
     from cnnlab.report.overlay import plot_overlay
 
-    with rundir.claim_new_run_dir(out, "compare") as claimed:
-        directory = claimed.path
-        log(f"comparing {len(plan.grid)} configuration(s) x {len(plan.seeds)} seed(s) in {directory}")
-        outcomes = run_all(plan, directory, log)
-        rows = summarise(outcomes)
-        rundir.write_csv(directory / "compare.csv", COLUMNS, rows)
-        optimizers = list(dict.fromkeys(o for o, _ in plan.grid))
-        title = f"model {plan.model}: {' vs '.join(optimizers)}"
-        plot_overlay(outcomes, directory / "compare_loss.png", title=title)
+    rows = summarise(outcomes)
+    rundir.write_csv(directory / "compare.csv", COLUMNS, rows)
+    optimizers = list(dict.fromkeys(o.optimizer for o in outcomes))
+    plot_overlay(outcomes, directory / "compare_loss.png", title=f"model {model}: {' vs '.join(optimizers)}")
     return Comparison(directory, rows, outcomes)
 
 
-def run_all(plan: Plan, out: Path, log: Callable[[str], None]) -> list[Outcome]:
-    from cnnlab.training.run import Session, train
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One run of a comparison: its name (its directory under the comparison's) and its config."""
 
-    outcomes = []
+    name: str
+    optimizer: str
+    lr: float
+    seed: int
+    config: TrainConfig
+
+
+def plan_jobs(plan: Plan, out: Path) -> list[Job]:
+    jobs = []
     for optimizer, lr in plan.grid:
         for seed in plan.seeds:
             name = f"{optimizer}-lr{lr:g}-seed{seed}"
-            run_options = {
-                **plan.options,
-                "optimizer": optimizer,
-                "lr": lr,
-                "seed": seed,
-                "out": str(out / name),
-            }
-            config = resolve(run_options, plan.config_file)
-            try:
-                result = train(config, Session(log=lambda m: None, quiet=True))
-                outcomes.append(Outcome(optimizer, lr, seed, result.history, result.summary))
-                log(
-                    f"{name}: test accuracy {result.summary['test_accuracy']:.2%} "
-                    f"({result.summary['seconds']:.0f} s)"
-                )
-            except DivergedError:
-                history = _partial_history(out / name)
-                outcomes.append(Outcome(optimizer, lr, seed, history, None))
-                log(f"{name}: diverged after {len(history)} epoch(s)")
+            options = {**plan.options, "optimizer": optimizer, "lr": lr, "seed": seed, "out": str(out / name)}
+            config = resolve(options, plan.config_file)
+            if config.data_dir is not None:  # saved in the plan: a resume may start from another directory
+                config = dataclasses.replace(config, data_dir=os.path.abspath(config.data_dir))
+            jobs.append(Job(name, optimizer, lr, seed, config))
+    return jobs
+
+
+def run_all(plan: Plan, out: Path, log: Callable[[str], None]) -> list[Outcome]:
+    return run_jobs(plan_jobs(plan, out), out, log)
+
+
+def run_jobs(jobs: list[Job], out: Path, log: Callable[[str], None]) -> list[Outcome]:
+    """Each job's outcome: read back when its run finished before, else trained (or resumed)."""
+    outcomes = []
+    for job in jobs:
+        try:
+            outcomes.append(_finished(job, out / job.name, log) or _train(job, out / job.name, log))
+        except DivergedError:
+            history = _partial_history(out / job.name)
+            outcomes.append(Outcome(job.optimizer, job.lr, job.seed, history, None))
+            log(f"{job.name}: diverged after {len(history)} epoch(s)")
     return outcomes
+
+
+def _finished(job: Job, run: Path, log: Callable[[str], None]) -> Outcome | None:
+    if not (run / rundir.SUMMARY).is_file():
+        return None
+    summary = rundir.read_json(run / rundir.SUMMARY)
+    if not all(isinstance(summary.get(k), (int, float)) for k in ("test_accuracy", "seconds")):
+        raise RunDirError(f"{run / rundir.SUMMARY} is damaged: it lacks the test accuracy or the seconds")
+    log(f"{job.name}: test accuracy {summary['test_accuracy']:.2%}, finished before")
+    return Outcome(job.optimizer, job.lr, job.seed, rundir.read_metrics(run / rundir.METRICS), summary)
+
+
+def _train(job: Job, run: Path, log: Callable[[str], None]) -> Outcome:
+    from cnnlab.training import run as runner
+
+    session = runner.Session(log=lambda m: None, quiet=True)
+    if (run / rundir.CHECKPOINT).is_file():
+        result = runner.resume(run, session)
+    else:
+        result = runner.train(job.config, session)
+    summary = result.summary
+    log(f"{job.name}: test accuracy {summary['test_accuracy']:.2%} ({summary['seconds']:.0f} s)")
+    return Outcome(job.optimizer, job.lr, job.seed, result.history, result.summary)
+
+
+def _stoppable(directory: Path, jobs: list[Job], log: Callable[[str], None]) -> list[Outcome]:
+    """``run_jobs``; stopped (Ctrl+C, SIGTERM, a closed stdout) or failing to write, it says how
+    to continue the whole comparison, not one run of it."""
+    command = resume_command(directory, "compare")
+    try:
+        return run_jobs(jobs, directory, log)
+    except (InterruptedRun, KeyboardInterrupt) as exc:
+        done = sum((directory / job.name / rundir.SUMMARY).is_file() for job in jobs)
+        why = exc.reason if isinstance(exc, InterruptedRun) else (str(exc) or "interrupted")
+        raise InterruptedRun(
+            f"{why}; {done} of {len(jobs)} run(s) of the comparison are finished, and an unfinished one "
+            f"keeps its last complete epoch. Continue with: {command}",
+            getattr(exc, "exit_code", EXIT_INTERRUPTED),
+            why,
+        ) from None
+    except RunDirError as exc:
+        raise RunDirError(f"{exc} (then finish the comparison with: {command})") from None
+
+
+def _save_jobs(path: Path, model: str, jobs: list[Job]) -> None:
+    runs = [
+        {"name": j.name, "optimizer": j.optimizer, "lr": j.lr, "seed": j.seed, "config": j.config.to_dict()}
+        for j in jobs
+    ]
+    rundir.write_json(path, {"version": PLAN_VERSION, "model": model, "runs": runs})
+
+
+def _load_jobs(path: Path) -> tuple[str, list[Job]]:
+    """compare.json's runs, each config checked as any config is; a damaged plan is one RunDirError."""
+    if not path.parent.is_dir() or not path.is_file():
+        raise RunDirError(
+            f"{path.parent} has no {path.name}, the plan `cnnlab compare --resume` continues: pass a "
+            "directory `cnnlab compare` made (one made before cnnlab wrote plans cannot be continued)"
+        )
+    saved = rundir.read_json(path)
+    try:
+        jobs = [_saved_job(r, path.parent) for r in saved["runs"]]
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise RunDirError(f"{path} is damaged ({' '.join(str(exc).split())[:200]})") from None
+    if saved.get("version") != PLAN_VERSION or not isinstance(saved.get("model"), str) or not jobs:
+        raise RunDirError(f"{path} is damaged: it is not a plan of version {PLAN_VERSION} with runs")
+    return saved["model"], jobs
+
+
+def _saved_job(run: dict, directory: Path) -> Job:
+    name = run["name"]
+    if not isinstance(name, str) or name != Path(name).name or name.startswith("."):
+        raise ValueError(f"a run's name is not a directory name: {name!r:.80}")
+    config = resolve({**run["config"], "out": str(directory / name)})
+    return Job(name, run["optimizer"], float(run["lr"]), int(run["seed"]), config)
 
 
 def _partial_history(run: Path) -> list[dict]:
@@ -151,8 +258,11 @@ def _partial_history(run: Path) -> list[dict]:
     path = run / rundir.METRICS
     if not path.is_file():
         return []
-    with open(path) as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    try:
+        with open(path) as fh:
+            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    except (OSError, ValueError, TypeError, csv.Error):  # a damaged file: the diverged run's epochs unknown
+        return []
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

@@ -452,14 +452,19 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The fields of a saved config.json; unknown keys are refused so typos don't pass silently."""
+    from cnnlab.fileio import read_json
+    from cnnlab.runs.layout import JSON_LIMIT
+
     try:
-        values = json.loads(Path(path).read_text())
+        values = read_json(path, JSON_LIMIT)
     except FileNotFoundError:
         raise ConfigError(f"--config {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--config {path}: cannot read it ({exc})") from None
+    except OSError as exc:  # a FIFO or a device, a huge file, a name too long, a symlink loop
+        raise ConfigError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--config {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:  # not UTF-8, or nested too deeply
+        raise ConfigError(f"--config {path} is not valid JSON: {' '.join(str(exc).split())[:120]}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path} must hold a JSON object of options")
     unknown = sorted(set(values) - set(FIELDS))

@@ -82,7 +82,7 @@ class Progress:
         self.epochs, self.images = epochs, images_per_epoch
         self.stream = stream or sys.stdout
         self.enabled = enabled
-        self.bars = enabled and (notebook or self.stream.isatty())
+        self.bars = enabled and (notebook or (self.stream is not None and self.stream.isatty()))
         self.notebook = notebook
         self.bar: Any = None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,10 +21,12 @@ from cnnlab.data.dataset import Dataset
 from cnnlab.data.registry import load_dataset
 from cnnlab.errors import ConfigError
 from cnnlab.report.sweep import plot_sweep
+from cnnlab.runs import claims
 from cnnlab.runs import layout as rundir
 from cnnlab.training.batches import batch_slices, epoch_order
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.engine import make_engine
+from cnnlab.training.rng import exclusive
 
 
 @dataclasses.dataclass
@@ -107,28 +110,53 @@ class LrFind:
         return self.sweep.suggestion
 
 
+# What a sweep writes. A directory holding only these (and the lock) is an earlier sweep, finished or
+# stopped, and a new sweep with the same --out replaces it: a sweep is a measurement, made again at will.
+SWEEP_FILES = frozenset({rundir.CONFIG, rundir.LR_FIND_TABLE, "lr_find.png"})
+
+
 def find_lr(
     config: TrainConfig, rates: SweepRange = SweepRange(), log: Callable[[str], None] = print
 ) -> LrFind:
     """The whole ``cnnlab lr-find``: a new directory (``config.out`` or runs/<timestamp>-lr-find) with
-    the config, the sweep as lr_find.csv and its plot as lr_find.png."""
-    with rundir.claim_new_run_dir(config.out, "lr-find") as claimed:
+    the config, the sweep as lr_find.csv and its plot as lr_find.png. Stopped, it leaves nothing."""
+    with (
+        exclusive(),
+        claims.claim_new_run_dir(
+            config.out, "lr-find", leftovers=SWEEP_FILES, left_by="an earlier lr-find"
+        ) as claimed,
+    ):
         out = claimed.path
-        config.save(out / rundir.CONFIG)
-        dataset, images = load_dataset(
-            config.dataset, config.data_dir, config.image_size, config.color, quiet=True
-        )
-        arrays = split_arrays(images, config.train_size, config.valid_size, config.seed)
-        log(f"sweeping {rates.steps} steps from {rates.start:.1e} to {rates.end:.1e} in {out}")
-        result = sweep(config, dataset, arrays, rates)
+        try:
+            config.save(out / rundir.CONFIG)
+            dataset, images = load_dataset(
+                config.dataset, config.data_dir, config.image_size, config.color, quiet=True
+            )
+            arrays = split_arrays(images, config.train_size, config.valid_size, config.seed)
+            log(f"sweeping {rates.steps} steps from {rates.start:.1e} to {rates.end:.1e} in {out}")
+            result = sweep(config, dataset, arrays, rates)
+        except BaseException:
+            _discard(out, claimed)
+            raise
         rows = [
             {"lr": a, "loss": b, "smoothed_loss": c}
             for a, b, c in zip(result.lrs, result.raw_losses, result.losses)
         ]
-        rundir.write_csv(out / "lr_find.csv", ("lr", "loss", "smoothed_loss"), rows)
+        rundir.write_csv(out / rundir.LR_FIND_TABLE, ("lr", "loss", "smoothed_loss"), rows)
         title = f"Learning-rate range test: {config.model}, {config.optimizer}"
         plot_sweep(result, out / "lr_find.png", title=title)
     return LrFind(result, out)
+
+
+def _discard(out: Path, claimed: claims.Claim) -> None:
+    """A sweep stopped before its table was written: remove what it wrote, so nothing is left behind."""
+    if not claimed.intact():
+        return
+    for name in SWEEP_FILES:
+        (out / name).unlink(missing_ok=True)
+    rundir.remove_stale_temporaries(out)
+    if not any(p.name != rundir.LOCK for p in out.iterdir()):
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _endless_batches(n: int, config: TrainConfig):

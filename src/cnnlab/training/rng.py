@@ -4,15 +4,43 @@ The engine saves torch's CPU generator with the model; this adds Python's ``rand
 legacy global generator and each CUDA device's generator, so code that draws from any of them
 (augmentation, dropout on a GPU) continues exactly where an interrupted run stopped. cnnlab's
 own shuffling needs none of them: ``epoch_order`` is a pure function of (seed, epoch).
+
+Those generators are one per process, and torch's module initialisation draws from its global one:
+two runs training at once in two threads would each move the other's draws, so neither would give
+the result its config gives alone. ``exclusive`` therefore lets one run train per process at a time
+and refuses a second thread's run in one line (a second process has generators of its own).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
+
+from cnnlab.errors import Busy
+
+# Re-entrant: compare trains its runs one after another in the thread that holds it.
+_TRAINING = threading.RLock()
+
+
+@contextlib.contextmanager
+def exclusive() -> Iterator[None]:
+    """Hold the process's random generators for one run; a run in another thread meanwhile is refused."""
+    if not _TRAINING.acquire(blocking=False):
+        raise Busy(
+            "another run is training in this process, and runs in one process share torch's and NumPy's "
+            "random generators (each would change the other's results); wait for it to finish, or train "
+            "this one in another process"
+        )
+    try:
+        yield
+    finally:
+        _TRAINING.release()
 
 
 def capture_rng() -> dict:

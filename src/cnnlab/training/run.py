@@ -7,12 +7,12 @@ the progress display.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import os
 import platform
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,20 +28,23 @@ from cnnlab.errors import (
     EXIT_INTERRUPTED,
     AlreadyFinished,
     ConfigError,
+    DataError,
     DivergedError,
     InterruptedRun,
     RunDirError,
 )
+from cnnlab.runs import claims
 from cnnlab.runs import layout as rundir
+from cnnlab.shell import option, resume_command
 from cnnlab.training import distributed
 from cnnlab.training.batches import steps_per_epoch
-from cnnlab.training.checkpoint import load_checkpoint, same_config, save_checkpoint
+from cnnlab.training.checkpoint import complete_history, load_checkpoint, same_config, save_checkpoint
 from cnnlab.training.config import TrainConfig, config_of_run
 from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.engine import Engine, make_engine
 from cnnlab.training.loop import FitContext, FitState, Progress, best_epoch, evaluate, fit
 from cnnlab.training.records import dataset_of_run, save_dataset
-from cnnlab.training.rng import capture_rng, restore_rng
+from cnnlab.training.rng import capture_rng, exclusive, restore_rng
 from cnnlab.training.tensorboard import DIRECTORY as TENSORBOARD_DIRECTORY
 from cnnlab.training.tensorboard import TensorBoardLog
 
@@ -109,12 +112,11 @@ def _prepare(
         for note in getattr(source, "notes", lambda: [])():
             log(note)
     steps = steps_per_epoch(config.train_images(described.train_total), config.batch_size, world.size)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        # Decompressing and decoding the data (zlib, Pillow and NumPy release the GIL) overlaps the
-        # engine's start-up, which for torch is mostly imports (bench/startup.py measures the gain).
-        loading = pool.submit(read_dataset, source, directory, config.image_size, config.color)
-        engine = make_engine(config, steps, described, world)
-        dataset, images = loading.result()
+    # Decompressing and decoding the data (zlib, Pillow and NumPy release the GIL) overlaps the
+    # engine's start-up, which for torch is mostly imports (bench/startup.py measures the gain).
+    loading = Background(read_dataset, source, directory, config.image_size, config.color)
+    engine = make_engine(config, steps, described, world)
+    dataset, images = loading.result()
     arrays = split_arrays(images, config.train_size, config.valid_size, config.seed)
     engine.initialize(dataset, arrays.train_x)  # before any step; a resume then loads its checkpoint over it
     for name in ("train_x", "valid_x", "test_x"):
@@ -122,16 +124,28 @@ def _prepare(
     return dataset, arrays, engine
 
 
-def _record_start(run: Path, config: TrainConfig, dataset: Dataset, engine: Engine, world: World) -> None:
-    """What a run writes before its first epoch: its options, its dataset, where it ran, and the
-    code of a model of your own (so the run reloads after the file has moved or changed)."""
-    from cnnlab import user_models
+class Background:
+    """``function(*args)`` in a daemon thread, waited for in short joins: a signal reaches the main
+    thread within a tenth of a second, and a read that hangs (a dead network mount) never holds the
+    process at exit, as a ThreadPoolExecutor's worker, joined at exit, would."""
 
-    config.save(run / rundir.CONFIG)
-    save_dataset(run, dataset)
-    if user_models.is_user_model(config.model):
-        user_models.save_into(config.model, run)
-    rundir.write_json(run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size})
+    def __init__(self, function: Callable[..., Any], *args: Any):
+        self._outcome: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._work, args=(function, args), daemon=True)
+        self._thread.start()
+
+    def _work(self, function: Callable[..., Any], args: tuple) -> None:
+        try:
+            self._outcome["value"] = function(*args)
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            self._outcome["error"] = exc
+
+    def result(self) -> Any:
+        while self._thread.is_alive():
+            self._thread.join(0.1)
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return self._outcome["value"]
 
 
 def _write_metrics(run: Path, config: TrainConfig, history: list[dict]) -> None:
@@ -143,8 +157,8 @@ class _Saver:
     """Saves after each epoch and remembers the last epoch saved in full (for the exit message);
     with --tensorboard, logs the epoch once it is saved."""
 
-    def __init__(self, run: Path, ctx: FitContext, epochs_saved: int):
-        self.run, self.ctx, self.epochs_saved = run, ctx, epochs_saved
+    def __init__(self, run: Path, ctx: FitContext, epochs_saved: int, claimed: claims.Claim | None):
+        self.run, self.ctx, self.epochs_saved, self.claimed = run, ctx, epochs_saved, claimed
         self.tensorboard: TensorBoardLog | None = None
         if ctx.config.tensorboard and ctx.world.is_main:
             self.tensorboard = TensorBoardLog(run, first_epoch=epochs_saved + 1)
@@ -153,7 +167,13 @@ class _Saver:
         if self.tensorboard is not None:
             self.tensorboard.close()
 
+    def check(self) -> None:
+        """Stop before writing into a directory that is no longer the one claimed (deleted, made anew)."""
+        if self.claimed is not None:
+            self.claimed.check()
+
     def __call__(self, state: FitState) -> None:
+        self.check()
         if self.ctx.world.is_main:  # under torchrun only rank 0 writes
             # The checkpoint first: metrics.csv never lists an epoch whose state could be lost.
             save_checkpoint(
@@ -177,31 +197,63 @@ def train(config: TrainConfig, session: Session | None = None) -> RunResult:
     session = session or Session()
     start = time.perf_counter() if session.started is None else session.started
     if config.data_dir is not None:  # recorded absolute, so the run evaluates from any directory
-        config = dataclasses.replace(config, data_dir=str(Path(config.data_dir).resolve()))
-    world = join_world(config)
-    claimed = rundir.claim_new_run_dir(config.out, config.model) if world.is_main else None
-    try:
-        run = Path(distributed.broadcast(str(claimed.path if claimed else ""), world))  # every rank names it
+        config = dataclasses.replace(config, data_dir=_absolute_data_dir(config.data_dir))
+    with exclusive():
+        world = join_world(config)
+        claimed = claims.claim_new_run_dir(config.out, config.model) if world.is_main else None
         try:
-            dataset, arrays, engine = _prepare(config, session.quiet, world, session.log)
-            if world.is_main:
-                _record_start(run, config, dataset, engine, world)
-        except RunDirError as exc:  # a full disk before any epoch: nothing to resume, start over
+            # Every rank names the directory rank 0 claimed.
+            run = Path(distributed.broadcast(str(claimed.path if claimed else ""), world))
+            arrays, engine = _start(run, config, session, world, claimed)
+            ctx = FitContext(config, engine, arrays, world, clock_start=start)
+            return _fit_and_finish(run, ctx, FitState(), session, claimed)
+        finally:
             if claimed:
-                _discard(run)
-            raise RunDirError(f"{exc}; {_removed(run)}") from None
-        except BaseException:
-            if claimed:  # nothing of this run exists yet: leave no empty directory behind
-                _discard(run)
-            raise
+                claimed.release()
+            distributed.shutdown(world)
+
+
+def _absolute_data_dir(data_dir: str) -> str:
+    try:
+        return str(Path(data_dir).resolve())
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, before Python 3.13
+        raise DataError(f"--data-dir {data_dir}: cannot use it ({exc})") from None
+
+
+def _start(
+    run: Path, config: TrainConfig, session: Session, world: World, claimed: claims.Claim | None
+) -> tuple[Arrays, Engine]:
+    """A new run's start-up: the data, the engine, config.json and environment.json. Stopped or failed
+    before its first epoch, the run leaves nothing behind, so the same command starts it over."""
+    try:
+        dataset, arrays, engine = _prepare(config, session.quiet, world, session.log)
         if world.is_main:
+            _record_start(run, config, dataset, engine, world)
             session.log(f"run directory: {run}")
-        ctx = FitContext(config, engine, arrays, world, clock_start=start)
-        return _fit_and_finish(run, ctx, FitState(), session)
-    finally:
-        if claimed:
-            claimed.release()
-        distributed.shutdown(world)
+    except RunDirError as exc:  # a full disk before any epoch: nothing to resume, start over
+        _discard(run, claimed)
+        raise RunDirError(f"{exc}; {_removed(run)}") from None
+    except KeyboardInterrupt as exc:
+        _discard(run, claimed)
+        raise InterruptedRun(
+            f"{_why(exc)} before the first epoch was complete; {_removed(run)}", _code(exc), _why(exc)
+        ) from None
+    except BaseException:
+        _discard(run, claimed)  # nothing of this run exists yet: leave no empty directory behind
+        raise
+    return arrays, engine
+
+
+def _record_start(run: Path, config: TrainConfig, dataset: Dataset, engine: Engine, world: World) -> None:
+    """What a run writes before its first epoch: its options, its dataset, where it ran, and the
+    code of a model of your own (so the run reloads after the file has moved or changed)."""
+    from cnnlab import user_models
+
+    config.save(run / rundir.CONFIG)
+    save_dataset(run, dataset)
+    if user_models.is_user_model(config.model):
+        user_models.save_into(config.model, run)
+    rundir.write_json(run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size})
 
 
 def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
@@ -210,17 +262,25 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
     start = time.perf_counter() if session.started is None else session.started
     run = rundir.require_run_dir(run_dir)
     config = config_of_run(run)
-    world = join_world(config)
-    claimed = rundir.claim(run, new=False) if world.is_main else None
+    with exclusive():
+        world = join_world(config)
+        claimed = claims.claim(run, new=False) if world.is_main else None
+        try:
+            ctx, history = _resume_start(run, config, session, world, start)
+            return _fit_and_finish(run, ctx, FitState(history), session, claimed)
+        finally:
+            if claimed:
+                claimed.release()
+            distributed.shutdown(world)
+
+
+def _resume_start(
+    run: Path, config: TrainConfig, session: Session, world: World, start: float
+) -> tuple[FitContext, list[dict]]:
+    """A resume's start-up: the checkpoint checked and loaded, the data and the engine. Interrupted
+    here, nothing has changed, and the same command is printed."""
     try:
-        checkpoint = load_checkpoint(run / rundir.CHECKPOINT)
-        if not same_config(checkpoint["config"], config):
-            raise RunDirError(
-                f"{run / rundir.CHECKPOINT} was saved with a different config than "
-                f"{run / rundir.CONFIG}; restore the original config.json"
-            )
-        if (run / rundir.SUMMARY).is_file() and len(checkpoint["history"]) >= config.epochs:
-            raise AlreadyFinished(f"{run} finished all {config.epochs} epochs already; nothing to resume")
+        checkpoint = _checkpoint_to_resume(run, config)
         dataset, arrays, engine = _prepare(config, session.quiet, world, session.log)
         _check_same_dataset(run, dataset)
         _restore(engine, checkpoint, run)
@@ -228,13 +288,37 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
         if world.is_main:
             _repair(run, config, history)
             session.log(f"resuming {run} after epoch {len(history)} of {config.epochs}")
-        before = history[-1]["seconds"] if history else 0.0
-        ctx = FitContext(config, engine, arrays, world, clock_start=start, seconds_before=before)
-        return _fit_and_finish(run, ctx, FitState(history), session)
-    finally:
-        if claimed:
-            claimed.release()
-        distributed.shutdown(world)
+    except KeyboardInterrupt as exc:
+        raise InterruptedRun(
+            f"{_why(exc)} before the resumed run's first epoch; nothing changed. Continue with: "
+            f"{resume_command(run)}",
+            _code(exc),
+            _why(exc),
+        ) from None
+    before = history[-1]["seconds"] if history else 0.0
+    return FitContext(config, engine, arrays, world, clock_start=start, seconds_before=before), history
+
+
+def _checkpoint_to_resume(run: Path, config: TrainConfig) -> dict:
+    if not os.path.lexists(run / rundir.CHECKPOINT) and _only_startup_files(run):
+        raise RunDirError(
+            f"{run} holds no checkpoint: the run stopped before its first epoch was saved, so there is "
+            "nothing to resume; start it over in the same directory with: cnnlab train "
+            f"{option('--config', run / rundir.CONFIG)} {option('--out', run)}"
+        )
+    checkpoint = load_checkpoint(run / rundir.CHECKPOINT)
+    if not complete_history(checkpoint["history"]):
+        raise RunDirError(
+            f"{run / rundir.CHECKPOINT} is damaged: its history lacks columns of {rundir.METRICS}"
+        )
+    if not same_config(checkpoint["config"], config):
+        raise RunDirError(
+            f"{run / rundir.CHECKPOINT} was saved with a different config than "
+            f"{run / rundir.CONFIG}; restore the original config.json"
+        )
+    if (run / rundir.SUMMARY).is_file() and len(checkpoint["history"]) >= config.epochs:
+        raise AlreadyFinished(f"{run} finished all {config.epochs} epochs already; nothing to resume")
+    return checkpoint
 
 
 def _check_same_dataset(run: Path, dataset: Dataset) -> None:
@@ -244,9 +328,14 @@ def _check_same_dataset(run: Path, dataset: Dataset) -> None:
         raise RunDirError(
             f"{run} was trained on {saved.title} ({len(saved.classes)} classes, images "
             f"{'x'.join(map(str, saved.input_shape))}), but its dataset now gives "
-            f"{len(dataset.classes)} classes "
-            f"of {'x'.join(map(str, dataset.input_shape))}; restore the data it was trained on"
+            f"{len(dataset.classes)} classes of {'x'.join(map(str, dataset.input_shape))}; restore the "
+            "data it was trained on"
         )
+
+
+def _only_startup_files(run: Path) -> bool:
+    names = {p.name for p in run.iterdir()} - {rundir.LOCK}
+    return all(n in claims.STARTUP_FILES or (n.startswith(".") and n.endswith(".tmp")) for n in names)
 
 
 def _repair(run: Path, config: TrainConfig, history: list[dict]) -> None:
@@ -261,59 +350,80 @@ def _repair(run: Path, config: TrainConfig, history: list[dict]) -> None:
 def _restore(engine: Engine, checkpoint: dict, run: Path) -> None:
     try:
         engine.load_state_dict(checkpoint)
-    except (RuntimeError, KeyError, ValueError) as exc:
+        restore_rng(checkpoint)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         raise RunDirError(
             f"{run / rundir.CHECKPOINT} does not fit model {engine.config.model!r} "
             f"({' '.join(str(exc).split())[:200]})"
         ) from None
-    restore_rng(checkpoint)
 
 
-def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Session) -> RunResult:
+def _fit_and_finish(
+    run: Path, ctx: FitContext, state: FitState, session: Session, claimed: claims.Claim | None
+) -> RunResult:
     progress = Progress(
         ctx.config.epochs,
         len(ctx.data.train_y),
         enabled=not session.quiet and ctx.world.is_main,
         notebook=session.notebook,
     )
-    saver = _Saver(run, ctx, state.epochs_done)
+    saver = _Saver(run, ctx, state.epochs_done, claimed)
     try:
         state = fit(ctx, saver, progress, state)
-    except KeyboardInterrupt as exc:  # Ctrl+C, or SIGTERM turned into one by the CLI
-        code = getattr(exc, "exit_code", EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:  # Ctrl+C, SIGTERM or a closed stdout, turned into one by the CLI
         if _nothing_saved(run, saver, ctx):
-            _discard(run)
+            _discard(run, claimed)
             raise InterruptedRun(
-                f"interrupted before the first epoch was complete; {_removed(run)}", code
+                f"{_why(exc)} before the first epoch was complete; {_removed(run)}", _code(exc), _why(exc)
             ) from None
         raise InterruptedRun(
-            f"interrupted; {_saved(saver.epochs_saved)} Continue with: cnnlab train --resume {run}", code
+            f"{_why(exc)}; {_saved(saver.epochs_saved)} Continue with: {resume_command(run)}",
+            _code(exc),
+            _why(exc),
         ) from None
     except DivergedError as exc:
         if _nothing_saved(run, saver, ctx):
-            _discard(run)
+            _discard(run, claimed)
             raise DivergedError(f"{exc}; {_removed(run)}") from None
         raise DivergedError(f"{exc}. {_saved(saver.epochs_saved)}") from None
     except RunDirError as exc:  # e.g. the disk filled up while saving: the previous epoch is intact
+        saver.check()  # unless the directory went away: that is said as such
         raise _write_failed(exc, saver.epochs_saved, run) from None
     finally:
         saver.close()
+    return _finish_saved(run, ctx, state, saver)
+
+
+def _finish_saved(run: Path, ctx: FitContext, state: FitState, saver: _Saver) -> RunResult:
+    """``_finish``, once every epoch is saved: what stops it now leaves only the report to write."""
     try:
-        return _finish(run, ctx, state)
+        return _finish(run, ctx, state, saver.check)
     except KeyboardInterrupt as exc:  # while testing: every epoch is saved, only the report is missing
         raise InterruptedRun(
-            f"interrupted while testing the final weights; every epoch is saved. Finish with: "
-            f"cnnlab train --resume {run}",
-            getattr(exc, "exit_code", EXIT_INTERRUPTED),
+            f"{_why(exc)} while testing the final weights; every epoch is saved. Finish with: "
+            f"{resume_command(run)}",
+            _code(exc),
+            _why(exc),
         ) from None
     except RunDirError as exc:  # every epoch is saved; only the final report is missing
+        saver.check()
         raise RunDirError(
-            f"{exc}. Every epoch is saved; once fixed, finish with: cnnlab train --resume {run}"
+            f"{exc}. Every epoch is saved; once fixed, finish with: {resume_command(run)}"
         ) from None
 
 
-def _finish(run: Path, ctx: FitContext, state: FitState) -> RunResult:
-    """Test the final weights and write the report, the summary and the plot (rank 0 only)."""
+def _why(exc: BaseException) -> str:
+    """What stopped the run, in words: a closed stdout says so; Ctrl+C and SIGTERM are "interrupted"."""
+    return str(exc) or "interrupted"
+
+
+def _code(exc: BaseException) -> int:
+    return getattr(exc, "exit_code", EXIT_INTERRUPTED)
+
+
+def _finish(run: Path, ctx: FitContext, state: FitState, check: Callable[[], None]) -> RunResult:
+    """Test the final weights and write the report, the summary and the plot (rank 0 only), after
+    ``check`` (that the run directory is still the one claimed)."""
     from sklearn.metrics import classification_report
 
     from cnnlab.report.curves import plot_history
@@ -353,6 +463,7 @@ def _finish(run: Path, ctx: FitContext, state: FitState) -> RunResult:
     }
     if not ctx.world.is_main:
         return RunResult(run, summary, history, report)
+    check()
     rundir.write_text(run / rundir.REPORT, report)
     rundir.write_json(run / rundir.SUMMARY, summary)
     if history:
@@ -377,11 +488,12 @@ def _nothing_saved(run: Path, saver: _Saver, ctx: FitContext) -> bool:
     return ctx.world.is_main and saver.epochs_saved == 0 and not (run / rundir.CHECKPOINT).exists()
 
 
-def _discard(run: Path) -> None:
+def _discard(run: Path, claimed: claims.Claim | None) -> None:
     """Remove what a run that saved no epoch wrote (config, environment, its claim), and the
     directory when that leaves it empty, so the same command can simply be run again. Never with a
-    checkpoint there: then an epoch was saved after all, and it is kept."""
-    if (run / rundir.CHECKPOINT).exists():
+    checkpoint there (then an epoch was saved after all, and it is kept), nor in a directory that is
+    no longer the one claimed, nor on a rank that claimed none."""
+    if claimed is None or not claimed.intact() or (run / rundir.CHECKPOINT).exists():
         return
     for name in (
         rundir.CONFIG,
@@ -405,9 +517,7 @@ def _removed(run: Path) -> str:
 
 def _write_failed(exc: RunDirError, epochs_saved: int, run: Path) -> RunDirError:
     """A write that failed mid-run (a full disk, a lost mount): the saved epochs are intact."""
-    return RunDirError(
-        f"{exc}. {_saved(epochs_saved)} Once fixed, continue with: cnnlab train --resume {run}"
-    )
+    return RunDirError(f"{exc}. {_saved(epochs_saved)} Once fixed, continue with: {resume_command(run)}")
 
 
 def _saved(epochs: int) -> str:
