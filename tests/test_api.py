@@ -119,8 +119,10 @@ def test_bad_options_raise_the_cli_message(capsys, tmp_path):
 def test_bad_arguments_to_run_methods(api_run):
     with pytest.raises(cnnlab.ConfigError, match="format must be one of onnx, safetensors"):
         api_run.export("pickle")
-    with pytest.raises(cnnlab.ConfigError, match="28x28"):
-        api_run.predict(np.zeros((3, 32, 32), np.uint8))
+    with pytest.raises(cnnlab.ConfigError, match="channels .* come first or last"):
+        api_run.predict(np.zeros((3, 5, 32, 32), np.uint8))
+    with pytest.raises(cnnlab.ConfigError, match="one image or a batch"):
+        api_run.predict(np.zeros((1, 1, 1, 28, 28), np.uint8))
     with pytest.raises(cnnlab.ConfigError, match="0 to 255"):
         api_run.predict(np.full((28, 28), 300.0))
     with pytest.raises(cnnlab.ConfigError, match="top must be between 1 and 10"):

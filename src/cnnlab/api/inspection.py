@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import ConfigError
+from cnnlab.inspect.convolve import Result
 
 if TYPE_CHECKING:
     from cnnlab.data import FashionMNIST
-    from cnnlab.inspect.convolve import Result
     from cnnlab.inspect.summary import Summary
 
 
@@ -34,6 +37,8 @@ def summary(
         input_shape = input_shape or get_spec(model).input_shape
         model = build_model(model, backend, width=width)
         name = name if width == 1 else f"{name} at width {width:g}"
+    else:  # a module says which engine it belongs to; the backend= argument names a registry build
+        backend = _backend_of(model)
     shape = tuple(input_shape or (1, 28, 28))
     try:
         table = summarize(model, shape, batch_size, name=name)
@@ -43,6 +48,54 @@ def summary(
     return table
 
 
+def _backend_of(model: Any) -> str:
+    from cnnlab.scratch.module import Module
+
+    return "numpy" if isinstance(model, Module) else "torch"
+
+
+@dataclasses.dataclass(frozen=True)
+class Convolution(Result):
+    """What ``cnnlab.convolve`` returns: the result (``.reference``, ``.agree``, ``.explain()``), shown
+    in a notebook as its grids and sums, and drawn frame by frame by ``.animate()``."""
+
+    def animate(self, ms_per_frame: int = 900) -> Animation:
+        """The filter sliding over the input, one output value per frame (``cnnlab convolve
+        --animate``): a notebook shows it playing, ``.save(path)`` writes the GIF."""
+        from cnnlab.inspect.animate import gif_bytes
+
+        if isinstance(ms_per_frame, bool) or not isinstance(ms_per_frame, int) or ms_per_frame < 20:
+            raise ConfigError(f"ms_per_frame must be a whole number >= 20. Received: {ms_per_frame!r}")
+        try:
+            data, frames = gif_bytes(self.example, self.reference, ms_per_frame)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return Animation(data, frames)
+
+
+@dataclasses.dataclass(frozen=True)
+class Animation:
+    """A GIF held in memory: a notebook shows it playing; ``save(path)`` writes it."""
+
+    gif: bytes
+    frames: int
+
+    def save(self, path: str | Path) -> Path:
+        from cnnlab.runs.layout import require_writable_dir, write_atomic
+
+        path = Path(path)
+        require_writable_dir(path.parent, "path")
+        write_atomic(path, lambda fh: fh.write(self.gif))
+        return path
+
+    def _repr_html_(self) -> str:
+        data = base64.b64encode(self.gif).decode("ascii")
+        return f'<img alt="the convolution, frame by frame" src="data:image/gif;base64,{data}">'
+
+    def __repr__(self) -> str:
+        return f"Animation({self.frames} frames, {len(self.gif):,} bytes of GIF)"
+
+
 def convolve(
     input: Any = None,
     kernel: Any = None,
@@ -50,7 +103,7 @@ def convolve(
     stride: Any = 1,
     padding: Any = 0,
     dilation: Any = 1,
-) -> Result:
+) -> Convolution:
     """One small convolution computed three ways (the notebook's loops, cnnlab.scratch, torch) in
     float64, as ``cnnlab convolve`` does; the default is the notebook's example. The result has
     ``.reference`` (the output), ``.agree`` and ``.explain()`` (each value as its sum of products)."""
@@ -65,9 +118,10 @@ def convolve(
             padding,
             dilation,
         )
-        return demo.run(example)
+        result = demo.run(example)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    return Convolution(result.reference, result.scratch, result.torch, result.example)
 
 
 def load_data(data_dir: str | None = None) -> FashionMNIST:

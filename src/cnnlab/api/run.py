@@ -3,24 +3,32 @@
 A ``Run`` reads its files when asked (config.json, metrics.csv, summary.json) and loads the model
 once, through the same run loader as ``cnnlab evaluate``, so it scores, predicts and exports with
 the weights the run reported (the best epoch's under early stopping, else the EMA average).
+
+Those weights are the run's own: ``evaluate``, ``predict`` and the pictures use a copy that nothing
+outside can reach, always in evaluation mode, while ``run.model`` is a second copy that is the
+user's to change (``run.model.train()``, fine-tuning, hooks) without changing what the run reports.
 """
 
 from __future__ import annotations
 
-import base64
+import copy
 import csv
 import functools
-import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cnnlab.api.pictures import RunPictures
 from cnnlab.errors import CnnlabError, ConfigError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from cnnlab.api.inputs import PreparedInput
+    from cnnlab.api.predictions import Predictions
+    from cnnlab.inspect.trained import TestImages, Trained
+    from cnnlab.report.metrics import Evaluation
     from cnnlab.runs.loader import LoadedRun
     from cnnlab.training.config import TrainConfig
 
@@ -32,7 +40,7 @@ def load_run(path: str | Path) -> Run:
     return Run(path)
 
 
-class Run:
+class Run(RunPictures):
     """A trained (or still training) run directory: its config, history, summary and model."""
 
     def __init__(self, path: str | Path):
@@ -41,6 +49,8 @@ class Run:
 
         self.path = layout.require_run_dir(path)
         self.config: TrainConfig = config_of_run(self.path)
+        self._evaluations: dict[tuple[str, str | None], Evaluation] = {}
+        self._tests: dict[str | None, TestImages] = {}
 
     def __repr__(self) -> str:
         accuracy = self.summary["test_accuracy"] if self.summary else None
@@ -52,7 +62,7 @@ class Run:
         """One dict per finished epoch, as metrics.csv holds them (epoch, losses, accuracies, lr, seconds)."""
         path = self.path / "metrics.csv"
         if not path.is_file():  # killed before metrics.csv caught up: the checkpoint holds the history
-            return list(self.loaded.history) if (self.path / "checkpoint.pt").is_file() else []
+            return list(self._loaded.history) if (self.path / "checkpoint.pt").is_file() else []
         with open(path, newline="") as fh:
             return [
                 {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
@@ -75,17 +85,33 @@ class Run:
         path = self.path / layout.SUMMARY
         return layout.read_json(path) if path.is_file() else None
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one input to the model; every input ``predict`` takes is prepared to it."""
+        return (1, 28, 28)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The names of the classes the model predicts, in the order of its outputs."""
+        from cnnlab.data import CLASS_NAMES
+
+        return tuple(CLASS_NAMES)
+
     @functools.cached_property
-    def loaded(self) -> LoadedRun:
-        """The run loaded by the one run loader: config, history and the torch model in eval mode."""
+    def _loaded(self) -> LoadedRun:
+        """The run loaded by the one run loader; its model is this Run's own copy, never handed out."""
         from cnnlab.runs.loader import load_run as load
 
         return load(self.path)
 
-    @property
+    @functools.cached_property
     def model(self) -> Any:
-        """The torch model with the weights the run reported, in eval mode on the CPU."""
-        return self.loaded.model
+        """The torch model with the weights the run reported, on the CPU, in eval mode: a copy that is
+        yours to change. ``evaluate``, ``predict`` and the pictures keep using the saved weights."""
+        return copy.deepcopy(self._loaded.model).eval()
+
+    def _scoring_model(self) -> Any:
+        return self._loaded.model.eval()  # eval mode always: batch norm's running statistics, no dropout
 
     def plot(self) -> Figure:
         """The training curves: losses on twin axes (the notebook's plot) and accuracies."""
@@ -96,37 +122,63 @@ class Run:
         return history_figure(self.history, title=self.config.title)
 
     def evaluate(self, split: str = "test", data_dir: str | None = None) -> dict[str, Any]:
-        """Scores on ``split`` ("test" or "valid"): accuracy, per-class precision/recall/F1, the
-        confusion matrix and the most confused pairs. Writes nothing."""
-        from cnnlab.runs.reporting import evaluate
+        """Scores on ``split`` ("test" or "valid"), computed in float32: accuracy, per-class
+        precision/recall/F1, the confusion matrix and the most confused pairs. Writes nothing."""
+        from cnnlab.report.metrics import as_json
 
-        return evaluate(self.loaded, split, data_dir, save=False)
+        return as_json(self._evaluation(split, data_dir))
 
-    def predict(self, images: Any, top: int = 3, invert: bool | None = None) -> list[dict[str, Any]]:
-        """The ``top`` classes for each image: uint8 arrays (28, 28) or (N, 28, 28) in Fashion-MNIST's
-        style, or paths of photos (PNG, JPEG), prepared as ``cnnlab predict`` prepares them."""
-        from cnnlab.data import NUM_CLASSES
-        from cnnlab.data.images import read_gray, to_fashion_mnist
-        from cnnlab.report.metrics import top_classes
+    def _evaluation(self, split: str, data_dir: str | None) -> Evaluation:
+        from cnnlab.report.metrics import evaluate_run
 
-        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= NUM_CLASSES:
-            raise ConfigError(f"top must be between 1 and {NUM_CLASSES}. Received: {top!r}")
-        if isinstance(images, (str, Path)):
-            images = [images]
-        if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, Path)):
-            batch = np.stack([to_fashion_mnist(read_gray(p), invert).image for p in images])
-            names = [str(p) for p in images]
-        else:
-            batch = _as_images(images)
-            names = [f"image {i}" for i in range(len(batch))]
-        tops = top_classes(self.model, batch, top, tta=self.config.tta, tta_shift=self.config.tta_shift)
-        return [{"image": name, "top": t} for name, t in zip(names, tops)]
+        key = (split, data_dir)
+        if key not in self._evaluations:  # the weights never change, so neither do their scores
+            self._scoring_model()
+            self._evaluations[key] = evaluate_run(self._loaded, split, data_dir)
+        return self._evaluations[key]
+
+    def prepare(self, image: Any, invert: bool | None = None) -> PreparedInput:
+        """``image`` as the model sees it (``np.asarray(run.prepare(x))``: uint8, ``input_shape``):
+        a path, a PIL image or an array (H, W), (C, H, W), (H, W, C), gray or colour. A gray image of
+        the model's size is taken as it is (light item on black, as Fashion-MNIST draws it); anything
+        else is prepared as ``cnnlab predict`` prepares a photo. ``invert``: None decides from the
+        photo's border; True or False forces it."""
+        from cnnlab.api.inputs import prepare_image
+
+        return prepare_image(image, self.input_shape, invert, "image")
+
+    def predict(self, images: Any, top: int = 3, invert: bool | None = None) -> Predictions:
+        """Class probabilities for one image or a batch: (N, H, W), (N, C, H, W), (N, H, W, C), a
+        list of images, PIL images or paths of photos, each prepared by ``prepare``. The result has
+        ``.probabilities`` (N, classes), ``.top`` (the ``top`` most probable classes of each),
+        ``.inputs`` (what the model saw) and ``.inverted``; ``result[i]`` is a dict."""
+        from cnnlab.api.inputs import prepare_image, split_batch
+        from cnnlab.api.predictions import Predictions
+        from cnnlab.data import normalize
+        from cnnlab.report.metrics import predict_probs
+
+        classes = len(self.class_names)
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= classes:
+            raise ConfigError(f"top must be between 1 and {classes}. Received: {top!r}")
+        prepared = [
+            prepare_image(image, self.input_shape, invert, name) for image, name in split_batch(images)
+        ]
+        inputs = np.stack([p.image for p in prepared])  # (N, C, H, W)
+        config = self.config
+        # normalize() takes (N, H, W) of the one gray channel and gives (N, 1, H, W)
+        probs = predict_probs(
+            self._scoring_model(), normalize(inputs[:, 0]), tta=config.tta, tta_shift=config.tta_shift
+        )
+        return Predictions(
+            [p.name for p in prepared], probs, inputs, [p.inverted for p in prepared], self.class_names, top
+        )
 
     def report(self, output: str | Path | None = None, split: str = "test") -> Path:
         """Write report.html (default: into the run directory) and return its path."""
         from cnnlab.runs.reporting import write_report
 
-        return write_report(self.loaded, output, split)
+        self._scoring_model()
+        return write_report(self._loaded, output, split)
 
     def export(self, format: str = "onnx", output: str | Path | None = None) -> Path:
         """Write the model as ONNX or safetensors (default: RUN_DIR/model.FORMAT); return the path."""
@@ -134,57 +186,61 @@ class Run:
 
         if format not in EXPORT_FORMATS:
             raise ConfigError(f"format must be one of {', '.join(EXPORT_FORMATS)}. Received: {format!r}")
-        return export(self.loaded, format, output)
+        self._scoring_model()
+        return export(self._loaded, format, output)
+
+    # What the picture methods (RunPictures) work with.
+    def _trained(self) -> Trained:
+        from cnnlab.inspect.trained import Trained
+
+        return Trained(self.path, self.config, self._scoring_model())
+
+    def _test_images(self, data_dir: str | None) -> TestImages:
+        from cnnlab.inspect.trained import load_test_images
+
+        if data_dir not in self._tests:
+            self._tests[data_dir] = load_test_images(self._trained(), data_dir)
+        return self._tests[data_dir]
+
+    def _input(self, image: Any, data_dir: str | None) -> tuple[np.ndarray, str]:
+        """(uint8 (H, W) as the model sees it, its name in a picture) for a test index or an image."""
+        from cnnlab.inspect.features import test_image_name
+
+        if isinstance(image, (int, np.integer)) and not isinstance(image, bool):
+            pixels, label = self._test_images(data_dir).pick(int(image))
+            return pixels, test_image_name(int(image), label)
+        prepared = self.prepare(image)
+        return prepared.image[0], "your image" + (" (inverted)" if prepared.inverted else "")
 
     def _repr_html_(self) -> str:
-        """A compact card for Jupyter: model, accuracy, curves thumbnail, where it is saved."""
+        """A card for Jupyter: model, accuracy (and in which arithmetic), curves, where it is saved."""
+        from cnnlab.report.display import image_tag, note, table
+
         summary = self.summary or {}
         accuracy = summary.get("test_accuracy")
-        rows = {
-            "model": f"{self.config.model} ({self.config.backend} backend)",
-            "preset": self.config.preset or "none",
-            "epochs": f"{len(self.history)} of {self.config.epochs}",
-            "test accuracy": f"{accuracy:.2%}" if accuracy is not None else "not yet measured",
-            "saved in": str(self.path),
-        }
-        table = "".join(
-            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows.items()
-        )
+        rows = [
+            ("model", f"{self.config.model} ({self.config.backend} backend)"),
+            ("preset", self.config.preset or "none"),
+            ("epochs", f"{len(self.history)} of {self.config.epochs}"),
+            ("test accuracy", f"{accuracy:.2%}" if accuracy is not None else "not yet measured"),
+            ("saved in", str(self.path)),
+        ]
+        why = _arithmetic_note(summary)
+        curves = image_tag(self.plot(), "training curves", scale=0.5) if self.history else ""
         return (
             '<div class="cnnlab-run" style="display:flex;gap:1em;align-items:center">'
-            f"<table>{table}</table>{self._thumbnail()}</div>"
+            f"<div>{table(None, rows, first_is_header=True)}{note(why) if why else ''}</div>{curves}</div>"
         )
 
-    def _thumbnail(self) -> str:
-        if not self.history:
-            return ""
-        from cnnlab.report.figures import png_bytes
 
-        figure = self.plot()
-        figure.set_size_inches(5.5, 2.1)
-        data = base64.b64encode(png_bytes(figure, dpi=60)).decode("ascii")
-        return f'<img alt="training curves" src="data:image/png;base64,{data}">'
-
-
-def _as_images(images: Any) -> np.ndarray:
-    """uint8 (N, 28, 28) from one image or a batch; a clear error for anything else."""
-    array = np.asarray(images)
-    if array.ndim == 2:
-        array = array[None]
-    if array.ndim != 3 or array.shape[1:] != (28, 28):
-        raise ConfigError(
-            "images must be 28x28 (one, or a batch N x 28 x 28), or paths of photos. "
-            f"Received: shape {array.shape}"
-        )
-    if array.dtype != np.uint8:
-        if array.dtype.kind == "f" and array.size and 0 < array.max() <= 1 and array.min() >= 0:
-            raise ConfigError(
-                "images must hold pixel values from 0 to 255; these are all in 0..1 (as ToTensor "
-                "gives them), so multiply them by 255"
-            )
-        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
-            raise ConfigError(
-                "images must hold pixel values from 0 to 255, as Fashion-MNIST's uint8 images do"
-            )
-        array = np.round(array).astype(np.uint8)
-    return array
+def _arithmetic_note(summary: dict[str, Any]) -> str:
+    """Why ``evaluate()`` may differ from the test accuracy training measured, when it can."""
+    precision = summary.get("precision")
+    if summary.get("test_accuracy") is None or precision in (None, "32"):
+        return ""
+    name = {"bf16": "bfloat16", "16-mixed": "float16"}.get(precision, precision)
+    return (
+        f"The test accuracy was measured at the end of training under {name} autocast, as the run "
+        "trained; evaluate() computes in float32, so a few images whose top two classes nearly tie "
+        "can fall the other way and its accuracy can differ slightly."
+    )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cnnlab.api.run import Run
     from cnnlab.training.compare import Comparison
     from cnnlab.training.lr_find import LrFind
+    from cnnlab.training.options import Options
 
 
 def train(
@@ -98,6 +99,15 @@ def lr_find(
     return find_lr(resolve(_options(options), str(config) if config else None), rates, log=lambda m: None)
 
 
+def options() -> Options:
+    """Every option ``train`` (and ``compare``, ``lr_find``) takes as a keyword, with its default, the
+    values it accepts and what it does: ``cnnlab train --help`` for Python. Prints as a list; a
+    notebook shows a table."""
+    from cnnlab.training.options import options as every_option
+
+    return every_option()
+
+
 def _options(options: dict[str, Any]) -> dict[str, Any]:
     """The options as given, after refusing a name the command line does not have (with a hint)."""
     from cnnlab.training.config import FIELDS
@@ -122,5 +132,5 @@ def _plain(value: Any) -> Any:
 
 
 def in_notebook() -> bool:
-    """Whether this runs in a Jupyter kernel, where progress shows as tqdm's widget."""
+    """Whether this runs in a Jupyter kernel, where progress shows as one bar updated in place."""
     return "ipykernel" in sys.modules and "IPython" in sys.modules

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.files import FILES, MEAN, NUM_CLASSES, PIXEL_MAX, STD, TEST_TOTAL, TRAIN_TOTAL
+from cnnlab.data.files import CLASS_NAMES, FILES, MEAN, NUM_CLASSES, PIXEL_MAX, STD, TEST_TOTAL, TRAIN_TOTAL
 from cnnlab.data.location import ensure_data
 from cnnlab.data.verified import VerifiedFiles
 from cnnlab.errors import DataError
@@ -48,6 +48,21 @@ class FashionMNIST:
     test_images: np.ndarray
     test_labels: np.ndarray
     directory: Path
+
+    def _repr_html_(self) -> str:
+        from cnnlab.data.display import dataset_html
+
+        splits = {
+            "train": (self.train_images, self.train_labels),
+            "test": (self.test_images, self.test_labels),
+        }
+        return dataset_html("Fashion-MNIST", CLASS_NAMES, splits, str(self.directory))
+
+    def __repr__(self) -> str:
+        return (
+            f"FashionMNIST(train_images {self.train_images.shape}, test_images {self.test_images.shape}, "
+            f"from {str(self.directory)!r})"
+        )
 
 
 def load_arrays(directory: str | os.PathLike) -> FashionMNIST:

@@ -9,6 +9,7 @@ per frame. Frames are drawn with matplotlib's Agg canvas and joined by Pillow.
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from cnnlab.inspect.convolve import Example, explain
 
-__all__ = ["animate", "MAX_FRAMES", "MAX_CELLS", "MAX_CHANNELS"]
+__all__ = ["animate", "gif_bytes", "MAX_FRAMES", "MAX_CELLS", "MAX_CHANNELS"]
 
 MAX_FRAMES = 200  # one frame per output value; beyond this a GIF teaches nothing
 MAX_CELLS = 14  # padded input side, so the numbers stay readable
@@ -156,15 +157,40 @@ def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: s
 
 def animate(example: Example, output: np.ndarray, path: str | Path, ms_per_frame: int = 900) -> int:
     """Write the GIF to ``path``; returns the number of frames. ``output`` is (C_out, H_out, W_out)."""
+    frames = _frames(example, output)
+    _save(frames, path, ms_per_frame)
+    return len(frames)
+
+
+def gif_bytes(example: Example, output: np.ndarray, ms_per_frame: int = 900) -> tuple[bytes, int]:
+    """(the GIF as bytes, the number of frames), for a notebook to show without a file."""
+    frames = _frames(example, output)
+    buffer = io.BytesIO()
+    _save(frames, buffer, ms_per_frame, format="GIF")
+    return buffer.getvalue(), len(frames)
+
+
+def _frames(example: Example, output: np.ndarray) -> list:
     _check(example)
     lines = iter(explain(example, output))
     ho, wo = example.out_hw
-    frames = [
+    return [
         _frame(example, output, o, i, j, next(lines))
         for o in range(example.weight.shape[0])
         for i in range(ho)
         for j in range(wo)
     ]
+
+
+def _save(frames: list, target, ms_per_frame: int, format: str | None = None) -> None:
+    """Join the frames into ``target``, a path (its extension names the format) or a file object."""
     durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 3]  # linger on the full output
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
-    return len(frames)
+    frames[0].save(
+        target,
+        format=format,
+        save_all=True,
+        append_images=frames[1:],
+        duration=durations,
+        loop=0,
+        optimize=True,
+    )

@@ -12,6 +12,7 @@ all in float64.
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 
 import numpy as np
@@ -27,6 +28,7 @@ __all__ = [
     "make_example",
     "run",
     "explain",
+    "Explanation",
     "format_grid",
 ]
 
@@ -85,7 +87,7 @@ class Result:
     torch: np.ndarray  # from torch.nn.functional.conv2d
     example: Example | None = None  # what was convolved
 
-    def explain(self) -> list[str]:
+    def explain(self) -> Explanation:
         """Each output value as its sum of products (``cnnlab convolve --explain``)."""
         if self.example is None:
             raise ValueError("this result does not hold its example")
@@ -94,6 +96,38 @@ class Result:
     def __str__(self) -> str:
         planes = "\n".join(format_grid(plane) for plane in self.reference)
         return f"output {tuple(self.reference.shape)}:\n{planes}"
+
+    def _repr_html_(self) -> str:
+        """The input (its zero padding in grey), each filter, the output, and every sum of products."""
+        example = self.example
+        if example is None:
+            return f"<pre>{html.escape(str(self))}</pre>"
+        top, _, left, _ = example.pads
+        real = np.zeros(example.padded.shape[1:], bool)
+        real[top : top + example.x.shape[1], left : left + example.x.shape[2]] = True
+        parts = [
+            _titled(f"input {_channel(c, example.x)}", _grid_html(p, real))
+            for c, p in enumerate(example.padded)
+        ]
+        for o, w in enumerate(example.weight):
+            for c, plane in enumerate(w):
+                number = f" {o}" if len(example.weight) > 1 else ""
+                name = f"filter{number}{f', channel {c}' if len(w) > 1 else ''}"
+                parts.append(_titled(name, _grid_html(plane)))
+        parts += [
+            _titled(f"output {_channel(o, self.reference)}", _grid_html(p))
+            for o, p in enumerate(self.reference)
+        ]
+        verdict = "agree" if self.agree else "DISAGREE"
+        settings = (
+            f"bias {', '.join(_num(b) for b in example.bias)}, stride {example.stride}, "
+            f"padding {example.padding}, dilation {example.dilation}. The notebook's loops, cnnlab.scratch "
+            f"and torch {verdict} (largest difference {self.max_difference:.1e})."
+        )
+        return (
+            '<div class="cnnlab-convolution"><div style="display:flex;gap:1.5em;align-items:flex-start">'
+            f"{''.join(parts)}</div><div>{html.escape(settings)}</div>{self.explain()._repr_html_()}</div>"
+        )
 
     @property
     def max_difference(self) -> float:
@@ -233,7 +267,42 @@ def format_grid(array: np.ndarray, indent: str = "  ") -> str:
     return "\n".join(indent + "[" + "  ".join(c.rjust(width) for c in row) + "]" for row in cells)
 
 
-def explain(example: Example, result: np.ndarray) -> list[str]:
+class Explanation(list):
+    """Each output value as its sum of products: a list of lines that ``print`` shows one per line
+    and a notebook as text."""
+
+    def __str__(self) -> str:
+        return "\n".join(self)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
+
+
+def _grid_html(array: np.ndarray, real: np.ndarray | None = None) -> str:
+    """A 2-D array as a table of bordered cells; cells outside ``real`` (padding) in grey."""
+    rows = []
+    for r, row in enumerate(np.atleast_2d(array)):
+        cells = []
+        for c, value in enumerate(row):
+            pad = real is not None and not real[r, c]
+            color = "#bbb" if pad else "inherit"
+            cells.append(
+                f'<td style="border:1px solid #999;padding:2px 6px;text-align:right;color:{color}">'
+                f"{html.escape(_num(value))}</td>"
+            )
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f'<table style="border-collapse:collapse">{"".join(rows)}</table>'
+
+
+def _titled(title: str, body: str) -> str:
+    return f"<div><div><b>{html.escape(title)}</b></div>{body}</div>"
+
+
+def _channel(index: int, planes: np.ndarray) -> str:
+    return f"channel {index} {tuple(planes.shape[1:])}" if len(planes) > 1 else str(tuple(planes.shape[1:]))
+
+
+def explain(example: Example, result: np.ndarray) -> Explanation:
     """Each output value as its sum of products, ``y[o, i, j] = x*w + ... (+ bias) = value``."""
     xp = example.padded
     lines = []
@@ -249,4 +318,4 @@ def explain(example: Example, result: np.ndarray) -> list[str]:
                     terms.append(f"({_num(example.bias[o])}) bias")
                 index = f"{o}, {i}, {j}" if example.weight.shape[0] > 1 else f"{i}, {j}"
                 lines.append(f"y[{index}] = {' + '.join(terms)} = {_num(result[o, i, j])}")
-    return lines
+    return Explanation(lines)

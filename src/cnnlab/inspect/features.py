@@ -15,6 +15,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
 from cnnlab.data import CLASS_NAMES
 from cnnlab.inspect.describe import describe
@@ -23,7 +24,16 @@ from cnnlab.inspect.trained import Trained, as_input
 from cnnlab.report import gallery
 from cnnlab.report.figures import new_figure, save_png
 
-__all__ = ["Capture", "capture", "classify", "plot_filters", "plot_features"]
+__all__ = [
+    "Capture",
+    "capture",
+    "classify",
+    "filters_of",
+    "plot_filters",
+    "features_figures",
+    "plot_features",
+    "input_caption",
+]
 
 FEATURE_KINDS = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 
@@ -127,14 +137,19 @@ def _grid(n: int, max_cols: int = 8) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def plot_filters(trained: Trained, path: Path) -> Path:
+def filters_of(trained: Trained) -> Figure:
     """The first convolution's filters as a grid, each with its weights written in: the figure
     ``cnnlab report`` embeds (``cnnlab.report.gallery.filters_figure``), headed by the run's name."""
     found = gallery.first_conv(trained.model)
     if found is None:
         raise ValueError(f"model {trained.config.model!r} has no Conv2d layer")
     name, weights = found
-    return save_png(gallery.filters_figure(weights, title=f"{trained.title}, layer {name}"), path)
+    return gallery.filters_figure(weights, title=f"{trained.title}, layer {name}")
+
+
+def plot_filters(trained: Trained, path: Path) -> Path:
+    """``filters_of``, written to ``path`` (``cnnlab show filters``)."""
+    return save_png(filters_of(trained), path)
 
 
 def _show_input(ax, image: np.ndarray, caption: str) -> None:
@@ -144,12 +159,19 @@ def _show_input(ax, image: np.ndarray, caption: str) -> None:
     ax.set_yticks([])
 
 
-def image_caption(index: int, label: int, logits: np.ndarray) -> str:
+def test_image_name(index: int, label: int) -> str:
+    """How a picture names test image ``index``: "test image 9: Sneaker"."""
+    return f"test image {index}: {CLASS_NAMES[label]}"
+
+
+def input_caption(name: str, logits: np.ndarray) -> str:
+    """``name`` (a test image, or "your image"), and what the network predicts for it."""
     predicted, p = classify(logits[None] if logits.ndim == 1 else logits)
-    return (
-        f"test image {index}: {CLASS_NAMES[label]}\npredicted: {CLASS_NAMES[predicted[0]]} "
-        f"({100 * p[0, predicted[0]]:.0f}%)"
-    )
+    return f"{name}\npredicted: {CLASS_NAMES[predicted[0]]} ({100 * p[0, predicted[0]]:.0f}%)"
+
+
+def image_caption(index: int, label: int, logits: np.ndarray) -> str:
+    return input_caption(test_image_name(index, label), logits)
 
 
 def _mosaic(ax, maps: np.ndarray, rows: int, cols: int, style: dict):
@@ -170,37 +192,46 @@ def _mosaic(ax, maps: np.ndarray, rows: int, cols: int, style: dict):
     return shown
 
 
-def plot_features(trained: Trained, image: np.ndarray, label: int, index: int, directory: Path) -> list[Path]:
-    """One PNG per conv or pool layer: the input image beside every channel's feature map."""
+def features_figures(trained: Trained, image: np.ndarray, name: str) -> list[tuple[Capture, Figure]]:
+    """One figure per conv or pool layer: the input image (``name`` under it) beside every channel's
+    feature map; with the layer each shows."""
     captures, logits = capture(trained, image[None])
-    caption = image_caption(index, label, logits[0])
-    paths = []
-    for number, cap in enumerate(captures):
-        maps = cap.output[0]  # (C, H, W)
-        rows, cols = _grid(len(maps))
-        fig = new_figure((2.6 + 1.05 * cols, max(2.9, 1.1 * rows + 1.0)))
-        left, right = fig.subfigures(1, 2, width_ratios=[2.4, 1.05 * cols])
-        _show_input(left.subplots(), image, caption)
-        ax = right.subplots()
-        style = _scale(maps)
-        shown = _mosaic(ax, maps, rows, cols, style)
-        what = (
-            "convolution output, no activation after it (red +, blue -)"
-            if maps.min() < 0
-            else "pooled feature maps (each value: the max of a window)"
-            if cap.kind == "MaxPool2d"
-            else "pooled feature maps"
-            if "Pool" in cap.kind
-            else f"feature maps after the {cap.detail.rsplit(' + ', 1)[-1]}"
-        )
-        right.colorbar(shown, ax=ax, shrink=0.7, label="activation")
-        right.suptitle(
-            f"layer {cap.name}: {cap.kind} {cap.detail} -> {len(maps)} maps of "
-            f"{maps.shape[1]}x{maps.shape[2]}\n{what}",
-            fontsize=10,
-        )
-        fig.suptitle(trained.title, fontsize=9, x=0.01, ha="left", color="dimgray")
-        paths.append(
-            save_png(fig, directory / f"features-{index}-{number:02d}-layer{cap.name}-{cap.kind}.png")
-        )
-    return paths
+    caption = input_caption(name, logits[0])
+    return [(cap, _features_figure(trained, image, caption, cap)) for cap in captures]
+
+
+def _features_figure(trained: Trained, image: np.ndarray, caption: str, cap: Capture) -> Figure:
+    maps = cap.output[0]  # (C, H, W)
+    rows, cols = _grid(len(maps))
+    fig = new_figure((2.6 + 1.05 * cols, max(2.9, 1.1 * rows + 1.0)))
+    left, right = fig.subfigures(1, 2, width_ratios=[2.4, 1.05 * cols])
+    _show_input(left.subplots(), image, caption)
+    ax = right.subplots()
+    style = _scale(maps)
+    shown = _mosaic(ax, maps, rows, cols, style)
+    what = (
+        "convolution output, no activation after it (red +, blue -)"
+        if maps.min() < 0
+        else "pooled feature maps (each value: the max of a window)"
+        if cap.kind == "MaxPool2d"
+        else "pooled feature maps"
+        if "Pool" in cap.kind
+        else f"feature maps after the {cap.detail.rsplit(' + ', 1)[-1]}"
+    )
+    right.colorbar(shown, ax=ax, shrink=0.7, label="activation")
+    right.suptitle(
+        f"layer {cap.name}: {cap.kind} {cap.detail} -> {len(maps)} maps of "
+        f"{maps.shape[1]}x{maps.shape[2]}\n{what}",
+        fontsize=10,
+    )
+    fig.suptitle(trained.title, fontsize=9, x=0.01, ha="left", color="dimgray")
+    return fig
+
+
+def plot_features(trained: Trained, image: np.ndarray, label: int, index: int, directory: Path) -> list[Path]:
+    """``features_figures`` for test image ``index``, one PNG per layer in ``directory``."""
+    figures = features_figures(trained, image, test_image_name(index, label))
+    return [
+        save_png(fig, directory / f"features-{index}-{number:02d}-layer{cap.name}-{cap.kind}.png")
+        for number, (cap, fig) in enumerate(figures)
+    ]

@@ -14,13 +14,14 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from cnnlab.data import CLASS_NAMES
-from cnnlab.inspect.features import _show_input, capture, classify
+from cnnlab.inspect.features import _show_input, capture, classify, test_image_name
 from cnnlab.inspect.trained import Trained
 from cnnlab.report.figures import new_figure, save_png
 
-__all__ = ["shift", "Invariance", "measure", "format_table", "plot_invariance"]
+__all__ = ["shift", "Invariance", "measure", "format_table", "invariance_figure", "plot_invariance"]
 
 MAX_SHIFT = 4  # pixels, in x and in y
 SAMPLE = 200  # test images for the prediction-agreement figures
@@ -137,6 +138,13 @@ def format_table(result: Invariance, index: int) -> str:
 
 
 def plot_invariance(trained: Trained, image: np.ndarray, label: int, index: int, result: Invariance, path):
+    """``invariance_figure`` for test image ``index``, written to ``path``."""
+    return save_png(invariance_figure(trained, image, test_image_name(index, label), result), path)
+
+
+def invariance_figure(trained: Trained, image: np.ndarray, name: str, result: Invariance) -> Figure:
+    """``image`` (named ``name``) shifted 0-4 pixels, and ``result`` (``measure``'s) drawn: how much
+    each layer's output and the prediction change."""
     fig = new_figure((14, 8.4))
     top, bottom = fig.subfigures(2, 1, height_ratios=[0.62, 1])
     thumbs = top.subplots(1, MAX_SHIFT + 1)
@@ -150,10 +158,7 @@ def plot_invariance(trained: Trained, image: np.ndarray, label: int, index: int,
             else f"{CLASS_NAMES[result.predicted[k]]} ({first}: {p})"
         )
         _show_input(ax, shift(image[None], d, 0)[0], f"shifted {d} px right\npredicted: {said}")
-    top.suptitle(
-        f"test image {index} ({CLASS_NAMES[label]}) shifted to the right, and what the network predicts",
-        fontsize=11,
-    )
+    top.suptitle(f"{name}, shifted to the right, and what the network predicts", fontsize=11)
     ax_lines, ax_heat, ax_pred = bottom.subplots(1, 3, width_ratios=[1.2, 0.8, 1])
     steps = range(MAX_SHIFT + 1)
     pooled, convs = iter(["#e6550d", "#a63603", "#fd8d3c"] * 4), iter(["#6baed6", "#2171b5", "#08306b"] * 4)
@@ -171,7 +176,7 @@ def plot_invariance(trained: Trained, image: np.ndarray, label: int, index: int,
         )
     ax_lines.set_xlabel("shift to the right (pixels)")
     ax_lines.set_ylabel("relative change of the output")
-    ax_lines.set_title(f"how much each layer's output changes (image {index})", fontsize=10)
+    ax_lines.set_title("how much each layer's output changes (this image)", fontsize=10)
     ax_lines.grid(alpha=0.3)
     ax_lines.legend(fontsize=8, title="dotted: the pixels; dashed: conv; solid: pooled", title_fontsize=8)
     last = max(i for i, s in enumerate(result.stages) if "Pool" in s or i == 0)
@@ -210,7 +215,7 @@ def plot_invariance(trained: Trained, image: np.ndarray, label: int, index: int,
         [100 * result.probability[result.at(d, 0)] for d in steps],
         "o-",
         color="tab:purple",
-        label=f"image {index}: probability of its prediction (x shift)",
+        label="this image: probability of its prediction (x shift)",
     )
     ax_pred.set_ylim(0, 102)
     ax_pred.set_xlabel("shift (pixels)")
@@ -221,4 +226,4 @@ def plot_invariance(trained: Trained, image: np.ndarray, label: int, index: int,
     for ax in (ax_lines, ax_pred):
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(f"{trained.title}: translation invariance, measured", fontsize=12)
-    return save_png(fig, path)
+    return fig

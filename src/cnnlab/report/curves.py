@@ -73,16 +73,41 @@ def _validation_loss(ax_loss, history: Sequence[dict]) -> None:
     )
     ax_valid.set_ylabel("validation loss (cross-entropy)", color=VALID_COLOR)
     ax_valid.tick_params(axis="y", labelcolor=VALID_COLOR)
+    if len(history) < TWIN_SCALES_FROM:
+        _one_scale(ax_loss, ax_valid)
     best = min(history, key=lambda r: r["valid_loss"])
     ax_valid.axvline(best["epoch"], color="grey", ls=":", lw=1)
+    _note_lowest(ax_valid, best, [r["epoch"] for r in history])
+    # Only the two curves: the marker line's automatic "_child" label must not reach the legend.
+    lines = [ln for ln in ax_loss.get_lines() + ax_valid.get_lines() if not ln.get_label().startswith("_")]
+    ax_loss.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=9)
+
+
+# Twin axes give each curve its own scale, which with two points draws both as the same diagonal
+# from corner to corner; below this many epochs both share one scale instead.
+TWIN_SCALES_FROM = 3
+
+
+def _one_scale(ax_loss, ax_valid) -> None:
+    low = min(ax_loss.get_ylim()[0], ax_valid.get_ylim()[0])
+    high = max(ax_loss.get_ylim()[1], ax_valid.get_ylim()[1])
+    ax_loss.set_ylim(low, high)
+    ax_valid.set_ylim(low, high)
+
+
+def _note_lowest(ax_valid, best: dict, epochs: list[int]) -> None:
+    """ "lowest validation loss (epoch N)" beside its point, on the side with room, so it never runs
+    over the axes' edge and the tick labels there."""
+    (x0, x1), (y0, y1) = ax_valid.get_xlim(), ax_valid.get_ylim()
+    right = (best["epoch"] - x0) / ((x1 - x0) or 1) > 0.5
+    high = (best["valid_loss"] - y0) / ((y1 - y0) or 1) > 0.7
     ax_valid.annotate(
         f"lowest validation loss\n(epoch {best['epoch']})",
         (best["epoch"], best["valid_loss"]),
         textcoords="offset points",
-        xytext=(6, 12),
+        xytext=(-6 if right else 6, -10 if high else 10),
+        ha="right" if right else "left",
+        va="top" if high else "bottom",
         fontsize=8,
         color="grey",
     )
-    # Only the two curves: the marker line's automatic "_child" label must not reach the legend.
-    lines = [ln for ln in ax_loss.get_lines() + ax_valid.get_lines() if not ln.get_label().startswith("_")]
-    ax_loss.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=9)

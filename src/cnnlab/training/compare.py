@@ -8,15 +8,19 @@ under the comparison's), then writes one table, ``compare.csv``, and overlay plo
 from __future__ import annotations
 
 import dataclasses
+import html
 import math
 import statistics
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import ConfigError, DivergedError
 from cnnlab.runs import layout as rundir
 from cnnlab.training.config import OPTIMIZERS, resolve
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # The rate an optimizer gets when the user names none and the base config is for another optimizer:
 # the usual starting points (torch's Adam default; the notebook's SGD rate).
@@ -92,9 +96,41 @@ class Comparison:
     out: Path
     rows: list[dict]
     outcomes: list[Outcome]
+    title: str = ""
 
     def __str__(self) -> str:
         return format_table(self.rows)
+
+    def plot(self) -> Figure:
+        """Each configuration's training and validation loss per epoch: the mean over seeds, and a
+        band from the lowest to the highest seed (compare_loss.png)."""
+        from cnnlab.report.overlay import overlay_figure
+
+        return overlay_figure(self.outcomes, self.title)
+
+    def _repr_html_(self) -> str:
+        from cnnlab.report.display import image_tag, note, table
+
+        header = ("optimizer", "lr", "seeds", "final valid", "best valid", "test", "seconds", "diverged")
+        rows = [
+            (
+                r["optimizer"],
+                f"{r['lr']:g}",
+                r["seeds"],
+                *(
+                    _percent(r[f"{m}_mean"], r[f"{m}_std"]).strip()
+                    for m in ("final_valid_accuracy", "best_valid_accuracy", "test_accuracy")
+                ),
+                f"{r['seconds_mean']:.1f}",
+                r["diverged"],
+            )
+            for r in self.rows
+        ]
+        return (
+            f"<div><b>{html.escape(self.title)}</b>{table(header, rows)}"
+            f"{note(f'accuracy: mean ± standard deviation over seeds; saved in {self.out}')}"
+            f"{image_tag(self.plot(), 'loss per epoch of each configuration')}</div>"
+        )
 
 
 def run_comparison(
@@ -113,7 +149,7 @@ def run_comparison(
         optimizers = list(dict.fromkeys(o for o, _ in plan.grid))
         title = f"model {plan.model}: {' vs '.join(optimizers)}"
         plot_overlay(outcomes, directory / "compare_loss.png", title=title)
-    return Comparison(directory, rows, outcomes)
+    return Comparison(directory, rows, outcomes, title)
 
 
 def run_all(plan: Plan, out: Path, log: Callable[[str], None]) -> list[Outcome]:

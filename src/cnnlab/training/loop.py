@@ -73,8 +73,9 @@ def train_one_epoch(
 
 
 class Progress:
-    """A tqdm bar per epoch on a terminal or in Jupyter (``notebook``, through tqdm.auto's widget);
-    one plain line per epoch otherwise (logs, CI)."""
+    """A tqdm bar per epoch on a terminal; in Jupyter (``notebook``) one bar for the whole run,
+    updated in place (``cnnlab.training.notebook``); one plain line per epoch in any case (and alone
+    in logs and CI)."""
 
     def __init__(
         self, epochs: int, images_per_epoch: int, enabled: bool = True, stream=None, notebook: bool = False
@@ -85,14 +86,18 @@ class Progress:
         self.bars = enabled and (notebook or self.stream.isatty())
         self.notebook = notebook
         self.bar: Any = None
+        self.notebook_bar: Any = None
 
     def start_epoch(self, epoch: int) -> Callable[[int], None]:
         if not self.bars:
             return lambda n: None
         if self.notebook:
-            from tqdm.auto import tqdm
-        else:
-            from tqdm import tqdm
+            from cnnlab.training.notebook import NotebookBar
+
+            self.notebook_bar = self.notebook_bar or NotebookBar(self.epochs, self.images)
+            self.notebook_bar.start(epoch)
+            return self.notebook_bar.update
+        from tqdm import tqdm
 
         self.bar = tqdm(
             total=self.images,
@@ -112,6 +117,11 @@ class Progress:
             # A line of its own rather than the bar's postfix, which a narrow terminal cuts off (and
             # one of unknown width never shows): the validation accuracy must always be read.
             print(format_row(row), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """The run is over (finished, stopped or failed): a notebook's bar is emptied."""
+        if self.notebook_bar is not None:
+            self.notebook_bar.close()
 
 
 def format_row(row: dict) -> str:

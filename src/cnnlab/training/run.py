@@ -51,7 +51,7 @@ class Session:
     log: Callable[[str], None] = print
     quiet: bool = False  # no progress and no per-epoch lines
     started: float | None = None  # the time.perf_counter() the run clock counts from (the CLI's start)
-    notebook: bool = False  # progress bars through tqdm.auto (Jupyter's widget) even off a terminal
+    notebook: bool = False  # progress as one bar updated in place (a Jupyter kernel), even off a terminal
 
 
 @dataclasses.dataclass
@@ -268,6 +268,7 @@ def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Sessio
         raise _write_failed(exc, saver.epochs_saved, run) from None
     finally:
         saver.close()
+        progress.close()
     try:
         return _finish(run, ctx, state)
     except KeyboardInterrupt as exc:  # while testing: every epoch is saved, only the report is missing
