@@ -276,10 +276,8 @@ def test_a_non_finite_loss_raises_at_the_end_of_the_epoch_before_it_is_saved():
     engine.start_epoch(1)
     counted = []
     # The sums stay on the device until the epoch ends (no sync per step), so the check comes then.
-    message = (
-        "training diverged: the loss became nan in this epoch; lower --lr (the last good checkpoint is kept)"
-    )
-    with pytest.raises(DivergedError, match=re.escape(message)):
+    message = "training diverged: the loss became nan in this epoch; lower --lr"
+    with pytest.raises(DivergedError, match=re.escape(message) + "$"):
         train_one_epoch(engine, arrays(), np.arange(10), counted.append)
     assert counted == [4, 4, 2]  # found when the epoch's sums are read, at its end
     saved = []

@@ -2,7 +2,16 @@
 
 Library code raises these; ``cnnlab.cli`` catches them, prints ``cnnlab: error: <message>``
 and exits with ``exit_code``. Nothing else should ever show a user a traceback.
+
+A message names what the user typed, in the language they typed it in: ``--lr`` and ``cnnlab train
+--resume RUN`` on the command line, ``lr=`` and ``cnnlab.train(resume='RUN')`` in Python. The
+Python API (``cnnlab.api``) runs inside ``python_spelling()``, and messages are built with
+``option``, ``spelled`` and ``resume_command``, which read it.
 """
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad input or options, as argparse uses
@@ -61,3 +70,40 @@ class AlreadyFinished(Notice):
 
 class ImageError(CnnlabError):
     """A file given to ``cnnlab predict`` is not an image cnnlab can read."""
+
+
+_PYTHON = contextvars.ContextVar("cnnlab_python_spelling", default=False)
+
+
+@contextlib.contextmanager
+def python_spelling() -> Iterator[None]:
+    """Messages raised inside name keyword arguments and Python calls, not command-line options."""
+    token = _PYTHON.set(True)
+    try:
+        yield
+    finally:
+        _PYTHON.reset(token)
+
+
+def spelled(command_line: str, python: str) -> str:
+    """``command_line`` on the command line, ``python`` in the Python API."""
+    return python if _PYTHON.get() else command_line
+
+
+def option(name: str) -> str:
+    """How a message names option ``name``: ``--batch-size`` on the command line, ``batch_size=`` in
+    Python."""
+    return spelled("--" + name.replace("_", "-"), f"{name}=")
+
+
+def resume_command(run: object, epochs: int | None = None) -> str:
+    """The command (or the call) that continues ``run``, or trains it further to ``epochs`` epochs."""
+    if _PYTHON.get():
+        more = f", epochs={epochs}" if epochs is not None else ""
+        return f"cnnlab.train(resume={str(run)!r}{more})"
+    return f"cnnlab train --resume {run}" + (f" --epochs {epochs}" if epochs is not None else "")
+
+
+def given(name: str, value: object) -> str:
+    """Option ``name`` with ``value``, as the user wrote it: ``--device cuda``, or ``device='cuda'``."""
+    return spelled(f"--{name.replace('_', '-')} {value}", f"{name}={value!r}")

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 
 from cnnlab.data import BACKGROUND
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, given, option
 
 BACKENDS = ("torch", "numpy")
 
@@ -251,10 +251,12 @@ MAX_WIDTH = 16.0  # 16x vgg-mini is 41M parameters: beyond it, a typo rather tha
 def check_width(name: str, width: float) -> None:
     """A --width in (0, MAX_WIDTH], and other than 1 only for models whose widths scale."""
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_WIDTH:
-        raise ConfigError(f"--width must be a number in (0, {MAX_WIDTH:g}], e.g. 2. Received: {width!r}")
+        raise ConfigError(
+            f"{option('width')} must be a number in (0, {MAX_WIDTH:g}], e.g. 2. Received: {width!r}"
+        )
     if width != 1 and get_spec(name).base_widths is None:
         scalable = ", ".join(n for n, s in MODELS.items() if s.base_widths)
-        raise ConfigError(f"--width applies to {scalable} only; drop --width for --model {name}")
+        raise ConfigError(f"{option('width')} applies to {scalable} only; drop it for {given('model', name)}")
 
 
 def build_model(name: str, backend: str = "torch", rng=None, dropout: float = 0.0, width: float = 1.0):
@@ -268,7 +270,7 @@ def build_model(name: str, backend: str = "torch", rng=None, dropout: float = 0.
     if backend == "numpy":
         if spec.build_numpy is None:
             raise ConfigError(
-                f"model {name!r} has no numpy backend; use --backend torch "
+                f"model {name!r} has no numpy backend; use {given('backend', 'torch')} "
                 f"or one of: {', '.join(n for n, s in MODELS.items() if s.build_numpy)}"
             )
         import numpy as np

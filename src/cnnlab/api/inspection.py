@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnlab.api.edge import api_edge
 from cnnlab.errors import ConfigError
 from cnnlab.inspect.convolve import Result
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from cnnlab.inspect.summary import Summary
 
 
+@api_edge
 def summary(
     model: Any = "convnet",
     input_shape: tuple[int, int, int] | None = None,
@@ -59,6 +61,7 @@ class Convolution(Result):
     """What ``cnnlab.convolve`` returns: the result (``.reference``, ``.agree``, ``.explain()``), shown
     in a notebook as its grids and sums, and drawn frame by frame by ``.animate()``."""
 
+    @api_edge
     def animate(self, ms_per_frame: int = 900) -> Animation:
         """The filter sliding over the input, one output value per frame (``cnnlab convolve
         --animate``): a notebook shows it playing, ``.save(path)`` writes the GIF."""
@@ -80,11 +83,12 @@ class Animation:
     gif: bytes
     frames: int
 
+    @api_edge
     def save(self, path: str | Path) -> Path:
         from cnnlab.runs.layout import require_writable_dir, write_atomic
 
         path = Path(path)
-        require_writable_dir(path.parent, "path")
+        require_writable_dir(path.parent, "path=")
         write_atomic(path, lambda fh: fh.write(self.gif))
         return path
 
@@ -96,6 +100,7 @@ class Animation:
         return f"Animation({self.frames} frames, {len(self.gif):,} bytes of GIF)"
 
 
+@api_edge
 def convolve(
     input: Any = None,
     kernel: Any = None,
@@ -124,6 +129,7 @@ def convolve(
     return Convolution(result.reference, result.scratch, result.torch, result.example)
 
 
+@api_edge
 def load_data(data_dir: str | None = None) -> FashionMNIST:
     """Fashion-MNIST as uint8 arrays: ``train_images`` (60000, 28, 28), ``train_labels``, ``test_images``
     (10000, 28, 28), ``test_labels``; found as ``cnnlab data where`` finds it (downloaded if absent)."""
@@ -132,6 +138,7 @@ def load_data(data_dir: str | None = None) -> FashionMNIST:
     return load_arrays(ensure_data(data_dir, quiet=True))
 
 
+@api_edge
 def list_models() -> list[dict[str, Any]]:
     """The registry: each model's name, description, input shape and whether the NumPy engine has it."""
     from cnnlab.models import MODELS

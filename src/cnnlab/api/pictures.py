@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cnnlab.api.edge import api_edge
 from cnnlab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ class RunPictures:
     """Picture methods for ``Run``, which provides ``_trained()``, ``_evaluation(split, data_dir)``,
     ``_input(image, data_dir)`` and ``_test_images(data_dir)``."""
 
+    @api_edge
     def plot_confusion(self, split: str = "test", data_dir: str | None = None) -> Figure:
         """The confusion matrix on ``split``: counts, coloured by the share of the true class."""
         from cnnlab.report.confusion import confusion_figure, confusion_title
@@ -34,6 +36,7 @@ class RunPictures:
         ev = self._evaluation(split, data_dir)
         return confusion_figure(ev.confusion, confusion_title(ev, self._trained().config.model))
 
+    @api_edge
     def plot_mistakes(self, n: int = 30, split: str = "test", data_dir: str | None = None) -> Figure:
         """The ``n`` most confident mistakes on ``split``, with true and predicted class."""
         from cnnlab.report.gallery import misclassified_figure
@@ -42,6 +45,7 @@ class RunPictures:
             raise ConfigError(f"n must be a whole number from 1 to 200. Received: {n!r}")
         return misclassified_figure(self._evaluation(split, data_dir), limit=n)
 
+    @api_edge
     def show_filters(self) -> Figure:
         """The first convolution's filters, each with its weights written in."""
         from cnnlab.inspect.features import filters_of
@@ -51,6 +55,7 @@ class RunPictures:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
+    @api_edge
     def show_features(self, image: Any = 0, data_dir: str | None = None) -> Figures:
         """For ``image``, every conv and pool layer's feature maps: one figure per layer."""
         from cnnlab.inspect.features import features_figures
@@ -59,6 +64,7 @@ class RunPictures:
         pixels, name = self._input(image, data_dir)
         return Figures(fig for _, fig in features_figures(self._trained(), pixels, name))
 
+    @api_edge
     def show_pooling(self, image: Any = 0, data_dir: str | None = None) -> Figure:
         """Max pooling on a real feature map of ``image``, with a close-up in numbers."""
         from cnnlab.inspect.pooling import pooling_figure
@@ -66,6 +72,7 @@ class RunPictures:
         pixels, name = self._input(image, data_dir)
         return pooling_figure(self._trained(), pixels, name)[0]
 
+    @api_edge
     def show_invariance(self, image: Any = 0, data_dir: str | None = None) -> Figure:
         """``image`` shifted 0-4 pixels: how much each layer's output and the prediction change
         (and, over 200 test images, how often the prediction stays)."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cnnlab.api.edge import api_edge
 from cnnlab.api.pictures import RunPictures
 from cnnlab.errors import CnnlabError, ConfigError
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 EXPORT_FORMATS = ("onnx", "safetensors")
 
 
+@api_edge
 def load_run(path: str | Path) -> Run:
     """The run in ``path`` (a directory made by ``cnnlab train`` or ``cnnlab.train``)."""
     return Run(path)
@@ -43,6 +45,7 @@ def load_run(path: str | Path) -> Run:
 class Run(RunPictures):
     """A trained (or still training) run directory: its config, history, summary and model."""
 
+    @api_edge
     def __init__(self, path: str | Path):
         from cnnlab.runs import layout
         from cnnlab.training.config import config_of_run
@@ -69,6 +72,7 @@ class Run(RunPictures):
                 for row in csv.DictReader(fh)
             ]
 
+    @api_edge
     def history_frame(self) -> Any:
         """``history`` as a pandas DataFrame indexed by epoch."""
         try:
@@ -113,6 +117,7 @@ class Run(RunPictures):
     def _scoring_model(self) -> Any:
         return self._loaded.model.eval()  # eval mode always: batch norm's running statistics, no dropout
 
+    @api_edge
     def plot(self) -> Figure:
         """The training curves: losses on twin axes (the notebook's plot) and accuracies."""
         from cnnlab.report.curves import history_figure
@@ -121,6 +126,7 @@ class Run(RunPictures):
             raise CnnlabError(f"{self.path} has no finished epoch to plot yet")
         return history_figure(self.history, title=self.config.title)
 
+    @api_edge
     def evaluate(self, split: str = "test", data_dir: str | None = None) -> dict[str, Any]:
         """Scores on ``split`` ("test" or "valid"), computed in float32: accuracy, per-class
         precision/recall/F1, the confusion matrix and the most confused pairs. Writes nothing."""
@@ -137,6 +143,7 @@ class Run(RunPictures):
             self._evaluations[key] = evaluate_run(self._loaded, split, data_dir)
         return self._evaluations[key]
 
+    @api_edge
     def prepare(self, image: Any, invert: bool | None = None) -> PreparedInput:
         """``image`` as the model sees it (``np.asarray(run.prepare(x))``: uint8, ``input_shape``):
         a path, a PIL image or an array (H, W), (C, H, W), (H, W, C), gray or colour. A gray image of
@@ -147,6 +154,7 @@ class Run(RunPictures):
 
         return prepare_image(image, self.input_shape, invert, "image")
 
+    @api_edge
     def predict(self, images: Any, top: int = 3, invert: bool | None = None) -> Predictions:
         """Class probabilities for one image or a batch: (N, H, W), (N, C, H, W), (N, H, W, C), a
         list of images, PIL images or paths of photos, each prepared by ``prepare``. The result has
@@ -173,6 +181,7 @@ class Run(RunPictures):
             [p.name for p in prepared], probs, inputs, [p.inverted for p in prepared], self.class_names, top
         )
 
+    @api_edge
     def report(self, output: str | Path | None = None, split: str = "test") -> Path:
         """Write report.html (default: into the run directory) and return its path."""
         from cnnlab.runs.reporting import write_report
@@ -180,6 +189,7 @@ class Run(RunPictures):
         self._scoring_model()
         return write_report(self._loaded, output, split)
 
+    @api_edge
     def export(self, format: str = "onnx", output: str | Path | None = None) -> Path:
         """Write the model as ONNX or safetensors (default: RUN_DIR/model.FORMAT); return the path."""
         from cnnlab.runs.export import export

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from cnnlab.data.files import DEBIAN_DIR, ENV_VAR, FILES
-from cnnlab.errors import DataError
+from cnnlab.errors import DataError, option, spelled
 
 
 def user_cache_dir() -> Path:
@@ -31,7 +31,7 @@ def has_all_files(directory: Path) -> bool:
 def locate(data_dir: str | os.PathLike | None = None) -> tuple[Path | None, str]:
     """Where the data is and why: ``(directory or None, reason)``. Reads no file contents."""
     if data_dir is not None:
-        return _explicit(Path(data_dir), "--data-dir")
+        return _explicit(Path(data_dir), option("data_dir"))
     if os.environ.get(ENV_VAR):
         return _explicit(Path(os.environ[ENV_VAR]), f"${ENV_VAR}")
     cache = user_cache_dir()
@@ -60,7 +60,8 @@ def ensure_data(
     if directory is not None:
         return directory
     if not download:
-        raise DataError(f"Fashion-MNIST is {reason}; pass --data-dir DIR, or run `cnnlab data download`")
+        where = spelled("--data-dir DIR", "data_dir=DIR")
+        raise DataError(f"Fashion-MNIST is {reason}; pass {where}, or run `cnnlab data download`")
     from cnnlab.data.download import download_all
 
     return download_all(user_cache_dir(), quiet=quiet)

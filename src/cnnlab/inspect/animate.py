@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.errors import spelled
 from cnnlab.inspect.convolve import Example, explain
 
 __all__ = ["animate", "gif_bytes", "MAX_FRAMES", "MAX_CELLS", "MAX_CHANNELS"]
@@ -27,17 +28,22 @@ INPUT, PAD, TAP = "#9ecae1", "#ffffff", "#08306b"
 OUTPUT, TODO, CURRENT = "#a1d99b", "#f7f7f7", "#238b45"
 
 
+def _animate_name() -> str:
+    """What the user called: the option or the method."""
+    return spelled("--animate", "animate()")
+
+
 def _check(example: Example) -> None:
     c, hp, wp = example.padded.shape
     frames = example.weight.shape[0] * example.out_hw[0] * example.out_hw[1]
     if c > MAX_CHANNELS:
-        raise ValueError(f"--animate draws at most {MAX_CHANNELS} input channels. Received: {c}")
+        raise ValueError(f"{_animate_name()} draws at most {MAX_CHANNELS} input channels. Received: {c}")
     if max(hp, wp) > MAX_CELLS:
         raise ValueError(
-            f"--animate draws a padded input of at most {MAX_CELLS}x{MAX_CELLS}. Received: {hp}x{wp}"
+            f"{_animate_name()} draws a padded input of at most {MAX_CELLS}x{MAX_CELLS}. Received: {hp}x{wp}"
         )
     if frames > MAX_FRAMES:
-        raise ValueError(f"--animate draws at most {MAX_FRAMES} output values. Received: {frames}")
+        raise ValueError(f"{_animate_name()} draws at most {MAX_FRAMES} output values. Received: {frames}")
 
 
 def _grid(ax, values, colors, font, edge="#4a4a4a", dashed=None):

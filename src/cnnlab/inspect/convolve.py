@@ -18,6 +18,7 @@ import json
 import numpy as np
 
 from cnnlab import shapes
+from cnnlab.errors import option
 
 __all__ = [
     "NOTEBOOK_INPUT",
@@ -169,14 +170,14 @@ def _numbers(value, name: str, ndims: tuple[int, ...]) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError):
-        raise ValueError(f"--{name} must be a rectangular nested list of numbers") from None
+        raise ValueError(f"{option(name)} must be a rectangular nested list of numbers") from None
     if array.ndim not in ndims or array.size == 0:
         raise ValueError(
-            f"--{name} must be a non-empty {' or '.join(f'{n}-D' for n in ndims)} array. "
+            f"{option(name)} must be a non-empty {' or '.join(f'{n}-D' for n in ndims)} array. "
             f"Received: shape {array.shape}"
         )
     if not np.isfinite(array).all():
-        raise ValueError(f"--{name} must hold finite numbers")
+        raise ValueError(f"{option(name)} must hold finite numbers")
     return array
 
 
@@ -221,15 +222,16 @@ def _check_limits(example: Example) -> None:
         "stride": max(example.stride),
         "dilation": max(example.dilation),
     }
-    flags = {"input side": "--input", "channels": "--input/--kernel", "kernel side": "--kernel"}
+    flags = {"input side": option("input"), "channels": f"{option('input')}/{option('kernel')}"}
+    flags["kernel side"] = option("kernel")
     for what, size in sizes.items():
         if size > LIMITS[what]:
             raise ValueError(
-                f"{flags.get(what, '--' + what)}: the {what} is at most {LIMITS[what]} in this demo, "
+                f"{flags.get(what, option(what))}: the {what} is at most {LIMITS[what]} in this demo, "
                 f"so it fits on a screen. Received: {size}"
             )
     if not np.isfinite(example.bias).all():
-        raise ValueError(f"--bias must be finite. Received: {example.bias.tolist()}")
+        raise ValueError(f"{option('bias')} must be finite. Received: {example.bias.tolist()}")
     (oh, ow) = shapes.conv2d_output_shape(
         example.x.shape[1:], example.weight.shape[2:], example.stride, example.padding, example.dilation
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, option
 
 __all__ = ["Trained", "load_run", "TestImages", "load_test_images"]
 
@@ -40,7 +40,8 @@ class TestImages:
     def pick(self, index: int) -> tuple[np.ndarray, int]:
         if not 0 <= index < len(self.labels):
             raise ConfigError(
-                f"--image must be in 0..{len(self.labels) - 1} (the test set's indices). Received: {index}"
+                f"{option('image')} must be in 0..{len(self.labels) - 1} (the test set's indices). "
+                f"Received: {index}"
             )
         return self.images[index], int(self.labels[index])
 

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 
 from cnnlab.data import CLASS_NAMES, NUM_CLASSES
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, given, option
 
 SPLITS = ("test", "valid")
 
@@ -47,13 +47,14 @@ def split_images(config, split: str, data_dir=None) -> tuple[np.ndarray, np.ndar
     from cnnlab import data
 
     if split not in SPLITS:
-        raise ConfigError(f"--split must be one of {', '.join(SPLITS)}. Received: {split!r}")
+        raise ConfigError(f"{option('split')} must be one of {', '.join(SPLITS)}. Received: {split!r}")
     raw = data.load_arrays(data.ensure_data(data_dir or data.recorded_or_search(config.data_dir), quiet=True))
     if split == "test":
         return raw.test_images, raw.test_labels.astype(np.int64)
     if config.valid_size == 0:
         raise ConfigError(
-            "--split valid: this run was trained with --valid-size 0, so it has no validation split"
+            f"{given('split', 'valid')}: this run was trained with {given('valid_size', 0)}, so it has no "
+            "validation split"
         )
     parts = data.split_indices(
         config.resolved_train_size, config.valid_size, config.seed, total=len(raw.train_images)

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from cnnlab.data import CLASS_NAMES
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, option
 from cnnlab.runs.layout import write_atomic
 
 FORMATS = ("onnx", "safetensors")
@@ -95,7 +95,7 @@ def export(run, format: str, output: str | Path | None = None) -> Path:
     from cnnlab.runs import layout
 
     path = Path(output) if output else run.path / f"model.{format}"
-    layout.require_writable_dir(path.parent, "--output")
+    layout.require_writable_dir(path.parent, option("output"))
     if format == "onnx":
         require_onnx()
         export_onnx(run, path)

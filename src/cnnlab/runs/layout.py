@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cnnlab.errors import RunDirError
+from cnnlab.errors import RunDirError, option
 
 CONFIG = "config.json"
 METRICS = "metrics.csv"
@@ -119,7 +119,7 @@ def timestamped_dir(root: Path, label: str) -> Path:
     is claimed with an exclusive ``mkdir``, so two commands started in the same second, even in two
     processes, never share a directory.
     """
-    require_writable_dir(root, "--out")
+    require_writable_dir(root, option("out"))
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     for suffix in itertools.count(1):
         path = root / (f"{stamp}-{label}" if suffix == 1 else f"{stamp}-{label}-{suffix}")
@@ -194,7 +194,7 @@ def claim_new_run_dir(out: str | Path | None, label: str, root: Path = Path("run
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"--out {path} exists and is a file; choose a new directory")
-    return claim(require_writable_dir(path, "--out"), new=True)
+    return claim(require_writable_dir(path, option("out")), new=True)
 
 
 def require_writable_dir(path: str | Path, flag: str) -> Path:
@@ -204,20 +204,19 @@ def require_writable_dir(path: str | Path, flag: str) -> Path:
     knows nothing of full disks' quotas; the probe asks the filesystem itself.
     """
     path = Path(path)
+    named = f"{flag}{str(path)!r}" if flag.endswith("=") else f"{flag} {path}"  # output='x' or --output x
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirError(
-            f"{flag} {path}: cannot create it ({exc.strerror}); choose a writable directory"
+            f"{named}: cannot create it ({exc.strerror}); choose a writable directory"
         ) from None
     if not path.is_dir():
-        raise RunDirError(f"{flag} {path} is not a directory")
+        raise RunDirError(f"{named} is not a directory")
     try:
         fd, probe = tempfile.mkstemp(prefix=".cnnlab-probe.", suffix=".tmp", dir=path)
     except OSError as exc:
-        raise RunDirError(
-            f"{flag} {path} is not writable ({exc.strerror}); choose a writable directory"
-        ) from None
+        raise RunDirError(f"{named} is not writable ({exc.strerror}); choose a writable directory") from None
     os.close(fd)
     os.unlink(probe)
     return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from cnnlab.errors import option
 from cnnlab.report import gallery, metrics
 from cnnlab.report.confusion import confusion_figure, confusion_title
 from cnnlab.report.curves import history_figure
@@ -30,7 +31,7 @@ def write_report(
     scores on ``split`` ("test" or "valid"); return where it went. ``run_dir`` may be a loaded run."""
     loaded = _load(run_dir)
     path = Path(output) if output else loaded.path / REPORT_HTML
-    rundir.require_writable_dir(path.parent, "--output")
+    rundir.require_writable_dir(path.parent, option("output"))
     ev = metrics.evaluate_run(loaded, split, data_dir)
     rundir.write_text(path, render(report_parts(loaded, ev)))
     return path
@@ -123,7 +124,7 @@ def run_evaluation(
 ) -> EvaluationResult:
     """``evaluate``, keeping the loaded run, the predictions and the paths written (for the command)."""
     loaded = _load(run_dir)
-    directory = rundir.require_writable_dir(out or loaded.path, "--out") if save else None
+    directory = rundir.require_writable_dir(out or loaded.path, option("out")) if save else None
     ev = metrics.evaluate_run(loaded, split, data_dir)
     numbers = metrics.as_json(ev)
     written = [] if directory is None else write_evaluation(ev, numbers, directory, loaded.config.model)

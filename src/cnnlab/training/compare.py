@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.errors import ConfigError, DivergedError
+from cnnlab.errors import ConfigError, DivergedError, option
 from cnnlab.runs import layout as rundir
 from cnnlab.training.config import OPTIMIZERS, resolve
 
@@ -74,11 +74,11 @@ def make_plan(
     unknown = [o for o in optimizers if o not in OPTIMIZERS]
     if unknown or not optimizers:
         raise ConfigError(
-            f"--optimizers takes names from {', '.join(OPTIMIZERS)}. "
+            f"{option('optimizers')} takes names from {', '.join(OPTIMIZERS)}. "
             f"Received: {','.join(map(str, optimizers))}"
         )
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 1000:
-        raise ConfigError(f"--seeds must be a whole number from 1 to 1000. Received: {seeds!r}")
+        raise ConfigError(f"{option('seeds')} must be a whole number from 1 to 1000. Received: {seeds!r}")
     base = resolve(options, config_file)  # refuses bad options before any training
     if lrs:
         grid = [(opt, lr) for opt in optimizers for lr in lrs]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.data import TRAIN_TOTAL
-from cnnlab.errors import ConfigError, RunDirError
+from cnnlab.errors import ConfigError, RunDirError, given, option, spelled
 from cnnlab.models import BACKENDS, MAX_WIDTH, MODELS, check_width
 from cnnlab.training.batches import MIN_BATCH
 from cnnlab.training.checks import Check, shown
@@ -229,16 +229,16 @@ class TrainConfig:
                 raise ConfigError(f"{flag(field.name)} {problem}. Received: {shown(value)}")
         if self.resolved_train_size + self.valid_size > TRAIN_TOTAL:
             raise ConfigError(
-                f"--train-size {self.resolved_train_size} + --valid-size {self.valid_size} "
+                f"{given('train_size', self.resolved_train_size)} + {given('valid_size', self.valid_size)} "
                 f"exceeds the {TRAIN_TOTAL} training images; lower one of them"
             )
         check_width(self.model, self.width)
         if self.patience is not None and self.valid_size == 0:
-            raise ConfigError("--patience needs a validation split (--valid-size > 0)")
+            raise ConfigError(f"{flag('patience')} needs a validation split ({flag('valid_size')} > 0)")
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise ConfigError(
-                "--tensorboard needs the tensorboard package; install it with "
-                "`pip install 'cnnlab[tensorboard]'` or drop --tensorboard"
+                f"{flag('tensorboard')} needs the tensorboard package; install it with "
+                f"`pip install 'cnnlab[tensorboard]'` or drop {flag('tensorboard')}"
             )
         if self.backend == "numpy":
             self._validate_numpy_backend()
@@ -247,21 +247,25 @@ class TrainConfig:
         if MODELS[self.model].build_numpy is None:
             scratch_models = ", ".join(n for n, s in MODELS.items() if s.build_numpy)
             raise ConfigError(
-                f"--model {self.model} has no numpy backend; use --backend torch or one of: {scratch_models}"
+                f"{given('model', self.model)} has no numpy backend; use {given('backend', 'torch')} or one "
+                f"of: {scratch_models}"
             )
         used = [name for name, off in NUMPY_BACKEND_OFF.items() if getattr(self, name) != off]
         if used:
             flags = ", ".join(flag(n) for n in used)
             raise ConfigError(
                 f"{flags} {'is' if len(used) == 1 else 'are'} not supported by the numpy "
-                "backend; use --backend torch or drop it"
+                f"backend; use {given('backend', 'torch')} or drop it"
             )
         if self.device == "cuda":
-            raise ConfigError("the numpy backend runs on the CPU; drop --device cuda or use --backend torch")
+            raise ConfigError(
+                f"the numpy backend runs on the CPU; drop {given('device', 'cuda')} or use "
+                f"{given('backend', 'torch')}"
+            )
         if self.precision not in ("auto", "32"):
             raise ConfigError(
-                f"--precision {self.precision} is not supported by the numpy backend, which computes in "
-                "float32; use --precision 32 or --backend torch"
+                f"{given('precision', self.precision)} is not supported by the numpy backend, which computes "
+                f"in float32; use {given('precision', '32')} or {given('backend', 'torch')}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -301,8 +305,13 @@ NUMPY_BACKEND_OFF: dict[str, Any] = {
 
 
 def flag(name: str) -> str:
-    """The command-line spelling of a field: ``batch_size`` -> ``--batch-size``."""
-    return "--" + name.replace("_", "-")
+    """How a message names a field: ``--batch-size`` on the command line, ``batch_size=`` in Python."""
+    return option(name)
+
+
+def _config_file(path: str | Path) -> str:
+    """How a message names the config file given: ``--config FILE`` or ``config='FILE'``."""
+    return spelled(f"--config {path}", f"config={str(path)!r}")
 
 
 def check_of(name: str) -> Check:
@@ -459,16 +468,18 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     try:
         values = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise ConfigError(f"--config {path}: no such file") from None
+        raise ConfigError(f"{_config_file(path)}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--config {path}: cannot read it ({exc})") from None
+        raise ConfigError(f"{_config_file(path)}: cannot read it ({exc})") from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--config {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise ConfigError(
+            f"{_config_file(path)} is not valid JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
     if not isinstance(values, dict):
-        raise ConfigError(f"--config {path} must hold a JSON object of options")
+        raise ConfigError(f"{_config_file(path)} must hold a JSON object of options")
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ConfigError(f"--config {path} has unknown option(s) {', '.join(unknown)}")
+        raise ConfigError(f"{_config_file(path)} has unknown option(s) {', '.join(unknown)}")
     return values
 
 
@@ -478,7 +489,7 @@ def config_of_run(run: Path) -> TrainConfig:
     try:
         return resolve({}, str(run / "config.json"))
     except ConfigError as exc:
-        message = str(exc).removeprefix(f"--config {run / 'config.json'}").lstrip(": ")
+        message = str(exc).removeprefix(_config_file(run / "config.json")).lstrip(": ")
         raise RunDirError(f"{run / 'config.json'} is not a valid cnnlab config ({message})") from None
 
 
@@ -495,7 +506,7 @@ def resolve(explicit: dict[str, Any], config_file: str | None = None) -> TrainCo
         if preset is not None:
             problem = check_of("preset").problem(preset)
             if problem:
-                raise ConfigError(f"--preset {problem}. Received: {shown(preset)}")
+                raise ConfigError(f"{flag('preset')} {problem}. Received: {shown(preset)}")
             values.update(PRESETS[preset])
         values.update(layer)
     if "width" not in explicit and "width" not in file_values and values.get("model") in MODELS:

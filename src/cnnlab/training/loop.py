@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import log_softmax
 
 from cnnlab.data.arrays import Arrays
-from cnnlab.errors import DivergedError
+from cnnlab.errors import DivergedError, option
 from cnnlab.runs.layout import validated
 from cnnlab.training.batches import epoch_order, global_batches
 from cnnlab.training.config import TrainConfig
@@ -66,8 +66,7 @@ def train_one_epoch(
     loss_total, correct_total = world.sum(*engine.to_host([loss_sum, correct]))  # the epoch's one sync
     if not math.isfinite(loss_total):
         raise DivergedError(
-            f"training diverged: the loss became {loss_total} in this epoch; lower --lr "
-            "(the last good checkpoint is kept)"
+            f"training diverged: the loss became {loss_total} in this epoch; lower {option('lr')}"
         )
     return {"train_loss": loss_total / len(order), "train_accuracy": correct_total / len(order)}
 
@@ -144,7 +143,8 @@ class FitState:
     """What a run needs to continue: the history so far; the engine holds the rest."""
 
     history: list[dict] = dataclasses.field(default_factory=list)
-    stopped_early: bool = False
+    stopped_early: bool = False  # by early stopping (patience)
+    stopped_by_callback: bool = False
 
     @property
     def epochs_done(self) -> int:
@@ -179,6 +179,8 @@ class FitContext:
     world: World = SINGLE
     clock_start: float = dataclasses.field(default_factory=time.perf_counter)
     seconds_before: float = 0.0
+    # The user's callbacks (``callbacks.Callbacks``), after each saved epoch; True means stop.
+    callbacks: Callable[[FitState], bool] | None = None
 
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.clock_start
@@ -219,7 +221,10 @@ def fit(
             engine.remember_best()
         on_epoch_end(state)
         progress.end_epoch(row)
+        if ctx.callbacks is not None and ctx.callbacks(state):
+            state.stopped_by_callback = True
+            break
     if config.patience is not None and state.history:
-        state.stopped_early = state.epochs_done < config.epochs
+        state.stopped_early = state.epochs_done < config.epochs and not state.stopped_by_callback
         engine.restore_best()
     return state

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnlab.data.arrays import Arrays, load_split
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, option
 from cnnlab.report.sweep import plot_sweep
 from cnnlab.runs import layout as rundir
 from cnnlab.training.batches import batch_slices, epoch_order
@@ -100,10 +100,13 @@ class SweepRange:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.start) and math.isfinite(self.end) and 0 < self.start < self.end):
             raise ConfigError(
-                f"--start-lr must be > 0 and below --end-lr. Received: {self.start}, {self.end}"
+                f"{option('start_lr')} must be > 0 and below {option('end_lr')}. "
+                f"Received: {self.start}, {self.end}"
             )
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 5 <= self.steps <= 100_000:
-            raise ConfigError(f"--steps must be a whole number from 5 to 100000. Received: {self.steps!r}")
+            raise ConfigError(
+                f"{option('steps')} must be a whole number from 5 to 100000. Received: {self.steps!r}"
+            )
 
 
 SMOOTHING = 0.9  # the loss's exponential moving average, as fastai smooths it

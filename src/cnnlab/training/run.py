@@ -1,8 +1,8 @@
 """``cnnlab train`` end to end: a run directory, the data, an engine, fit, and the final report.
 
 ``train(config, session)`` starts a run; ``resume(run_dir, session)`` continues one from its last
-complete epoch. Both return a ``RunResult``; neither prints except through ``session.log`` and
-the progress display.
+complete epoch, and ``resume(run_dir, session, epochs=N)`` trains one further (``further.py``). Both
+return a ``RunResult``; neither prints except through ``session.log`` and the progress display.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,13 @@ from cnnlab.errors import (
     DivergedError,
     InterruptedRun,
     RunDirError,
+    resume_command,
 )
 from cnnlab.runs import layout as rundir
-from cnnlab.training import distributed
+from cnnlab.training import distributed, further
 from cnnlab.training.batches import steps_per_epoch
-from cnnlab.training.checkpoint import load_checkpoint, same_config, save_checkpoint
+from cnnlab.training.callbacks import Callbacks, RunState
+from cnnlab.training.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.training.config import TrainConfig, config_of_run
 from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.engine import Engine, make_engine
@@ -52,6 +54,7 @@ class Session:
     quiet: bool = False  # no progress and no per-epoch lines
     started: float | None = None  # the time.perf_counter() the run clock counts from (the CLI's start)
     notebook: bool = False  # progress as one bar updated in place (a Jupyter kernel), even off a terminal
+    callbacks: Sequence[Callable[[RunState], Any]] = ()  # the user's, after each epoch (callbacks.py)
 
 
 @dataclasses.dataclass
@@ -187,8 +190,9 @@ def train(config: TrainConfig, session: Session | None = None) -> RunResult:
         distributed.shutdown(world)
 
 
-def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
-    """Continue ``run_dir`` from its last complete epoch, exactly as configured."""
+def resume(run_dir: str | Path, session: Session | None = None, epochs: int | None = None) -> RunResult:
+    """Continue ``run_dir`` from its last complete epoch, exactly as configured; with ``epochs``
+    (other than the configured number), train it further to that many epochs in all."""
     session = session or Session()
     start = time.perf_counter() if session.started is None else session.started
     run = rundir.require_run_dir(run_dir)
@@ -197,16 +201,26 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
     claimed = rundir.claim(run, new=False) if world.is_main else None
     try:
         checkpoint = load_checkpoint(run / rundir.CHECKPOINT)
-        if not same_config(checkpoint["config"], config):
+        if not further.same_run(checkpoint["config"], config, run):
             raise RunDirError(
                 f"{run / rundir.CHECKPOINT} was saved with a different config than "
                 f"{run / rundir.CONFIG}; restore the original config.json"
             )
-        if (run / rundir.SUMMARY).is_file() and len(checkpoint["history"]) >= config.epochs:
-            raise AlreadyFinished(f"{run} finished all {config.epochs} epochs already; nothing to resume")
+        as_configured, history = config, checkpoint["history"]
+        if epochs is not None and epochs != config.epochs:
+            config = further.extended(run, config, history, epochs)
+        elif _finished(run, history, config):
+            done = len(history)
+            raise AlreadyFinished(
+                f"{run} finished after {done} epochs; nothing to resume. To train it further: "
+                f"{resume_command(run, done + max(1, done // 2))}"
+            )
         arrays, engine = _prepare(config, session.quiet, world)
         _restore(engine, checkpoint, run)
-        history = checkpoint["history"]
+        if config is not as_configured:
+            engine.set_lr(config.lr)  # the next step's rate under the schedule re-planned for the new length
+            if world.is_main:
+                session.log(further.commit(run, as_configured, config, history, engine.lr))
         if world.is_main:
             _repair(run, config, history)
             session.log(f"resuming {run} after epoch {len(history)} of {config.epochs}")
@@ -217,6 +231,16 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
         if claimed:
             claimed.release()
         distributed.shutdown(world)
+
+
+def _finished(run: Path, history: list[dict], config: TrainConfig) -> bool:
+    """Whether the run has a summary and trained all its epochs, or a callback stopped it."""
+    path = run / rundir.SUMMARY
+    if not path.is_file():
+        return False
+    summary = rundir.read_json(path)
+    stopped = isinstance(summary, dict) and bool(summary.get("stopped_by_callback"))
+    return len(history) >= config.epochs or stopped
 
 
 def _repair(run: Path, config: TrainConfig, history: list[dict]) -> None:
@@ -247,6 +271,8 @@ def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Sessio
         notebook=session.notebook,
     )
     saver = _Saver(run, ctx, state.epochs_done)
+    if session.callbacks:
+        ctx.callbacks = Callbacks(session.callbacks, run, ctx.config, ctx.world)
     try:
         state = fit(ctx, saver, progress, state)
     except KeyboardInterrupt as exc:  # Ctrl+C, or SIGTERM turned into one by the CLI
@@ -257,12 +283,12 @@ def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Sessio
                 f"interrupted before the first epoch was complete; {_removed(run)}", code
             ) from None
         raise InterruptedRun(
-            f"interrupted; {_saved(saver.epochs_saved)} Continue with: cnnlab train --resume {run}", code
+            f"interrupted; {_saved(saver.epochs_saved)} Continue with: {resume_command(run)}", code
         ) from None
     except DivergedError as exc:
         if _nothing_saved(run, saver, ctx):
             _discard(run)
-            raise DivergedError(f"{exc}; {_removed(run)}") from None
+            raise DivergedError(f"{exc}; nothing was saved, so {run} was removed") from None
         raise DivergedError(f"{exc}. {_saved(saver.epochs_saved)}") from None
     except RunDirError as exc:  # e.g. the disk filled up while saving: the previous epoch is intact
         raise _write_failed(exc, saver.epochs_saved, run) from None
@@ -274,12 +300,12 @@ def _fit_and_finish(run: Path, ctx: FitContext, state: FitState, session: Sessio
     except KeyboardInterrupt as exc:  # while testing: every epoch is saved, only the report is missing
         raise InterruptedRun(
             f"interrupted while testing the final weights; every epoch is saved. Finish with: "
-            f"cnnlab train --resume {run}",
+            f"{resume_command(run)}",
             getattr(exc, "exit_code", EXIT_INTERRUPTED),
         ) from None
     except RunDirError as exc:  # every epoch is saved; only the final report is missing
         raise RunDirError(
-            f"{exc}. Every epoch is saved; once fixed, finish with: cnnlab train --resume {run}"
+            f"{exc}. Every epoch is saved; once fixed, finish with: {resume_command(run)}"
         ) from None
 
 
@@ -320,6 +346,7 @@ def _finish(run: Path, ctx: FitContext, state: FitState) -> RunResult:
         "world_size": ctx.world.size,
         "precision": ctx.engine.precision,
         **_early_stopping(config, state),
+        **({"stopped_by_callback": True} if state.stopped_by_callback else {}),
     }
     if not ctx.world.is_main:
         return RunResult(run, summary, history, report)
@@ -367,9 +394,7 @@ def _removed(run: Path) -> str:
 
 def _write_failed(exc: RunDirError, epochs_saved: int, run: Path) -> RunDirError:
     """A write that failed mid-run (a full disk, a lost mount): the saved epochs are intact."""
-    return RunDirError(
-        f"{exc}. {_saved(epochs_saved)} Once fixed, continue with: cnnlab train --resume {run}"
-    )
+    return RunDirError(f"{exc}. {_saved(epochs_saved)} Once fixed, continue with: {resume_command(run)}")
 
 
 def _saved(epochs: int) -> str:
