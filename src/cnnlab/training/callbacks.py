@@ -52,9 +52,14 @@ def check_callbacks(callbacks: Any) -> list[Callable[[RunState], Any]]:
     found = []
     for callback in callbacks:
         method = getattr(callback, "on_epoch_end", None)
+        if isinstance(callback, type):
+            raise ConfigError(
+                f"{option('callbacks')} takes instances; {callback.__name__} is a class: pass "
+                f"{callback.__name__}(...)"
+            )
         if callable(method):
             found.append(method)
-        elif callable(callback) and not isinstance(callback, type):
+        elif callable(callback):
             found.append(callback)
         else:
             raise ConfigError(
