@@ -11,6 +11,8 @@ Python API (``cnnlab.api``) runs inside ``python_spelling()``, and messages are 
 
 import contextlib
 import contextvars
+import os
+import types
 from collections.abc import Iterator
 
 EXIT_OK = 0
@@ -24,6 +26,17 @@ class CnnlabError(Exception):
     """A problem the user can fix; the message says what is wrong and how to fix it."""
 
     exit_code = EXIT_USAGE
+
+    def _render_traceback_(self) -> list[str]:
+        """How IPython (Jupyter) shows the error: the user's own frames and the message, none of
+        cnnlab's, which say nothing a user can act on (the command line prints the message alone).
+        IPython keeps the frame that raised even when it is marked ``__tracebackhide__``, hence this."""
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None:
+            raise RuntimeError("no IPython shell")  # IPython then formats the traceback itself
+        return shell.InteractiveTB.structured_traceback(type(self), self, _users_frames(self.__traceback__))
 
 
 class DataError(CnnlabError):
@@ -107,3 +120,19 @@ def resume_command(run: object, epochs: int | None = None) -> str:
 def given(name: str, value: object) -> str:
     """Option ``name`` with ``value``, as the user wrote it: ``--device cuda``, or ``device='cuda'``."""
     return spelled(f"--{name.replace('_', '-')} {value}", f"{name}={value!r}")
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _users_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """``tb`` without the frames of cnnlab's own modules."""
+    kept = []
+    while tb is not None:
+        if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE):
+            kept.append(tb)
+        tb = tb.tb_next
+    chain = None
+    for entry in reversed(kept):
+        chain = types.TracebackType(chain, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return chain
