@@ -56,7 +56,7 @@ def _backend_of(model: Any) -> str:
     return "numpy" if isinstance(model, Module) else "torch"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)  # Result's repr: the output and the verdict
 class Convolution(Result):
     """What ``cnnlab.convolve`` returns: the result (``.reference``, ``.agree``, ``.explain()``), shown
     in a notebook as its grids and sums, and drawn frame by frame by ``.animate()``."""

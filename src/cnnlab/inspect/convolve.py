@@ -98,6 +98,10 @@ class Result:
         planes = "\n".join(format_grid(plane) for plane in self.reference)
         return f"output {tuple(self.reference.shape)}:\n{planes}"
 
+    def __repr__(self) -> str:
+        verdict = "agree" if self.agree else "DISAGREE"
+        return f"{self}\n(the notebook's loops, cnnlab.scratch and torch {verdict})"
+
     def _repr_html_(self) -> str:
         """The input (its zero padding in grey), each filter, the output, and every sum of products."""
         example = self.example

@@ -63,6 +63,9 @@ class Summary:
         """What ``cnnlab summary`` prints: the heading, then the table."""
         return f"{self.heading}\n\n{format_table(self)}" if self.heading else format_table(self)
 
+    def __repr__(self) -> str:  # the table, where a console or a notebook's text shows the object
+        return str(self)
+
     def _repr_html_(self) -> str:
         """The same table for Jupyter."""
         return html_table(self)

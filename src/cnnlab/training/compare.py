@@ -47,6 +47,7 @@ class Outcome:
     seed: int
     history: list[dict]
     summary: dict | None  # None when the run diverged
+    path: Path | None = None  # the run directory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +101,18 @@ class Comparison:
 
     def __str__(self) -> str:
         return format_table(self.rows)
+
+    def __repr__(self) -> str:
+        return f"{self.title}\n{self}\nsaved in {self.out}"
+
+    def run(self, optimizer: str, seed: int = 0, lr: float | None = None) -> Path:
+        """The run directory of ``optimizer`` (at ``lr``, by default its first) with ``seed``, for
+        ``cnnlab.load_run``."""
+        for o in self.outcomes:
+            if (o.optimizer, o.seed) == (optimizer, seed) and lr in (None, o.lr) and o.path is not None:
+                return o.path
+        made = ", ".join(f"{o.optimizer} (lr {o.lr:g}, seed {o.seed})" for o in self.outcomes)
+        raise ConfigError(f"this comparison has no run of {optimizer!r} with seed {seed}; it ran {made}")
 
     def plot(self) -> Figure:
         """Each configuration's training and validation loss per epoch: the mean over seeds, and a
@@ -169,14 +182,14 @@ def run_all(plan: Plan, out: Path, log: Callable[[str], None]) -> list[Outcome]:
             config = resolve(run_options, plan.config_file)
             try:
                 result = train(config, Session(log=lambda m: None, quiet=True))
-                outcomes.append(Outcome(optimizer, lr, seed, result.history, result.summary))
+                outcomes.append(Outcome(optimizer, lr, seed, result.history, result.summary, out / name))
                 log(
                     f"{name}: test accuracy {result.summary['test_accuracy']:.2%} "
                     f"({result.summary['seconds']:.0f} s)"
                 )
             except DivergedError:
                 history = _partial_history(out / name)
-                outcomes.append(Outcome(optimizer, lr, seed, history, None))
+                outcomes.append(Outcome(optimizer, lr, seed, history, None, out / name))
                 log(f"{name}: diverged after {len(history)} epoch(s)")
     return outcomes
 

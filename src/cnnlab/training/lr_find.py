@@ -169,6 +169,9 @@ class LrFind:
     def __str__(self) -> str:
         return describe(self.sweep)
 
+    def __repr__(self) -> str:
+        return f"LrFind({describe(self.sweep)!r}, out={str(self.out)!r})"
+
     def _repr_html_(self) -> str:
         from cnnlab.report.display import image_tag, note
 
