@@ -207,14 +207,7 @@ def resume(run_dir: str | Path, session: Session | None = None, epochs: int | No
                 f"{run / rundir.CONFIG}; restore the original config.json"
             )
         as_configured, history = config, checkpoint["history"]
-        if epochs is not None and epochs != config.epochs:
-            config = further.extended(run, config, history, epochs)
-        elif _finished(run, history, config):
-            done = len(history)
-            raise AlreadyFinished(
-                f"{run} finished after {done} epochs; nothing to resume. To train it further: "
-                f"{resume_command(run, done + max(1, done // 2))}"
-            )
+        config = _going_on_with(run, config, history, epochs)
         arrays, engine = _prepare(config, session.quiet, world)
         _restore(engine, checkpoint, run)
         if config is not as_configured:
@@ -231,6 +224,20 @@ def resume(run_dir: str | Path, session: Session | None = None, epochs: int | No
         if claimed:
             claimed.release()
         distributed.shutdown(world)
+
+
+def _going_on_with(run: Path, config: TrainConfig, history: list[dict], epochs: int | None) -> TrainConfig:
+    """The config a resume goes on with: config.json's, or a longer one to train the run further;
+    AlreadyFinished when there is nothing to do."""
+    if epochs is not None and epochs != config.epochs:
+        return further.extended(run, config, history, epochs)
+    if _finished(run, history, config):
+        done = len(history)
+        raise AlreadyFinished(
+            f"{run} finished after {done} epochs; nothing to resume. To train it further: "
+            f"{resume_command(run, done + max(1, done // 2))}"
+        )
+    return config
 
 
 def _finished(run: Path, history: list[dict], config: TrainConfig) -> bool:
