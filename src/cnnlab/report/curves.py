@@ -36,9 +36,9 @@ def history_figure(history: Sequence[dict], title: str = "") -> Figure:
     ax_loss.tick_params(axis="y", labelcolor=TRAIN_COLOR)
     # A run without a validation split (--valid-size 0) has nothing to draw on the second axis.
     validated = all(rundir.validated(r) for r in history)
+    ax_loss.set_title("Loss (twin axes)" if validated else "Loss (no validation split)")
     if validated:
         _validation_loss(ax_loss, history)
-    ax_loss.set_title("Loss (twin axes)" if validated else "Loss (no validation split)")
 
     ax_acc.plot(epochs, [100 * r["train_accuracy"] for r in history], "o-", color=TRAIN_COLOR, label="train")
     if validated:
@@ -89,10 +89,12 @@ TWIN_SCALES_FROM = 3
 
 
 def _one_scale(ax_loss, ax_valid) -> None:
-    low = min(ax_loss.get_ylim()[0], ax_valid.get_ylim()[0])
-    high = max(ax_loss.get_ylim()[1], ax_valid.get_ylim()[1])
-    ax_loss.set_ylim(low, high)
-    ax_valid.set_ylim(low, high)
+    values = [y for ax in (ax_loss, ax_valid) for line in ax.get_lines() for y in line.get_ydata()]
+    low, high = min(values), max(values)
+    pad = 0.08 * (high - low or abs(high) or 1.0)  # the points clear of the frame
+    for ax in (ax_loss, ax_valid):
+        ax.set_ylim(low - pad, high + pad)
+    ax_loss.set_title("Loss (one scale: too few epochs for twin axes)")
 
 
 def _note_lowest(ax_valid, best: dict, epochs: list[int]) -> None:
