@@ -88,7 +88,8 @@ def test_prepare_shows_what_the_model_sees(bn_run, images):
     prepared = bn_run.prepare(images[0])
     np.testing.assert_array_equal(np.asarray(prepared), images[0][None])
     assert prepared.inverted is False and prepared._repr_png_().startswith(b"\x89PNG")
-    assert "what the model sees, 28x28" in prepared.plot().axes[0].get_title()
+    title = prepared.plot().axes[0].get_title()
+    assert "what the model sees" in title and "28x28, as given" in title
     assert bn_run.input_shape == (1, 28, 28) and bn_run.class_names == tuple(cnnlab.CLASS_NAMES)
 
 

@@ -46,8 +46,8 @@ class PreparedInput:
         ax.imshow(self.image[0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        what = "inverted: a dark item on a light background" if self.inverted else "as given"
-        ax.set_title(f"{self.name}\nwhat the model sees, {_size(self.image)} ({what})", fontsize=8)
+        what = "inverted: a dark item\non a light background" if self.inverted else "as given"
+        ax.set_title(f"{self.name}: what the model sees,\n{_size(self.image)}, {what}", fontsize=8)
         return fig
 
     def _repr_png_(self) -> bytes:

@@ -112,4 +112,5 @@ def _note_lowest(ax_valid, best: dict, epochs: list[int]) -> None:
         va="top" if high else "bottom",
         fontsize=8,
         color="grey",
+        bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.85),  # over a curve
     )
