@@ -12,6 +12,7 @@ import pytest
 
 from cnnlab.cli import main
 from cnnlab.training.lr_find import rate_at, suggest
+from tests.conftest import requires_real_data
 
 SMALL = ["--train-size", "300", "--valid-size", "100", "--batch-size", "50"]
 
@@ -108,12 +109,92 @@ def test_rate_at_is_exponential():
     np.testing.assert_allclose(rates, [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
 
 
-def test_suggest_finds_the_steepest_descent():
+def _falling_then_exploding(lrs):
+    """A loss that falls from 2.3 to 0.8 around lr 1e-3, then rises steeply past 3e-2."""
+    return [
+        2.3 - 1.5 / (1 + np.exp(-3 * (np.log10(lr) + 3))) + 40 * max(0.0, np.log10(lr) + 1.5) ** 2
+        for lr in lrs
+    ]
+
+
+def test_suggest_picks_the_valley_below_the_lowest_loss():
     lrs = list(np.logspace(-6, 0, 61))
-    # a loss that falls fastest at lr = 1e-3, with flat ends
-    losses = [2.3 - 1.5 / (1 + np.exp(-3 * (np.log10(lr) + 3))) for lr in lrs]
-    assert suggest(lrs, losses) == pytest.approx(1e-3, rel=0.3)
-    assert suggest(lrs[:3], losses[:3]) is None
+    losses = _falling_then_exploding(lrs)
+    suggestion, rule, rules = suggest(lrs, losses)
+    lowest = lrs[int(np.argmin(losses))]
+    assert rule == "valley" and suggestion == rules["valley"] and suggestion < lowest
+    assert 1e-4 < suggestion < 1e-2  # inside the fall, not on its flat start nor past its end
+    assert rules["minimum/10"] == pytest.approx(lowest / 10)
+    assert rules["steepest"] == pytest.approx(1e-3, rel=0.3)
+    assert suggest(lrs[:3], losses[:3]) == (None, None, {})
+
+
+def test_suggest_never_looks_past_the_lowest_loss():
+    """The issue's sweep: the smoothed loss is lowest at 0.0187, blows up, then drifts down on a dead
+    network; a slope found past the minimum (0.245 once) trains at chance."""
+    lrs = list(np.logspace(-6, 0, 60))
+    low = int(np.searchsorted(lrs, 0.0187))
+    losses = [2.33 - 0.64 * min(1.0, max(0.0, (np.log10(lr) + 4) / 2.27)) for lr in lrs[: low + 1]]
+    losses += [4.6 - 0.12 * k for k in range(len(lrs) - low - 1)]  # the blow-up, then the slow drift
+    suggestion, rule, rules = suggest(lrs, losses)
+    assert suggestion is not None and all(rate < lrs[low] for rate in rules.values())
+    # A drift longer than the fall: still nothing past the minimum.
+    drifting = losses[: low + 1] + [4.6 - 0.01 * k for k in range(100)]
+    rates = list(np.logspace(-6, 2, len(drifting)))
+    suggestion, rule, rules = suggest(rates, drifting)
+    assert rule == "valley" and all(rate < rates[low] for rate in rules.values())
+    # A fall too short for a valley: the lowest rate / 10.
+    short = [2.3] * 20 + [2.2, 2.0, 1.9] + [5.0] * 5
+    suggestion, rule, _ = suggest(lrs[: len(short)], short)
+    assert rule == "minimum/10" and suggestion == pytest.approx(lrs[22] / 10)
+    # A loss that never fell: nothing to suggest.
+    assert suggest(lrs[:10], [2.3 + 0.1 * k for k in range(10)]) == (None, None, {})
+
+
+class LossOfRate:
+    """An engine whose loss at each step is a function of the rate alone."""
+
+    backend, precision = "scripted", "32"
+
+    def __init__(self, config, loss_of_rate):
+        self.config, self.loss_of_rate, self.rate = config, loss_of_rate, 0.0
+
+    def initialize(self, dataset, images):
+        pass
+
+    def to_native(self, x):
+        return np.asarray(x)
+
+    def set_lr(self, lr):
+        self.rate = lr
+
+    def train_batch(self, x, y):
+        return self.loss_of_rate(self.rate) * len(y), 0
+
+    def to_host(self, values):
+        return [float(v) for v in values]
+
+
+def test_the_sweep_stops_for_good_once_the_loss_doubles(monkeypatch):
+    """A network killed at lr 0.05 settles at chance (2.3), under 4x its lowest loss (0.9) but over
+    twice it: the sweep stops there, and the later drift is never seen."""
+    from cnnlab.training import lr_find
+    from cnnlab.training.config import TrainConfig
+    from tests.test_loop import arrays
+
+    def loss(rate):
+        return 2.3 if rate > 0.05 else 2.3 - 1.4 * min(1.0, max(0.0, (np.log10(rate) + 5) / 3))
+
+    from cnnlab.data.idx_datasets import FASHION_MNIST
+
+    monkeypatch.setattr(lr_find, "make_engine", lambda config, steps, dataset: LossOfRate(config, loss))
+    result = lr_find.sweep(
+        TrainConfig(batch_size=4), FASHION_MNIST.dataset, arrays(), lr_find.SweepRange(1e-6, 1.0, 100)
+    )
+    lowest = np.minimum.accumulate(result.losses)
+    crossing = next(i for i, v in enumerate(result.losses) if v > lr_find.STOP_FACTOR * lowest[i])
+    assert len(result.lrs) == crossing + 1  # the step that crossed is the last one
+    assert len(result.lrs) < 95 and result.suggestion < 0.05 and result.rule == "valley"
 
 
 def test_lr_find_end_to_end(synthetic_dir, tmp_path, capsys):
@@ -344,3 +425,18 @@ def test_a_comparison_writes_its_table_and_plot_in_its_own_directory(tmp_path, m
     default = compare.run_comparison(plan, None, log.append).out
     assert default.parent == Path("runs") and default.name.endswith("-compare")
     assert (default / "compare.csv").is_file()
+
+
+@requires_real_data
+@pytest.mark.slow
+def test_the_issues_sweep_suggests_a_rate_that_learns(tmp_path):
+    """`cnnlab.lr_find(steps=60, model='convnet', train_size=5000)` once suggested 0.245, past the
+    blow-up, where training gives 10% (chance). Its suggestion must now train."""
+    import cnnlab
+
+    found = cnnlab.lr_find(steps=60, model="convnet", train_size=5000, out=str(tmp_path / "lrf"))
+    assert found.suggestion < found.sweep.minimum and found.rule in ("valley", "minimum/10")
+    run = cnnlab.train(
+        model="convnet", train_size=5000, lr=found.suggestion, epochs=1, out=str(tmp_path / "t"), quiet=True
+    )
+    assert run.summary["test_accuracy"] > 0.5

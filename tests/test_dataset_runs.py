@@ -152,7 +152,7 @@ def test_a_run_saved_before_datasets_loads_as_fashion_mnist(trained_run, tmp_pat
     del config["dataset"], config["image_size"], config["color"]
     (run / "config.json").write_text(json.dumps(config))
     loaded = cnnlab.load_run(run)
-    assert loaded.loaded.dataset.name == "fashion-mnist"
+    assert loaded.dataset.name == "fashion-mnist"
     assert loaded.evaluate(data_dir=str(synthetic_dir))["class_names"][0] == "T-shirt/top"
 
 

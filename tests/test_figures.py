@@ -58,7 +58,7 @@ def test_one_module_makes_figures_and_saves_pngs():
     for path in sorted(SRC.rglob("*.py")):
         text = path.read_text()
         name = str(path.relative_to(SRC))
-        if re.search(r"\bFigure\(", text):
+        if re.search(r"\b(Shown)?Figure\(", text):
             makers.append(name)
         if ".savefig(" in text:
             savers.append(name)
@@ -100,6 +100,39 @@ def test_history_figure_has_twin_loss_axes_and_accuracy(tmp_path):
     plot_history(HISTORY, tmp_path / "loss.png", title="convnet")
     with Image.open(tmp_path / "loss.png") as image:
         assert image.size == (11 * DPI, round(4.2 * DPI))
+
+
+def _display_points(line):
+    return line.get_transform().transform(np.column_stack(line.get_data()))
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_with_fewer_than_three_epochs_the_two_losses_share_one_scale(epochs):
+    """Twin axes stretch each curve over its own scale: two points each become the same diagonal."""
+    fig = history_figure(HISTORY[:epochs])
+    loss, _, valid = fig.axes
+    png_bytes(fig)  # lay it out
+    assert loss.get_ylim() == valid.get_ylim()
+    train_line, valid_line = loss.get_lines()[0], valid.get_lines()[0]
+    assert not np.allclose(_display_points(train_line), _display_points(valid_line))
+    three = history_figure(HISTORY[:3])
+    assert three.axes[0].get_ylim() != three.axes[2].get_ylim()  # from 3 epochs on: twin scales
+
+
+@pytest.mark.parametrize("best", [1, 3, 5])
+def test_the_lowest_validation_loss_note_stays_inside_its_axes(best):
+    history = [dict(row, valid_loss=0.3 + 0.05 * abs(row["epoch"] - best)) for row in HISTORY]
+    fig = history_figure(history)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    valid = fig.axes[2]
+    [note] = [t for t in valid.texts if t.get_text().startswith("lowest validation loss")]
+    assert f"(epoch {best})" in note.get_text()
+    inside, box = valid.get_window_extent(renderer), note.get_window_extent(renderer)
+    assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
 
 
 def test_history_figure_without_a_validation_split_draws_the_train_curves_alone():

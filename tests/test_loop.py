@@ -279,10 +279,8 @@ def test_a_non_finite_loss_raises_at_the_end_of_the_epoch_before_it_is_saved():
     engine.start_epoch(1)
     counted = []
     # The sums stay on the device until the epoch ends (no sync per step), so the check comes then.
-    message = (
-        "training diverged: the loss became nan in this epoch; lower --lr (the last good checkpoint is kept)"
-    )
-    with pytest.raises(DivergedError, match=re.escape(message)):
+    message = "training diverged: the loss became nan in this epoch; lower --lr"
+    with pytest.raises(DivergedError, match=re.escape(message) + "$"):
         train_one_epoch(engine, arrays(), np.arange(10), counted.append)
     assert counted == [4, 4, 2]  # found when the epoch's sums are read, at its end
     saved = []
@@ -408,13 +406,45 @@ def test_progress_prints_one_line_per_epoch_off_a_terminal_and_a_bar_on_one():
     assert quiet.getvalue() == "" and progress.bar is None
 
 
-def test_progress_in_a_notebook_uses_tqdms_auto_bar_even_off_a_terminal():
-    from tqdm.auto import tqdm
+class FakeHandle:
+    def __init__(self, shown):
+        self.shown = shown
 
-    progress = Progress(3, 10, stream=io.StringIO(), notebook=True)
-    progress.start_epoch(1)
-    assert progress.bars and type(progress.bar) is tqdm  # Jupyter's widget where there is one
-    progress.end_epoch(ROW)
-    progress = Progress(3, 10, stream=Terminal())
-    progress.start_epoch(1)
-    assert type(progress.bar) is not tqdm  # a terminal gets the plain bar
+    def update(self, bundle, raw=False):
+        assert raw
+        self.shown.append(bundle)
+
+
+def test_progress_in_a_notebook_is_one_output_updated_in_place(monkeypatch):
+    """No tqdm (its widget needs ipywidgets, else it warns; its text bar is stored refresh by refresh
+    in a headless kernel): one display, created once, its content replaced, at most twice a second."""
+    import IPython.display
+
+    displays, shown = [], []
+
+    def display(bundle, raw=False, display_id=False):
+        assert raw and display_id is True
+        displays.append(bundle)
+        shown.append(bundle)
+        return FakeHandle(shown)
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    clock = [0.0]
+    monkeypatch.setattr("cnnlab.training.notebook.time.monotonic", lambda: clock[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tqdm's "IProgress not found" would be one
+        progress = Progress(2, 1000, stream=io.StringIO(), notebook=True)
+        for epoch in (1, 2):
+            update = progress.start_epoch(epoch)
+            for _ in range(100):
+                clock[0] += 0.01  # 100 batches in one second
+                update(10)
+            progress.end_epoch(dict(ROW, epoch=epoch))
+        progress.close()
+    assert len(displays) == 1 and progress.bar is None  # one output for the whole run, and no tqdm
+    texts = [b["text/plain"] for b in shown]
+    assert texts[0].startswith("epoch 1/2: 0%") and texts[-1] == ""  # emptied when the run is over
+    assert any(t.startswith("epoch 1/2: 100% (1,000 of 1,000 images") for t in texts)
+    assert any(t.startswith("epoch 2/2: 100%") for t in texts)
+    assert len(shown) <= 2 * (1 + 2 + 1) + 1  # per epoch: the start, ~2 a second, the end; then empty
+    assert all("<progress" in b["text/html"] for b in shown[:-1])

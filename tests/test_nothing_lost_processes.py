@@ -223,7 +223,7 @@ def test_the_printed_resume_command_works_pasted_into_bash(trained_run, syntheti
     command = printed_command(done.stderr, "or continue it with: ")
     pasted = paste(command, tmp_path, shell)
     assert pasted.returncode == 0, (command, pasted.stderr)
-    assert "finished all 2 epochs already; nothing to resume" in pasted.stderr
+    assert "finished after 2 epochs; nothing to resume" in pasted.stderr
     assert not (tmp_path / "F").exists()
 
 
@@ -285,9 +285,11 @@ def test_a_kill_9_during_start_up_then_the_same_command_or_resume(synthetic_dir,
     process.communicate()
     again = start(args)
     code, err = finish(again, timeout=300)
-    assert code == 0 and "held only config.json, dataset.json, environment.json" in err and "starting over in it" in err, (
-        err
-    )
+    assert (
+        code == 0
+        and "held only config.json, dataset.json, environment.json" in err
+        and "starting over in it" in err
+    ), err
 
 
 # --- signals at awkward moments ------------------------------------------------------------------------

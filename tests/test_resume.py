@@ -274,8 +274,8 @@ def test_divergence_exits_3_keeps_the_last_good_checkpoint_and_it_resumes_cleanl
     err = capsys.readouterr().err
     assert code == 3, err
     assert err == (
-        "cnnlab: error: training diverged: the loss became nan in epoch 2; lower --lr "
-        "(the last good checkpoint is kept). epoch 1 is the last saved.\n"
+        "cnnlab: error: training diverged: the loss became nan in epoch 2; lower --lr. "
+        "epoch 1 is the last saved.\n"
     )
     assert not (run / "summary.json").exists()
     # Epoch 1's checkpoint and metrics are there, untouched by the half-trained epoch 2.

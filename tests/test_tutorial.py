@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import cnnlab
 from tests.conftest import REAL_DATA
 
 nbformat = pytest.importorskip("nbformat")
@@ -24,8 +25,10 @@ def small_settings(data_dir, out) -> str:
             "VALID_SIZE = 100",
             "EPOCHS = 2",
             "BATCH_SIZE = 100",
+            "SEEDS = 1",
             "OVERFIT_TRAIN_SIZE = 200",
             "OVERFIT_EPOCHS = 3",
+            "LR_STEPS = 20",
             f"DATA_DIR = {str(data_dir) if data_dir else None!r}",
             f"OUT = {str(out)!r}",
         ]
@@ -68,18 +71,35 @@ def test_notebook_runs_top_to_bottom(kernel, synthetic_dir, tmp_path):
     nbclient.NotebookClient(
         nb, kernel_name=kernel, timeout=300, resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
-    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "\n".join(
+        o.get("text", "") + o.get("data", {}).get("text/plain", "") + o.get("data", {}).get("text/html", "")
+        for o in outputs
+    )
     assert "[[ 0. -6.]\n [ 6.  6.]]" in text and "cnnlab agrees: True   torch agrees: True" in text
     assert "8 maps hold 8 * 25 * 25 = 5000 values" in text and "torch agrees: (8, 25, 25) 5000" in text
     assert "parameters:            225,034" in text
     assert "does not fit layer 7 (Linear)" in text
-    for name in ("seed-sgd", "convnet-sgd", "convnet-adam", "convnet-overfit"):
+    for name in ("seed-sgd", "convnet-overfit", "convnet-early"):
         assert f"{name} " in text and (tmp_path / "runs" / name / "loss.png").is_file()
-    assert "lowest validation loss" in text and "(mean of 20 images)" in text
-    images = [
-        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})
-    ]
-    assert len(images) >= 5  # accuracy, twin-axis loss, filters, two feature-map figures
+    for run in ("sgd-lr0.1-seed0", "adam-lr0.001-seed0"):
+        assert (tmp_path / "runs" / "compare" / run / "loss.png").is_file()
+    assert (
+        len(cnnlab.load_run(tmp_path / "runs" / "compare" / "adam-lr0.001-seed0").history) == 4
+    )  # trained further
+    assert (
+        "lowest validation loss" in text and "(mean of 20 images)" in text and "stopped after epoch" in text
+    )
+    assert "Suggested learning rate" in text and "± " in text
+    assert "red 81 + green 0 + blue 0 = 81" in text  # the colour convolution, channel by channel
+    assert "digits: test accuracy" in text and "with vgg-mini" in text
+    assert (tmp_path / "runs" / "digits" / "dataset.json").is_file()
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    # the twin-axis loss, filters, pooling, invariance, confusion, mistakes, the prepared photo
+    assert len(images) >= 7
+    assert any("text/html" in o.get("data", {}) and "cnnlab-run" in o["data"]["text/html"] for o in outputs)
+    [error] = [o for o in outputs if o.output_type == "error"]
+    assert error.ename == "ConfigError" and "did you mean lr=?" in error.evalue
 
 
 def test_notebook_uses_only_the_public_api():

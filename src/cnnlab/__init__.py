@@ -15,7 +15,18 @@ module map).
 """
 
 from cnnlab._version import __version__
-from cnnlab.api import Run, compare, convolve, list_models, load_data, load_run, lr_find, summary, train
+from cnnlab.api import (
+    Run,
+    compare,
+    convolve,
+    list_models,
+    load_data,
+    load_run,
+    lr_find,
+    options,
+    summary,
+    train,
+)
 from cnnlab.data import CLASS_NAMES
 from cnnlab.errors import (
     Busy,
@@ -46,6 +57,7 @@ __all__ = [
     "load_data",
     "load_run",
     "lr_find",
+    "options",
     "summary",
     "train",
 ]

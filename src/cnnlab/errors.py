@@ -2,7 +2,18 @@
 
 Library code raises these; ``cnnlab.cli`` catches them, prints ``cnnlab: error: <message>``
 and exits with ``exit_code``. Nothing else should ever show a user a traceback.
+
+A message names what the user typed, in the language they typed it in: ``--lr`` and ``cnnlab train
+--resume RUN`` on the command line, ``lr=`` and ``cnnlab.train(resume='RUN')`` in Python. The
+Python API (``cnnlab.api``) runs inside ``python_spelling()``, and messages are built with
+``option``, ``spelled`` and ``resume_command``, which read it.
 """
+
+import contextlib
+import contextvars
+import os
+import types
+from collections.abc import Iterator
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad input or options, as argparse uses
@@ -16,6 +27,17 @@ class CnnlabError(Exception):
     """A problem the user can fix; the message says what is wrong and how to fix it."""
 
     exit_code = EXIT_USAGE
+
+    def _render_traceback_(self) -> list[str]:
+        """How IPython (Jupyter) shows the error: the user's own frames and the message, none of
+        cnnlab's, which say nothing a user can act on (the command line prints the message alone).
+        IPython keeps the frame that raised even when it is marked ``__tracebackhide__``, hence this."""
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None:
+            raise RuntimeError("no IPython shell")  # IPython then formats the traceback itself
+        return shell.InteractiveTB.structured_traceback(type(self), self, _users_frames(self.__traceback__))
 
 
 class DataError(CnnlabError):
@@ -84,3 +106,62 @@ class AlreadyFinished(Notice):
 
 class ImageError(CnnlabError):
     """A file given to ``cnnlab predict`` is not an image cnnlab can read."""
+
+
+_PYTHON = contextvars.ContextVar("cnnlab_python_spelling", default=False)
+
+
+@contextlib.contextmanager
+def python_spelling() -> Iterator[None]:
+    """Messages raised inside name keyword arguments and Python calls, not command-line options."""
+    token = _PYTHON.set(True)
+    try:
+        yield
+    finally:
+        _PYTHON.reset(token)
+
+
+def spelled(command_line: str, python: str) -> str:
+    """``command_line`` on the command line, ``python`` in the Python API."""
+    return python if _PYTHON.get() else command_line
+
+
+def option(name: str) -> str:
+    """How a message names option ``name``: ``--batch-size`` on the command line, ``batch_size=`` in
+    Python."""
+    return spelled("--" + name.replace("_", "-"), f"{name}=")
+
+
+def resume_command(run: object, epochs: int | None = None, command: str = "train") -> str:
+    """The command (or the call) that continues ``run`` (a run, or with ``command="compare"`` a
+    comparison), or trains it further to ``epochs`` epochs. On the command line it is quoted for a
+    shell (``cnnlab.shell``), so that pasting it runs exactly it."""
+    from cnnlab.shell import option as shell_option
+
+    if _PYTHON.get():
+        more = f", epochs={epochs}" if epochs is not None else ""
+        return f"cnnlab.{command}(resume={str(run)!r}{more})"
+    return f"cnnlab {command} {shell_option('--resume', run)}" + (
+        f" --epochs {epochs}" if epochs is not None else ""
+    )
+
+
+def given(name: str, value: object) -> str:
+    """Option ``name`` with ``value``, as the user wrote it: ``--device cuda``, or ``device='cuda'``."""
+    return spelled(f"--{name.replace('_', '-')} {value}", f"{name}={value!r}")
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _users_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """``tb`` without the frames of cnnlab's own modules."""
+    kept = []
+    while tb is not None:
+        if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE):
+            kept.append(tb)
+        tb = tb.tb_next
+    chain = None
+    for entry in reversed(kept):
+        chain = types.TracebackType(chain, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return chain

@@ -19,7 +19,7 @@ import types
 from collections.abc import Callable, Sequence
 
 from cnnlab import shapes
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, given, option
 
 BACKENDS = ("torch", "numpy")
 Shape = tuple[int, int, int]  # (C, H, W)
@@ -378,10 +378,12 @@ MAX_WIDTH = 16.0  # 16x vgg-mini is 41M parameters: beyond it, a typo rather tha
 def check_width(name: str, width: float) -> None:
     """A --width in (0, MAX_WIDTH], and other than 1 only for models whose widths scale."""
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_WIDTH:
-        raise ConfigError(f"--width must be a number in (0, {MAX_WIDTH:g}], e.g. 2. Received: {width!r}")
+        raise ConfigError(
+            f"{option('width')} must be a number in (0, {MAX_WIDTH:g}], e.g. 2. Received: {width!r}"
+        )
     if width != 1 and get_spec(name).base_widths is None:
         scalable = ", ".join(n for n, s in MODELS.items() if s.base_widths)
-        raise ConfigError(f"--width applies to {scalable} only; drop --width for --model {name}")
+        raise ConfigError(f"{option('width')} applies to {scalable} only; drop it for {given('model', name)}")
 
 
 def build_model(
@@ -406,8 +408,8 @@ def build_model(
     if backend == "numpy":
         if not spec.numpy:
             raise ConfigError(
-                f"model {name!r} is a torch module, which the numpy backend cannot run; use --backend torch "
-                f"or one of: {', '.join(n for n, s in MODELS.items() if s.numpy)}"
+                f"model {name!r} is a torch module, which the numpy backend cannot run; use "
+                f"{given('backend', 'torch')} or one of: {', '.join(n for n, s in MODELS.items() if s.numpy)}"
             )
         from cnnlab.scratch.nn import fuse_relu
 

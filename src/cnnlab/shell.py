@@ -44,8 +44,3 @@ def option(flag: str, value: str | os.PathLike) -> str:
     otherwise take for an option."""
     word = quote(value)
     return f"{flag}={word}" if word.startswith("-") else f"{flag} {word}"
-
-
-def resume_command(run: str | os.PathLike, command: str = "train") -> str:
-    """The line that continues ``run``: ``cnnlab train --resume RUN`` (or ``cnnlab compare ...``)."""
-    return f"cnnlab {command} {option('--resume', run)}"

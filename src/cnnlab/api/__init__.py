@@ -6,7 +6,7 @@ Importing it is light (no torch, no matplotlib): each function imports what it n
 
 from cnnlab.api.inspection import convolve, list_models, load_data, summary
 from cnnlab.api.run import Run, load_run
-from cnnlab.api.training import compare, lr_find, train
+from cnnlab.api.training import compare, lr_find, options, train
 
 __all__ = [
     "Run",
@@ -16,6 +16,7 @@ __all__ = [
     "load_data",
     "load_run",
     "lr_find",
+    "options",
     "summary",
     "train",
 ]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnlab.api.edge import api_edge
 from cnnlab.errors import ConfigError
+from cnnlab.inspect.convolve import Result
 
 if TYPE_CHECKING:
     from cnnlab.data import LabelledImages
-    from cnnlab.inspect.convolve import Result
     from cnnlab.inspect.summary import Summary
 
 
+@api_edge
 def summary(
     model: Any = "convnet",
     input_shape: tuple[int, int, int] | None = None,
@@ -41,8 +45,8 @@ def summary(
     if isinstance(model, str):
         model = build_model(model, data.input_shape, data.num_classes, backend, width=width)
         name = name if width == 1 else f"{name} at width {width:g}"
-    elif backend == "torch" and not hasattr(model, "register_forward_hook"):
-        backend = "numpy"  # a cnnlab.scratch module: say so in the heading
+    else:  # a module says which engine it belongs to; the backend= argument names a registry build
+        backend = _backend_of(model)
     shape = tuple(input_shape or data.input_shape)
     try:
         table = summarize_model(model, shape, batch_size, name=name)
@@ -52,6 +56,57 @@ def summary(
     return table
 
 
+def _backend_of(model: Any) -> str:
+    from cnnlab.scratch.module import Module
+
+    return "numpy" if isinstance(model, Module) else "torch"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)  # Result's repr: the output and the verdict
+class Convolution(Result):
+    """What ``cnnlab.convolve`` returns: the result (``.reference``, ``.agree``, ``.explain()``), shown
+    in a notebook as its grids and sums, and drawn frame by frame by ``.animate()``."""
+
+    @api_edge
+    def animate(self, ms_per_frame: int = 900) -> Animation:
+        """The filter sliding over the input, one output value per frame (``cnnlab convolve
+        --animate``): a notebook shows it playing, ``.save(path)`` writes the GIF."""
+        from cnnlab.inspect.animate import gif_bytes
+
+        if isinstance(ms_per_frame, bool) or not isinstance(ms_per_frame, int) or ms_per_frame < 20:
+            raise ConfigError(f"ms_per_frame must be a whole number >= 20. Received: {ms_per_frame!r}")
+        try:
+            data, frames = gif_bytes(self.example, self.reference, ms_per_frame)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return Animation(data, frames)
+
+
+@dataclasses.dataclass(frozen=True)
+class Animation:
+    """A GIF held in memory: a notebook shows it playing; ``save(path)`` writes it."""
+
+    gif: bytes
+    frames: int
+
+    @api_edge
+    def save(self, path: str | Path) -> Path:
+        from cnnlab.runs.layout import require_writable_dir, write_atomic
+
+        path = Path(path)
+        require_writable_dir(path.parent, "path=")
+        write_atomic(path, lambda fh: fh.write(self.gif))
+        return path
+
+    def _repr_html_(self) -> str:
+        data = base64.b64encode(self.gif).decode("ascii")
+        return f'<img alt="the convolution, frame by frame" src="data:image/gif;base64,{data}">'
+
+    def __repr__(self) -> str:
+        return f"Animation({self.frames} frames, {len(self.gif):,} bytes of GIF)"
+
+
+@api_edge
 def convolve(
     input: Any = None,
     kernel: Any = None,
@@ -60,7 +115,7 @@ def convolve(
     padding: Any = 0,
     dilation: Any = 1,
     color: bool = False,
-) -> Result:
+) -> Convolution:
     """One small convolution computed three ways (the notebook's loops, cnnlab.scratch, torch) in
     float64, as ``cnnlab convolve`` does; the default is the notebook's example, and ``color=True``
     a colour image's (three channels, one filter slice each). The result has ``.reference`` (the
@@ -79,11 +134,13 @@ def convolve(
             padding,
             dilation,
         )
-        return demo.run(example)
+        result = demo.run(example)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    return Convolution(result.reference, result.scratch, result.torch, result.example)
 
 
+@api_edge
 def load_data(data_dir: str | None = None, *, dataset: str | None = None) -> LabelledImages:
     """A dataset's images as uint8 arrays: ``train_images`` (N, C, H, W), ``train_labels``,
     ``test_images``, ``test_labels`` and the ``classes``; Fashion-MNIST by default, found as ``cnnlab
@@ -91,9 +148,10 @@ def load_data(data_dir: str | None = None, *, dataset: str | None = None) -> Lab
     from cnnlab.data import DEFAULT, load_dataset
 
     found, images = load_dataset(dataset or DEFAULT, data_dir, quiet=True)
-    return dataclasses.replace(images, classes=found.classes)
+    return dataclasses.replace(images, classes=found.classes, name=found.title)
 
 
+@api_edge
 def list_models() -> list[dict[str, Any]]:
     """The registry: each model's name, description, input shape and whether the NumPy engine has it."""
     from cnnlab.models import MODELS

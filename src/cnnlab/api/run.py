@@ -3,43 +3,55 @@
 A ``Run`` reads its files when asked (config.json, metrics.csv, summary.json) and loads the model
 once, through the same run loader as ``cnnlab evaluate``, so it scores, predicts and exports with
 the weights the run reported (the best epoch's under early stopping, else the EMA average).
+
+Those weights are the run's own: ``evaluate``, ``predict`` and the pictures use a copy that nothing
+outside can reach, always in evaluation mode, while ``run.model`` is a second copy that is the
+user's to change (``run.model.train()``, fine-tuning, hooks) without changing what the run reports.
 """
 
 from __future__ import annotations
 
-import base64
+import copy
 import functools
-import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cnnlab.api.edge import api_edge
+from cnnlab.api.pictures import RunPictures
 from cnnlab.errors import CnnlabError, ConfigError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from cnnlab.api.inputs import PreparedInput
+    from cnnlab.api.predictions import Predictions
+    from cnnlab.data.dataset import Dataset
+    from cnnlab.report.metrics import Evaluation
     from cnnlab.runs.loader import LoadedRun
     from cnnlab.training.config import TrainConfig
 
 EXPORT_FORMATS = ("onnx", "safetensors")
 
 
+@api_edge
 def load_run(path: str | Path) -> Run:
     """The run in ``path`` (a directory made by ``cnnlab train`` or ``cnnlab.train``)."""
     return Run(path)
 
 
-class Run:
+class Run(RunPictures):
     """A trained (or still training) run directory: its config, history, summary and model."""
 
+    @api_edge
     def __init__(self, path: str | Path):
         from cnnlab.runs import layout
         from cnnlab.training.config import config_of_run
 
         self.path = layout.require_run_dir(path)
         self.config: TrainConfig = config_of_run(self.path)
+        self._evaluations: dict[tuple[str, str | None], Evaluation] = {}
 
     def __repr__(self) -> str:
         accuracy = self.summary["test_accuracy"] if self.summary else None
@@ -53,9 +65,10 @@ class Run:
 
         path = self.path / layout.METRICS
         if not path.is_file():  # killed before metrics.csv caught up: the checkpoint holds the history
-            return list(self.loaded.history) if (self.path / layout.CHECKPOINT).is_file() else []
+            return list(self._loaded.history) if (self.path / layout.CHECKPOINT).is_file() else []
         return layout.read_metrics(path)
 
+    @api_edge
     def history_frame(self) -> Any:
         """``history`` as a pandas DataFrame indexed by epoch."""
         try:
@@ -73,17 +86,39 @@ class Run:
         return layout.read_json(path) if path.is_file() else None
 
     @functools.cached_property
-    def loaded(self) -> LoadedRun:
-        """The run loaded by the one run loader: config, history and the torch model in eval mode."""
+    def dataset(self) -> Dataset:
+        """The dataset the run trained on (``dataset.json``): its classes, input shape, normalisation."""
+        from cnnlab.training.records import dataset_of_run
+
+        return dataset_of_run(self.path)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one input to the model; every input ``predict`` takes is prepared to it."""
+        return self.dataset.input_shape
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The names of the classes the model predicts, in the order of its outputs."""
+        return self.dataset.classes
+
+    @functools.cached_property
+    def _loaded(self) -> LoadedRun:
+        """The run loaded by the one run loader; its model is this Run's own copy, never handed out."""
         from cnnlab.runs.loader import load_run as load
 
         return load(self.path)
 
-    @property
+    @functools.cached_property
     def model(self) -> Any:
-        """The torch model with the weights the run reported, in eval mode on the CPU."""
-        return self.loaded.model
+        """The torch model with the weights the run reported, on the CPU, in eval mode: a copy that is
+        yours to change. ``evaluate``, ``predict`` and the pictures keep using the saved weights."""
+        return copy.deepcopy(self._loaded.model).eval()
 
+    def _scoring_model(self) -> Any:
+        return self._loaded.model.eval()  # eval mode always: batch norm's running statistics, no dropout
+
+    @api_edge
     def plot(self) -> Figure:
         """The training curves: losses on twin axes (the notebook's plot) and accuracies."""
         from cnnlab.report.curves import history_figure
@@ -92,119 +127,127 @@ class Run:
             raise CnnlabError(f"{self.path} has no finished epoch to plot yet")
         return history_figure(self.history, title=self.config.title)
 
+    @api_edge
     def evaluate(self, split: str = "test", data_dir: str | None = None) -> dict[str, Any]:
-        """Scores on ``split`` ("test" or "valid"): accuracy, per-class precision/recall/F1, the
-        confusion matrix and the most confused pairs. Writes nothing."""
-        from cnnlab.runs.reporting import evaluate
+        """Scores on ``split`` ("test" or "valid"), computed in float32: accuracy, per-class
+        precision/recall/F1, the confusion matrix and the most confused pairs. Writes nothing."""
+        from cnnlab.report.metrics import as_json
 
-        return evaluate(self.loaded, split, data_dir, save=False)
+        return as_json(self._evaluation(split, data_dir))
 
-    def predict(self, images: Any, top: int = 3, invert: bool | None = None) -> list[dict[str, Any]]:
-        """The ``top`` classes for each image: uint8 arrays shaped as the run's images ((H, W) or
-        (N, H, W) for gray, (C, H, W) or (N, C, H, W)), or paths of photos (PNG, JPEG), prepared as
-        ``cnnlab predict`` prepares them."""
-        from cnnlab.data.images import prepare, read_image
-        from cnnlab.report.metrics import top_classes
+    def _evaluation(self, split: str, data_dir: str | None) -> Evaluation:
+        from cnnlab.runs.reporting import evaluate_run
 
-        loaded = self.loaded
-        classes = loaded.dataset.num_classes
+        key = (split, data_dir)
+        if key not in self._evaluations:  # the weights never change, so neither do their scores
+            self._scoring_model()
+            self._evaluations[key] = evaluate_run(self._loaded, split, data_dir)
+        return self._evaluations[key]
+
+    @api_edge
+    def prepare(self, image: Any, invert: bool | None = None) -> PreparedInput:
+        """``image`` as the model sees it (``np.asarray(run.prepare(x))``: uint8, ``input_shape``):
+        a path, a PIL image or an array (H, W), (C, H, W), (H, W, C), gray or colour. A gray image of
+        the model's size is taken as it is (light item on black, as Fashion-MNIST draws it); anything
+        else is prepared as ``cnnlab predict`` prepares a photo. ``invert``: None decides from the
+        photo's border; True or False forces it."""
+        from cnnlab.api.inputs import prepare_image
+
+        return prepare_image(image, self.dataset, invert, "image")
+
+    @api_edge
+    def predict(self, images: Any, top: int = 3, invert: bool | None = None) -> Predictions:
+        """Class probabilities for one image or a batch: (N, H, W), (N, C, H, W), (N, H, W, C), a
+        list of images, PIL images or paths of photos, each prepared by ``prepare``. The result has
+        ``.probabilities`` (N, classes), ``.top`` (the ``top`` most probable classes of each),
+        ``.inputs`` (what the model saw) and ``.inverted``; ``result[i]`` is a dict."""
+        from cnnlab.api.inputs import prepare_image, split_batch
+        from cnnlab.api.predictions import Predictions
+
+        classes = len(self.class_names)
         if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= classes:
             raise ConfigError(f"top must be between 1 and {classes}. Received: {top!r}")
-        if isinstance(images, (str, Path)):
-            images = [images]
-        if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, Path)):
-            color = loaded.dataset.color
-            batch = np.stack([prepare(read_image(p, color), loaded.dataset, invert).image for p in images])
-            names = [str(p) for p in images]
-        else:
-            batch = _as_images(images, loaded.input_shape)
-            names = [f"image {i}" for i in range(len(batch))]
-        tops = top_classes(loaded.probabilities(batch), loaded.class_names, top)
-        return [{"image": name, "top": t} for name, t in zip(names, tops)]
+        prepared = [
+            prepare_image(image, self.dataset, invert, name)
+            for image, name in split_batch(images, self.input_shape)
+        ]
+        inputs = np.stack([p.image for p in prepared])  # (N, C, H, W)
+        self._scoring_model()
+        probs = self._loaded.probabilities(inputs)  # the run's normalisation and test-time augmentation
+        return Predictions(
+            [p.name for p in prepared], probs, inputs, [p.inverted for p in prepared], self.class_names, top
+        )
 
+    @api_edge
     def report(self, output: str | Path | None = None, split: str = "test") -> Path:
         """Write report.html (default: into the run directory) and return its path."""
         from cnnlab.runs.reporting import write_report
 
-        return write_report(self.loaded, output, split)
+        self._scoring_model()
+        return write_report(self._loaded, output, split)
 
+    @api_edge
     def export(self, format: str = "onnx", output: str | Path | None = None) -> Path:
         """Write the model as ONNX or safetensors (default: RUN_DIR/model.FORMAT); return the path."""
         from cnnlab.runs.export import export
 
         if format not in EXPORT_FORMATS:
             raise ConfigError(f"format must be one of {', '.join(EXPORT_FORMATS)}. Received: {format!r}")
-        return export(self.loaded, format, output)
+        self._scoring_model()
+        return export(self._loaded, format, output)
+
+    # What the picture methods (RunPictures) work with.
+    def _trained(self) -> LoadedRun:
+        self._scoring_model()
+        return self._loaded
+
+    def _test_images(self, data_dir: str | None) -> np.ndarray:
+        return self._loaded.images("test", data_dir)[0]
+
+    def _input(self, image: Any, data_dir: str | None) -> tuple[np.ndarray, str]:
+        """(uint8 (C, H, W) as the model sees it, its name in a picture) for a test index or an image."""
+        from cnnlab.inspect.features import test_image_name
+
+        if isinstance(image, (int, np.integer)) and not isinstance(image, bool):
+            images, labels = self._loaded.images("test", data_dir)
+            index = int(image)
+            if not 0 <= index < len(labels):
+                raise ConfigError(
+                    f"image must be in 0..{len(labels) - 1} (the test set's indices). Received: {index}"
+                )
+            return images[index], test_image_name(index, int(labels[index]), self.class_names)
+        prepared = self.prepare(image)
+        return prepared.image, "your image" + (" (inverted)" if prepared.inverted else "")
 
     def _repr_html_(self) -> str:
-        """A compact card for Jupyter: model, accuracy, curves thumbnail, where it is saved."""
+        """A card for Jupyter: model, accuracy (and in which arithmetic), curves, where it is saved."""
+        from cnnlab.report.display import image_tag, note, table
+
         summary = self.summary or {}
         accuracy = summary.get("test_accuracy")
-        rows = {
-            "model": f"{self.config.model} ({self.config.backend} backend)",
-            "preset": self.config.preset or "none",
-            "epochs": f"{len(self.history)} of {self.config.epochs}",
-            "test accuracy": f"{accuracy:.2%}" if accuracy is not None else "not yet measured",
-            "saved in": str(self.path),
-        }
-        table = "".join(
-            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows.items()
-        )
+        rows = [
+            ("model", f"{self.config.model} ({self.config.backend} backend)"),
+            ("preset", self.config.preset or "none"),
+            ("epochs", f"{len(self.history)} of {self.config.epochs}"),
+            ("test accuracy", f"{accuracy:.2%}" if accuracy is not None else "not yet measured"),
+            ("saved in", str(self.path)),
+        ]
+        why = _arithmetic_note(summary)
+        curves = image_tag(self.plot(), "training curves", scale=0.5) if self.history else ""
         return (
             '<div class="cnnlab-run" style="display:flex;gap:1em;align-items:center">'
-            f"<table>{table}</table>{self._thumbnail()}</div>"
+            f"<div>{table(None, rows, first_is_header=True)}{note(why) if why else ''}</div>{curves}</div>"
         )
 
-    def _thumbnail(self) -> str:
-        if not self.history:
-            return ""
-        from cnnlab.report.figures import png_bytes
 
-        figure = self.plot()
-        figure.set_size_inches(5.5, 2.1)
-        data = base64.b64encode(png_bytes(figure, dpi=60)).decode("ascii")
-        return f'<img alt="training curves" src="data:image/png;base64,{data}">'
-
-
-def _as_images(images: Any, shape: tuple[int, int, int]) -> np.ndarray:
-    """uint8 (N, C, H, W) from one image or a batch shaped as the run's images; a clear error else."""
-    channels, height, width = shape
-    array = _pixel_array(images)
-    if array.ndim == 2 and channels == 1:
-        array = array[None, None]
-    elif array.ndim == 3:
-        array = array[None] if array.shape == shape else array[:, None] if channels == 1 else array
-    if array.ndim != 4 or array.shape[1:] != shape:
-        gray = f"{height}x{width} (one, or a batch N x {height} x {width}), or " if channels == 1 else ""
-        raise ConfigError(
-            f"images must be {gray}{channels} x {height} x {width} (one, or a batch "
-            f"N x {channels} x {height} x "
-            f"{width}), or paths of photos. Received: shape {array.shape}"
-        )
-    if array.dtype != np.uint8:
-        if array.dtype.kind == "f" and array.size and 0 < array.max() <= 1 and array.min() >= 0:
-            raise ConfigError(
-                "images must hold pixel values from 0 to 255; these are all in 0..1 (as ToTensor "
-                "gives them), so multiply them by 255"
-            )
-        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
-            raise ConfigError("images must hold pixel values from 0 to 255, as uint8 images do")
-        array = np.round(array).astype(np.uint8)
-    return array
-
-
-def _pixel_array(images: Any) -> np.ndarray:
-    """``images`` as a NumPy array of real numbers (bool, integer or float), or a ConfigError: strings,
-    objects and complex numbers are no pixels, and would fail deep in the conversion."""
-    try:
-        array = np.asarray(images)
-    except (ValueError, TypeError) as exc:  # ragged nested lists
-        raise ConfigError(
-            f"images must be an array of pixel values ({' '.join(str(exc).split())[:120]})"
-        ) from None
-    if array.dtype.kind not in "biuf":
-        raise ConfigError(
-            "images must hold pixel values (integers or floats from 0 to 255), or be paths of photos. "
-            f"Received: an array of dtype {array.dtype}"
-        )
-    return array
+def _arithmetic_note(summary: dict[str, Any]) -> str:
+    """Why ``evaluate()`` may differ from the test accuracy training measured, when it can."""
+    precision = summary.get("precision")
+    if summary.get("test_accuracy") is None or precision in (None, "32"):
+        return ""
+    name = {"bf16": "bfloat16", "16-mixed": "float16"}.get(precision, precision)
+    return (
+        f"The test accuracy was measured at the end of training under {name} autocast, as the run "
+        "trained; evaluate() computes in float32, so a few images whose top two classes nearly tie "
+        "can fall the other way and its accuracy can differ slightly."
+    )

@@ -13,35 +13,45 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnlab.api.edge import api_edge
 from cnnlab.errors import ConfigError
 
 if TYPE_CHECKING:
     from cnnlab.api.run import Run
     from cnnlab.training.compare import Comparison
     from cnnlab.training.lr_find import LrFind
+    from cnnlab.training.options import Options
 
 
+@api_edge
 def train(
     model: Any = None,
     *,
     config: str | Path | None = None,
     resume: str | Path | None = None,
+    callbacks: Any = None,
     quiet: bool = False,
     **options: Any,
 ) -> Run:
-    """Train a model on Fashion-MNIST and return the finished ``Run``, as ``cnnlab train`` does.
+    """Train a model (on Fashion-MNIST unless ``dataset=`` says otherwise) and return the finished
+    ``Run``, as ``cnnlab train`` does.
 
-    ``model`` and ``**options`` are the command's options (``cnnlab train --help`` lists them all,
-    ``epochs=3``, ``preset="best-cpu"``, ``dataset="digits"``, ...). ``model`` is a registry name,
-    ``"FILE.py:FUNCTION"``, a ``torch.nn.Module`` (copied: yours keeps its weights) or a function
-    ``(input_shape, num_classes) -> Module``; the run keeps it as a pickle that carries its class's
-    code, so it reloads in a new kernel (``cnnlab.user_models``). ``config`` a saved config.json to
-    start from; ``resume`` a run directory to continue instead. Progress shows as a bar in Jupyter and
-    in a terminal; ``quiet=True`` hides it. Raises ``cnnlab.ConfigError`` (and the other
-    ``cnnlab.CnnlabError`` subclasses) with the command's messages.
+    ``model`` and ``**options`` are the command's options (``cnnlab.options()`` lists them all:
+    ``epochs=3``, ``preset="lesson"``, ``dataset="digits"``, ...; ``early_stopping=N`` is
+    ``patience=N``). ``model`` is a registry name, ``"FILE.py:FUNCTION"``, a ``torch.nn.Module``
+    (copied: yours keeps its weights) or a function ``(input_shape, num_classes) -> Module``; the run
+    keeps it as a pickle that carries its class's code, so it reloads in a new kernel
+    (``cnnlab.user_models``). ``config`` a saved config.json to start from. ``resume`` a run
+    directory to continue from its last saved epoch; with ``epochs=N`` as well, a finished run is
+    trained further to N epochs in all (its schedule re-planned for the new length). ``callbacks``
+    are called after each epoch with its state, and may stop the run (``cnnlab.training.callbacks``).
+    Progress shows in Jupyter and in a terminal; ``quiet=True`` hides it. Raises
+    ``cnnlab.ConfigError`` (and the other ``cnnlab.CnnlabError`` subclasses) with one-line messages.
     """
     from cnnlab.api.run import Run
+    from cnnlab.errors import AlreadyFinished
     from cnnlab.training import run as runner
+    from cnnlab.training.callbacks import check_callbacks
     from cnnlab.training.config import resolve
 
     if model is not None and not isinstance(model, (str, os.PathLike)):
@@ -50,20 +60,27 @@ def train(
         model = user_models.given(model)
     explicit = _options(options if model is None else {"model": model, **options})
     session = runner.Session(
-        log=(lambda message: None) if quiet else print, quiet=quiet, notebook=in_notebook()
+        log=(lambda message: None) if quiet else print,
+        quiet=quiet,
+        notebook=in_notebook(),
+        callbacks=check_callbacks(callbacks),
     )
-    if resume is not None:
-        if explicit or config is not None:
-            given = ", ".join("--" + k.replace("_", "-") for k in explicit) or "--config"
-            raise ConfigError(
-                f"--resume continues a run exactly as configured; drop the other options ({given})"
-            )
-        result = runner.resume(resume, session)
-    else:
-        result = runner.train(resolve(explicit, str(config) if config else None), session)
-    return Run(result.run_dir)
+    if resume is None:
+        return Run(runner.train(resolve(explicit, str(config) if config else None), session).run_dir)
+    others = sorted(set(explicit) - {"epochs"}) + (["config"] if config is not None else [])
+    if others:
+        raise ConfigError(
+            f"resume= continues a run as configured (and epochs= trains it further); drop the other "
+            f"options ({', '.join(name + '=' for name in others)})"
+        )
+    try:
+        return Run(runner.resume(resume, session, epochs=explicit.get("epochs")).run_dir)
+    except AlreadyFinished as done:  # not a mistake: say so, and give the run
+        session.log(str(done))
+        return Run(resume)
 
 
+@api_edge
 def compare(
     optimizers: list[str] | tuple[str, ...] = ("sgd", "adam"),
     lrs: list[float] | None = None,
@@ -74,9 +91,11 @@ def compare(
     resume: str | Path | None = None,
     **options: Any,
 ) -> Comparison:
-    """``cnnlab compare``: each (optimizer, lr) over ``seeds`` seeds; returns the table (print it) with
-    the directory holding compare.csv and compare_loss.png. ``**options`` as for ``train`` (any but
-    optimizer, lr, seed and out). ``resume``: a stopped comparison's directory to continue instead."""
+    """``cnnlab compare``: each (optimizer, lr) over ``seeds`` seeds; returns the table (a notebook
+    shows it with the loss curves, ``.plot()`` draws them) with the directory holding compare.csv
+    and compare_loss.png. ``**options`` as for ``train`` (any but optimizer, lr, seed and out);
+    ``compare(["sgd", "adam"], preset="lesson")`` is the class notebook's comparison. ``resume``: a
+    stopped comparison's directory to continue instead."""
     from cnnlab.training.compare import make_plan, resume_comparison, run_comparison
 
     if resume is not None:
@@ -87,12 +106,30 @@ def compare(
     taken = sorted(set(explicit) & {"optimizer", "lr", "seed", "out"})
     if taken:
         raise ConfigError(f"compare() sets {', '.join(taken)} itself; use optimizers=, lrs=, seeds=, out=")
-    plan = make_plan(
-        explicit, list(optimizers), list(lrs) if lrs else None, seeds, str(config) if config else None
-    )
+    names, rates = _listed(optimizers, "optimizers", "'sgd', 'adam'"), _listed(lrs, "lrs", "0.1, 0.01")
+    plan = make_plan(explicit, names, rates or None, seeds, str(config) if config else None)
     return run_comparison(plan, out, log=print)
 
 
+def _listed(value: Any, name: str, example: str) -> list:
+    """A list argument as a list: one name alone is a list of one; the command line's comma string
+    ("sgd,adam") is refused with the list to write instead."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        if "," in value:
+            raise ConfigError(
+                f"{name}= takes a list, not the command line's comma string: write {name}=[{example}]. "
+                f"Received: {value!r}"
+            )
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+@api_edge
 def lr_find(
     start_lr: float = 1e-6,
     end_lr: float = 1.0,
@@ -110,15 +147,49 @@ def lr_find(
     return find_lr(resolve(_options(options), str(config) if config else None), rates, log=lambda m: None)
 
 
+@api_edge
+def options() -> Options:
+    """Every option ``train`` (and ``compare``, ``lr_find``) takes as a keyword, with its default, the
+    values it accepts and what it does: ``cnnlab train --help`` for Python. Prints as a list; a
+    notebook shows a table."""
+    from cnnlab.training.options import options as every_option
+
+    return every_option()
+
+
+# Names from other libraries' habits, and what cnnlab calls them (or why it has none).
+HINTS = {
+    "learning_rate": "did you mean lr=?",
+    "lr_rate": "did you mean lr=?",
+    "n_epochs": "did you mean epochs=?",
+    "num_epochs": "did you mean epochs=?",
+    "max_epochs": "did you mean epochs=?",
+    "bs": "did you mean batch_size=?",
+    "verbose": "progress shows by default; quiet=True hides it",
+    "shuffle": "the training images are always shuffled, in a new seeded order each epoch (seed=)",
+    "validation_split": "did you mean valid_size=? It counts images: valid_size=5000",
+    "callbacks": "callbacks= is taken by cnnlab.train only",
+    "device_name": "did you mean device=?",
+}
+ALIASES = {"early_stopping": "patience"}  # Keras' and Lightning's name, taken as cnnlab's
+
+
 def _options(options: dict[str, Any]) -> dict[str, Any]:
-    """The options as given, after refusing a name the command line does not have (with a hint)."""
+    """The options as given, aliases under cnnlab's names, after refusing a name cnnlab does not
+    have (with a hint)."""
     from cnnlab.training.config import FIELDS
 
+    for alias, name in ALIASES.items():
+        if alias in options:
+            if name in options:
+                raise ConfigError(f"{alias}= is another name for {name}=; give one of them")
+            options = {(name if k == alias else k): v for k, v in options.items()}
     for name in options:
         if name not in FIELDS:
-            close = difflib.get_close_matches(name, list(FIELDS), n=1)
-            hint = f"; did you mean {close[0]}?" if close else "; `cnnlab train --help` lists the options"
-            raise ConfigError(f"unknown option {name!r}{hint}")
+            close = difflib.get_close_matches(name, list(FIELDS), n=1, cutoff=0.75)
+            guess = f"did you mean {close[0]}=?" if close else "cnnlab.options() lists them"
+            hint = HINTS.get(name) or guess
+            raise ConfigError(f"unknown option {name}=; {hint}")
     return {name: _plain(value) for name, value in options.items()}
 
 
@@ -134,5 +205,5 @@ def _plain(value: Any) -> Any:
 
 
 def in_notebook() -> bool:
-    """Whether this runs in a Jupyter kernel, where progress shows as tqdm's widget."""
+    """Whether this runs in a Jupyter kernel, where progress shows as one bar updated in place."""
     return "ipykernel" in sys.modules and "IPython" in sys.modules

@@ -11,8 +11,8 @@ NAME = "lr-find"
 EPILOG = """example:
   cnnlab lr-find --model convnet --optimizer adamw     # then: cnnlab train --lr <suggested>
 
-With a one-cycle schedule the suggestion is a good peak rate; for a constant schedule take
-about a third of it.
+The suggestion always lies below the rate of the lowest loss: the middle of the longest
+fall of the smoothed loss before it ("valley", as fastai's lr_find), else that rate / 10.
 """
 
 
@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
     result = found.sweep
     print(f"swept {len(result.lrs)} steps from {result.lrs[0]:.1e} to {result.lrs[-1]:.1e}")
     if result.suggestion is None:
-        print("too few steps before the loss exploded to suggest a rate; lower --end-lr or raise --steps")
+        print("the loss never fell, so there is no rate to suggest; raise --end-lr or --steps")
     else:
-        print(f"suggested learning rate: {result.suggestion:.2g}")
+        print(f"lowest smoothed loss at learning rate {result.minimum:.2g}")
+        print(f"suggested learning rate: {result.suggestion:.2g} ({result.rule})")
     print(f"plot: {found.out / 'lr_find.png'}\ntable: {found.out / 'lr_find.csv'}")
     return 0

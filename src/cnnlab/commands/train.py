@@ -28,6 +28,7 @@ examples:
   cnnlab train --optimizer sgd --lr 0.05 --epochs 8
   cnnlab train --config runs/X/config.json   # rerun a saved configuration
   cnnlab train --resume runs/X               # continue an interrupted run
+  cnnlab train --resume runs/X --epochs 12   # train a finished run further, to 12 epochs in all
 """
 )
 
@@ -107,7 +108,8 @@ def add_parser(subparsers) -> None:
         "--resume",
         default=None,
         metavar="RUN_DIR",
-        help="continue an interrupted run from its last complete epoch (default: none)",
+        help="continue an interrupted run from its last complete epoch; with --epochs N, train a finished "
+        "run further to N epochs in all (default: none)",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the final result (default: off)")
     parser.set_defaults(func=run)
@@ -143,12 +145,13 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda msg: None) if args.quiet else print
     session = runner.Session(log=log, quiet=args.quiet, started=getattr(args, "started", None))
     if args.resume:
-        if explicit or args.config:
+        others = [k for k in explicit if k != "epochs"]
+        if others or args.config:
             raise ConfigError(
-                "--resume continues a run exactly as configured; drop the other options "
-                f"({', '.join('--' + k.replace('_', '-') for k in explicit) or '--config'})"
+                "--resume continues a run as configured (and --epochs trains it further); drop the other "
+                f"options ({', '.join('--' + k.replace('_', '-') for k in others) or '--config'})"
             )
-        result = runner.resume(args.resume, session)
+        result = runner.resume(args.resume, session, epochs=explicit.get("epochs"))
     else:
         config = resolve(_rerun_gets_a_new_directory(explicit, args.config), args.config)
         result = runner.train(config, session)

@@ -99,6 +99,31 @@ class Dataset:
         mean, std = self._stats()
         return tuple(float(v) for v in (np.float32(0.0) - mean.ravel()) / std.ravel())
 
+    def _repr_html_(self) -> str:
+        import html
+
+        stats = "computed from the training images when read"
+        if self.mean is not None and self.std is not None:
+            mean, std = (", ".join(f"{v:.4g}" for v in values) for values in (self.mean, self.std))
+            stats = f"mean {mean}; std {std}"
+        rows = [
+            (
+                "classes",
+                f"{self.num_classes}: {', '.join(self.classes[:12])}"
+                + (", ..." if self.num_classes > 12 else ""),
+            ),
+            ("images", f"{' x '.join(map(str, self.input_shape))} (C x H x W), {self.color}"),
+            ("train / test", f"{self.train_total:,} / {self.test_total:,}"),
+            ("normalisation", stats),
+            ("mirror images", "keep their class" if self.flips else "change class"),
+        ]
+        cells = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        heading = f"<b>{html.escape(self.title)}</b> {html.escape(self.description)}"
+        return f"<div>{heading}<table>{cells}</table></div>"
+
     def to_json(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
@@ -140,6 +165,23 @@ class LabelledImages:
     test_images: np.ndarray
     test_labels: np.ndarray
     classes: tuple[str, ...] | None = None  # the class names the files themselves give, if any
+    name: str = ""  # the dataset's, when known (``cnnlab.load_data`` sets it)
+
+    def _repr_html_(self) -> str:
+        from cnnlab.data.display import dataset_html
+
+        classes = self.classes or tuple(str(k) for k in range(int(self.train_labels.max(initial=0)) + 1))
+        splits = {
+            "train": (self.train_images, self.train_labels),
+            "test": (self.test_images, self.test_labels),
+        }
+        return dataset_html(self.name or "dataset", classes, splits, self.name or "memory")
+
+    def __repr__(self) -> str:
+        return (
+            f"LabelledImages({self.name or 'dataset'}: train_images {self.train_images.shape}, "
+            f"test_images {self.test_images.shape}, {len(self.classes or ())} classes)"
+        )
 
     def check(self, dataset: Dataset, where: str) -> None:
         """The arrays fit ``dataset``: shapes, dtypes, pairs and label range; ``where`` names the files."""

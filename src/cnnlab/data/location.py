@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from cnnlab.errors import DataError
+from cnnlab.errors import DataError, option, spelled
 
 ENV_VAR = "CNNLAB_DATA_DIR"
 
@@ -57,7 +57,7 @@ def _holds(files: Files, directory: Path) -> bool:
 def locate(files: Files, data_dir: str | os.PathLike | None = None) -> tuple[Path | None, str]:
     """Where the files are and why: ``(directory or None, reason)``. Reads no file contents."""
     if data_dir is not None:
-        return _explicit(files, Path(data_dir), "--data-dir")
+        return _explicit(files, Path(data_dir), option("data_dir"))
     if os.environ.get(ENV_VAR):
         return _explicit(files, Path(os.environ[ENV_VAR]), f"${ENV_VAR}")
     cache = user_cache_dir(files.name)
@@ -88,9 +88,8 @@ def ensure(
     if directory is not None:
         return directory
     if not download:
-        raise DataError(
-            f"{files.name} is {reason}; pass --data-dir DIR, or run `cnnlab data download {files.name}`"
-        )
+        where = spelled("--data-dir DIR", "data_dir=DIR")
+        raise DataError(f"{files.name} is {reason}; pass {where}, or run `cnnlab data download {files.name}`")
     return files.download(user_cache_dir(files.name), quiet=quiet)
 
 

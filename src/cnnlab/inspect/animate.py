@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.errors import spelled
 from cnnlab.inspect.convolve import Example, channel_names, explain, explain_channels
 from cnnlab.runs.layout import prepare_output, write_atomic
 
-__all__ = ["animate", "MAX_FRAMES", "MAX_CELLS", "MAX_CHANNELS"]
+__all__ = ["animate", "gif_bytes", "MAX_FRAMES", "MAX_CELLS", "MAX_CHANNELS"]
 
 MAX_FRAMES = 200  # one frame per output value; beyond this a GIF teaches nothing
 MAX_CELLS = 14  # padded input side, so the numbers stay readable
@@ -29,17 +30,22 @@ TINTS = ("#fcbba1", "#c7e9c0", "#9ecae1")  # a colour image's red, green and blu
 OUTPUT, TODO, CURRENT = "#a1d99b", "#f7f7f7", "#238b45"
 
 
+def _animate_name() -> str:
+    """What the user called: the option or the method."""
+    return spelled("--animate", "animate()")
+
+
 def _check(example: Example) -> None:
     c, hp, wp = example.padded.shape
     frames = example.weight.shape[0] * example.out_hw[0] * example.out_hw[1]
     if c > MAX_CHANNELS:
-        raise ValueError(f"--animate draws at most {MAX_CHANNELS} input channels. Received: {c}")
+        raise ValueError(f"{_animate_name()} draws at most {MAX_CHANNELS} input channels. Received: {c}")
     if max(hp, wp) > MAX_CELLS:
         raise ValueError(
-            f"--animate draws a padded input of at most {MAX_CELLS}x{MAX_CELLS}. Received: {hp}x{wp}"
+            f"{_animate_name()} draws a padded input of at most {MAX_CELLS}x{MAX_CELLS}. Received: {hp}x{wp}"
         )
     if frames > MAX_FRAMES:
-        raise ValueError(f"--animate draws at most {MAX_FRAMES} output values. Received: {frames}")
+        raise ValueError(f"{_animate_name()} draws at most {MAX_FRAMES} output values. Received: {frames}")
 
 
 def _grid(ax, values, colors, font, edge="#4a4a4a", dashed=None):
@@ -156,34 +162,51 @@ def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: s
 
 
 def animate(example: Example, output: np.ndarray, path: str | Path, ms_per_frame: int = 900) -> int:
-    """Write the GIF to ``path``; returns the number of frames. ``output`` is (C_out, H_out, W_out)."""
-    _check(example)
-    # A colour image's frames say each channel's sum: the three add up to the output value.
-    lines = iter(explain_channels(example, output) if example.x.shape[0] == 3 else explain(example, output))
-    ho, wo = example.out_hw
-    frames = [
-        _frame(example, output, o, i, j, next(lines))
-        for o in range(example.weight.shape[0])
-        for i in range(ho)
-        for j in range(wo)
-    ]
-    durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 3]  # linger on the full output
+    """Write the GIF to ``path``; returns the number of frames. ``output`` is (C_out, H_out, W_out).
+    The whole file is made in memory first, then written atomically: a full disk leaves no half GIF."""
     from PIL import Image
 
     image_format = Image.registered_extensions().get(Path(path).suffix.lower())
     if image_format is None:
         raise ValueError(f"unknown file extension {Path(path).suffix!r}: name the animation FILE.gif")
-    buffer = io.BytesIO()  # whole in memory first, then written atomically: a full disk leaves no half GIF
+    frames = _frames(example, output)
+    buffer = io.BytesIO()
+    _save(frames, buffer, ms_per_frame, format=image_format)
+    target = prepare_output(path, "--animate", create=False)
+    write_atomic(target, lambda fh: fh.write(buffer.getbuffer()), stream=True)
+    return len(frames)
+
+
+def gif_bytes(example: Example, output: np.ndarray, ms_per_frame: int = 900) -> tuple[bytes, int]:
+    """(the GIF as bytes, the number of frames), for a notebook to show without a file."""
+    frames = _frames(example, output)
+    buffer = io.BytesIO()
+    _save(frames, buffer, ms_per_frame, format="GIF")
+    return buffer.getvalue(), len(frames)
+
+
+def _frames(example: Example, output: np.ndarray) -> list:
+    _check(example)
+    # A colour image's frames say each channel's sum: the three add up to the output value.
+    lines = iter(explain_channels(example, output) if example.x.shape[0] == 3 else explain(example, output))
+    ho, wo = example.out_hw
+    return [
+        _frame(example, output, o, i, j, next(lines))
+        for o in range(example.weight.shape[0])
+        for i in range(ho)
+        for j in range(wo)
+    ]
+
+
+def _save(frames: list, target, ms_per_frame: int, format: str | None = None) -> None:
+    """Join the frames into ``target``, a path (its extension names the format) or a file object."""
+    durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 3]  # linger on the full output
     frames[0].save(
-        buffer,
-        image_format,
+        target,
+        format=format,
         save_all=True,
         append_images=frames[1:],
         duration=durations,
         loop=0,
         optimize=True,
     )
-    write_atomic(
-        prepare_output(path, "--animate", create=False), lambda fh: fh.write(buffer.getbuffer()), stream=True
-    )
-    return len(frames)

@@ -12,11 +12,13 @@ all in float64.
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 
 import numpy as np
 
 from cnnlab import shapes
+from cnnlab.errors import option
 
 __all__ = [
     "NOTEBOOK_INPUT",
@@ -31,6 +33,7 @@ __all__ = [
     "make_example",
     "run",
     "explain",
+    "Explanation",
     "format_grid",
 ]
 
@@ -103,7 +106,7 @@ class Result:
     torch: np.ndarray  # from torch.nn.functional.conv2d
     example: Example | None = None  # what was convolved
 
-    def explain(self) -> list[str]:
+    def explain(self) -> Explanation:
         """Each output value as its sum of products (``cnnlab convolve --explain``)."""
         if self.example is None:
             raise ValueError("this result does not hold its example")
@@ -112,6 +115,45 @@ class Result:
     def __str__(self) -> str:
         planes = "\n".join(format_grid(plane) for plane in self.reference)
         return f"output {tuple(self.reference.shape)}:\n{planes}"
+
+    def __repr__(self) -> str:
+        verdict = "agree" if self.agree else "DISAGREE"
+        return f"{self}\n(the notebook's loops, cnnlab.scratch and torch {verdict})"
+
+    def _repr_html_(self) -> str:
+        """The input (its zero padding in grey), each filter, the output, and every sum of products."""
+        example = self.example
+        if example is None:
+            return f"<pre>{html.escape(str(self))}</pre>"
+        top, _, left, _ = example.pads
+        real = np.zeros(example.padded.shape[1:], bool)
+        real[top : top + example.x.shape[1], left : left + example.x.shape[2]] = True
+        names = channel_names(example)
+        size = str(tuple(example.x.shape[1:]))
+        parts = [
+            _titled(f"input {names[c] + ' ' if len(names) > 1 else ''}{size}", _grid_html(p, real))
+            for c, p in enumerate(example.padded)
+        ]
+        for o, w in enumerate(example.weight):
+            for c, plane in enumerate(w):
+                number = f" {o}" if len(example.weight) > 1 else ""
+                name = f"filter{number}{f', {names[c]}' if len(w) > 1 else ''}"
+                parts.append(_titled(name, _grid_html(plane)))
+        parts += [
+            _titled(f"output {_channel(o, self.reference)}", _grid_html(p))
+            for o, p in enumerate(self.reference)
+        ]
+        verdict = "agree" if self.agree else "DISAGREE"
+        settings = (
+            f"bias {', '.join(_num(b) for b in example.bias)}, stride {example.stride}, "
+            f"padding {example.padding}, dilation {example.dilation}. The notebook's loops, cnnlab.scratch "
+            f"and torch {verdict} (largest difference {self.max_difference:.1e})."
+        )
+        return (
+            '<div class="cnnlab-convolution"><div style="display:flex;gap:1.5em;align-items:flex-start">'
+            f"{''.join(parts)}</div><div>{html.escape(settings)}</div>{self.explain()._repr_html_()}"
+            f"{explain_channels(example, self.reference)._repr_html_() if len(names) > 1 else ''}</div>"
+        )
 
     @property
     def max_difference(self) -> float:
@@ -153,14 +195,14 @@ def _numbers(value, name: str, ndims: tuple[int, ...]) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError):
-        raise ValueError(f"--{name} must be a rectangular nested list of numbers") from None
+        raise ValueError(f"{option(name)} must be a rectangular nested list of numbers") from None
     if array.ndim not in ndims or array.size == 0:
         raise ValueError(
-            f"--{name} must be a non-empty {' or '.join(f'{n}-D' for n in ndims)} array. "
+            f"{option(name)} must be a non-empty {' or '.join(f'{n}-D' for n in ndims)} array. "
             f"Received: shape {array.shape}"
         )
     if not np.isfinite(array).all():
-        raise ValueError(f"--{name} must hold finite numbers")
+        raise ValueError(f"{option(name)} must hold finite numbers")
     return array
 
 
@@ -205,15 +247,16 @@ def _check_limits(example: Example) -> None:
         "stride": max(example.stride),
         "dilation": max(example.dilation),
     }
-    flags = {"input side": "--input", "channels": "--input/--kernel", "kernel side": "--kernel"}
+    flags = {"input side": option("input"), "channels": f"{option('input')}/{option('kernel')}"}
+    flags["kernel side"] = option("kernel")
     for what, size in sizes.items():
         if size > LIMITS[what]:
             raise ValueError(
-                f"{flags.get(what, '--' + what)}: the {what} is at most {LIMITS[what]} in this demo, "
+                f"{flags.get(what, option(what))}: the {what} is at most {LIMITS[what]} in this demo, "
                 f"so it fits on a screen. Received: {size}"
             )
     if not np.isfinite(example.bias).all():
-        raise ValueError(f"--bias must be finite. Received: {example.bias.tolist()}")
+        raise ValueError(f"{option('bias')} must be finite. Received: {example.bias.tolist()}")
     (oh, ow) = shapes.conv2d_output_shape(
         example.x.shape[1:], example.weight.shape[2:], example.stride, example.padding, example.dilation
     )
@@ -251,13 +294,48 @@ def format_grid(array: np.ndarray, indent: str = "  ") -> str:
     return "\n".join(indent + "[" + "  ".join(c.rjust(width) for c in row) + "]" for row in cells)
 
 
+class Explanation(list):
+    """Each output value as its sum of products: a list of lines that ``print`` shows one per line
+    and a notebook as text."""
+
+    def __str__(self) -> str:
+        return "\n".join(self)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
+
+
+def _grid_html(array: np.ndarray, real: np.ndarray | None = None) -> str:
+    """A 2-D array as a table of bordered cells; cells outside ``real`` (padding) in grey."""
+    rows = []
+    for r, row in enumerate(np.atleast_2d(array)):
+        cells = []
+        for c, value in enumerate(row):
+            pad = real is not None and not real[r, c]
+            color = "#bbb" if pad else "inherit"
+            cells.append(
+                f'<td style="border:1px solid #999;padding:2px 6px;text-align:right;color:{color}">'
+                f"{html.escape(_num(value))}</td>"
+            )
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f'<table style="border-collapse:collapse">{"".join(rows)}</table>'
+
+
+def _titled(title: str, body: str) -> str:
+    return f"<div><div><b>{html.escape(title)}</b></div>{body}</div>"
+
+
+def _channel(index: int, planes: np.ndarray) -> str:
+    return f"channel {index} {tuple(planes.shape[1:])}" if len(planes) > 1 else str(tuple(planes.shape[1:]))
+
+
 def channel_names(example: Example) -> tuple[str, ...]:
     """red, green, blue for a three-channel input; channel 0, 1, ... otherwise."""
     channels = example.x.shape[0]
     return CHANNEL_NAMES if channels == 3 else tuple(f"channel {c}" for c in range(channels))
 
 
-def explain_channels(example: Example, result: np.ndarray) -> list[str]:
+def explain_channels(example: Example, result: np.ndarray) -> Explanation:
     """Each output value as the sum of one window sum per input channel, plus the bias:
     ``y[i, j] = red 27 + green 0 + blue -6 = 21``; the convolution of a colour image adds the
     three channels' sums of products."""
@@ -275,10 +353,10 @@ def explain_channels(example: Example, result: np.ndarray) -> list[str]:
                     parts.append(f"bias {_num(example.bias[o])}")
                 index = f"{o}, {i}, {j}" if example.weight.shape[0] > 1 else f"{i}, {j}"
                 lines.append(f"y[{index}] = {' + '.join(parts)} = {_num(result[o, i, j])}")
-    return lines
+    return Explanation(lines)
 
 
-def explain(example: Example, result: np.ndarray) -> list[str]:
+def explain(example: Example, result: np.ndarray) -> Explanation:
     """Each output value as its sum of products, ``y[o, i, j] = x*w + ... (+ bias) = value``."""
     xp = example.padded
     lines = []
@@ -294,4 +372,4 @@ def explain(example: Example, result: np.ndarray) -> list[str]:
                     terms.append(f"({_num(example.bias[o])}) bias")
                 index = f"{o}, {i}, {j}" if example.weight.shape[0] > 1 else f"{i}, {j}"
                 lines.append(f"y[{index}] = {' + '.join(terms)} = {_num(result[o, i, j])}")
-    return lines
+    return Explanation(lines)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
 from cnnlab.inspect.summary import layer_detail
 from cnnlab.inspect.traced import layers_in_order
@@ -25,7 +26,18 @@ from cnnlab.report.figures import new_figure, save_png
 if TYPE_CHECKING:
     from cnnlab.runs.loader import LoadedRun
 
-__all__ = ["Capture", "capture", "classify", "plot_filters", "plot_features", "show_input"]
+__all__ = [
+    "Capture",
+    "capture",
+    "classify",
+    "filters_of",
+    "plot_filters",
+    "features_figures",
+    "plot_features",
+    "input_caption",
+    "show_input",
+    "test_image_name",
+]
 
 FEATURE_KINDS = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 
@@ -45,8 +57,7 @@ class Capture:
 def capture(
     trained: LoadedRun, images: np.ndarray, kinds=FEATURE_KINDS, through_activation: bool = True
 ) -> tuple[list[Capture], np.ndarray]:
-    """(the input and output of every layer of ``kinds``, in order; the logits) for uint8 images
-    (N, C, H, W) of the run's shape.
+    """(the input and output of every layer of ``kinds``, in order; the logits) for uint8 images (N, 28, 28).
 
     With ``through_activation``, a convolution directly followed by an activation (ReLU) reports
     the activation's output: the feature maps the next layer sees.
@@ -101,7 +112,7 @@ def capture(
 
 
 def classify(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted class (N,), softmax probabilities (N, K)) from logits (N, K)."""
+    """(predicted class (N,), softmax probabilities (N, 10)) from logits (N, 10)."""
     from scipy.special import softmax
 
     p = softmax(logits, axis=1)
@@ -121,14 +132,19 @@ def _grid(n: int, max_cols: int = 8) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def plot_filters(trained: LoadedRun, path: Path) -> Path:
+def filters_of(trained: LoadedRun) -> Figure:
     """The first convolution's filters as a grid, each with its weights written in: the figure
     ``cnnlab report`` embeds (``cnnlab.report.gallery.filters_figure``), headed by the run's name."""
     found = gallery.first_conv(trained.model)
     if found is None:
         raise ValueError(f"model {trained.config.model!r} has no Conv2d layer")
     name, weights = found
-    return save_png(gallery.filters_figure(weights, title=f"{trained.title}, layer {name}"), path)
+    return gallery.filters_figure(weights, title=f"{trained.title}, layer {name}")
+
+
+def plot_filters(trained: LoadedRun, path: Path) -> Path:
+    """``filters_of``, written to ``path`` (``cnnlab show filters``)."""
+    return save_png(filters_of(trained), path)
 
 
 def show_input(ax, image: np.ndarray, caption: str) -> None:
@@ -143,12 +159,15 @@ def show_input(ax, image: np.ndarray, caption: str) -> None:
     ax.set_yticks([])
 
 
-def image_caption(index: int, label: int, logits: np.ndarray, class_names) -> str:
+def test_image_name(index: int, label: int, class_names) -> str:
+    """How a picture names test image ``index``: "test image 9: Sneaker"."""
+    return f"test image {index}: {class_names[label]}"
+
+
+def input_caption(name: str, logits: np.ndarray, class_names) -> str:
+    """``name`` (a test image, or "your image"), and what the network predicts for it."""
     predicted, p = classify(logits[None] if logits.ndim == 1 else logits)
-    return (
-        f"test image {index}: {class_names[label]}\npredicted: {class_names[predicted[0]]} "
-        f"({100 * p[0, predicted[0]]:.0f}%)"
-    )
+    return f"{name}\npredicted: {class_names[predicted[0]]} ({100 * p[0, predicted[0]]:.0f}%)"
 
 
 def _mosaic(ax, maps: np.ndarray, rows: int, cols: int, style: dict):
@@ -169,39 +188,48 @@ def _mosaic(ax, maps: np.ndarray, rows: int, cols: int, style: dict):
     return shown
 
 
+def features_figures(trained: LoadedRun, image: np.ndarray, name: str) -> list[tuple[Capture, Figure]]:
+    """One figure per conv or pool layer: the input image (``name`` under it) beside every channel's
+    feature map; with the layer each shows."""
+    captures, logits = capture(trained, image[None])
+    caption = input_caption(name, logits[0], trained.class_names)
+    return [(cap, _features_figure(trained, image, caption, cap)) for cap in captures]
+
+
+def _features_figure(trained: LoadedRun, image: np.ndarray, caption: str, cap: Capture) -> Figure:
+    maps = cap.output[0]  # (C, H, W)
+    rows, cols = _grid(len(maps))
+    fig = new_figure((2.6 + 1.05 * cols, max(2.9, 1.1 * rows + 1.0)))
+    left, right = fig.subfigures(1, 2, width_ratios=[2.4, 1.05 * cols])
+    show_input(left.subplots(), image, caption)
+    ax = right.subplots()
+    style = _scale(maps)
+    shown = _mosaic(ax, maps, rows, cols, style)
+    what = (
+        "convolution output, no activation after it (red +, blue -)"
+        if maps.min() < 0
+        else "pooled feature maps (each value: the max of a window)"
+        if cap.kind == "MaxPool2d"
+        else "pooled feature maps"
+        if "Pool" in cap.kind
+        else f"feature maps after the {cap.detail.rsplit(' + ', 1)[-1]}"
+    )
+    right.colorbar(shown, ax=ax, shrink=0.7, label="activation")
+    right.suptitle(
+        f"layer {cap.name}: {cap.kind} {cap.detail} -> {len(maps)} maps of "
+        f"{maps.shape[1]}x{maps.shape[2]}\n{what}",
+        fontsize=10,
+    )
+    fig.suptitle(trained.title, fontsize=9, x=0.01, ha="left", color="dimgray")
+    return fig
+
+
 def plot_features(
     trained: LoadedRun, image: np.ndarray, label: int, index: int, directory: Path
 ) -> list[Path]:
-    """One PNG per conv or pool layer: the input image (C, H, W) beside every channel's feature map."""
-    captures, logits = capture(trained, image[None])
-    caption = image_caption(index, label, logits[0], trained.class_names)
-    paths = []
-    for number, cap in enumerate(captures):
-        maps = cap.output[0]  # (C, H, W)
-        rows, cols = _grid(len(maps))
-        fig = new_figure((2.6 + 1.05 * cols, max(2.9, 1.1 * rows + 1.0)))
-        left, right = fig.subfigures(1, 2, width_ratios=[2.4, 1.05 * cols])
-        show_input(left.subplots(), image, caption)
-        ax = right.subplots()
-        style = _scale(maps)
-        shown = _mosaic(ax, maps, rows, cols, style)
-        what = (
-            "convolution output, no activation after it (red +, blue -)"
-            if maps.min() < 0
-            else "pooled feature maps (each value: the max of a window)"
-            if cap.kind == "MaxPool2d"
-            else "pooled feature maps"
-            if "Pool" in cap.kind
-            else f"feature maps after the {cap.detail.rsplit(' + ', 1)[-1]}"
-        )
-        right.colorbar(shown, ax=ax, shrink=0.7, label="activation")
-        right.suptitle(
-            f"layer {cap.name}: {cap.kind} {cap.detail} -> {len(maps)} maps of "
-            f"{maps.shape[1]}x{maps.shape[2]}\n{what}",
-            fontsize=10,
-        )
-        fig.suptitle(trained.title, fontsize=9, x=0.01, ha="left", color="dimgray")
-        paths.append(
-            save_png(fig, directory / f"features-{index}-{number:02d}-layer{cap.name}-{cap.kind}.png")
-        )
-    return paths
+    """``features_figures`` for test image ``index``, one PNG per layer in ``directory``."""
+    figures = features_figures(trained, image, test_image_name(index, label, trained.class_names))
+    return [
+        save_png(fig, directory / f"features-{index}-{number:02d}-layer{cap.name}-{cap.kind}.png")
+        for number, (cap, fig) in enumerate(figures)
+    ]

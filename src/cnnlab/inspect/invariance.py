@@ -15,14 +15,15 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from cnnlab.inspect.features import capture, classify, show_input
+from cnnlab.inspect.features import capture, classify, show_input, test_image_name
 from cnnlab.report.figures import new_figure, save_png
 
 if TYPE_CHECKING:
     from cnnlab.runs.loader import LoadedRun
 
-__all__ = ["shift", "Invariance", "measure", "format_table", "plot_invariance"]
+__all__ = ["shift", "Invariance", "measure", "format_table", "invariance_figure", "plot_invariance"]
 
 MAX_SHIFT = 4  # pixels, in x and in y
 SAMPLE = 200  # test images for the prediction-agreement figures
@@ -78,8 +79,8 @@ def _stage_changes(
 
 
 def measure(trained: LoadedRun, image: np.ndarray, sample: np.ndarray) -> Invariance:
-    """Every shift (dx, dy) in 0..MAX_SHIFT x 0..MAX_SHIFT for ``image`` (C, H, W); for a sample
-    (N, C, H, W), the prediction agreement at the shifts the table prints and the mean change
+    """Every shift (dx, dy) in 0..MAX_SHIFT x 0..MAX_SHIFT for ``image`` (28, 28); for a sample
+    (N, 28, 28), the prediction agreement at the shifts the table prints and the mean change
     at the x shifts (NaN elsewhere)."""
     shifts = [(dx, dy) for dy in range(MAX_SHIFT + 1) for dx in range(MAX_SHIFT + 1)]
     stages, change, logits = _stage_changes(trained, image[None], shifts)
@@ -150,6 +151,15 @@ def format_table(result: Invariance, index: int) -> str:
 
 
 def plot_invariance(trained: LoadedRun, image: np.ndarray, label: int, index: int, result: Invariance, path):
+    """``invariance_figure`` for test image ``index``, written to ``path``."""
+    return save_png(
+        invariance_figure(trained, image, test_image_name(index, label, trained.class_names), result), path
+    )
+
+
+def invariance_figure(trained: LoadedRun, image: np.ndarray, name: str, result: Invariance) -> Figure:
+    """``image`` (named ``name``) shifted 0-4 pixels, and ``result`` (``measure``'s) drawn: how much
+    each layer's output and the prediction change."""
     fig = new_figure((14, 8.4))
     top, bottom = fig.subfigures(2, 1, height_ratios=[0.62, 1])
     thumbs = top.subplots(1, MAX_SHIFT + 1)
@@ -163,11 +173,7 @@ def plot_invariance(trained: LoadedRun, image: np.ndarray, label: int, index: in
             else f"{result.class_names[result.predicted[k]]} ({first}: {p})"
         )
         show_input(ax, shift(image[None], d, 0)[0], f"shifted {d} px right\npredicted: {said}")
-    top.suptitle(
-        f"test image {index} ({result.class_names[label]}) shifted to the right, "
-        "and what the network predicts",
-        fontsize=11,
-    )
+    top.suptitle(f"{name}, shifted to the right, and what the network predicts", fontsize=11)
     ax_lines, ax_heat, ax_pred = bottom.subplots(1, 3, width_ratios=[1.2, 0.8, 1])
     steps = range(MAX_SHIFT + 1)
     pooled, convs = iter(["#e6550d", "#a63603", "#fd8d3c"] * 4), iter(["#6baed6", "#2171b5", "#08306b"] * 4)
@@ -185,7 +191,7 @@ def plot_invariance(trained: LoadedRun, image: np.ndarray, label: int, index: in
         )
     ax_lines.set_xlabel("shift to the right (pixels)")
     ax_lines.set_ylabel("relative change of the output")
-    ax_lines.set_title(f"how much each layer's output changes (image {index})", fontsize=10)
+    ax_lines.set_title("how much each layer's output changes (this image)", fontsize=10)
     ax_lines.grid(alpha=0.3)
     ax_lines.legend(fontsize=8, title="dotted: the pixels; dashed: conv; solid: pooled", title_fontsize=8)
     last = max(i for i, s in enumerate(result.stages) if "Pool" in s or i == 0)
@@ -224,7 +230,7 @@ def plot_invariance(trained: LoadedRun, image: np.ndarray, label: int, index: in
         [100 * result.probability[result.at(d, 0)] for d in steps],
         "o-",
         color="tab:purple",
-        label=f"image {index}: probability of its prediction (x shift)",
+        label="this image: probability of its prediction (x shift)",
     )
     ax_pred.set_ylim(0, 102)
     ax_pred.set_xlabel("shift (pixels)")
@@ -235,4 +241,4 @@ def plot_invariance(trained: LoadedRun, image: np.ndarray, label: int, index: in
     for ax in (ax_lines, ax_pred):
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(f"{trained.title}: translation invariance, measured", fontsize=12)
-    return save_png(fig, path)
+    return fig

@@ -13,15 +13,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from cnnlab.inspect.features import capture, image_caption, show_input
+from cnnlab.inspect.features import capture, input_caption, show_input, test_image_name
 from cnnlab.report.figures import new_figure, save_png
 
 if TYPE_CHECKING:
     from cnnlab.runs.loader import LoadedRun
 
-__all__ = ["plot_pooling"]
+__all__ = ["pooling_figure", "plot_pooling"]
 
 ZOOM = 3  # windows per side in the close-up
 
@@ -97,7 +98,14 @@ def _numbers(ax, values, highlight=None, fontsize=8) -> None:
 
 
 def plot_pooling(trained: LoadedRun, image: np.ndarray, label: int, index: int, path) -> tuple[object, dict]:
-    """Write the figure; return (its path, the numbers it shows)."""
+    """Write ``pooling_figure`` for test image ``index``; return (its path, the numbers it shows)."""
+    fig, facts = pooling_figure(trained, image, test_image_name(index, label, trained.class_names))
+    return save_png(fig, path), facts
+
+
+def pooling_figure(trained: LoadedRun, image: np.ndarray, name: str) -> tuple[Figure, dict]:
+    """(the figure for ``image``, named ``name`` under it; the numbers it shows: the channel, the
+    map's shape, the pooled shape and the share of values kept)."""
     maps, options, what, logits = _source(trained, image)
     pooled, argmax = _max_pool(maps, options)
     flat = maps.reshape(len(maps), -1)
@@ -109,7 +117,7 @@ def plot_pooling(trained: LoadedRun, image: np.ndarray, label: int, index: int, 
     fig = new_figure((13, 8.2))
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 0.95])
     ax_img, ax_map, ax_out = top.subplots(1, 3, width_ratios=[0.8, 1, 1])
-    show_input(ax_img, image, image_caption(index, label, logits[0], trained.class_names))
+    show_input(ax_img, image, input_caption(name, logits[0], trained.class_names))
     shown = ax_map.imshow(fmap, **style)
     _windows(ax_map, out.shape, options, color="#7fcdbb", lw=0.5)
     lowest = -_max_pool(-maps[channel : channel + 1], options)[0][0]
@@ -181,4 +189,4 @@ def plot_pooling(trained: LoadedRun, image: np.ndarray, label: int, index: int, 
         ax.set_yticks([])
     fig.suptitle(f"{trained.title}: max pooling on a real feature map ({what})", fontsize=11)
     kept = float(out.size) / fmap.size
-    return save_png(fig, path), dict(channel=channel, map_shape=fmap.shape, pooled_shape=out.shape, kept=kept)
+    return fig, dict(channel=channel, map_shape=fmap.shape, pooled_shape=out.shape, kept=kept)

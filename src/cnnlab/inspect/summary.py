@@ -26,9 +26,10 @@ import math
 from cnnlab import shapes
 from cnnlab.inspect.describe import ELEMENTWISE, Layer, Residual, describe
 
-__all__ = ["Row", "Summary", "summarize", "format_table", "layer_detail"]
+__all__ = ["Row", "Summary", "summarize", "format_table", "format_footer", "html_table", "layer_detail"]
 
 BYTES_PER_VALUE = 4  # float32, as both backends train
+HEADER = ("layer", "type", "output shape", "params", "mult-adds", "receptive field")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Summary:
     def __str__(self) -> str:
         """What ``cnnlab summary`` prints: the heading, then the table."""
         return f"{self.heading}\n\n{format_table(self)}" if self.heading else format_table(self)
+
+    def __repr__(self) -> str:  # the table, where a console or a notebook's text shows the object
+        return str(self)
 
     def _repr_html_(self) -> str:
         """The same table for Jupyter."""
@@ -279,9 +283,8 @@ def _size(n: int) -> str:
     return f"{n / 2**20:,.2f} MiB" if n >= 2**17 else f"{n / 2**10:,.1f} KiB"
 
 
-def format_table(summary: Summary) -> str:
-    """The table, then either the totals or which layer the input does not fit, and why."""
-    header = ("layer", "type", "output shape", "params", "mult-adds", "receptive field")
+def _cells(summary: Summary) -> list[tuple[str, ...]]:
+    """The table's rows as text: every layer the input reached, then the one it does not fit."""
     lines = [
         (
             ("  " * r.depth) + r.name,
@@ -305,25 +308,18 @@ def format_table(summary: Summary) -> str:
                 "-",
             )
         )
-    widths = [max(len(str(cells[i])) for cells in [header, *lines]) for i in range(len(header))]
-    right = {3, 4}
+    return lines
 
-    def fmt(cells):
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ).rstrip()
 
-    out = [fmt(header), fmt(tuple("-" * w for w in widths)), *map(fmt, lines)]
+def format_footer(summary: Summary) -> list[str]:
+    """The lines under the table: the totals, or which layer the input does not fit, and why."""
     if summary.failed is not None:
-        out += [
-            "",
+        return [
             f"input {_shape(summary.input_shape)} does not fit layer {summary.failed.name} "
-            f"({summary.failed.kind}): {summary.reason}",
+            f"({summary.failed.kind}): {summary.reason}"
         ]
-        return "\n".join(out)
     memory = summary.params * BYTES_PER_VALUE
-    out += [
-        "",
+    return [
         f"parameters:            {summary.params:,} ({_size(memory)} as float32)",
         f"trainable parameters:  {summary.trainable:,}",
         f"mult-adds:             {summary.mult_adds:,} for a batch of {summary.batch_size} "
@@ -331,30 +327,38 @@ def format_table(summary: Summary) -> str:
         f"activation memory:     {_size(summary.activation_bytes)} for a batch of {summary.batch_size} "
         f"(every layer's float32 output)",
     ]
-    return "\n".join(out)
+
+
+def format_table(summary: Summary) -> str:
+    """The table, then either the totals or which layer the input does not fit, and why."""
+    lines = _cells(summary)
+    widths = [max(len(str(cells[i])) for cells in [HEADER, *lines]) for i in range(len(HEADER))]
+    right = {3, 4}
+
+    def fmt(cells):
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    out = [fmt(HEADER), fmt(tuple("-" * w for w in widths)), *map(fmt, lines)]
+    return "\n".join([*out, "", *format_footer(summary)])
 
 
 def html_table(summary: Summary) -> str:
-    """The summary as an HTML table (the rows, then the totals or why the input does not fit)."""
-    header = ("layer", "type", "output shape", "params", "mult-adds", "receptive field")
-    cells = [
-        (
-            "\u00a0\u00a0" * r.depth + r.name,
-            f"{r.kind} {r.detail}".strip(),
-            _shape(r.shape),
-            f"{r.params:,}",
-            f"{r.mult_adds:,}",
-            "-" if summary.traced else _field(r),
-        )
-        for r in summary.rows
-    ]
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
-    lines = str(summary).split("\n\n", 1)[1].splitlines() if "\n\n" in str(summary) else []
-    foot = "".join(f"<div>{html.escape(line)}</div>" for line in lines)
+    """The summary for a notebook: the heading, the table once (the layer the input does not fit as
+    its last row, marked), then the totals or why the input does not fit."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+    rows = []
+    for number, cells in enumerate(_cells(summary)):
+        failed = summary.failed is not None and number == len(summary.rows)
+        style = ' style="background:#fde0dd"' if failed else ""
+        text = [cells[0].replace("  ", "\u00a0\u00a0"), *cells[1:]]
+        rows.append(f"<tr{style}>" + "".join(f"<td>{html.escape(c)}</td>" for c in text) + "</tr>")
+    foot = "".join(f"<div>{html.escape(line)}</div>" for line in format_footer(summary))
+    title = summary.heading or f"{summary.model}, input {_shape(summary.input_shape)}"
     return (
-        f"<div><b>{html.escape(summary.model)}</b>, input {html.escape(_shape(summary.input_shape))}"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f'<div class="cnnlab-summary"><b>{html.escape(title)}</b>'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f'<div style="font-family: monospace; white-space: pre">{foot}</div></div>'
     )
 

@@ -4,6 +4,10 @@ Figures are matplotlib ``Figure`` objects made directly, never through ``pyplot`
 chosen, no global list of open figures grows, nothing needs closing, and importing cnnlab leaves a
 notebook's backend (``%matplotlib inline``, a widget backend) as its user set it. Saving renders
 with Agg whatever the backend is, so the PNGs are the same in a terminal, a notebook or CI.
+
+A figure made without pyplot is one Jupyter's inline hook never sees, so it would print as
+``<Figure size 1100x420 with 3 Axes>``; each of cnnlab's figures therefore shows itself, as a PNG
+(IPython's ``_repr_png_``), with no pyplot import and whatever the backend.
 """
 
 from __future__ import annotations
@@ -15,16 +19,26 @@ from matplotlib.figure import Figure
 
 from cnnlab.runs.layout import write_atomic
 
-__all__ = ["DPI", "new_figure", "png_bytes", "save_png", "show_image"]
+__all__ = ["DPI", "ShownFigure", "new_figure", "png_bytes", "save_png", "show_image"]
 
 DPI = 110  # 1100 pixels for a 10-inch figure: the width of report.html's column
 
 
-def new_figure(figsize: tuple[float, float], layout: str | None = "constrained", **kwargs) -> Figure:
+class ShownFigure(Figure):
+    """A matplotlib ``Figure`` that a notebook shows as a PNG: the display protocol's ``_repr_png_``.
+
+    Where the inline backend has registered its own PNG printer for ``Figure`` (after ``import
+    matplotlib.pyplot``), IPython uses that one instead: either way the figure is shown once."""
+
+    def _repr_png_(self) -> bytes:
+        return png_bytes(self)
+
+
+def new_figure(figsize: tuple[float, float], layout: str | None = "constrained", **kwargs) -> ShownFigure:
     """A figure of its own, ``figsize`` (width, height) in inches. ``layout`` is matplotlib's layout
     engine: "constrained" (the default) keeps titles, labels and colour bars from overlapping;
     None for a figure placed by hand (``subplots_adjust``). Other keywords go to ``Figure``."""
-    return Figure(figsize=figsize, layout=layout, **kwargs)
+    return ShownFigure(figsize=figsize, layout=layout, **kwargs)
 
 
 def show_image(ax, image, **kwargs):

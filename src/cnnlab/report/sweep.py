@@ -17,19 +17,28 @@ def plot_sweep(result, path: Path, title: str = "") -> None:
 
 
 def sweep_figure(result, title: str = "") -> Figure:
-    """``result`` is a ``cnnlab.training.lr_find.Sweep``: the rates, the raw and smoothed losses and
-    the suggestion. The y range leaves out the explosion at the end, so the descent stays readable."""
+    """``result`` is a ``cnnlab.training.lr_find.Sweep``: the rates, the raw and smoothed losses, the
+    lowest smoothed loss and the suggestion (always below it). The y range leaves out the explosion at
+    the end, so the descent stays readable."""
     fig = new_figure((7, 4.2))
     ax = fig.subplots()
     ax.plot(result.lrs, result.raw_losses, color="tab:blue", alpha=0.25, lw=1, label="loss per step")
     ax.plot(result.lrs, result.losses, color="tab:blue", lw=2, label="smoothed loss")
     if result.suggestion is not None:
+        lowest = min(range(len(result.losses)), key=result.losses.__getitem__)
+        ax.plot(
+            result.lrs[lowest],
+            result.losses[lowest],
+            "v",
+            color="black",
+            label=f"lowest smoothed loss, at lr {result.lrs[lowest]:.2g}",
+        )
         ax.axvline(
             result.suggestion,
             color="tab:red",
             ls="--",
             lw=1.5,
-            label=f"suggested lr {result.suggestion:.2g} (steepest descent)",
+            label=f"suggested lr {result.suggestion:.2g} ({result.rule})",
         )
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab import fileio
-from cnnlab.errors import RunDirError
+from cnnlab.errors import RunDirError, resume_command
 from cnnlab.runs.layout import (
     CHECKPOINT,
     COMPARE_PLAN,
@@ -28,7 +28,6 @@ from cnnlab.runs.layout import (
     remove_stale_temporaries,
     require_writable_dir,
 )
-from cnnlab.shell import resume_command
 
 
 def timestamped_dir(root: Path, label: str) -> Path:
@@ -172,7 +171,7 @@ def _hint(path: Path) -> str:
     if (path / CHECKPOINT).is_file():
         return f", or continue it with: {resume_command(path)}"
     if (path / COMPARE_PLAN).is_file():
-        return f", or continue it with: {resume_command(path, 'compare')}"
+        return f", or continue it with: {resume_command(path, command='compare')}"
     return ""
 
 

@@ -13,7 +13,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, option
 from cnnlab.runs.layout import write_atomic
 
 FORMATS = ("onnx", "safetensors")
@@ -108,7 +108,7 @@ def export(run, format: str, output: str | Path | None = None) -> Path:
     RUN_DIR/model.FORMAT); return the path. The one entry point of the command and the Python API."""
     from cnnlab.runs import layout
 
-    path = layout.prepare_output(output if output else run.path / f"model.{format}", "--output")
+    path = layout.prepare_output(output if output else run.path / f"model.{format}", option("output"))
     if format == "onnx":
         require_onnx()
         export_onnx(run, path)

@@ -227,20 +227,19 @@ def require_writable_dir(path: str | Path, flag: str) -> Path:
     knows nothing of full disks' quotas; the probe asks the filesystem itself.
     """
     path = Path(path)
+    named = f"{flag}{str(path)!r}" if flag.endswith("=") else f"{flag} {path}"  # output='x' or --output x
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirError(
-            f"{flag} {path}: cannot create it ({exc.strerror}); choose a writable directory"
+            f"{named}: cannot create it ({exc.strerror}); choose a writable directory"
         ) from None
     if not path.is_dir():
-        raise RunDirError(f"{flag} {path} is not a directory")
+        raise RunDirError(f"{named} is not a directory")
     try:
         fd, probe = tempfile.mkstemp(prefix=".cnnlab-probe.", suffix=".tmp", dir=path)
     except OSError as exc:
-        raise RunDirError(
-            f"{flag} {path} is not writable ({exc.strerror}); choose a writable directory"
-        ) from None
+        raise RunDirError(f"{named} is not writable ({exc.strerror}); choose a writable directory") from None
     os.close(fd)
     os.unlink(probe)
     return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from cnnlab.errors import option
 from cnnlab.report import gallery, metrics
 from cnnlab.report.confusion import confusion_figure, confusion_title
 from cnnlab.report.curves import history_figure
@@ -29,7 +30,7 @@ def write_report(
     """Write one self-contained HTML page about the run (default: RUN_DIR/report.html) from its
     scores on ``split`` ("test" or "valid"); return where it went. ``run_dir`` may be a loaded run."""
     loaded = _load(run_dir)
-    path = rundir.prepare_output(output if output else loaded.path / REPORT_HTML, "--output")
+    path = rundir.prepare_output(output if output else loaded.path / REPORT_HTML, option("output"))
     ev = evaluate_run(loaded, split, data_dir)
     rundir.write_text(path, render(report_parts(loaded, ev)), stream=True)
     return path
@@ -128,7 +129,7 @@ def run_evaluation(
 ) -> EvaluationResult:
     """``evaluate``, keeping the loaded run, the predictions and the paths written (for the command)."""
     loaded = _load(run_dir)
-    directory = rundir.require_writable_dir(out or loaded.path, "--out") if save else None
+    directory = rundir.require_writable_dir(out or loaded.path, option("out")) if save else None
     ev = evaluate_run(loaded, split, data_dir)
     numbers = metrics.as_json(ev)
     written = [] if directory is None else write_evaluation(ev, numbers, directory, loaded.config.model)

@@ -8,18 +8,29 @@ under the comparison's), then writes one table, ``compare.csv``, and overlay plo
 from __future__ import annotations
 
 import dataclasses
+import html
 import math
 import os
 import statistics
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cnnlab.errors import EXIT_INTERRUPTED, ConfigError, DivergedError, InterruptedRun, RunDirError
+from cnnlab.errors import (
+    EXIT_INTERRUPTED,
+    ConfigError,
+    DivergedError,
+    InterruptedRun,
+    RunDirError,
+    option,
+    resume_command,
+)
 from cnnlab.runs import claims
 from cnnlab.runs import layout as rundir
-from cnnlab.shell import resume_command
 from cnnlab.training.config import OPTIMIZERS, TrainConfig, resolve
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PLAN_VERSION = 1  # compare.json's layout
 # The rate an optimizer gets when the user names none and the base config is for another optimizer:
@@ -47,6 +58,7 @@ class Outcome:
     seed: int
     history: list[dict]
     summary: dict | None  # None when the run diverged
+    path: Path | None = None  # the run directory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,11 +86,11 @@ def make_plan(
     unknown = [o for o in optimizers if o not in OPTIMIZERS]
     if unknown or not optimizers:
         raise ConfigError(
-            f"--optimizers takes names from {', '.join(OPTIMIZERS)}. "
+            f"{option('optimizers')} takes names from {', '.join(OPTIMIZERS)}. "
             f"Received: {','.join(map(str, optimizers))}"
         )
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 1000:
-        raise ConfigError(f"--seeds must be a whole number from 1 to 1000. Received: {seeds!r}")
+        raise ConfigError(f"{option('seeds')} must be a whole number from 1 to 1000. Received: {seeds!r}")
     base = resolve(options, config_file)  # refuses bad options before any training
     if lrs:
         grid = [(opt, lr) for opt in optimizers for lr in lrs]
@@ -96,9 +108,53 @@ class Comparison:
     out: Path
     rows: list[dict]
     outcomes: list[Outcome]
+    title: str = ""
 
     def __str__(self) -> str:
         return format_table(self.rows)
+
+    def __repr__(self) -> str:
+        return f"{self.title}\n{self}\nsaved in {self.out}"
+
+    def run(self, optimizer: str, seed: int = 0, lr: float | None = None) -> Path:
+        """The run directory of ``optimizer`` (at ``lr``, by default its first) with ``seed``, for
+        ``cnnlab.load_run``."""
+        for o in self.outcomes:
+            if (o.optimizer, o.seed) == (optimizer, seed) and lr in (None, o.lr) and o.path is not None:
+                return o.path
+        made = ", ".join(f"{o.optimizer} (lr {o.lr:g}, seed {o.seed})" for o in self.outcomes)
+        raise ConfigError(f"this comparison has no run of {optimizer!r} with seed {seed}; it ran {made}")
+
+    def plot(self) -> Figure:
+        """Each configuration's training and validation loss per epoch: the mean over seeds, and a
+        band from the lowest to the highest seed (compare_loss.png)."""
+        from cnnlab.report.overlay import overlay_figure
+
+        return overlay_figure(self.outcomes, self.title)
+
+    def _repr_html_(self) -> str:
+        from cnnlab.report.display import image_tag, note, table
+
+        header = ("optimizer", "lr", "seeds", "final valid", "best valid", "test", "seconds", "diverged")
+        rows = [
+            (
+                r["optimizer"],
+                f"{r['lr']:g}",
+                r["seeds"],
+                *(
+                    _percent(r[f"{m}_mean"], r[f"{m}_std"]).strip()
+                    for m in ("final_valid_accuracy", "best_valid_accuracy", "test_accuracy")
+                ),
+                f"{r['seconds_mean']:.1f}",
+                r["diverged"],
+            )
+            for r in self.rows
+        ]
+        return (
+            f"<div><b>{html.escape(self.title)}</b>{table(header, rows)}"
+            f"{note(f'accuracy: mean ± standard deviation over seeds; saved in {self.out}')}"
+            f"{image_tag(self.plot(), 'loss per epoch of each configuration')}</div>"
+        )
 
 
 def run_comparison(
@@ -132,8 +188,9 @@ def _finish(directory: Path, model: str, outcomes: list[Outcome]) -> Comparison:
     rows = summarise(outcomes)
     rundir.write_csv(directory / "compare.csv", COLUMNS, rows)
     optimizers = list(dict.fromkeys(o.optimizer for o in outcomes))
-    plot_overlay(outcomes, directory / "compare_loss.png", title=f"model {model}: {' vs '.join(optimizers)}")
-    return Comparison(directory, rows, outcomes)
+    title = f"model {model}: {' vs '.join(optimizers)}"
+    plot_overlay(outcomes, directory / "compare_loss.png", title=title)
+    return Comparison(directory, rows, outcomes, title)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +229,7 @@ def run_jobs(jobs: list[Job], out: Path, log: Callable[[str], None]) -> list[Out
             outcomes.append(_finished(job, out / job.name, log) or _train(job, out / job.name, log))
         except DivergedError:
             history = _partial_history(out / job.name)
-            outcomes.append(Outcome(job.optimizer, job.lr, job.seed, history, None))
+            outcomes.append(Outcome(job.optimizer, job.lr, job.seed, history, None, out / job.name))
             log(f"{job.name}: diverged after {len(history)} epoch(s)")
     return outcomes
 
@@ -184,7 +241,7 @@ def _finished(job: Job, run: Path, log: Callable[[str], None]) -> Outcome | None
     if not all(isinstance(summary.get(k), (int, float)) for k in ("test_accuracy", "seconds")):
         raise RunDirError(f"{run / rundir.SUMMARY} is damaged: it lacks the test accuracy or the seconds")
     log(f"{job.name}: test accuracy {summary['test_accuracy']:.2%}, finished before")
-    return Outcome(job.optimizer, job.lr, job.seed, rundir.read_metrics(run / rundir.METRICS), summary)
+    return Outcome(job.optimizer, job.lr, job.seed, rundir.read_metrics(run / rundir.METRICS), summary, run)
 
 
 def _train(job: Job, run: Path, log: Callable[[str], None]) -> Outcome:
@@ -197,13 +254,13 @@ def _train(job: Job, run: Path, log: Callable[[str], None]) -> Outcome:
         result = runner.train(job.config, session)
     summary = result.summary
     log(f"{job.name}: test accuracy {summary['test_accuracy']:.2%} ({summary['seconds']:.0f} s)")
-    return Outcome(job.optimizer, job.lr, job.seed, result.history, result.summary)
+    return Outcome(job.optimizer, job.lr, job.seed, result.history, result.summary, run)
 
 
 def _stoppable(directory: Path, jobs: list[Job], log: Callable[[str], None]) -> list[Outcome]:
     """``run_jobs``; stopped (Ctrl+C, SIGTERM, a closed stdout) or failing to write, it says how
     to continue the whole comparison, not one run of it."""
-    command = resume_command(directory, "compare")
+    command = resume_command(directory, command="compare")
     try:
         return run_jobs(jobs, directory, log)
     except (InterruptedRun, KeyboardInterrupt) as exc:

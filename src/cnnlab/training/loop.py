@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import log_softmax
 
 from cnnlab.data.arrays import Arrays
-from cnnlab.errors import DivergedError
+from cnnlab.errors import DivergedError, option
 from cnnlab.runs.layout import validated
 from cnnlab.training.batches import epoch_order, global_batches
 from cnnlab.training.config import TrainConfig
@@ -66,15 +66,15 @@ def train_one_epoch(
     loss_total, correct_total = world.sum(*engine.to_host([loss_sum, correct]))  # the epoch's one sync
     if not math.isfinite(loss_total):
         raise DivergedError(
-            f"training diverged: the loss became {loss_total} in this epoch; lower --lr "
-            "(the last good checkpoint is kept)"
+            f"training diverged: the loss became {loss_total} in this epoch; lower {option('lr')}"
         )
     return {"train_loss": loss_total / len(order), "train_accuracy": correct_total / len(order)}
 
 
 class Progress:
-    """A tqdm bar per epoch on a terminal or in Jupyter (``notebook``, through tqdm.auto's widget);
-    one plain line per epoch otherwise (logs, CI)."""
+    """A tqdm bar per epoch on a terminal; in Jupyter (``notebook``) one bar for the whole run,
+    updated in place (``cnnlab.training.notebook``); one plain line per epoch in any case (and alone
+    in logs and CI)."""
 
     def __init__(
         self, epochs: int, images_per_epoch: int, enabled: bool = True, stream=None, notebook: bool = False
@@ -85,14 +85,18 @@ class Progress:
         self.bars = enabled and (notebook or (self.stream is not None and self.stream.isatty()))
         self.notebook = notebook
         self.bar: Any = None
+        self.notebook_bar: Any = None
 
     def start_epoch(self, epoch: int) -> Callable[[int], None]:
         if not self.bars:
             return lambda n: None
         if self.notebook:
-            from tqdm.auto import tqdm
-        else:
-            from tqdm import tqdm
+            from cnnlab.training.notebook import NotebookBar
+
+            self.notebook_bar = self.notebook_bar or NotebookBar(self.epochs, self.images)
+            self.notebook_bar.start(epoch)
+            return self.notebook_bar.update
+        from tqdm import tqdm
 
         self.bar = tqdm(
             total=self.images,
@@ -112,6 +116,11 @@ class Progress:
             # A line of its own rather than the bar's postfix, which a narrow terminal cuts off (and
             # one of unknown width never shows): the validation accuracy must always be read.
             print(format_row(row), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """The run is over (finished, stopped or failed): a notebook's bar is emptied."""
+        if self.notebook_bar is not None:
+            self.notebook_bar.close()
 
 
 def format_row(row: dict) -> str:
@@ -134,7 +143,8 @@ class FitState:
     """What a run needs to continue: the history so far; the engine holds the rest."""
 
     history: list[dict] = dataclasses.field(default_factory=list)
-    stopped_early: bool = False
+    stopped_early: bool = False  # by early stopping (patience)
+    stopped_by_callback: bool = False
 
     @property
     def epochs_done(self) -> int:
@@ -169,6 +179,8 @@ class FitContext:
     world: World = SINGLE
     clock_start: float = dataclasses.field(default_factory=time.perf_counter)
     seconds_before: float = 0.0
+    # The user's callbacks (``callbacks.Callbacks``), after each saved epoch; True means stop.
+    callbacks: Callable[[FitState], bool] | None = None
 
     def seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.clock_start
@@ -209,7 +221,10 @@ def fit(
             engine.remember_best()
         on_epoch_end(state)
         progress.end_epoch(row)
+        if ctx.callbacks is not None and ctx.callbacks(state):
+            state.stopped_by_callback = True
+            break
     if config.patience is not None and state.history:
-        state.stopped_early = state.epochs_done < config.epochs
+        state.stopped_early = state.epochs_done < config.epochs and not state.stopped_by_callback
         engine.restore_best()
     return state

@@ -1,8 +1,8 @@
 """``cnnlab train`` end to end: a run directory, the data, an engine, fit, and the final report.
 
 ``train(config, session)`` starts a run; ``resume(run_dir, session)`` continues one from its last
-complete epoch. Both return a ``RunResult``; neither prints except through ``session.log`` and
-the progress display.
+complete epoch, and ``resume(run_dir, session, epochs=N)`` trains one further (``further.py``). Both
+return a ``RunResult``; neither prints except through ``session.log`` and the progress display.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import platform
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,15 @@ from cnnlab.errors import (
     DivergedError,
     InterruptedRun,
     RunDirError,
+    resume_command,
 )
 from cnnlab.runs import claims
 from cnnlab.runs import layout as rundir
-from cnnlab.shell import option, resume_command
-from cnnlab.training import distributed
+from cnnlab.shell import option
+from cnnlab.training import distributed, further
 from cnnlab.training.batches import steps_per_epoch
-from cnnlab.training.checkpoint import complete_history, load_checkpoint, same_config, save_checkpoint
+from cnnlab.training.callbacks import Callbacks, RunState
+from cnnlab.training.checkpoint import complete_history, load_checkpoint, save_checkpoint
 from cnnlab.training.config import TrainConfig, config_of_run
 from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.engine import Engine, make_engine
@@ -56,7 +58,8 @@ class Session:
     log: Callable[[str], None] = print
     quiet: bool = False  # no progress and no per-epoch lines
     started: float | None = None  # the time.perf_counter() the run clock counts from (the CLI's start)
-    notebook: bool = False  # progress bars through tqdm.auto (Jupyter's widget) even off a terminal
+    notebook: bool = False  # progress as one bar updated in place (a Jupyter kernel), even off a terminal
+    callbacks: Sequence[Callable[[RunState], Any]] = ()  # the user's, after each epoch (callbacks.py)
 
 
 @dataclasses.dataclass
@@ -256,8 +259,9 @@ def _record_start(run: Path, config: TrainConfig, dataset: Dataset, engine: Engi
     rundir.write_json(run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size})
 
 
-def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
-    """Continue ``run_dir`` from its last complete epoch, exactly as configured."""
+def resume(run_dir: str | Path, session: Session | None = None, epochs: int | None = None) -> RunResult:
+    """Continue ``run_dir`` from its last complete epoch, exactly as configured; with ``epochs``
+    (other than the configured number), train it further to that many epochs in all."""
     session = session or Session()
     start = time.perf_counter() if session.started is None else session.started
     run = rundir.require_run_dir(run_dir)
@@ -266,7 +270,9 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
         world = join_world(config)
         claimed = claims.claim(run, new=False) if world.is_main else None
         try:
-            ctx, history = _resume_start(run, config, session, world, start)
+            ctx, history = _resume_start(
+                run, config, dataclasses.replace(session, started=start), world, epochs
+            )
             return _fit_and_finish(run, ctx, FitState(history), session, claimed)
         finally:
             if claimed:
@@ -275,16 +281,21 @@ def resume(run_dir: str | Path, session: Session | None = None) -> RunResult:
 
 
 def _resume_start(
-    run: Path, config: TrainConfig, session: Session, world: World, start: float
+    run: Path, config: TrainConfig, session: Session, world: World, epochs: int | None
 ) -> tuple[FitContext, list[dict]]:
     """A resume's start-up: the checkpoint checked and loaded, the data and the engine. Interrupted
     here, nothing has changed, and the same command is printed."""
     try:
         checkpoint = _checkpoint_to_resume(run, config)
+        as_configured, history = config, checkpoint["history"]
+        config = _going_on_with(run, config, history, epochs)
         dataset, arrays, engine = _prepare(config, session.quiet, world, session.log)
         _check_same_dataset(run, dataset)
         _restore(engine, checkpoint, run)
-        history = checkpoint["history"]
+        if config is not as_configured:
+            engine.set_lr(config.lr)  # the next step's rate under the schedule re-planned for the new length
+            if world.is_main:
+                session.log(further.commit(run, as_configured, config, history, engine.lr))
         if world.is_main:
             _repair(run, config, history)
             session.log(f"resuming {run} after epoch {len(history)} of {config.epochs}")
@@ -296,6 +307,7 @@ def _resume_start(
             _why(exc),
         ) from None
     before = history[-1]["seconds"] if history else 0.0
+    start = session.started if session.started is not None else time.perf_counter()
     return FitContext(config, engine, arrays, world, clock_start=start, seconds_before=before), history
 
 
@@ -311,13 +323,11 @@ def _checkpoint_to_resume(run: Path, config: TrainConfig) -> dict:
         raise RunDirError(
             f"{run / rundir.CHECKPOINT} is damaged: its history lacks columns of {rundir.METRICS}"
         )
-    if not same_config(checkpoint["config"], config):
+    if not further.same_run(checkpoint["config"], config, run):
         raise RunDirError(
             f"{run / rundir.CHECKPOINT} was saved with a different config than "
             f"{run / rundir.CONFIG}; restore the original config.json"
         )
-    if (run / rundir.SUMMARY).is_file() and len(checkpoint["history"]) >= config.epochs:
-        raise AlreadyFinished(f"{run} finished all {config.epochs} epochs already; nothing to resume")
     return checkpoint
 
 
@@ -336,6 +346,30 @@ def _check_same_dataset(run: Path, dataset: Dataset) -> None:
 def _only_startup_files(run: Path) -> bool:
     names = {p.name for p in run.iterdir()} - {rundir.LOCK}
     return all(n in claims.STARTUP_FILES or (n.startswith(".") and n.endswith(".tmp")) for n in names)
+
+
+def _going_on_with(run: Path, config: TrainConfig, history: list[dict], epochs: int | None) -> TrainConfig:
+    """The config a resume goes on with: config.json's, or a longer one to train the run further;
+    AlreadyFinished when there is nothing to do."""
+    if epochs is not None and epochs != config.epochs:
+        return further.extended(run, config, history, epochs)
+    if _finished(run, history, config):
+        done = len(history)
+        raise AlreadyFinished(
+            f"{run} finished after {done} epochs; nothing to resume. To train it further: "
+            f"{resume_command(run, done + max(1, done // 2))}"
+        )
+    return config
+
+
+def _finished(run: Path, history: list[dict], config: TrainConfig) -> bool:
+    """Whether the run has a summary and trained all its epochs, or a callback stopped it."""
+    path = run / rundir.SUMMARY
+    if not path.is_file():
+        return False
+    summary = rundir.read_json(path)
+    stopped = isinstance(summary, dict) and bool(summary.get("stopped_by_callback"))
+    return len(history) >= config.epochs or stopped
 
 
 def _repair(run: Path, config: TrainConfig, history: list[dict]) -> None:
@@ -368,6 +402,8 @@ def _fit_and_finish(
         notebook=session.notebook,
     )
     saver = _Saver(run, ctx, state.epochs_done, claimed)
+    if session.callbacks:
+        ctx.callbacks = Callbacks(session.callbacks, run, ctx.config, ctx.world)
     try:
         state = fit(ctx, saver, progress, state)
     except KeyboardInterrupt as exc:  # Ctrl+C, SIGTERM or a closed stdout, turned into one by the CLI
@@ -384,13 +420,15 @@ def _fit_and_finish(
     except DivergedError as exc:
         if _nothing_saved(run, saver, ctx):
             _discard(run, claimed)
-            raise DivergedError(f"{exc}; {_removed(run)}") from None
+            # Not "run the same command again": the same settings would diverge the same way.
+            raise DivergedError(f"{exc}; nothing was saved, so {run} was removed") from None
         raise DivergedError(f"{exc}. {_saved(saver.epochs_saved)}") from None
     except RunDirError as exc:  # e.g. the disk filled up while saving: the previous epoch is intact
         saver.check()  # unless the directory went away: that is said as such
         raise _write_failed(exc, saver.epochs_saved, run) from None
     finally:
         saver.close()
+        progress.close()
     return _finish_saved(run, ctx, state, saver)
 
 
@@ -460,6 +498,7 @@ def _finish(run: Path, ctx: FitContext, state: FitState, check: Callable[[], Non
         "world_size": ctx.world.size,
         "precision": ctx.engine.precision,
         **_early_stopping(config, state),
+        **({"stopped_by_callback": True} if state.stopped_by_callback else {}),
     }
     if not ctx.world.is_main:
         return RunResult(run, summary, history, report)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ConfigError, RunDirError
+from cnnlab.errors import ConfigError, RunDirError, option
 
 DIRECTORY = "tensorboard"
 # metrics.csv column -> TensorBoard tag; "a/b" groups the curves as TensorBoard's panels do.
@@ -38,8 +38,8 @@ class TensorBoardLog:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise ConfigError(
-                "--tensorboard needs the tensorboard package; install it with "
-                "`pip install 'cnnlab[tensorboard]'` or drop --tensorboard"
+                f"{option('tensorboard')} needs the tensorboard package; install it with "
+                f"`pip install 'cnnlab[tensorboard]'` or drop {option('tensorboard')}"
             ) from None
         self.writer: Any = SummaryWriter(
             str(run / DIRECTORY), purge_step=first_epoch if first_epoch > 1 else None

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from cnnlab.data.dataset import PIXEL_MAX, Dataset
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, given
 from cnnlab.models import build_model, class_probabilities
 from cnnlab.training import distributed
 from cnnlab.training.augment import augment
@@ -30,7 +30,8 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     """The device for this process; under torchrun, GPU number LOCAL_RANK."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
-            "--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto"
+            f"{given('device', 'cuda')} was asked for but no CUDA GPU is available; use "
+            f"{given('device', 'cpu')} or auto"
         )
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
