@@ -4,7 +4,8 @@ Fashion-MNIST items are light on a black background, trimmed to the item, with t
 edge resized to 28 pixels and centred (Xiao et al. 2017, section 2). ``to_fashion_mnist`` does
 the same to a photo: it finds the background from the image border, makes it black (inverting
 dark-on-light photos), crops to the item, pads to a square, resizes to 28x28 and stretches the
-contrast to the full 0..255 range.
+contrast to the full 0..255 range. Files are decoded by ``cnnlab.data.decode``, the one decoding
+path, which bounds the size, time and memory of each image.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-
-from cnnlab.errors import ImageError
 
 SIZE = 28
 # A pixel belongs to the item when it is this much brighter than the background, as a share
@@ -29,43 +28,11 @@ class Prepared:
 
 
 def read_gray(path: str | Path) -> np.ndarray:
-    """The file as float32 grayscale (H, W) in 0..255; transparent areas become white paper."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """The file as float32 grayscale (H, W) in 0..255, its longest side at most 1,024 pixels;
+    transparent areas become white paper. Decoded within ``cnnlab.data.decode``'s budget."""
+    from cnnlab.data.decode import decode
 
-    try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{path} is not an image cnnlab can read; give a PNG or JPEG") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"{path} is a damaged or unsupported image ({exc})") from None
-    if image.mode.startswith(("I", "F")):  # 16- and 32-bit integers, floats: Pillow's "L" would clip them
-        return _wide_to_gray(np.asarray(image), path)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        paper = Image.new("RGBA", image.size, "white")
-        image = Image.alpha_composite(paper, image.convert("RGBA"))
-    return np.asarray(image.convert("L"), dtype=np.float32)
-
-
-def _wide_to_gray(pixels: np.ndarray, path: str | Path) -> np.ndarray:
-    """A 16-bit, 32-bit or float grayscale image -> 0..255 by the range its values use: 8-bit values
-    as they are, 16-bit ones divided by 257 (65535 -> 255), floats in [0, 1] times 255."""
-    values = pixels.astype(np.float64)
-    if values.size == 0 or not np.isfinite(values).all():
-        raise ImageError(f"{path} holds no finite pixel values; give a PNG or JPEG")
-    low, high = float(values.min()), float(values.max())
-    if pixels.dtype.kind == "f" and low >= 0 and high <= 1:
-        return (values * 255).astype(np.float32)
-    if low >= 0 and high <= 255 and pixels.dtype.kind != "u" or pixels.dtype == np.uint8:
-        return values.astype(np.float32)
-    if low >= 0 and high <= 65535:
-        return (values / 257).astype(np.float32)
-    raise ImageError(
-        f"{path} has pixel values from {low:g} to {high:g}, beyond 16 bits; save it as an 8- or 16-bit PNG"
-    )
+    return decode(path, "L")
 
 
 def to_fashion_mnist(gray: np.ndarray, invert: bool | None = None) -> Prepared:

@@ -1,9 +1,8 @@
 """The explorer's images: a test image, an uploaded photo, or the 28x28 the page sends.
 
-Uploads go through ``cnnlab predict``'s own preprocessing (``read_gray`` then
-``to_fashion_mnist``), after checks a server needs and a command line does not: a size limit, and
-a pixel limit read from the header before anything is decoded (a small file that decodes to a
-huge image is a decompression bomb).
+Uploads go through ``cnnlab predict``'s own preprocessing: the one decoder (``cnnlab.data.decode``,
+which checks the pixels a header declares before decoding any, so a small file that decodes to a
+huge image costs nothing) and ``to_fashion_mnist``. The server adds a limit on the upload's bytes.
 """
 
 from __future__ import annotations
@@ -11,55 +10,24 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import io
 from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.images import Prepared, read_gray, to_fashion_mnist
-from cnnlab.errors import DataError, ImageError
+from cnnlab.data.decode import WEB_FORMATS, decode
+from cnnlab.data.images import Prepared, to_fashion_mnist
+from cnnlab.errors import DataError
 
-__all__ = ["MAX_UPLOAD_BYTES", "MAX_PIXELS", "prepare_upload", "decode_image", "encode_image", "TestImages"]
+__all__ = ["MAX_UPLOAD_BYTES", "prepare_upload", "decode_image", "encode_image", "TestImages"]
 
 SIDE = 28
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-# A 25-megapixel photo is fine; more, from a file of at most 5 MB, is refused before decoding.
-MAX_PIXELS = 25_000_000
-
-
-class _Upload(io.BytesIO):
-    """An uploaded file as ``read_gray`` reads it; its errors name it "the upload", not a path."""
-
-    def __str__(self) -> str:
-        return "the upload"
 
 
 def prepare_upload(data: bytes, invert: bool | None = None) -> Prepared:
-    """PNG or JPEG bytes -> the 28x28 image ``cnnlab predict`` would classify; ImageError if not."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not data:
-        raise ImageError("the upload is empty; send a PNG or JPEG file")
-    try:
-        with Image.open(io.BytesIO(data)) as probe:  # reads the header only
-            kind, (width, height) = probe.format, probe.size
-    except UnidentifiedImageError:
-        raise ImageError("the upload is not an image cnnlab can read; send a PNG or JPEG") from None
-    except Image.DecompressionBombError:
-        raise ImageError(
-            f"the upload decodes to over {Image.MAX_IMAGE_PIXELS * 2:,} pixels; "
-            "refused (a decompression bomb?)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"the upload is a damaged or unsupported image ({exc})") from None
-    if kind not in ("PNG", "JPEG"):
-        raise ImageError(f"the upload is a {kind} image; send a PNG or JPEG")
-    if width * height > MAX_PIXELS:
-        raise ImageError(
-            f"the upload is {width}x{height} pixels, more than {MAX_PIXELS // 1_000_000} megapixels; "
-            "refused (a decompression bomb?)"
-        )
-    return to_fashion_mnist(read_gray(_Upload(data)), invert)
+    """PNG or JPEG bytes -> the 28x28 image ``cnnlab predict`` would classify; ImageError if not.
+    Decoded by ``cnnlab.data.decode``, within its budget of time, memory and decodes at once."""
+    return to_fashion_mnist(decode(data, "L", formats=WEB_FORMATS, name="the upload"), invert)
 
 
 def decode_image(text) -> np.ndarray:
