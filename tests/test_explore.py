@@ -34,6 +34,11 @@ with warnings.catch_warnings():  # Starlette 1.x would rather its test client ra
     from starlette.testclient import TestClient
 
 
+def page_client(app, base: str = "http://testserver") -> TestClient:
+    """A client that sends what the explorer's own page sends: its origin on every request."""
+    return TestClient(app, base_url=base, headers={"Origin": base})
+
+
 @pytest.fixture(scope="module")
 def runs(trained_run):
     return served.load_runs([trained_run])
@@ -41,7 +46,7 @@ def runs(trained_run):
 
 @pytest.fixture(scope="module")
 def client(runs):
-    with TestClient(server.create_app(runs)) as c:
+    with page_client(server.create_app(runs)) as c:
         yield c
 
 
@@ -350,7 +355,9 @@ def test_upload_is_prepared_exactly_as_predict_prepares_it(client, tmp_path, kin
     answer = client.post("/api/image", content=data, headers={"Content-Type": f"image/{kind.lower()}"}).json()
     assert answer["inverted"] is True is expected.inverted
     assert np.array_equal(inputs.decode_image(answer["image"]), expected.image)
-    kept = client.post("/api/image?invert=no", content=photo(light_on_dark=True)).json()
+    kept = client.post(
+        "/api/image?invert=no", content=photo(light_on_dark=True), headers={"Content-Type": "image/png"}
+    ).json()
     assert kept["inverted"] is False
 
 
@@ -483,6 +490,9 @@ def test_bad_requests_get_a_4xx_and_one_line_of_json(client, name):
         buffer = io.BytesIO()
         Image.fromarray(noise).save(buffer, format="PNG")
         kwargs = {"content": buffer.getvalue()[: len(buffer.getvalue()) // 2]}
+    if "content" in kwargs:  # sent as the page sends it: a file as image/png, JSON as application/json
+        kind = "image/png" if url.startswith("/api/image") else "application/json"
+        kwargs = {**kwargs, "headers": {"Content-Type": kind}}
     answer = getattr(client, method)(url, **kwargs)
     assert answer.status_code == status, answer.text
     error = answer.json()["error"]
@@ -508,10 +518,10 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
 
 
 def test_a_loopback_server_refuses_other_host_names(runs):
-    app = server.create_app(runs, allowed_hosts=["127.0.0.1", "localhost"])
-    with TestClient(app, base_url="http://evil.example") as evil:
+    app = server.create_app(runs, allowed_hosts={"127.0.0.1", "localhost"})
+    with page_client(app, base="http://evil.example") as evil:
         assert evil.get("/api/runs").status_code == 400
-    with TestClient(app, base_url="http://127.0.0.1:8765") as local:
+    with page_client(app, base="http://127.0.0.1:8765") as local:
         assert local.get("/api/runs").status_code == 200
 
 
@@ -524,7 +534,7 @@ def test_without_test_images_the_rest_still_works(trained_run, tmp_path, isolate
     (run / "config.json").write_text(json.dumps(config))
     (one,) = served.load_runs([run])
     assert one.tests is None and "not found" in one.tests_note
-    with TestClient(server.create_app([one])) as c:
+    with page_client(server.create_app([one])) as c:
         answer = c.get("/api/runs/0/test?index=0")
         assert answer.status_code == 404 and "no test images" in answer.json()["error"]
         assert c.post("/api/runs/0/forward", json={"image": GOOD}).status_code == 200
@@ -543,7 +553,7 @@ def test_numpy_backend_runs_and_several_runs_side_by_side(numpy_run, trained_run
     both = served.load_runs([trained_run, numpy_run])
     assert [r.backend for r in both] == ["torch", "numpy"]
     image = b64(test_set.images[0])
-    with TestClient(server.create_app(both)) as c:
+    with page_client(server.create_app(both)) as c:
         assert [r["backend"] for r in c.get("/api/runs").json()["runs"]] == ["torch", "numpy"]
         answers = [c.post(f"/api/runs/{i}/forward", json={"image": image}).json() for i in (0, 1)]
     exact = direct_outputs(both[1].network.model, test_set.images[0])

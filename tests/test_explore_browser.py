@@ -38,11 +38,11 @@ FIRST_RENDER_LIMIT_MS = 2000  # the goal is 1 s; twice that leaves room for a bu
 @pytest.fixture(scope="module")
 def live_url(trained_run):
     """A live uvicorn server in a thread on a free port of 127.0.0.1, serving the run twice, side by side."""
-    from cnnlab.inspect.explorer import served, server
+    from cnnlab.inspect.explorer import listen, served
 
     runs = served.load_runs([trained_run, trained_run])
-    sock = server.bind("127.0.0.1", 0)
-    uvicorn_server = server.make_server(runs, sock)
+    sock = listen.bind("127.0.0.1", 0)
+    uvicorn_server = listen.make_server(runs, sock)
     thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -34,9 +34,9 @@ def start(*argv: str) -> tuple[subprocess.Popen, str]:
     raise AssertionError(f"no URL printed; stderr: {proc.stderr.read()}")
 
 
-def raw_get(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, bytes]:
+def raw_get(port: int, path: str, host: str = "127.0.0.1", address: str = "127.0.0.1") -> tuple[int, bytes]:
     """GET ``path`` exactly as written: no client-side clean-up of '..' or '//'."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection = http.client.HTTPConnection(address, port, timeout=30)
     connection.putrequest("GET", path, skip_host=True)
     connection.putheader("Host", f"{host}:{port}")
     connection.endheaders()
@@ -89,3 +89,32 @@ def test_another_host_is_warned_about(trained_run):
     warnings = [line for line in err.splitlines() if line.startswith("cnnlab: warning:")]
     assert len(warnings) == 1 and "anyone who can reach this machine" in warnings[0]
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("address", ["127.0.0.2", "::1"])
+def test_every_loopback_address_refuses_other_host_names(trained_run, address):
+    if address == "::1" and not ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback")
+    proc, url = start(str(trained_run), "--port", "0", "--host", address)
+    try:
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        named = f"[{address}]" if ":" in address else address
+        assert url == f"http://{named}:{port}/"
+        assert raw_get(port, "/api/runs", host=named, address=address)[0] == 200
+        assert raw_get(port, "/api/runs", host="localhost", address=address)[0] == 200
+        assert raw_get(port, "/api/runs", host="rebound.example", address=address)[0] == 400  # DNS rebinding
+    finally:
+        out, err = stop(proc)
+    assert "warning" not in err and proc.returncode == 0

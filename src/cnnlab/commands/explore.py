@@ -63,16 +63,17 @@ def run(args: argparse.Namespace) -> int:
     import webbrowser
 
     from cnnlab.errors import ConfigError
+    from cnnlab.inspect.explorer.guard import allowed_hosts
+    from cnnlab.inspect.explorer.listen import bind, serve, urls
     from cnnlab.inspect.explorer.served import load_runs
-    from cnnlab.inspect.explorer.server import LOOPBACK, bind, serve
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535. Received: {args.port}")
     runs = load_runs(args.run_dirs, args.data_dir)
     sock = bind(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
-    if args.host not in LOOPBACK:
+    port = sock.getsockname()[1]
+    url, others = urls(sock)
+    if allowed_hosts(sock.getsockname()[0]) is None:
         print(
             f"cnnlab: warning: listening on {args.host}: anyone who can reach this machine on port {port} "
             "can see these runs",
@@ -83,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
     def ready():
         print(f"cnnlab explore: {url}  (Ctrl+C stops)", flush=True)
+        if others:
+            print(f"cnnlab explore: from other machines: {', '.join(others)}", flush=True)
         if args.open:
             threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
 

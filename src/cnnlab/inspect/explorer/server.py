@@ -13,16 +13,20 @@ so requests overlap while one image goes through the network.
 from __future__ import annotations
 
 import json
+import logging
 from importlib import resources
 
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.explorer import inputs, served
+from cnnlab.inspect.explorer.guard import Guard, media_type
 from cnnlab.inspect.explorer.served import Served
 
-__all__ = ["create_app", "bind", "make_server", "serve", "LOOPBACK"]
+LOG = logging.getLogger("cnnlab.explore")
+
+__all__ = ["create_app"]
 
 MAX_JSON_BYTES = 64 * 1024  # an image is 1 KB of base64; nothing the page sends comes near
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+UPLOAD_TYPES = ("image/png", "image/jpeg", "application/octet-stream")  # what a browser calls a file
 STATIC = {
     "index.html": "text/html; charset=utf-8",
     "explore.js": "text/javascript; charset=utf-8",
@@ -32,13 +36,13 @@ STATIC = {
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'"
 
 
-def create_app(runs: list[Served], allowed_hosts=None, torch_threads: int | None = None):
-    """The Starlette app. ``allowed_hosts`` (Host headers) guards a loopback server against DNS
-    rebinding; ``torch_threads`` sets torch's threads in each worker thread (None: leave them)."""
+def create_app(runs: list[Served], allowed_hosts: set[str] | None = None, torch_threads: int | None = None):
+    """The Starlette app, behind ``guard.Guard``. ``allowed_hosts`` (Host names) guards a loopback
+    server against DNS rebinding (None: any name); ``torch_threads`` sets torch's threads in each
+    worker thread (None: leave them)."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.routing import Route
 
     api = _Api(runs, _Workers(torch_threads))
@@ -53,9 +57,7 @@ def create_app(runs: list[Served], allowed_hosts=None, torch_threads: int | None
         Route("/api/runs/{run:int}/conv", api.conv, methods=["POST"]),
         Route("/api/runs/{run:int}/pool", api.pool, methods=["POST"]),
     ]
-    middleware = (
-        [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))] if allowed_hosts else []
-    )
+    middleware = [Middleware(Guard, hosts=allowed_hosts)]
     handlers = {HTTPException: _http_error, Exception: _internal_error}
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
 
@@ -73,9 +75,8 @@ async def _http_error(request, exc):
 
 
 async def _internal_error(request, exc):
-    import traceback
-
-    traceback.print_exception(exc)  # the server's terminal gets the whole story, the page one line
+    # The server's terminal gets the whole story (a few times a minute at most), the page one line.
+    LOG.error("internal error in %s %s", request.method, request.url.path, exc_info=exc)
     return _error(500, f"internal error ({type(exc).__name__}: {exc})")
 
 
@@ -165,9 +166,12 @@ class _Api:
             raise _fail(
                 400, f"invert must be auto, yes or no. Received: {request.query_params.get('invert')!r}"
             )
+        kind = media_type(request.headers)
+        if kind not in UPLOAD_TYPES:
+            raise _fail(415, f"the upload must be sent as {', '.join(UPLOAD_TYPES)}. Received: {kind!r}")
         data = await _body(request, inputs.MAX_UPLOAD_BYTES, "the upload")
         try:
-            prepared = await self.workers.run(inputs.prepare_upload, data, invert)
+            prepared = await self.workers.decode(inputs.prepare_upload, data, invert)
         except CnnlabError as exc:
             raise _fail(400, str(exc)) from None
         return JSONResponse({"image": inputs.encode_image(prepared.image), "inverted": prepared.inverted})
@@ -187,23 +191,33 @@ class _Api:
 
 class _Workers:
     """Where requests compute: at most one thread per CPU at a time, the rest wait their turn in
-    order. More would only contend: each forward pass is a few milliseconds of one core."""
+    order. More would only contend: each forward pass is a few milliseconds of one core. Uploads
+    decode on threads of their own, at most ``decode.MAX_CONCURRENT`` at once, so a burst of them
+    neither multiplies the memory a decode takes nor holds up the forward passes."""
 
     def __init__(self, torch_threads: int | None):
         import threading
 
         self.torch_threads = torch_threads
-        self.limiter = None  # made on first use: anyio wants a running event loop
+        self.limiters: dict = {}  # made on first use: anyio wants a running event loop
         self.local = threading.local()
 
     async def run(self, work, *args):
         import os
 
+        return await self._on("compute", os.cpu_count() or 1, work, *args)
+
+    async def decode(self, work, *args):
+        from cnnlab.data.decode import MAX_CONCURRENT
+
+        return await self._on("decode", MAX_CONCURRENT, work, *args)
+
+    async def _on(self, pool: str, size: int, work, *args):
         import anyio
 
-        if self.limiter is None:
-            self.limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
-        return await anyio.to_thread.run_sync(self._call, work, *args, limiter=self.limiter)
+        if pool not in self.limiters:
+            self.limiters[pool] = anyio.CapacityLimiter(size)
+        return await anyio.to_thread.run_sync(self._call, work, *args, limiter=self.limiters[pool])
 
     def _call(self, work, *args):
         if self.torch_threads and not getattr(self.local, "ready", False):
@@ -250,11 +264,16 @@ async def _body(request, limit: int, what: str) -> bytes:
 
 
 async def _json(request) -> dict:
+    kind = media_type(request.headers)
+    if kind != "application/json":
+        raise _fail(415, f"the request must be sent as application/json. Received: {kind!r}")
     data = await _body(request, MAX_JSON_BYTES, "the request")
     try:
         body = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _fail(400, f"the request body is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _fail(400, "the request body is not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # malformed, not UTF-8, or an integer of thousands of digits
+        raise _fail(400, f"the request body is not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(body, dict):
         raise _fail(400, f"the request body must be a JSON object. Received: {type(body).__name__}")
     return body
@@ -265,66 +284,3 @@ def _query_int(query, key: str) -> int:
         return int(query[key])
     except ValueError:
         raise ValueError(f"{key} must be an integer. Received: {key}={query[key]!r}") from None
-
-
-def bind(host: str, port: int):
-    """A listening socket on (host, port), so a port in use is an error before anything starts."""
-    import errno
-    import socket
-
-    from cnnlab.errors import ConfigError
-
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as exc:
-        raise ConfigError(
-            f"--host {host} is not an address this machine can listen on ({exc.strerror})"
-        ) from None
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(
-        socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
-    )  # a restart may reuse TIME_WAIT, never a live port
-    try:
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        reason = (
-            "in use; pick another with --port"
-            if exc.errno == errno.EADDRINUSE
-            else (exc.strerror or str(exc))
-        )
-        raise ConfigError(f"cannot listen on {host} port {port}: {reason}") from None
-    return sock
-
-
-def make_server(runs: list[Served], sock, torch_threads: int | None = None):
-    """A uvicorn server for ``runs`` on the bound ``sock``; ``.run(sockets=[sock])`` starts it."""
-    import uvicorn
-
-    # Only names of this machine in the Host header, against DNS rebinding. NOTE: not for ::1, whose
-    # bracketed Host header Starlette's TrustedHostMiddleware cannot parse.
-    hosts = ["127.0.0.1", "localhost"] if sock.getsockname()[0] == "127.0.0.1" else None
-    config = uvicorn.Config(
-        create_app(runs, hosts, torch_threads), log_level="warning", access_log=False, lifespan="off"
-    )
-    return uvicorn.Server(config)
-
-
-def serve(runs: list[Served], sock, on_ready=None) -> None:
-    """Serve ``runs`` on the bound ``sock`` until Ctrl+C (or SIGTERM); then return."""
-    import torch
-
-    # One image is about a millisecond of one core; more threads per forward only contend with
-    # the other requests' forwards (measured: 2 threads made a convnet forward 0.2 ms -> 46 ms on a
-    # loaded 2-core machine).
-    torch.set_num_threads(1)
-    server = make_server(runs, sock, torch_threads=1)
-    if on_ready is not None:
-        on_ready()
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises the signal it caught
-        pass
-    finally:
-        sock.close()
