@@ -122,6 +122,28 @@ class Run:
         tops = top_classes(self.model, batch, top, tta=self.config.tta, tta_shift=self.config.tta_shift)
         return [{"image": name, "top": t} for name, t in zip(names, tops)]
 
+    def saliency(
+        self, images: Any, method: str = "gradcam", layer: Any = None, target: Any = None
+    ) -> np.ndarray:
+        """Where the model looks: float32 (N, H, W), one map per image at the input's size.
+
+        ``images`` as ``predict`` takes them (uint8 arrays in Fashion-MNIST's style, PIL images or
+        paths of photos). ``method``: "gradcam" (of convolution ``layer``, named as `cnnlab summary`
+        lists it; None: the last), "gradient" or "occlusion" (``cnnlab.inspect.saliency`` says what
+        each computes). ``target``: the class to explain, one per image, or None for each image's
+        predicted class."""
+        from cnnlab.data import BACKGROUND, normalize
+        from cnnlab.data.images import photos_to_images
+        from cnnlab.inspect.saliency import explainer_for
+
+        if isinstance(images, (str, Path)) or hasattr(images, "getpixel"):  # a path or a PIL image
+            images = [images]
+        if isinstance(images, (list, tuple)) and images and not isinstance(images[0], (np.ndarray, list)):
+            batch = photos_to_images(images)
+        else:
+            batch = _as_images(images)
+        return explainer_for(self.model).maps(normalize(batch), method, layer, target, BACKGROUND)[0]
+
     def report(self, output: str | Path | None = None, split: str = "test") -> Path:
         """Write report.html (default: into the run directory) and return its path."""
         from cnnlab.runs.reporting import write_report

@@ -35,6 +35,14 @@ def read_gray(path: str | Path) -> np.ndarray:
     return decode(path, "L")
 
 
+def photos_to_images(photos, invert: bool | None = None) -> np.ndarray:
+    """Paths (PNG, JPEG, ...) or PIL images -> uint8 (N, 28, 28), each prepared as ``cnnlab predict``
+    prepares it: decoded by the one decoder, then ``to_fashion_mnist``."""
+    from cnnlab.data.decode import decode
+
+    return np.stack([to_fashion_mnist(decode(photo, "L"), invert).image for photo in photos])
+
+
 def to_fashion_mnist(gray: np.ndarray, invert: bool | None = None) -> Prepared:
     """(H, W) grayscale 0..255 -> Prepared. ``invert`` None decides from the border: a light
     border means a dark item on light paper, which Fashion-MNIST draws the other way round."""
