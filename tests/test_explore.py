@@ -219,7 +219,7 @@ def test_layers_are_the_summary_rows(client, runs):
         (r.name, r.kind, r.detail, r.shape) for r in rows
     ]
     assert answer["classes"] == list(CLASS_NAMES) and answer["input_shape"] == [1, 28, 28]
-    assert [x["closeup"] for x in answer["layers"][:3]] == ["conv", None, "pool"]
+    assert [x["closeup"] for x in answer["layers"][:3]] == ["conv", "activation", "pool"]
 
 
 def test_served_activations_equal_a_direct_forward_of_the_loaded_model(client, test_set, trained_run):

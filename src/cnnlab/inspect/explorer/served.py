@@ -1,20 +1,43 @@
 """The runs being served, and what the API computes for each: plain functions from a run and a
 request's fields to a JSON-ready dict, so the HTTP layer (``server``) only parses and answers.
 
-A ValueError means a bad field (its message names it and echoes the value); the server turns it
-into a 400.
+A run still training is followed: ``refresh`` reloads it when a new checkpoint has landed (the
+server only ever reads the run directory), and each reload bumps the run's ``version`` so the page
+knows to redraw. A ValueError means a bad field (its message names it and echoes the value); the
+server turns it into a 400.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import threading
 from pathlib import Path
 
-from cnnlab.data.location import recorded_or_search
-from cnnlab.inspect.explorer import closeup, inputs, network
+import numpy as np
 
-__all__ = ["Served", "load_runs", "pick_test_image", "forward", "conv", "pool"]
+from cnnlab.data.location import recorded_or_search
+from cnnlab.inspect.explorer import closeup, explain, inputs, network
+from cnnlab.inspect.explorer.exciting import TopImages
+
+__all__ = [
+    "Served",
+    "load_runs",
+    "refresh",
+    "progress",
+    "pick_test_image",
+    "forward",
+    "conv",
+    "pool",
+    "saliency",
+    "explained",
+    "top_images",
+    "filters",
+    "tied",
+]
+
+TIE = 1e-6  # logits this close (relative to the largest) are one value as float32 rounding leaves them
 
 
 @dataclasses.dataclass
@@ -28,6 +51,17 @@ class Served:
     network: network.Network
     tests: inputs.TestImages | None
     tests_note: str  # where the test images came from, or why there are none
+    run_dir: Path = Path()  # where to look for new epochs; never sent to the page
+    epochs: int = 0  # planned
+    history: list = dataclasses.field(default_factory=list)  # one dict per epoch saved
+    version: int = 0  # bumped each time a new checkpoint is loaded
+    seen: tuple = ()  # the checkpoint (and summary) this version was loaded from
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+    top: TopImages | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.accuracy is not None
 
     def as_json(self, index: int) -> dict:
         return {
@@ -38,36 +72,105 @@ class Served:
             "test_accuracy": self.accuracy,
             "test_images": len(self.tests.labels) if self.tests is not None else 0,
             "test_note": self.tests_note,
+            "finished": self.finished,
+            "epochs_done": len(self.history),
+            "epochs": self.epochs,
+            "version": self.version,
         }
+
+
+def _stamp(run_dir: Path) -> tuple:
+    """What changes when a run saves an epoch or finishes: its checkpoint's and summary's times."""
+    from cnnlab.runs.layout import CHECKPOINT, SUMMARY
+
+    stamps = []
+    for name in (CHECKPOINT, SUMMARY):
+        try:
+            stat = (run_dir / name).stat()
+            stamps.append((stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
+def _loaded(path):
+    """(the run loaded by the one run loader, its Network, the stamp it was loaded at)."""
+    from cnnlab.errors import RunDirError
+    from cnnlab.inspect.describe import DescribeError
+    from cnnlab.inspect.saliency import explainer_for
+    from cnnlab.runs.loader import load_run
+
+    stamp = _stamp(Path(path))
+    loaded = load_run(path)
+    try:
+        net = network.Network(loaded.model)
+    except DescribeError as exc:
+        raise RunDirError(f"{loaded.path}: cannot explore model {loaded.config.model!r} ({exc})") from None
+    explainer_for(net.model)  # its hooks go on now, before any request runs the model
+    return loaded, net, stamp
 
 
 def load_runs(paths, data_dir: str | None = None) -> list[Served]:
     """Every run through the one run loader (the weights each reported), checked before serving."""
-    from cnnlab.errors import RunDirError
-    from cnnlab.inspect.describe import DescribeError
-    from cnnlab.runs.loader import load_run
-
     found: dict[str, tuple] = {}
     served = []
     for path in paths:
-        loaded = load_run(path)
-        try:
-            net = network.Network(loaded.model)
-        except DescribeError as exc:
-            raise RunDirError(
-                f"{loaded.path}: cannot explore model {loaded.config.model!r} ({exc})"
-            ) from None
+        loaded, net, stamp = _loaded(path)
         recorded = data_dir or recorded_or_search(loaded.config.data_dir)
         where = str(recorded or "")
         if where not in found:  # runs on the same data share one copy of the test set
             found[where] = inputs.TestImages.find(recorded)
         tests, note = found[where]
-        accuracy = (loaded.summary or {}).get("test_accuracy")
-        backend = getattr(loaded.config, "backend", "torch")
-        served.append(
-            Served(Path(loaded.path).name, loaded.config.model, backend, accuracy, net, tests, note)
+        run = Served(
+            Path(loaded.path).name,
+            loaded.config.model,
+            getattr(loaded.config, "backend", "torch"),
+            None,
+            net,
+            tests,
+            note,
+            Path(loaded.path),
+            loaded.config.epochs,
         )
+        _update(run, loaded, net, stamp)
+        run.top = TopImages(run.run_dir)
+        served.append(run)
     return served
+
+
+def _update(run: Served, loaded, net, stamp) -> None:
+    run.network, run.seen = net, stamp
+    run.history = [_finite(row) for row in loaded.history]
+    run.accuracy = (loaded.summary or {}).get("test_accuracy")
+
+
+def _finite(row: dict) -> dict:
+    return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
+
+
+def refresh(run: Served) -> bool:
+    """Reload ``run`` if a new checkpoint (or its summary) landed since it was loaded; whether it did.
+    A run caught mid-write or damaged keeps what it has and is tried again next time."""
+    from cnnlab.errors import CnnlabError
+
+    if run.finished or _stamp(run.run_dir) == run.seen:
+        return False
+    with run.lock:
+        if _stamp(run.run_dir) == run.seen:  # another request reloaded it meanwhile
+            return False
+        try:
+            loaded, net, stamp = _loaded(run.run_dir)
+        except CnnlabError:
+            return False
+        _update(run, loaded, net, stamp)
+        run.version += 1
+        return True
+
+
+def progress(run: Served) -> dict:
+    """The run's epochs so far, after looking for a new one."""
+    refresh(run)
+    return {**run.as_json(0), "history": run.history}
 
 
 def _field(body: dict, key: str) -> int:
@@ -100,9 +203,15 @@ def pick_test_image(run: Served, how: str, query: dict) -> dict:
     return {"index": index, "label": label, "class": CLASS_NAMES[label], "image": image, **extra}
 
 
+def tied(logits: np.ndarray) -> list[int]:
+    """The classes whose logit equals the largest, to float32 rounding: more than one is a tie."""
+    top = float(logits.max())
+    return [int(k) for k in np.flatnonzero(logits >= top - TIE * max(1.0, abs(top)))]
+
+
 def forward(run: Served, body: dict) -> bytes:
-    """Logits, softmax and, unless ``activations`` is false, every step's output as 8-bit codes;
-    as JSON bytes already, since the codes are most of them (``network.quantized_json``)."""
+    """Logits, softmax, the tie if there is one and, unless ``activations`` is false, every step's
+    output as 8-bit codes; as JSON bytes already, since the codes are most of them."""
     from cnnlab.data import CLASS_NAMES
 
     result = run.network.run(inputs.decode_image(body.get("image")), inputs=False)
@@ -113,6 +222,8 @@ def forward(run: Served, body: dict) -> bytes:
         "probabilities": probabilities.tolist(),
         "predicted": predicted,
         "class": CLASS_NAMES[predicted],
+        "tied": tied(result.logits),
+        "version": run.version,
     }
     head = json.dumps(answer, allow_nan=False).encode()
     if not body.get("activations", True):
@@ -120,16 +231,115 @@ def forward(run: Served, body: dict) -> bytes:
     return head[:-1] + b',"layers":' + network.quantized_json(result.outputs) + b"}"
 
 
-def conv(run: Served, body: dict) -> dict:
-    forward = run.network.run(inputs.decode_image(body.get("image")))
+def _cell(body: dict):
     cell = body.get("cell")
-    if cell is not None:
-        if not (isinstance(cell, list) and len(cell) == 2):
-            raise ValueError(f"cell must be [row, col] or null. Received: cell={cell!r}")
-        cell = (_field({"row": cell[0]}, "row"), _field({"col": cell[1]}, "col"))
-    return closeup.conv_detail(run.network, forward, _field(body, "layer"), _field(body, "channel"), cell)
+    if cell is None:
+        return None
+    if not (isinstance(cell, list) and len(cell) == 2):
+        raise ValueError(f"cell must be [row, col] or null. Received: cell={cell!r}")
+    return (_field({"row": cell[0]}, "row"), _field({"col": cell[1]}, "col"))
+
+
+def conv(run: Served, body: dict) -> dict:
+    net = run.network
+    forward = net.run(inputs.decode_image(body.get("image")))
+    layer, channel = _field(body, "layer"), _field(body, "channel")
+    detail = closeup.conv_detail(net, forward, layer, channel, _cell(body))
+    if body.get("all_cells"):
+        detail["cells"] = closeup.conv_cells(net, forward, layer, channel)
+    return detail
 
 
 def pool(run: Served, body: dict) -> dict:
     forward = run.network.run(inputs.decode_image(body.get("image")))
     return closeup.pool_detail(run.network, forward, _field(body, "layer"), _field(body, "channel"))
+
+
+EXPLAINED = {
+    "activation": explain.activation_detail,
+    "batchnorm": explain.batchnorm_detail,
+    "dense": explain.dense_detail,
+    "add": explain.add_detail,
+}
+
+
+def explained(run: Served, body: dict) -> dict:
+    """An activation, batch norm, dense neuron or residual sum up close (``explain``)."""
+    net = run.network
+    layer = _field(body, "layer")
+    if not 0 <= layer < len(net.steps):
+        raise ValueError(f"layer must be in 0..{len(net.steps) - 1}. Received: {layer}")
+    view = network.CLOSEUPS.get(net.steps[layer].kind)
+    if view not in EXPLAINED:
+        raise ValueError(f"layer {layer} is a {net.steps[layer].kind}, which has no explanation view")
+    forward = net.run(inputs.decode_image(body.get("image")), inputs=False)
+    return {"view": view, **EXPLAINED[view](net, forward, layer, _field(body, "channel"))}
+
+
+def saliency(run: Served, body: dict) -> dict:
+    """Where the model looks for the image: ``method``, Grad-CAM's ``layer`` (a convolution step,
+    or null for the last), ``target`` (a class, or null for the predicted one)."""
+    from cnnlab.data import BACKGROUND, CLASS_NAMES, normalize
+    from cnnlab.errors import ConfigError
+    from cnnlab.inspect.saliency import METHODS, explainer_for
+
+    net = run.network
+    method, layer, target = body.get("method", "gradcam"), body.get("layer"), body.get("target")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}. Received: method={method!r}")
+    name = None
+    if layer is not None:
+        index = _field(body, "layer")
+        if not 0 <= index < len(net.steps) or net.steps[index].kind != "Conv2d":
+            raise ValueError(f"layer must be the index of a convolution step. Received: layer={index}")
+        name = net.steps[index].name
+    if target is not None:
+        target = _field(body, "target")
+    image = inputs.decode_image(body.get("image"))
+    explainer = explainer_for(net.model)
+    try:
+        maps, targets = explainer.maps(normalize(image[None]), method, name, target, BACKGROUND)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    chosen = explainer.layer_name(name) if method == "gradcam" else None
+    step = next((s.index for s in net.steps if s.name == chosen and s.kind == "Conv2d"), None)
+    return {
+        "method": method,
+        "layer": step,
+        "target": int(targets[0]),
+        "class": CLASS_NAMES[int(targets[0])],
+        "map": network.quantize(maps),
+        "version": run.version,
+    }
+
+
+def top_images(run: Served, query: dict) -> dict:
+    """The test images that excite ``channel`` of ``layer`` most (computed once per checkpoint)."""
+    from cnnlab.data import CLASS_NAMES
+
+    tests = run.tests
+    answer = run.top.of(run.network, tests.images, tests.labels, query["layer"], query["channel"])
+    for item in answer["images"]:
+        label = int(tests.labels[item["index"]])
+        item |= {
+            "label": label,
+            "class": CLASS_NAMES[label],
+            "image": inputs.encode_image(tests.images[item["index"]]),
+        }
+    return answer
+
+
+def filters(run: Served) -> dict:
+    """The first convolution's kernels (C_out, C_in, kH, kW), as the run has them now."""
+    net = run.network
+    first = next((s for s in net.steps if s.kind == "Conv2d"), None)
+    if first is None:
+        raise ValueError("this model has no convolution")
+    weight = net.module(first).weight.detach().float().numpy()
+    return {
+        "layer": first.index,
+        "name": first.name,
+        "shape": list(weight.shape),
+        "weights": weight.tolist(),
+        "version": run.version,
+    }

@@ -27,6 +27,14 @@ __all__ = ["create_app"]
 
 MAX_JSON_BYTES = 64 * 1024  # an image is 1 KB of base64; nothing the page sends comes near
 UPLOAD_TYPES = ("image/png", "image/jpeg", "application/octet-stream")  # what a browser calls a file
+# The POST routes of one run: each takes a JSON object and answers what the function computes.
+POSTS = {
+    "forward": served.forward,
+    "conv": served.conv,
+    "pool": served.pool,
+    "explain": served.explained,
+    "saliency": served.saliency,
+}
 STATIC = {
     "index.html": "text/html; charset=utf-8",
     "explore.js": "text/javascript; charset=utf-8",
@@ -53,9 +61,14 @@ def create_app(runs: list[Served], allowed_hosts: set[str] | None = None, torch_
         Route("/api/runs/{run:int}/layers", api.layers),
         Route("/api/runs/{run:int}/test", api.test_image),
         Route("/api/image", api.upload, methods=["POST"]),
-        Route("/api/runs/{run:int}/forward", api.forward, methods=["POST"]),
-        Route("/api/runs/{run:int}/conv", api.conv, methods=["POST"]),
-        Route("/api/runs/{run:int}/pool", api.pool, methods=["POST"]),
+        Route("/api/runs/{run:int}/progress", api.progress),
+        Route("/api/runs/{run:int}/filters", api.filters),
+        Route("/api/runs/{run:int}/top", api.top_images),
+        Route("/api/shape", api.shape),
+        *[
+            Route(f"/api/runs/{{run:int}}/{name}", api.computer(work), methods=["POST"])
+            for name, work in POSTS.items()
+        ],
     ]
     middleware = [Middleware(Guard, hosts=allowed_hosts)]
     handlers = {HTTPException: _http_error, Exception: _internal_error}
@@ -124,7 +137,7 @@ class _Api:
     async def layers(self, request):
         from starlette.responses import JSONResponse
 
-        from cnnlab.data import CLASS_NAMES
+        from cnnlab.data import CLASS_NAMES, MEAN, PIXEL_MAX, STD
 
         run = self._run(request)
         net = run.network
@@ -134,6 +147,7 @@ class _Api:
                 "model": run.model,
                 "input_shape": list(net.input_shape),
                 "classes": list(CLASS_NAMES),
+                "normalisation": {"pixel_max": PIXEL_MAX, "mean": MEAN, "std": STD},
                 "layers": [step.as_json() for step in net.steps],
             }
         )
@@ -176,17 +190,64 @@ class _Api:
             raise _fail(400, str(exc)) from None
         return JSONResponse({"image": inputs.encode_image(prepared.image), "inverted": prepared.inverted})
 
-    async def forward(self, request):
-        run, body = self._run(request), await _json(request)
-        return await _compute(self.workers, served.forward, run, body)
+    def computer(self, work):
+        """The endpoint for ``work(run, body)``: parse the JSON body, compute on a worker, answer."""
 
-    async def conv(self, request):
-        run, body = self._run(request), await _json(request)
-        return await _compute(self.workers, served.conv, run, body)
+        async def endpoint(request):
+            run, body = self._run(request), await _json(request)
+            return await _compute(self.workers, work, run, body)
 
-    async def pool(self, request):
-        run, body = self._run(request), await _json(request)
-        return await _compute(self.workers, served.pool, run, body)
+        return endpoint
+
+    async def progress(self, request):
+        """The run's epochs so far; loads a new checkpoint first if one landed (a run still training)."""
+        from starlette.responses import JSONResponse
+
+        run = self._run(request)
+        return JSONResponse(await self.workers.run(served.progress, run))
+
+    async def filters(self, request):
+        from starlette.responses import JSONResponse
+
+        try:
+            return JSONResponse(served.filters(self._run(request)))
+        except ValueError as exc:
+            raise _fail(400, str(exc)) from None
+
+    async def top_images(self, request):
+        """?layer=L&channel=C: the test images that excite that channel most (computed once)."""
+        from starlette.responses import JSONResponse
+
+        run, query = self._run(request), request.query_params
+        if run.tests is None:
+            raise _fail(404, f"no test images for run {request.path_params['run']}: {run.tests_note}")
+        if set(query) != {"layer", "channel"}:
+            raise _fail(400, "give ?layer=L&channel=C")
+        try:
+            wanted = {k: _query_int(query, k) for k in ("layer", "channel")}
+            return JSONResponse(await self.workers.run(served.top_images, run, wanted))
+        except ValueError as exc:
+            raise _fail(400, str(exc)) from None
+
+    async def shape(self, request):
+        """?size=&kernel=&padding=&stride=&dilation=: one side of a convolution's output, by
+        cnnlab.shapes' formula (the widget's arithmetic), or the error it gives."""
+        from starlette.responses import JSONResponse
+
+        from cnnlab import shapes
+
+        query, names = request.query_params, ("size", "kernel", "padding", "stride", "dilation")
+        try:
+            n, k, p, s, d = (_query_int(query, name) if name in query else 1 for name in names)
+            if "padding" not in query:
+                p = 0
+            out = shapes.conv2d_output_shape((n, n), k, s, p, d)[0]
+        except ValueError as exc:
+            raise _fail(400, str(exc)) from None
+        formula = f"floor(({n} + 2*{p} - {d}*({k} - 1) - 1) / {s}) + 1 = {out}"
+        return JSONResponse(
+            {"size": n, "kernel": k, "padding": p, "stride": s, "dilation": d, "out": out, "formula": formula}
+        )
 
 
 class _Workers:
