@@ -118,3 +118,76 @@ def test_every_loopback_address_refuses_other_host_names(trained_run, address):
     finally:
         out, err = stop(proc)
     assert "warning" not in err and proc.returncode == 0
+
+
+@pytest.mark.slow
+def test_train_follow_opens_the_explorer_which_follows_each_epoch(synthetic_dir, tmp_path):
+    """`cnnlab train --follow`: the explorer (its own process) waits for the first epoch, then shows
+    each new one as its checkpoint lands, and goes on after training until Ctrl+C stops both."""
+    run = tmp_path / "run"
+    argv = ["train", "--follow", "--data-dir", str(synthetic_dir), "--out", str(run), "--model", "convnet"]
+    argv += [
+        "--train-size",
+        "600",
+        "--valid-size",
+        "0",
+        "--batch-size",
+        "20",
+        "--epochs",
+        "6",
+        "--lr",
+        "0.01",
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "BROWSER": "true"}  # --open opens nothing
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, so one Ctrl+C reaches the explorer too
+    )
+    lines: list[str] = []
+    try:
+        url = read_until(proc, lines, "cnnlab explore: http://").split()[2]
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        seen, deadline = [], time.monotonic() + 240
+        while not seen or not seen[-1]["finished"]:
+            assert time.monotonic() < deadline, f"the page never saw the run finish; it saw {seen}"
+            status, body = raw_get(port, "/api/runs/0/progress")
+            assert status == 200, body
+            progress = json.loads(body)
+            if not seen or (progress["version"], progress["epochs_done"]) != (
+                seen[-1]["version"],
+                seen[-1]["epochs_done"],
+            ):
+                seen.append(progress)
+            time.sleep(0.1)
+        read_until(proc, lines, "cnnlab train: the explorer goes on")
+        assert raw_get(port, "/api/runs")[0] == 200  # still serving after training
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    done = [p["epochs_done"] for p in seen]
+    print("epochs seen, version by version:", done)
+    assert done == sorted(done) and done[-1] == 6 and seen[-1]["test_accuracy"] is not None
+    assert any(0 < d < 6 for d in done) and len(set(done)) >= 2  # it showed epochs while training
+    assert [p["version"] for p in seen] == sorted({p["version"] for p in seen})  # each change a new version
+    assert [row["epoch"] for row in seen[-1]["history"]] == list(range(1, 7))
+    all_out = "".join(lines) + out
+    assert "waiting for run's first epoch" in all_out and "Traceback" not in err, err
+    assert proc.returncode == 0
+
+
+def read_until(proc: subprocess.Popen, lines: list[str], prefix: str, timeout: float = 300) -> str:
+    """Read the process's stdout until a line starting with ``prefix``; that line."""
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if selector.select(timeout=1):
+            line = proc.stdout.readline()
+            lines.append(line)
+            if line.startswith(prefix):
+                return line
+    raise AssertionError(f"no line starting {prefix!r}; so far: {''.join(lines)[-2000:]}")

@@ -15,6 +15,10 @@ click a convolution's map, then one of its output cells, for the sum of products
 pooling map for its windows. With several runs, the same image goes through each, and their softmax
 bars are drawn together. Ctrl+C stops the server.
 
+A run still training is followed: its curves, filters and the current image's maps are redrawn as
+each epoch's checkpoint lands (the server only reads the run directory). One that has not saved
+its first epoch yet is waited for. `cnnlab train --follow` opens this page on the run it trains.
+
 Only the run directories named here are served, on 127.0.0.1 unless --host says otherwise.
 
 examples:
@@ -58,6 +62,23 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def wait_for_first_epochs(paths: list[str], poll: float = 0.5) -> None:
+    """Wait for every run that has started training (its config.json is there) but saved no epoch."""
+    import time
+    from pathlib import Path
+
+    from cnnlab.runs.layout import CHECKPOINT, CONFIG
+
+    waiting = [
+        Path(p) for p in paths if (Path(p) / CONFIG).is_file() and not (Path(p) / CHECKPOINT).is_file()
+    ]
+    for path in waiting:
+        print(f"cnnlab explore: waiting for {path.name}'s first epoch to be saved (Ctrl+C stops)", flush=True)
+    while waiting:
+        time.sleep(poll)
+        waiting = [p for p in waiting if not (p / CHECKPOINT).is_file()]
+
+
 def run(args: argparse.Namespace) -> int:
     import threading
     import webbrowser
@@ -69,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535. Received: {args.port}")
+    wait_for_first_epochs(args.run_dirs)
     runs = load_runs(args.run_dirs, args.data_dir)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
