@@ -37,8 +37,11 @@ POSTS = {
 }
 STATIC = {
     "index.html": "text/html; charset=utf-8",
-    "explore.js": "text/javascript; charset=utf-8",
     "explore.css": "text/css; charset=utf-8",
+    **{
+        name: "text/javascript; charset=utf-8"
+        for name in ("explore.js", "common.js", "draw.js", "closeup.js", "panels.js")
+    },
 }
 # Nothing but this server: no CDN, no fonts, no beacons, even if a later edit adds one.
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'"
