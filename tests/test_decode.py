@@ -129,8 +129,33 @@ def test_bad_files_get_one_clear_line(data, needle):
 def test_a_missing_path_and_a_bad_mode(tmp_path):
     with pytest.raises(ImageError, match="no such file"):
         decode(tmp_path / "nope.png")
+    with pytest.raises(ImageError, match="is a directory"):
+        decode(tmp_path)
     with pytest.raises(ValueError, match="mode must be 'L' or 'RGB'. Received: mode='CMYK'"):
         decode(encoded(Image.new("L", (4, 4)), "PNG"), "CMYK")
+
+
+def test_only_a_regular_file_is_opened_so_a_pipe_cannot_block(tmp_path):
+    import os
+
+    fifo = tmp_path / "photo.png"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer forever
+    with pytest.raises(ImageError, match="is not a regular file"):
+        decode(fifo)
+    with pytest.raises(ImageError, match="is not a regular file"):
+        decode("/dev/zero")
+
+
+@pytest.mark.parametrize("width", [30000, 100000])
+def test_a_one_pixel_stripe_decodes_small_and_prepares_small(width):
+    """Issue 25: a 202-byte 30000x3 PNG once took 7.3 GB, padded to a 30000x30000 square."""
+    from cnnlab.data.images import to_fashion_mnist
+
+    data = encoded(Image.new("L", (width, 3), 200), "PNG")
+    assert len(data) < 1000
+    gray = decode(data, "L")
+    assert max(gray.shape) <= MAX_SIDE and gray.shape[0] == 1
+    assert to_fashion_mnist(gray).image.shape == (28, 28)
 
 
 def test_a_pil_image_is_read_without_being_changed():

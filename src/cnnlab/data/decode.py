@@ -78,6 +78,8 @@ def _open(source: Any, label: str, formats: tuple[str, ...] | None):
         if not len(source):
             raise ImageError(f"{label} is empty; give a PNG or JPEG file")
         source = io.BytesIO(source)
+    elif isinstance(source, (str, Path)):
+        _regular_file(Path(source), label)
     try:
         opened = Image.open(source)
     except FileNotFoundError:
@@ -97,6 +99,22 @@ def _open(source: Any, label: str, formats: tuple[str, ...] | None):
         opened.close()
         raise ImageError(f"{label} is a {opened.format} image; give a PNG or JPEG")
     return opened
+
+
+def _regular_file(path: Path, label: str) -> None:
+    """Only a regular file is read: a FIFO or a device could block forever or never end."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ImageError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise ImageError(f"{label} cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise ImageError(f"{label} is a directory, not an image")
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"{label} is not a regular file (a pipe or a device?); give a PNG or JPEG file")
 
 
 def _line(exc: BaseException) -> str:
