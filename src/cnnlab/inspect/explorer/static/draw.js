@@ -124,7 +124,7 @@ function hatch(ctx, x, y, w, h) {
 }
 
 // One map (h x w values) drawn at ``zoom`` pixels a cell, with ``pads`` (top, bottom, left, right)
-// cells of hatched padding around it; null values are drawn blank. The canvas's cell (r, c) is the
+// cells of hatched padding around it; null values (not computed yet) are drawn plain gray. The canvas's cell (r, c) is the
 // map's (r - top, c - left).
 export function drawCells(canvas, values, h, w, zoom, scale, pads = [0, 0, 0, 0], lines = false) {
   const [top, bottom, left, right] = pads;
@@ -139,8 +139,8 @@ export function drawCells(canvas, values, h, w, zoom, scale, pads = [0, 0, 0, 0]
         continue;
       }
       const v = values[i * w + j];
-      if (v === null || v === undefined) {
-        ctx.fillStyle = "#f4f5f7";
+      if (v === null || v === undefined) { // not computed yet: a gray no value is drawn in
+        ctx.fillStyle = "#c3c8d0";
       } else {
         const [cr, cg, cb] = rgb(v, scale);
         ctx.fillStyle = `rgb(${cr},${cg},${cb})`;
