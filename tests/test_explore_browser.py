@@ -612,13 +612,13 @@ window.attack = done;
 def test_a_page_on_another_origin_cannot_make_the_explorer_compute(trained_run, driver, monkeypatch):
     import base64
 
-    from cnnlab.inspect.explorer import served, server
+    from cnnlab.inspect.explorer import compute, server
 
     computed = []
 
     def counted(run, body):
         computed.append(1)
-        return served.forward(run, body)
+        return compute.forward(run, body)
 
     monkeypatch.setitem(server.POSTS, "forward", counted)  # the routes are made from POSTS when the app is
     with serving([trained_run]) as explorer:

@@ -7,6 +7,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -167,7 +168,9 @@ def test_train_follow_opens_the_explorer_which_follows_each_epoch(synthetic_dir,
         assert raw_get(port, "/api/runs")[0] == 200  # still serving after training
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        proc.reader.join(timeout=10)
+        out, err = "", proc.stderr.read()
     done = [p["epochs_done"] for p in seen]
     print("epochs seen, version by version:", done)
     assert done == sorted(done) and done[-1] == 6 and seen[-1]["test_accuracy"] is not None
@@ -180,14 +183,22 @@ def test_train_follow_opens_the_explorer_which_follows_each_epoch(synthetic_dir,
 
 
 def read_until(proc: subprocess.Popen, lines: list[str], prefix: str, timeout: float = 300) -> str:
-    """Read the process's stdout until a line starting with ``prefix``; that line."""
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
+    """Wait until the process has printed a line starting with ``prefix`` (read by a thread into
+    ``lines``, so lines Python buffered are never missed); that line."""
+    if not getattr(proc, "reader", None):
+
+        def read():
+            for line in proc.stdout:
+                lines.append(line)
+
+        proc.reader = threading.Thread(target=read, daemon=True)
+        proc.reader.start()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        if selector.select(timeout=1):
-            line = proc.stdout.readline()
-            lines.append(line)
-            if line.startswith(prefix):
-                return line
+    while time.monotonic() < deadline:
+        found = next((line for line in list(lines) if line.startswith(prefix)), None)
+        if found:
+            return found
+        if proc.poll() is not None and not proc.reader.is_alive():
+            break
+        time.sleep(0.05)
     raise AssertionError(f"no line starting {prefix!r}; so far: {''.join(lines)[-2000:]}")

@@ -20,7 +20,7 @@ import cnnlab
 from cnnlab import shapes
 from cnnlab.data import normalize
 from cnnlab.inspect.convolve import _num
-from cnnlab.inspect.explorer import closeup, exciting, explain, inputs, network, served, server
+from cnnlab.inspect.explorer import closeup, compute, exciting, explain, inputs, network, served, server
 from cnnlab.models import build_model
 
 with warnings.catch_warnings():
@@ -172,10 +172,10 @@ def test_padding_is_marked_apart_from_zeros():
 
 
 def test_ties_are_found_to_float32_rounding():
-    assert served.tied(np.float32([0.5, 2.0, 2.0, -1.0])) == [1, 2]
-    assert served.tied(np.float32([1.0] * 10)) == list(range(10))
-    assert served.tied(np.float32([1.0, 1.001])) == [1]
-    assert served.tied(np.float32([1000.0, 1000.0001])) == [0, 1]  # one float32 step apart
+    assert compute.tied(np.float32([0.5, 2.0, 2.0, -1.0])) == [1, 2]
+    assert compute.tied(np.float32([1.0] * 10)) == list(range(10))
+    assert compute.tied(np.float32([1.0, 1.001])) == [1]
+    assert compute.tied(np.float32([1000.0, 1000.0001])) == [0, 1]  # one float32 step apart
 
 
 def test_a_blank_image_through_an_untrained_model_is_a_ten_way_tie(trained_run, tmp_path):
@@ -259,13 +259,13 @@ def test_top_images_are_the_test_images_with_the_largest_peaks_and_are_cached(
     # a new server reads the cache instead of computing; a new checkpoint computes afresh
     monkeypatch.setattr(exciting, "_responses", lambda *a: pytest.fail("computed again"))
     (again,) = served.load_runs([run_dir])
-    assert served.top_images(again, {"layer": 3, "channel": 7})["images"] == [
+    assert compute.top_images(again, {"layer": 3, "channel": 7})["images"] == [
         {k: v for k, v in i.items()} for i in answer["images"]
     ]
     stat = (run_dir / "checkpoint.pt").stat()
     os.utime(run_dir / "checkpoint.pt", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     with pytest.raises(pytest.fail.Exception, match="computed again"):
-        served.top_images(again, {"layer": 3, "channel": 7})
+        compute.top_images(again, {"layer": 3, "channel": 7})
 
 
 def test_a_run_directory_that_cannot_be_written_keeps_the_top_images_in_memory(
@@ -281,7 +281,7 @@ def test_a_run_directory_that_cannot_be_written_keeps_the_top_images_in_memory(
     shutil.copytree(trained_run, run_dir)
     monkeypatch.setattr(layout, "write_atomic", refuse)  # as a read-only directory does, even for root
     (one,) = served.load_runs([run_dir])
-    assert len(served.top_images(one, {"layer": 0, "channel": 0})["images"]) == 9
+    assert len(compute.top_images(one, {"layer": 0, "channel": 0})["images"]) == 9
     assert not (run_dir / exciting.CACHE).exists()
 
 
@@ -301,7 +301,7 @@ def test_a_new_checkpoint_is_loaded_and_bumps_the_version(trained_run, tmp_path)
         checkpoint["ema"]["module.0.weight"] = checkpoint["ema"]["module.0.weight"] * 2
     checkpoint["history"] = checkpoint["history"] + [dict(checkpoint["history"][-1], epoch=3)]
     torch.save(checkpoint, run_dir / "checkpoint.pt")
-    before = served.filters(one)["weights"]
+    before = compute.filters(one)["weights"]
     with page_client(server.create_app([one])) as c:
         progress = c.get("/api/runs/0/progress").json()
         assert progress["version"] == 1 and progress["epochs_done"] == 3 and not progress["finished"]
@@ -325,7 +325,7 @@ def test_a_damaged_checkpoint_mid_training_keeps_the_last_good_one(trained_run, 
     (one,) = served.load_runs([run_dir])
     (run_dir / "checkpoint.pt").write_bytes(b"half a file")
     assert not served.refresh(one) and one.version == 0
-    assert served.forward(one, {"image": b64(rng_image(5)), "activations": False})
+    assert compute.forward(one, {"image": b64(rng_image(5)), "activations": False})
 
 
 # ---- the shape widget, the page's facts --------------------------------------------------

@@ -17,9 +17,10 @@ import logging
 from importlib import resources
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect.explorer import inputs, served
+from cnnlab.inspect.explorer import compute, inputs, served
 from cnnlab.inspect.explorer.guard import Guard, media_type
 from cnnlab.inspect.explorer.served import Served
+from cnnlab.inspect.explorer.workers import Workers
 
 LOG = logging.getLogger("cnnlab.explore")
 
@@ -29,11 +30,11 @@ MAX_JSON_BYTES = 64 * 1024  # an image is 1 KB of base64; nothing the page sends
 UPLOAD_TYPES = ("image/png", "image/jpeg", "application/octet-stream")  # what a browser calls a file
 # The POST routes of one run: each takes a JSON object and answers what the function computes.
 POSTS = {
-    "forward": served.forward,
-    "conv": served.conv,
-    "pool": served.pool,
-    "explain": served.explained,
-    "saliency": served.saliency,
+    "forward": compute.forward,
+    "conv": compute.conv,
+    "pool": compute.pool,
+    "explain": compute.explained,
+    "saliency": compute.saliency,
 }
 STATIC = {
     "index.html": "text/html; charset=utf-8",
@@ -56,7 +57,7 @@ def create_app(runs: list[Served], allowed_hosts: set[str] | None = None, torch_
     from starlette.middleware import Middleware
     from starlette.routing import Route
 
-    api = _Api(runs, _Workers(torch_threads))
+    api = _Api(runs, Workers(torch_threads))
     routes = [
         Route("/", api.page),
         Route("/static/{name}", api.static),
@@ -105,7 +106,7 @@ def _fail(status: int, message: str):
 class _Api:
     """The endpoints; each parses its request, hands the work to a thread and returns JSON."""
 
-    def __init__(self, runs: list[Served], workers: _Workers):
+    def __init__(self, runs: list[Served], workers: Workers):
         self.served = runs
         self.workers = workers
         folder = resources.files(__package__) / "static"
@@ -167,7 +168,7 @@ class _Api:
             raise _fail(400, "give exactly one of ?index=N, ?class=K (with &after=I) or ?mistake=SEED")
         try:
             answer = await self.workers.run(
-                served.pick_test_image, run, chosen[0], {k: _query_int(query, k) for k in query}
+                compute.pick_test_image, run, chosen[0], {k: _query_int(query, k) for k in query}
             )
         except ValueError as exc:
             raise _fail(400, str(exc)) from None
@@ -213,7 +214,7 @@ class _Api:
         from starlette.responses import JSONResponse
 
         try:
-            return JSONResponse(served.filters(self._run(request)))
+            return JSONResponse(compute.filters(self._run(request)))
         except ValueError as exc:
             raise _fail(400, str(exc)) from None
 
@@ -228,7 +229,7 @@ class _Api:
             raise _fail(400, "give ?layer=L&channel=C")
         try:
             wanted = {k: _query_int(query, k) for k in ("layer", "channel")}
-            return JSONResponse(await self.workers.run(served.top_images, run, wanted))
+            return JSONResponse(await self.workers.run(compute.top_images, run, wanted))
         except ValueError as exc:
             raise _fail(400, str(exc)) from None
 
@@ -253,48 +254,7 @@ class _Api:
         )
 
 
-class _Workers:
-    """Where requests compute: at most one thread per CPU at a time, the rest wait their turn in
-    order. More would only contend: each forward pass is a few milliseconds of one core. Uploads
-    decode on threads of their own, at most ``decode.MAX_CONCURRENT`` at once, so a burst of them
-    neither multiplies the memory a decode takes nor holds up the forward passes."""
-
-    def __init__(self, torch_threads: int | None):
-        import threading
-
-        self.torch_threads = torch_threads
-        self.limiters: dict = {}  # made on first use: anyio wants a running event loop
-        self.local = threading.local()
-
-    async def run(self, work, *args):
-        import os
-
-        return await self._on("compute", os.cpu_count() or 1, work, *args)
-
-    async def decode(self, work, *args):
-        from cnnlab.data.decode import MAX_CONCURRENT
-
-        return await self._on("decode", MAX_CONCURRENT, work, *args)
-
-    async def _on(self, pool: str, size: int, work, *args):
-        import anyio
-
-        if pool not in self.limiters:
-            self.limiters[pool] = anyio.CapacityLimiter(size)
-        return await anyio.to_thread.run_sync(self._call, work, *args, limiter=self.limiters[pool])
-
-    def _call(self, work, *args):
-        if self.torch_threads and not getattr(self.local, "ready", False):
-            import torch
-
-            # Per thread: a new thread would otherwise start an OpenMP team of its own size, and
-            # two teams spinning on two cores made a 0.7 ms convolution take 58 ms.
-            torch.set_num_threads(self.torch_threads)
-            self.local.ready = True
-        return work(*args)
-
-
-async def _compute(workers: _Workers, work, run: Served, body: dict):
+async def _compute(workers: Workers, work, run: Served, body: dict):
     """``work(run, body)`` on a worker, JSON encoding included; a ValueError (bad field, out of
     range) is a 400."""
     try:
