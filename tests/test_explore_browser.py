@@ -544,9 +544,9 @@ def test_the_page_follows_a_run_while_it_trains(synthetic_dir, tmp_path, driver,
         "--valid-size",
         "100",
         "--batch-size",
-        "20",
+        "10",
         "--epochs",
-        "8",
+        "16",  # half a second or more each: the page is up long before the last
         "--lr",
         "0.01",
     ]
@@ -582,7 +582,7 @@ def test_the_page_follows_a_run_while_it_trains(synthetic_dir, tmp_path, driver,
             assert driver.find_element("id", "filters").get_attribute("data-version") != filters
             driver.save_screenshot(str(artefacts / "09-training.png"))
             wait_for(
-                driver, lambda: status.text.startswith("finished: 8 epochs"), timeout=300, what="the end"
+                driver, lambda: status.text.startswith("finished: 16 epochs"), timeout=300, what="the end"
             )
             assert "training" not in driver.find_element("id", "run-info").text
     finally:

@@ -121,6 +121,9 @@ def test_every_loopback_address_refuses_other_host_names(trained_run, address):
     assert "warning" not in err and proc.returncode == 0
 
 
+EPOCHS = 16  # half a second or more each: together longer than the explorer takes to start
+
+
 @pytest.mark.slow
 def test_train_follow_opens_the_explorer_which_follows_each_epoch(synthetic_dir, tmp_path):
     """`cnnlab train --follow`: the explorer (its own process) waits for the first epoch, then shows
@@ -133,9 +136,9 @@ def test_train_follow_opens_the_explorer_which_follows_each_epoch(synthetic_dir,
         "--valid-size",
         "0",
         "--batch-size",
-        "20",
+        "10",
         "--epochs",
-        "6",
+        str(EPOCHS),
         "--lr",
         "0.01",
     ]
@@ -173,10 +176,10 @@ def test_train_follow_opens_the_explorer_which_follows_each_epoch(synthetic_dir,
         out, err = "", proc.stderr.read()
     done = [p["epochs_done"] for p in seen]
     print("epochs seen, version by version:", done)
-    assert done == sorted(done) and done[-1] == 6 and seen[-1]["test_accuracy"] is not None
-    assert any(0 < d < 6 for d in done) and len(set(done)) >= 2  # it showed epochs while training
+    assert done == sorted(done) and done[-1] == EPOCHS and seen[-1]["test_accuracy"] is not None
+    assert any(0 < d < EPOCHS for d in done) and len(set(done)) >= 2  # it showed epochs while training
     assert [p["version"] for p in seen] == sorted({p["version"] for p in seen})  # each change a new version
-    assert [row["epoch"] for row in seen[-1]["history"]] == list(range(1, 7))
+    assert [row["epoch"] for row in seen[-1]["history"]] == list(range(1, EPOCHS + 1))
     all_out = "".join(lines) + out
     assert "waiting for run's first epoch" in all_out and "Traceback" not in err, err
     assert proc.returncode == 0
