@@ -332,7 +332,7 @@ def test_a_damaged_checkpoint_mid_training_keeps_the_last_good_one(trained_run, 
 
 
 @pytest.mark.parametrize(
-    "size, kernel, padding, stride, dilation", [(28, 3, 0, 1, 1), (28, 4, 1, 2, 1), (7, 3, 2, 3, 2)]
+    "size, kernel, padding, stride, dilation", [(28, 3, 0, 1, 1), (28, 4, 1, 2, 1), (9, 3, 1, 1, 3)]
 )
 def test_the_shape_widget_uses_the_one_formula(client, size, kernel, padding, stride, dilation):
     query = f"size={size}&kernel={kernel}&padding={padding}&stride={stride}&dilation={dilation}"
