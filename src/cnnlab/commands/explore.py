@@ -11,9 +11,11 @@ NAME = "explore"
 EPILOG = """The page: pick a test image (by index, by class, or a random mistake of the run), upload a
 PNG or JPEG (prepared as `cnnlab predict` prepares it) or draw one; the arrow keys shift it by one
 pixel. Every layer's feature maps are drawn in the order and with the names of `cnnlab summary`;
-click a convolution's map, then one of its output cells, for the sum of products behind it, or a
-pooling map for its windows. With several runs, the same image goes through each, and their softmax
-bars are drawn together. Ctrl+C stops the server.
+click a map or neuron for its close-up with the real numbers: a convolution's sums (animated
+window by window), pooling's windows, an activation, batch norm, flatten, a dense neuron, the
+softmax; its top test images; the same layer in another run. Beside them: where the model looks
+(Grad-CAM, gradient, occlusion), the run's curves and filters, and a padding/stride/kernel widget.
+With several runs, the same image goes through each. Ctrl+C stops the server.
 
 A run still training is followed: its curves, filters and the current image's maps are redrawn as
 each epoch's checkpoint lands (the server only reads the run directory). One that has not saved
