@@ -70,9 +70,11 @@ def serving(paths, wrap=None):
 
 
 @pytest.fixture(scope="module")
-def live_url(trained_run):
-    """The run twice, side by side."""
-    with serving([trained_run, trained_run]) as url:
+def live_url(trained_run, tmp_path_factory):
+    """The run twice, side by side; a copy, since asking for top images writes their cache into it."""
+    copy = tmp_path_factory.mktemp("served") / "run"
+    shutil.copytree(trained_run, copy)
+    with serving([copy, copy]) as url:
         yield url
 
 

@@ -237,6 +237,7 @@ def test_top_images_are_the_test_images_with_the_largest_peaks_and_are_cached(
 ):
     run_dir = tmp_path / "run"
     shutil.copytree(trained_run, run_dir)
+    (run_dir / exciting.CACHE).unlink(missing_ok=True)
     (one,) = served.load_runs([run_dir])
     with page_client(server.create_app([one])) as c:
         answer = c.get("/api/runs/0/top?layer=3&channel=7").json()
@@ -279,6 +280,7 @@ def test_a_run_directory_that_cannot_be_written_keeps_the_top_images_in_memory(
 
     run_dir = tmp_path / "run"
     shutil.copytree(trained_run, run_dir)
+    (run_dir / exciting.CACHE).unlink(missing_ok=True)
     monkeypatch.setattr(layout, "write_atomic", refuse)  # as a read-only directory does, even for root
     (one,) = served.load_runs([run_dir])
     assert len(compute.top_images(one, {"layer": 0, "channel": 0})["images"]) == 9
