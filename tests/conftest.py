@@ -87,6 +87,21 @@ def trained_run(synthetic_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def colour_run(tmp_path_factory) -> Path:
+    """A finished 3-epoch vgg-mini run on a folder of colour PNGs: 3x16x16, classes circle, square,
+    triangle (``tests.datasets.write_image_folder``); copy it before changing it."""
+    from cnnlab.cli import main
+    from tests.datasets import write_image_folder
+
+    root = tmp_path_factory.mktemp("colour")
+    folder = write_image_folder(root / "shapes", per_class=20, size=(16, 16), split=True)
+    run = root / "run"
+    argv = ["train", "--dataset", str(folder), "--model", "vgg-mini", "--out", str(run), "--epochs", "3"]
+    assert main([*argv, "--batch-size", "16", "--precision", "32", "--quiet"]) == 0
+    return run
+
+
+@pytest.fixture(scope="session")
 def early_stopped_run(synthetic_dir, tmp_path_factory) -> tuple[Path, str]:
     """A run that early stopping ended after epoch 3 of 8 with epoch 1's weights as the best, so the
     best weights and the last ones differ in loss and accuracy; and what it printed. float32, so a

@@ -106,3 +106,18 @@ def write_image_folder(
                     folder / f"{name}-{i:03d}{suffix}"
                 )
     return root
+
+
+def fashion_normalize(images: np.ndarray) -> np.ndarray:
+    """Fashion-MNIST images, (N, 28, 28) or (N, 1, 28, 28) uint8, as its runs' models take them."""
+    from cnnlab.data import FASHION_MNIST
+
+    images = np.asarray(images)
+    return FASHION_MNIST.dataset.normalize(images.reshape(len(images), 1, *images.shape[-2:]))
+
+
+def fashion_background() -> float:
+    """A black pixel of Fashion-MNIST, normalised: what an occluding patch holds."""
+    from cnnlab.data import FASHION_MNIST
+
+    return FASHION_MNIST.dataset.background()[0]

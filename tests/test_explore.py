@@ -42,6 +42,11 @@ with warnings.catch_warnings():  # Starlette 1.x would rather its test client ra
     from starlette.testclient import TestClient
 
 
+def page_client(app, base: str = "http://testserver") -> TestClient:
+    """A client that sends what the explorer's own page sends: its origin on every request."""
+    return TestClient(app, base_url=base, headers={"Origin": base})
+
+
 @pytest.fixture(scope="module")
 def runs(trained_run):
     return served.load_runs([trained_run])
@@ -49,7 +54,7 @@ def runs(trained_run):
 
 @pytest.fixture(scope="module")
 def client(runs):
-    with TestClient(server.create_app(runs)) as c:
+    with page_client(server.create_app(runs)) as c:
         yield c
 
 
@@ -222,7 +227,7 @@ def test_layers_are_the_summary_rows(client, runs):
         (r.name, r.kind, r.detail, r.shape) for r in rows
     ]
     assert answer["classes"] == list(CLASS_NAMES) and answer["input_shape"] == [1, 28, 28]
-    assert [x["closeup"] for x in answer["layers"][:3]] == ["conv", None, "pool"]
+    assert [x["closeup"] for x in answer["layers"][:3]] == ["conv", "activation", "pool"]
 
 
 def test_served_activations_equal_a_direct_forward_of_the_loaded_model(client, test_set, trained_run):
@@ -325,7 +330,7 @@ def test_test_images_by_index_class_and_mistake(client, test_set):
     first = client.get("/api/runs/0/test?index=7").json()
     assert first["index"] == 7 and first["label"] == int(test_set.labels[7])
     assert first["class"] == CLASS_NAMES[first["label"]]
-    assert np.array_equal(inputs.decode_image(first["image"]), test_set.images[7])
+    assert np.array_equal(inputs.decode_image(first["image"], (1, 28, 28)), test_set.images[7])
     shoe = client.get("/api/runs/0/test?class=7&after=-1").json()
     again = client.get(f"/api/runs/0/test?class=7&after={shoe['index']}").json()
     assert shoe["label"] == again["label"] == 7 and again["index"] > shoe["index"]
@@ -357,8 +362,10 @@ def test_upload_is_prepared_exactly_as_predict_prepares_it(client, tmp_path, kin
     expected = to_fashion_mnist(read_gray(tmp_path / "item"))
     answer = client.post("/api/image", content=data, headers={"Content-Type": f"image/{kind.lower()}"}).json()
     assert answer["inverted"] is True is expected.inverted
-    assert np.array_equal(inputs.decode_image(answer["image"]), expected.image)
-    kept = client.post("/api/image?invert=no", content=photo(light_on_dark=True)).json()
+    assert np.array_equal(inputs.decode_image(answer["image"], (1, 28, 28)), expected.image)
+    kept = client.post(
+        "/api/image?invert=no", content=photo(light_on_dark=True), headers={"Content-Type": "image/png"}
+    ).json()
     assert kept["inverted"] is False
 
 
@@ -491,6 +498,9 @@ def test_bad_requests_get_a_4xx_and_one_line_of_json(client, name):
         buffer = io.BytesIO()
         Image.fromarray(noise).save(buffer, format="PNG")
         kwargs = {"content": buffer.getvalue()[: len(buffer.getvalue()) // 2]}
+    if "content" in kwargs:  # sent as the page sends it: a file as image/png, JSON as application/json
+        kind = "image/png" if url.startswith("/api/image") else "application/json"
+        kwargs = {**kwargs, "headers": {"Content-Type": kind}}
     answer = getattr(client, method)(url, **kwargs)
     assert answer.status_code == status, answer.text
     error = answer.json()["error"]
@@ -516,10 +526,10 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
 
 
 def test_a_loopback_server_refuses_other_host_names(runs):
-    app = server.create_app(runs, allowed_hosts=["127.0.0.1", "localhost"])
-    with TestClient(app, base_url="http://evil.example") as evil:
+    app = server.create_app(runs, allowed_hosts={"127.0.0.1", "localhost"})
+    with page_client(app, base="http://evil.example") as evil:
         assert evil.get("/api/runs").status_code == 400
-    with TestClient(app, base_url="http://127.0.0.1:8765") as local:
+    with page_client(app, base="http://127.0.0.1:8765") as local:
         assert local.get("/api/runs").status_code == 200
 
 
@@ -532,7 +542,7 @@ def test_without_test_images_the_rest_still_works(trained_run, tmp_path, isolate
     (run / "config.json").write_text(json.dumps(config))
     (one,) = served.load_runs([run])
     assert one.tests is None and "not found" in one.tests_note
-    with TestClient(server.create_app([one])) as c:
+    with page_client(server.create_app([one])) as c:
         answer = c.get("/api/runs/0/test?index=0")
         assert answer.status_code == 404 and "no test images" in answer.json()["error"]
         assert c.post("/api/runs/0/forward", json={"image": GOOD}).status_code == 200
@@ -551,7 +561,7 @@ def test_numpy_backend_runs_and_several_runs_side_by_side(numpy_run, trained_run
     both = served.load_runs([trained_run, numpy_run])
     assert [r.backend for r in both] == ["torch", "numpy"]
     image = b64(test_set.images[0])
-    with TestClient(server.create_app(both)) as c:
+    with page_client(server.create_app(both)) as c:
         assert [r["backend"] for r in c.get("/api/runs").json()["runs"]] == ["torch", "numpy"]
         answers = [c.post(f"/api/runs/{i}/forward", json={"image": image}).json() for i in (0, 1)]
     exact = direct_outputs(both[1].network.model, test_set.images[0])

@@ -1,4 +1,4 @@
-"""``cnnlab show``: the four pictures of a tiny trained run, the invariance numbers, clear errors."""
+"""``cnnlab show``: the five pictures of a tiny trained run, the invariance numbers, clear errors."""
 
 import numpy as np
 import pytest
@@ -89,6 +89,21 @@ def test_invariance_prints_the_numbers(run_dir, tmp_path, capsys):
     assert one_px[:2] == ["1", "0"] and float(one_px[2]) > 0.05  # the pixels did move
     assert "(mean of 20 images)" in out
     assert_png(tmp_path / "invariance-2.png")
+
+
+def test_saliency_draws_the_three_maps_for_the_predicted_class(run_dir, tmp_path, capsys):
+    import cnnlab
+    from cnnlab.runs.loader import load_run
+
+    assert main(["show", str(run_dir), "saliency", "--image", "3", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "Grad-CAM of layer 3, the last convolution" in out and f"wrote {tmp_path / 'saliency-3.png'}" in out
+    )
+    assert_png(tmp_path / "saliency-3.png", min_width=1200)
+    image = load_run(run_dir).images("test", None)[0][3]
+    predicted = cnnlab.load_run(run_dir).predict(image, top=1)[0]["top"][0]["class"]
+    assert f"the maps explain {predicted};" in out
 
 
 def test_shift_moves_and_zero_fills():

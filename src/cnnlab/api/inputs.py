@@ -14,7 +14,6 @@ or (N, H, W, C).
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 from typing import Any
 
@@ -151,15 +150,12 @@ def _is_pil(image: Any) -> bool:
 
 
 def _pil_pixels(image: Any) -> np.ndarray:
-    """A PIL image as gray or RGB values, read by the same code as a file (every mode, transparency
-    as white paper): it is written to memory as PNG and read back."""
+    """A PIL image as gray or RGB values, by the same decoder as a file (every mode, transparency as
+    white paper, the same size budget)."""
     from cnnlab.data.images import read_image
 
     gray = image.mode in ("1", "L", "LA", "I", "I;16", "F")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    buffer.seek(0)
-    return read_image(buffer, "gray" if gray else "rgb")
+    return read_image(image, "gray" if gray else "rgb")
 
 
 def split_batch(images: Any, shape: tuple[int, int, int]) -> list[tuple[Any, str]]:

@@ -179,6 +179,33 @@ class Run(RunPictures):
         )
 
     @api_edge
+    @api_edge
+    def saliency(
+        self,
+        images: Any,
+        method: str = "gradcam",
+        layer: Any = None,
+        target: Any = None,
+        invert: bool | None = None,
+    ) -> np.ndarray:
+        """Where the model looks: float32 (N, H, W), one map per image at the input's size.
+
+        ``images`` as ``predict`` takes them (arrays, PIL images or paths, each prepared by
+        ``prepare``). ``method``: "gradcam" (of convolution ``layer``, named as `cnnlab summary`
+        lists it; None: the last), "gradient" or "occlusion" (``cnnlab.inspect.saliency`` says what
+        each computes). ``target``: the class to explain, one per image, or None for each image's
+        predicted class."""
+        from cnnlab.api.inputs import prepare_image, split_batch
+        from cnnlab.inspect.saliency import explainer_for, occlusion_baseline
+
+        prepared = [
+            prepare_image(image, self.dataset, invert, name)
+            for image, name in split_batch(images, self.input_shape)
+        ]
+        inputs = self.dataset.normalize(np.stack([p.image for p in prepared]))  # (N, C, H, W)
+        baseline = occlusion_baseline(self.dataset)
+        return explainer_for(self.model).maps(inputs, method, layer, target, baseline)[0]
+
     def report(self, output: str | Path | None = None, split: str = "test") -> Path:
         """Write report.html (default: into the run directory) and return its path."""
         from cnnlab.runs.reporting import write_report

@@ -14,6 +14,7 @@ WHAT = {
     "features": "the feature maps of every conv and pool layer for one test image",
     "pooling": "max pooling on a real feature map, with a close-up in numbers",
     "invariance": "the image shifted 0-4 px: how much each layer's output and the prediction change",
+    "saliency": "where the model looks for one test image: gradient, Grad-CAM and occlusion maps over it",
 }
 EPILOG = (
     "pictures:\n"
@@ -24,6 +25,7 @@ examples:
   cnnlab show runs/X filters
   cnnlab show runs/X features --image 9         # test image 9, a sneaker
   cnnlab show runs/X invariance --out figures/
+  cnnlab show runs/X saliency --image 9
 """
 )
 
@@ -31,7 +33,7 @@ examples:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         NAME,
-        help="pictures of a trained run: filters, feature maps, pooling, invariance",
+        help="pictures of a trained run: filters, feature maps, pooling, invariance, saliency",
         description="Draw what a trained run's network does, as PNG files.",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
@@ -90,6 +92,12 @@ def _per_image(what, trained, tests, image, label, index, out) -> list[Path]:
             f"channel {facts['channel']}: a {h}x{w} feature map pooled to {ph}x{pw} "
             f"({100 * facts['kept']:.0f}% of the values kept, each the maximum of its window)"
         )
+        return [path]
+    if what == "saliency":
+        from cnnlab.inspect.looks import plot_saliency
+
+        path, facts = plot_saliency(trained, image, label, index, out / f"saliency-{index}.png")
+        print(f"the maps explain {facts['class']}; Grad-CAM of layer {facts['layer']}, the last convolution")
         return [path]
     from cnnlab.inspect.invariance import SAMPLE, format_table, measure, plot_invariance
 

@@ -29,6 +29,7 @@ examples:
   cnnlab train --config runs/X/config.json   # rerun a saved configuration
   cnnlab train --resume runs/X               # continue an interrupted run
   cnnlab train --resume runs/X --epochs 12   # train a finished run further, to 12 epochs in all
+  cnnlab train --follow                      # and watch it learn in the browser
 """
 )
 
@@ -112,6 +113,12 @@ def add_parser(subparsers) -> None:
         "run further to N epochs in all (default: none)",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the final result (default: off)")
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="open `cnnlab explore` on the run in the browser as it trains; it redraws at each epoch "
+        "and goes on after training until Ctrl+C (default: off)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -143,22 +150,77 @@ def run(args: argparse.Namespace) -> int:
 
     explicit = explicit_options(args)
     log = (lambda msg: None) if args.quiet else print
-    session = runner.Session(log=log, quiet=args.quiet, started=getattr(args, "started", None))
-    if args.resume:
-        others = [k for k in explicit if k != "epochs"]
-        if others or args.config:
-            raise ConfigError(
-                "--resume continues a run as configured (and --epochs trains it further); drop the other "
-                f"options ({', '.join('--' + k.replace('_', '-') for k in others) or '--config'})"
-            )
-        result = runner.resume(args.resume, session, epochs=explicit.get("epochs"))
-    else:
-        config = resolve(_rerun_gets_a_new_directory(explicit, args.config), args.config)
-        result = runner.train(config, session)
+    follower = Follower(log) if args.follow else None
+    session = runner.Session(log=follower or log, quiet=args.quiet, started=getattr(args, "started", None))
+    try:
+        if args.resume:
+            others = [k for k in explicit if k != "epochs"]
+            if others or args.config:
+                raise ConfigError(
+                    "--resume continues a run as configured (and --epochs trains it further); drop the "
+                    f"other options ({', '.join('--' + k.replace('_', '-') for k in others) or '--config'})"
+                )
+            if follower:
+                follower.start(args.resume)
+            result = runner.resume(args.resume, session, epochs=explicit.get("epochs"))
+        else:
+            config = resolve(_rerun_gets_a_new_directory(explicit, args.config), args.config)
+            result = runner.train(config, session)
+    except BaseException:
+        if follower:
+            follower.stop()
+        raise
+    _report(args, result)
+    if follower:
+        follower.wait()
+    return 0
+
+
+class Follower:
+    """A log for the run's Session that, once the run names its directory, starts
+    `cnnlab explore RUN_DIR --open` beside the training: a process of its own that only reads
+    the run directory."""
+
+    PREFIX = "run directory: "  # how training.run announces the directory it claimed
+
+    def __init__(self, log):
+        self.log, self.proc = log, None
+
+    def __call__(self, message: str) -> None:
+        self.log(message)
+        if self.proc is None and message.startswith(self.PREFIX):
+            self.start(message[len(self.PREFIX) :])
+
+    def start(self, run_dir: str) -> None:
+        import subprocess
+        import sys
+
+        argv = [sys.executable, "-m", "cnnlab", "explore", str(run_dir), "--port", "0", "--open"]
+        self.proc = subprocess.Popen(argv)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(timeout=30)
+
+    def wait(self) -> None:
+        """After training: the page stays up until Ctrl+C, which stops both."""
+        if self.proc is None:
+            return
+        print("cnnlab train: the explorer goes on; Ctrl+C stops it", flush=True)
+        try:
+            self.proc.wait()
+        except KeyboardInterrupt:
+            self.stop()
+
+
+def _report(args: argparse.Namespace, result) -> None:
     from cnnlab.training.distributed import from_environment
 
     if not from_environment().is_main:  # under torchrun, rank 0 speaks for all
-        return 0
+        return
     if not args.quiet:
         print()
         print(result.report)
@@ -170,5 +232,4 @@ def run(args: argparse.Namespace) -> int:
             f"restored the best weights, from epoch {early['best_epoch']}"
         )
     print(f"test accuracy: {result.summary['test_accuracy']:.2%}")
-    print(f"run saved to: {result.run_dir}")
-    return 0
+    print(f"run saved to: {result.run_dir}", flush=True)

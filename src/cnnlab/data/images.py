@@ -6,6 +6,8 @@ black, trimmed to the item, the longest edge resized to fit and centred (Xiao et
 (inverting dark-on-light photos), the image cropped to the item, resized to fit and centred, and
 its contrast stretched to 0..255. Other datasets (CIFAR-10, folders of photos) are whole images: a
 photo is resized whole to the dataset's size, as an image folder's images are read.
+Files are decoded by ``cnnlab.data.decode``, the one decoding path, which bounds the size,
+time and memory of each image.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-
-from cnnlab.errors import ImageError
 
 SIZE = 28  # Fashion-MNIST's side, for ``to_fashion_mnist``
 # A pixel belongs to the item when it is this much brighter than the background, as a share
@@ -30,68 +30,20 @@ class Prepared:
 
 
 def read_gray(path: str | Path) -> np.ndarray:
-    """The file as float32 grayscale (H, W) in 0..255; transparent areas become white paper."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """The file as float32 grayscale (H, W) in 0..255, its longest side at most 1,024 pixels;
+    transparent areas become white paper. Decoded within ``cnnlab.data.decode``'s budget."""
+    from cnnlab.data.decode import decode
 
-    try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{path} is not an image cnnlab can read; give a PNG or JPEG") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"{path} is a damaged or unsupported image ({exc})") from None
-    if image.mode.startswith(("I", "F")):  # 16- and 32-bit integers, floats: Pillow's "L" would clip them
-        return _wide_to_gray(np.asarray(image), path)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        paper = Image.new("RGBA", image.size, "white")
-        image = Image.alpha_composite(paper, image.convert("RGBA"))
-    return np.asarray(image.convert("L"), dtype=np.float32)
+    return decode(path, "L")
 
 
 def read_image(path: str | Path, color: str = "gray") -> np.ndarray:
-    """The file as float32 0..255: (H, W) for ``color`` "gray" (``read_gray``), (H, W, 3) for "rgb";
-    transparent areas become white paper, as in ``read_gray``."""
-    if color != "rgb":
-        return read_gray(path)
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """The file (or bytes, a binary file, a PIL image) as float32 0..255: (H, W) for ``color``
+    "gray", (H, W, 3) for "rgb"; transparent areas become white paper. Decoded within
+    ``cnnlab.data.decode``'s budget, its longest side at most 1,024 pixels."""
+    from cnnlab.data.decode import decode
 
-    try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{path} is not an image cnnlab can read; give a PNG or JPEG") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"{path} is a damaged or unsupported image ({exc})") from None
-    if image.mode.startswith(("I", "F")):  # wide grayscale: scaled as read_gray scales it
-        return np.repeat(_wide_to_gray(np.asarray(image), path)[..., None], 3, axis=2)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        paper = Image.new("RGBA", image.size, "white")
-        image = Image.alpha_composite(paper, image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"), dtype=np.float32)
-
-
-def _wide_to_gray(pixels: np.ndarray, path: str | Path) -> np.ndarray:
-    """A 16-bit, 32-bit or float grayscale image -> 0..255 by the range its values use: 8-bit values
-    as they are, 16-bit ones divided by 257 (65535 -> 255), floats in [0, 1] times 255."""
-    values = pixels.astype(np.float64)
-    if values.size == 0 or not np.isfinite(values).all():
-        raise ImageError(f"{path} holds no finite pixel values; give a PNG or JPEG")
-    low, high = float(values.min()), float(values.max())
-    if pixels.dtype.kind == "f" and low >= 0 and high <= 1:
-        return (values * 255).astype(np.float32)
-    if low >= 0 and high <= 255 and pixels.dtype.kind != "u" or pixels.dtype == np.uint8:
-        return values.astype(np.float32)
-    if low >= 0 and high <= 65535:
-        return (values / 257).astype(np.float32)
-    raise ImageError(
-        f"{path} has pixel values from {low:g} to {high:g}, beyond 16 bits; save it as an 8- or 16-bit PNG"
-    )
+    return decode(path, "RGB" if color == "rgb" else "L")
 
 
 def luma(pixels: np.ndarray) -> np.ndarray:

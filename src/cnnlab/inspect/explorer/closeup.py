@@ -23,7 +23,7 @@ from cnnlab.inspect.convolve import Example
 from cnnlab.inspect.convolve import _num as num
 from cnnlab.inspect.explorer.network import INPUT, Forward, Network, Step, quantize
 
-__all__ = ["conv_detail", "pool_detail", "receptive_field"]
+__all__ = ["conv_detail", "conv_cells", "pool_detail", "receptive_field"]
 
 Box = tuple[int, int, int, int]  # (top, left, bottom, right), inclusive
 
@@ -101,17 +101,16 @@ def _check_index(value: int, size: int, name: str) -> None:
         raise ValueError(f"{name} must be in 0..{size - 1}. Received: {name}={value}")
 
 
-def conv_detail(network: Network, forward: Forward, index: int, channel: int, cell=None) -> dict:
-    """Output map ``channel`` of convolution step ``index``: its inputs, kernel, bias and, for
-    ``cell`` (i, j), the sum of products that gives its value."""
-    step = _step(network, index, ("Conv2d",), "a convolution")
+def _example(network: Network, forward: Forward, step: Step, channel: int) -> tuple[Example, np.ndarray]:
+    """(map ``channel`` of convolution ``step`` as a one-output-channel Example, in float64 from
+    the float32 values; the map's float32 output (H_out, W_out))."""
     conv = network.module(step)
     weight = conv.weight.detach().float().numpy()  # (C_out, C_in / groups, kH, kW)
     _check_index(channel, weight.shape[0], "channel")
     per_group = weight.shape[1]
     first = channel // (weight.shape[0] // conv.groups) * per_group  # the group's first input channel
     bias = float(conv.bias[channel].detach()) if conv.bias is not None else 0.0
-    x = forward.inputs[index][first : first + per_group]  # (C_in / groups, H, W)
+    x = forward.inputs[step.index][first : first + per_group]  # (C_in / groups, H, W)
     example = Example(
         x.astype(np.float64),
         weight[channel : channel + 1].astype(np.float64),  # (1, C, kH, kW)
@@ -120,7 +119,18 @@ def conv_detail(network: Network, forward: Forward, index: int, channel: int, ce
         conv.padding if isinstance(conv.padding, str) else tuple(conv.padding),
         tuple(conv.dilation),
     )
-    output = forward.outputs[index][channel]  # (H_out, W_out) float32
+    return example, forward.outputs[step.index][channel]
+
+
+def conv_detail(network: Network, forward: Forward, index: int, channel: int, cell=None) -> dict:
+    """Output map ``channel`` of convolution step ``index``: its inputs, kernel, bias and, for
+    ``cell`` (i, j), the sum of products that gives its value."""
+    step = _step(network, index, ("Conv2d",), "a convolution")
+    example, output = _example(network, forward, step, channel)
+    conv = network.module(step)
+    per_group = example.x.shape[0]
+    first = channel // (conv.out_channels // conv.groups) * per_group
+    x = example.x.astype(np.float32)
     detail = {
         "layer": index,
         "channel": channel,
@@ -128,8 +138,8 @@ def conv_detail(network: Network, forward: Forward, index: int, channel: int, ce
         "in_channels": list(range(first, first + per_group)),
         "input_shape": list(x.shape),
         "inputs": quantize(x),  # the input channels, as the page's heatmaps travel
-        "kernel": weight[channel].tolist(),  # (C, kH, kW)
-        "bias": bias,
+        "kernel": example.weight[0].astype(np.float32).tolist(),  # (C, kH, kW)
+        "bias": float(example.bias[0]),
         "stride": list(example.stride),
         "pads": list(example.pads),  # (top, bottom, left, right)
         "dilation": list(example.dilation),
@@ -141,39 +151,71 @@ def conv_detail(network: Network, forward: Forward, index: int, channel: int, ce
     return detail
 
 
-def _explain_cell(network: Network, example: Example, output: np.ndarray, index: int, channel: int, cell):
-    i, j = cell
-    _check_index(i, output.shape[0], "row")
-    _check_index(j, output.shape[1], "col")
+def _sum_of(example: Example, index: int, channel: int, i: int, j: int) -> tuple[list[dict], float, str]:
+    """(per input channel: its products, partial sum and text; the float64 total; the terms
+    joined) of output cell (i, j)."""
     xp, w = example.padded, example.weight[0]  # (C, H + pads, W + pads), (C, kH, kW)
+    top, left = example.pads[0], example.pads[2]
+    height, width = example.x.shape[1:]
     taps = example.taps(i, j)
+    padded = [not (0 <= r - top < height and 0 <= s - left < width) for _, _, r, s in taps]
     channels = []
     for c in range(xp.shape[0]):
         pairs = [(float(xp[c, r, s]), float(w[c, p, q])) for p, q, r, s in taps]
         partial = math.fsum(a * b for a, b in pairs)
         terms = " + ".join(f"({num(a)})({num(b)})" for a, b in pairs)
-        channels.append({"products": pairs, "partial": partial, "text": f"{terms} = {num(partial)}"})
+        channels.append(
+            {"products": pairs, "partial": partial, "text": f"{terms} = {num(partial)}", "padded": padded}
+        )
     bias = float(example.bias[0])
     total = math.fsum([c["partial"] for c in channels] + [bias])
-    value = float(output[i, j])
     if len(channels) == 1:  # one input channel: the products themselves, as convolve --explain
         terms = [channels[0]["text"].rsplit(" = ", 1)[0]]
     else:
         terms = [f"({num(c['partial'])})" for c in channels]
     if bias:
         terms.append(f"({num(bias)}) bias")
-    top, left = example.pads[0], example.pads[2]
+    return channels, total, " + ".join(terms)
+
+
+def _window_of(example: Example, i: int, j: int) -> list[int]:
+    """Output cell (i, j)'s window (top, left, bottom, right) in the unpadded input; may stick out."""
+    taps = example.taps(i, j)
     (_, _, r0, c0), (_, _, r1, c1) = taps[0], taps[-1]
+    return [r0 - example.pads[0], c0 - example.pads[2], r1 - example.pads[0], c1 - example.pads[2]]
+
+
+def _explain_cell(network: Network, example: Example, output: np.ndarray, index: int, channel: int, cell):
+    i, j = cell
+    _check_index(i, output.shape[0], "row")
+    _check_index(j, output.shape[1], "col")
+    channels, total, terms = _sum_of(example, index, channel, i, j)
+    value = float(output[i, j])
     return {
         "row": i,
         "col": j,
         "value": value,
         "sum": total,
-        "text": f"y[{channel}, {i}, {j}] = {' + '.join(terms)} = {num(value)}",
+        "text": f"y[{channel}, {i}, {j}] = {terms} = {num(value)}",
         "channels": channels,
-        "window": [r0 - top, c0 - left, r1 - top, c1 - left],  # in the unpadded input; may stick out
+        "window": _window_of(example, i, j),
         "field": list(receptive_field(network, index, (i, j))),
     }
+
+
+def conv_cells(network: Network, forward: Forward, index: int, channel: int) -> list[dict]:
+    """Every output cell of map ``channel`` of convolution ``index``, row by row, as the animation
+    writes it: its sum (``text``, as ``conv_detail`` writes a cell), its value and its window."""
+    step = _step(network, index, ("Conv2d",), "a convolution")
+    example, output = _example(network, forward, step, channel)
+    cells = []
+    for i in range(output.shape[0]):
+        for j in range(output.shape[1]):
+            _, total, terms = _sum_of(example, index, channel, i, j)
+            value = float(output[i, j])
+            text = f"y[{channel}, {i}, {j}] = {terms} = {num(value)}"
+            cells.append({"text": text, "value": value, "sum": total, "window": _window_of(example, i, j)})
+    return cells
 
 
 def pool_detail(network: Network, forward: Forward, index: int, channel: int) -> dict:

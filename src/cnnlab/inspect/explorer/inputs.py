@@ -1,9 +1,13 @@
-"""The explorer's images: a test image, an uploaded photo, or the 28x28 the page sends.
+"""The explorer's images: a test image, an uploaded photo, or the image the page sends.
 
-Uploads go through ``cnnlab predict``'s own preprocessing (``read_gray`` then
-``to_fashion_mnist``), after checks a server needs and a command line does not: a size limit, and
-a pixel limit read from the header before anything is decoded (a small file that decodes to a
-huge image is a decompression bomb).
+An image travels as base64 of its uint8 values, channel by channel, row by row: C x H x W bytes of
+the run's input shape (784 for Fashion-MNIST's 28x28 gray, 3,072 for CIFAR-10's 32x32 colour). In
+Python a gray image is (H, W) and a colour one (C, H, W).
+
+Uploads go through ``cnnlab predict``'s own preprocessing: the one decoder (``cnnlab.data.decode``,
+which checks the pixels a header declares before decoding any, so a small file that decodes to a
+huge image costs nothing) and ``prepare``, for the run's dataset. The server adds a limit on the
+upload's bytes.
 """
 
 from __future__ import annotations
@@ -11,72 +15,50 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import io
 from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.images import Prepared, read_gray, to_fashion_mnist
-from cnnlab.errors import CnnlabError, ImageError
+from cnnlab.data.decode import WEB_FORMATS, decode
+from cnnlab.data.images import Prepared, prepare
+from cnnlab.errors import CnnlabError
 
-__all__ = ["MAX_UPLOAD_BYTES", "MAX_PIXELS", "prepare_upload", "decode_image", "encode_image", "TestImages"]
+__all__ = ["MAX_UPLOAD_BYTES", "prepare_upload", "decode_image", "encode_image", "TestImages"]
 
-SIDE = 28
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-# A 25-megapixel photo is fine; more, from a file of at most 5 MB, is refused before decoding.
-MAX_PIXELS = 25_000_000
 
 
-class _Upload(io.BytesIO):
-    """An uploaded file as ``read_gray`` reads it; its errors name it "the upload", not a path."""
-
-    def __str__(self) -> str:
-        return "the upload"
-
-
-def prepare_upload(data: bytes, invert: bool | None = None) -> Prepared:
-    """PNG or JPEG bytes -> the 28x28 image ``cnnlab predict`` would classify; ImageError if not."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not data:
-        raise ImageError("the upload is empty; send a PNG or JPEG file")
-    try:
-        with Image.open(io.BytesIO(data)) as probe:  # reads the header only
-            kind, (width, height) = probe.format, probe.size
-    except UnidentifiedImageError:
-        raise ImageError("the upload is not an image cnnlab can read; send a PNG or JPEG") from None
-    except Image.DecompressionBombError:
-        raise ImageError(
-            f"the upload decodes to over {Image.MAX_IMAGE_PIXELS * 2:,} pixels; "
-            "refused (a decompression bomb?)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"the upload is a damaged or unsupported image ({exc})") from None
-    if kind not in ("PNG", "JPEG"):
-        raise ImageError(f"the upload is a {kind} image; send a PNG or JPEG")
-    if width * height > MAX_PIXELS:
-        raise ImageError(
-            f"the upload is {width}x{height} pixels, more than {MAX_PIXELS // 1_000_000} megapixels; "
-            "refused (a decompression bomb?)"
-        )
-    return to_fashion_mnist(read_gray(_Upload(data)), invert)
+def prepare_upload(data: bytes, dataset, invert: bool | None = None) -> Prepared:
+    """PNG or JPEG bytes -> the image ``cnnlab predict`` would classify for a run on ``dataset``
+    ((H, W) gray or (C, H, W) colour); ImageError if not. Decoded by ``cnnlab.data.decode``, within
+    its budget of time, memory and decodes at once."""
+    mode = "RGB" if dataset.input_shape[0] == 3 else "L"
+    prepared = prepare(decode(data, mode, formats=WEB_FORMATS, name="the upload"), dataset, invert)
+    return Prepared(_as_page_draws(prepared.image), prepared.inverted)
 
 
-def decode_image(text) -> np.ndarray:
-    """The page's image, base64 of 784 bytes (28 rows of 28, 0 black .. 255 white) -> uint8 (28, 28)."""
+def _as_page_draws(image: np.ndarray) -> np.ndarray:
+    """(C, H, W) -> (H, W) when gray: the page and the network take a gray image flat."""
+    return image[0] if image.shape[0] == 1 else image
+
+
+def decode_image(text, shape: tuple[int, int, int]) -> np.ndarray:
+    """The page's image, base64 of C x H x W bytes (0 black .. 255 full) -> uint8 (H, W) for gray,
+    (C, H, W) for colour; ``shape`` is the run's input shape (C, H, W)."""
+    channels, height, width = shape
+    size = channels * height * width
+    described = f"{size} bytes ({width}x{height} pixels" + (
+        ")" if channels == 1 else f" x {channels} channels)"
+    )
     if not isinstance(text, str):
-        raise ValueError(
-            f"image must be a base64 string of {SIDE * SIDE} bytes. Received: {type(text).__name__}"
-        )
+        raise ValueError(f"image must be a base64 string of {described}. Received: {type(text).__name__}")
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("image is not valid base64") from None
-    if len(raw) != SIDE * SIDE:
-        raise ValueError(
-            f"image must hold {SIDE * SIDE} bytes ({SIDE}x{SIDE} pixels). Received: {len(raw)} bytes"
-        )
-    return np.frombuffer(raw, np.uint8).reshape(SIDE, SIDE)
+    if len(raw) != size:
+        raise ValueError(f"image must hold {described}. Received: {len(raw)} bytes")
+    return _as_page_draws(np.frombuffer(raw, np.uint8).reshape(channels, height, width))
 
 
 def encode_image(image: np.ndarray) -> str:
@@ -97,7 +79,7 @@ class TestImages:
             return None, str(exc)
         if images.shape[1:] != loaded.dataset.input_shape or not len(labels):
             return None, f"the test set holds images of shape {images.shape}"
-        flat = images[:, 0] if images.shape[1] == 1 else images  # the page draws gray as (H, W)
+        flat = images[:, 0] if images.shape[1] == 1 else images  # gray as (H, W), as the page draws it
         return cls(flat, labels.astype(np.int64)), f"{len(labels)} test images of {loaded.dataset.title}"
 
     def check(self, index: int) -> int:

@@ -32,8 +32,11 @@ __all__ = [
     "dequantize",
     "find_mistake",
     "CLOSEUPS",
+    "ACTIVATIONS",
 ]
 
+# Activations the page explains with their formula (describe's ELEMENTWISE, less the identities).
+ACTIVATIONS = ("ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish", "Mish")
 # The kinds the page can open up close, and which close-up each gets.
 CLOSEUPS = {
     "Conv2d": "conv",
@@ -41,7 +44,14 @@ CLOSEUPS = {
     "AvgPool2d": "pool",
     "AdaptiveMaxPool2d": "pool",
     "AdaptiveAvgPool2d": "pool",
+    "BatchNorm2d": "batchnorm",
+    "BatchNorm1d": "batchnorm",
+    "Linear": "dense",
+    "Flatten": "flatten",
+    "Add": "add",
+    **{kind: "activation" for kind in ACTIVATIONS},
 }
+RECEIVED = ("conv", "pool")  # close-ups that need what their layer received, kept by the hooks
 INPUT = -1  # the source index that means the network's input image
 
 
@@ -75,7 +85,7 @@ class Step:
 class Forward:
     """One image through the network."""
 
-    image: np.ndarray  # uint8 (28, 28), as the page sent it
+    image: np.ndarray  # uint8 (H, W) gray or (C, H, W) colour, as the page sent it
     x: np.ndarray  # float32 (C, H, W), the normalised model input
     outputs: list[np.ndarray]  # float32, one per step, shaped as step.shape
     inputs: dict[int, np.ndarray]  # float32 (C, H, W): what each close-up step received
@@ -129,9 +139,15 @@ class Network:
         self._check()
 
     def _recorder(self, step: Step):
-        closeup = step.kind in CLOSEUPS
+        closeup = CLOSEUPS.get(step.kind) in RECEIVED
 
         def record(module, inputs, output):
+            peaks = getattr(self._local, "peaks", None)
+            if peaks is not None:  # a batch, for top images: each channel's peak per image
+                if step.index not in peaks and step.kind != "Flatten":
+                    peak = output.amax(dim=(2, 3)) if output.ndim == 4 else output.reshape(len(output), -1)
+                    peaks[step.index] = peak.float().numpy().copy()  # (N, C)
+                return
             found = getattr(self._local, "found", None)
             if found is None or step.index in found:  # not ours, or a module called twice: keep the first
                 return
@@ -164,10 +180,23 @@ class Network:
         inputs = {i: v[0].float().numpy() for i, v in found.items() if v[0] is not None}
         return Forward(image, x[0], outputs, inputs, logits)
 
+    def responses(self, x: np.ndarray) -> dict[int, np.ndarray]:
+        """Normalised images (N, C, H, W) -> {step: (N, channels)}: each map's peak, or each
+        neuron's value, per image, by the same hooks (residual sums and Flatten have none)."""
+        import torch
+
+        self._local.peaks = {}
+        try:
+            with torch.inference_mode():
+                self.model(torch.from_numpy(x))
+            return self._local.peaks
+        finally:
+            self._local.peaks = None
+
     def _check(self) -> None:
         """The last step's output must be the model's output, or the steps miss part of the forward."""
         rng = np.random.default_rng(0)
-        forward = self.run(rng.integers(0, 256, size=self.input_shape[1:], dtype=np.uint8))
+        forward = self.run(rng.integers(0, 256, size=self.input_shape, dtype=np.uint8))
         if not np.allclose(forward.outputs[-1].reshape(-1), forward.logits, rtol=1e-5, atol=1e-5):
             raise DescribeError(
                 f"the layers describe() lists for {type(self.model).__name__} do not give its output; "

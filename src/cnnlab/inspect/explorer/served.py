@@ -1,19 +1,21 @@
-"""The runs being served, and what the API computes for each: plain functions from a run and a
-request's fields to a JSON-ready dict, so the HTTP layer (``server``) only parses and answers.
+"""The runs being served: each loaded through the one run loader, checked, and followed.
 
-A ValueError means a bad field (its message names it and echoes the value); the server turns it
-into a 400.
+A run still training is followed: ``refresh`` reloads it when a new checkpoint has landed (the
+server only ever reads the run directory), and each reload bumps the run's ``version`` so the page
+knows to redraw. What the API computes for a run is in ``compute``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
+import threading
 from pathlib import Path
 
-from cnnlab.inspect.explorer import closeup, inputs, network
+from cnnlab.inspect.explorer import inputs, network
+from cnnlab.inspect.explorer.exciting import TopImages
 
-__all__ = ["Served", "load_runs", "pick_test_image", "forward", "conv", "pool"]
+__all__ = ["Served", "load_runs", "refresh", "progress"]
 
 
 @dataclasses.dataclass
@@ -27,7 +29,19 @@ class Served:
     network: network.Network
     tests: inputs.TestImages | None
     tests_note: str  # where the test images came from, or why there are none
-    classes: tuple[str, ...] = ()
+    run_dir: Path = Path()  # where to look for new epochs; never sent to the page
+    epochs: int = 0  # planned
+    history: list = dataclasses.field(default_factory=list)  # one dict per epoch saved
+    version: int = 0  # bumped each time a new checkpoint is loaded
+    seen: tuple = ()  # the checkpoint (and summary) this version was loaded from
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+    top: TopImages | None = None
+    classes: tuple[str, ...] = ()  # the run's class names, in label order
+    dataset: object = None  # the run's Dataset: input shape, colour and normalisation
+
+    @property
+    def finished(self) -> bool:
+        return self.accuracy is not None
 
     def as_json(self, index: int) -> dict:
         return {
@@ -38,104 +52,105 @@ class Served:
             "test_accuracy": self.accuracy,
             "test_images": len(self.tests.labels) if self.tests is not None else 0,
             "test_note": self.tests_note,
+            "finished": self.finished,
+            "epochs_done": len(self.history),
+            "epochs": self.epochs,
+            "version": self.version,
             "classes": list(self.classes),
         }
 
 
-def load_runs(paths, data_dir: str | None = None) -> list[Served]:
-    """Every run through the one run loader (the weights each reported), checked before serving."""
+def _stamp(run_dir: Path) -> tuple:
+    """What changes when a run saves an epoch or finishes: its checkpoint's and summary's times."""
+    from cnnlab.runs.layout import CHECKPOINT, SUMMARY
+
+    stamps = []
+    for name in (CHECKPOINT, SUMMARY):
+        try:
+            stat = (run_dir / name).stat()
+            stamps.append((stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
+def _loaded(path):
+    """(the run loaded by the one run loader, its Network, the stamp it was loaded at)."""
     from cnnlab.errors import RunDirError
     from cnnlab.inspect.describe import DescribeError
+    from cnnlab.inspect.saliency import explainer_for
     from cnnlab.runs.loader import load_run
 
-    found: dict[str, tuple] = {}
+    stamp = _stamp(Path(path))
+    loaded = load_run(path)
+    try:
+        net = network.Network(loaded.model, loaded.dataset)
+    except DescribeError as exc:
+        raise RunDirError(f"{loaded.path}: cannot explore model {loaded.config.model!r} ({exc})") from None
+    explainer_for(net.model)  # its hooks go on now, before any request runs the model
+    return loaded, net, stamp
+
+
+def load_runs(paths, data_dir: str | None = None) -> list[Served]:
+    """Every run through the one run loader (the weights each reported), checked before serving."""
+    found: dict[tuple, tuple] = {}
     served = []
     for path in paths:
-        loaded = load_run(path)
-        try:
-            net = network.Network(loaded.model, loaded.dataset)
-        except DescribeError as exc:
-            raise RunDirError(
-                f"{loaded.path}: cannot explore model {loaded.config.model!r} ({exc})"
-            ) from None
-        where = (loaded.config.dataset, loaded.config.image_size, loaded.config.color, str(data_dir))
+        loaded, net, stamp = _loaded(path)
+        config = loaded.config
+        where = (config.dataset, config.image_size, config.color, config.data_dir, str(data_dir))
         if where not in found:  # runs on the same data share one copy of the test set
             found[where] = inputs.TestImages.find(loaded, data_dir)
         tests, note = found[where]
-        accuracy = (loaded.summary or {}).get("test_accuracy")
-        backend = getattr(loaded.config, "backend", "torch")
-        served.append(
-            Served(
-                Path(loaded.path).name,
-                loaded.config.model,
-                backend,
-                accuracy,
-                net,
-                tests,
-                note,
-                loaded.class_names,
-            )
+        run = Served(
+            Path(loaded.path).name,
+            loaded.config.model,
+            getattr(loaded.config, "backend", "torch"),
+            None,
+            net,
+            tests,
+            note,
+            Path(loaded.path),
+            loaded.config.epochs,
+            classes=tuple(loaded.class_names),
+            dataset=loaded.dataset,
         )
+        _update(run, loaded, net, stamp)
+        run.top = TopImages(run.run_dir)
+        served.append(run)
     return served
 
 
-def _field(body: dict, key: str) -> int:
-    value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{key} must be an integer. Received: {key}={value!r}")
-    return value
+def _update(run: Served, loaded, net, stamp) -> None:
+    run.network, run.seen = net, stamp
+    run.history = [_finite(row) for row in loaded.history]
+    run.accuracy = (loaded.summary or {}).get("test_accuracy")
 
 
-def pick_test_image(run: Served, how: str, query: dict) -> dict:
-    """A test image by ``index``, by ``class`` (the next after ``after``) or a seeded ``mistake``."""
-    names = run.classes
-    tests = run.tests
-    extra = {}
-    if how == "index":
-        index = tests.check(query["index"])
-    elif how == "class":
-        label = query["class"]
-        if not 0 <= label < len(names):
-            raise ValueError(f"class must be in 0..{len(names) - 1}. Received: class={label}")
-        index = tests.next_of_class(label, query.get("after", -1))
-    else:
-        found = network.find_mistake(run.network, tests.images, tests.labels, query["mistake"])
-        if found is None:
-            raise ValueError("this run classifies every test image correctly: no mistake to show")
-        index, extra = found[0], {"predicted": found[1]}
-    label = int(tests.labels[index])
-    image = inputs.encode_image(tests.images[index])
-    return {"index": index, "label": label, "class": names[label], "image": image, **extra}
+def _finite(row: dict) -> dict:
+    return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
 
 
-def forward(run: Served, body: dict) -> bytes:
-    """Logits, softmax and, unless ``activations`` is false, every step's output as 8-bit codes;
-    as JSON bytes already, since the codes are most of them (``network.quantized_json``)."""
-    result = run.network.run(inputs.decode_image(body.get("image")), inputs=False)
-    probabilities = result.probabilities
-    predicted = int(probabilities.argmax())
-    answer = {
-        "logits": result.logits.tolist(),
-        "probabilities": probabilities.tolist(),
-        "predicted": predicted,
-        "class": run.classes[predicted],
-    }
-    head = json.dumps(answer, allow_nan=False).encode()
-    if not body.get("activations", True):
-        return head
-    return head[:-1] + b',"layers":' + network.quantized_json(result.outputs) + b"}"
+def refresh(run: Served) -> bool:
+    """Reload ``run`` if a new checkpoint (or its summary) landed since it was loaded; whether it did.
+    A run caught mid-write or damaged keeps what it has and is tried again next time."""
+    from cnnlab.errors import CnnlabError
+
+    if run.finished or _stamp(run.run_dir) == run.seen:
+        return False
+    with run.lock:
+        if _stamp(run.run_dir) == run.seen:  # another request reloaded it meanwhile
+            return False
+        try:
+            loaded, net, stamp = _loaded(run.run_dir)
+        except CnnlabError:
+            return False
+        _update(run, loaded, net, stamp)
+        run.version += 1
+        return True
 
 
-def conv(run: Served, body: dict) -> dict:
-    forward = run.network.run(inputs.decode_image(body.get("image")))
-    cell = body.get("cell")
-    if cell is not None:
-        if not (isinstance(cell, list) and len(cell) == 2):
-            raise ValueError(f"cell must be [row, col] or null. Received: cell={cell!r}")
-        cell = (_field({"row": cell[0]}, "row"), _field({"col": cell[1]}, "col"))
-    return closeup.conv_detail(run.network, forward, _field(body, "layer"), _field(body, "channel"), cell)
-
-
-def pool(run: Served, body: dict) -> dict:
-    forward = run.network.run(inputs.decode_image(body.get("image")))
-    return closeup.pool_detail(run.network, forward, _field(body, "layer"), _field(body, "channel"))
+def progress(run: Served) -> dict:
+    """The run's epochs so far, after looking for a new one."""
+    refresh(run)
+    return {**run.as_json(0), "history": run.history}

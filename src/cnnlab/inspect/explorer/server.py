@@ -13,35 +13,51 @@ so requests overlap while one image goes through the network.
 from __future__ import annotations
 
 import json
+import logging
 from importlib import resources
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect.explorer import inputs, served
+from cnnlab.inspect.explorer import compute, inputs, served
+from cnnlab.inspect.explorer.guard import Guard, media_type
 from cnnlab.inspect.explorer.served import Served
+from cnnlab.inspect.explorer.workers import Workers
 
-__all__ = ["create_app", "bind", "make_server", "serve", "LOOPBACK"]
+LOG = logging.getLogger("cnnlab.explore")
+
+__all__ = ["create_app"]
 
 MAX_JSON_BYTES = 64 * 1024  # an image is 1 KB of base64; nothing the page sends comes near
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+UPLOAD_TYPES = ("image/png", "image/jpeg", "application/octet-stream")  # what a browser calls a file
+# The POST routes of one run: each takes a JSON object and answers what the function computes.
+POSTS = {
+    "forward": compute.forward,
+    "conv": compute.conv,
+    "pool": compute.pool,
+    "explain": compute.explained,
+    "saliency": compute.saliency,
+}
 STATIC = {
     "index.html": "text/html; charset=utf-8",
-    "explore.js": "text/javascript; charset=utf-8",
     "explore.css": "text/css; charset=utf-8",
+    **{
+        name: "text/javascript; charset=utf-8"
+        for name in ("explore.js", "common.js", "draw.js", "closeup.js", "panels.js")
+    },
 }
 # Nothing but this server: no CDN, no fonts, no beacons, even if a later edit adds one.
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'"
 
 
-def create_app(runs: list[Served], allowed_hosts=None, torch_threads: int | None = None):
-    """The Starlette app. ``allowed_hosts`` (Host headers) guards a loopback server against DNS
-    rebinding; ``torch_threads`` sets torch's threads in each worker thread (None: leave them)."""
+def create_app(runs: list[Served], allowed_hosts: set[str] | None = None, torch_threads: int | None = None):
+    """The Starlette app, behind ``guard.Guard``. ``allowed_hosts`` (Host names) guards a loopback
+    server against DNS rebinding (None: any name); ``torch_threads`` sets torch's threads in each
+    worker thread (None: leave them)."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.routing import Route
 
-    api = _Api(runs, _Workers(torch_threads))
+    api = _Api(runs, Workers(torch_threads))
     routes = [
         Route("/", api.page),
         Route("/static/{name}", api.static),
@@ -49,13 +65,16 @@ def create_app(runs: list[Served], allowed_hosts=None, torch_threads: int | None
         Route("/api/runs/{run:int}/layers", api.layers),
         Route("/api/runs/{run:int}/test", api.test_image),
         Route("/api/image", api.upload, methods=["POST"]),
-        Route("/api/runs/{run:int}/forward", api.forward, methods=["POST"]),
-        Route("/api/runs/{run:int}/conv", api.conv, methods=["POST"]),
-        Route("/api/runs/{run:int}/pool", api.pool, methods=["POST"]),
+        Route("/api/runs/{run:int}/progress", api.progress),
+        Route("/api/runs/{run:int}/filters", api.filters),
+        Route("/api/runs/{run:int}/top", api.top_images),
+        Route("/api/shape", api.shape),
+        *[
+            Route(f"/api/runs/{{run:int}}/{name}", api.computer(work), methods=["POST"])
+            for name, work in POSTS.items()
+        ],
     ]
-    middleware = (
-        [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))] if allowed_hosts else []
-    )
+    middleware = [Middleware(Guard, hosts=allowed_hosts)]
     handlers = {HTTPException: _http_error, Exception: _internal_error}
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
 
@@ -73,9 +92,8 @@ async def _http_error(request, exc):
 
 
 async def _internal_error(request, exc):
-    import traceback
-
-    traceback.print_exception(exc)  # the server's terminal gets the whole story, the page one line
+    # The server's terminal gets the whole story (a few times a minute at most), the page one line.
+    LOG.error("internal error in %s %s", request.method, request.url.path, exc_info=exc)
     return _error(500, f"internal error ({type(exc).__name__}: {exc})")
 
 
@@ -88,7 +106,7 @@ def _fail(status: int, message: str):
 class _Api:
     """The endpoints; each parses its request, hands the work to a thread and returns JSON."""
 
-    def __init__(self, runs: list[Served], workers: _Workers):
+    def __init__(self, runs: list[Served], workers: Workers):
         self.served = runs
         self.workers = workers
         folder = resources.files(__package__) / "static"
@@ -123,6 +141,8 @@ class _Api:
     async def layers(self, request):
         from starlette.responses import JSONResponse
 
+        from cnnlab.data.dataset import PIXEL_MAX
+
         run = self._run(request)
         net = run.network
         return JSONResponse(
@@ -131,6 +151,12 @@ class _Api:
                 "model": run.model,
                 "input_shape": list(net.input_shape),
                 "classes": list(run.classes),
+                "channels": ["gray"] if net.input_shape[0] == 1 else ["red", "green", "blue"],
+                "normalisation": {
+                    "pixel_max": PIXEL_MAX,
+                    "mean": list(run.dataset.mean),
+                    "std": list(run.dataset.std),
+                },
                 "layers": [step.as_json() for step in net.steps],
             }
         )
@@ -147,7 +173,7 @@ class _Api:
             raise _fail(400, "give exactly one of ?index=N, ?class=K (with &after=I) or ?mistake=SEED")
         try:
             answer = await self.workers.run(
-                served.pick_test_image, run, chosen[0], {k: _query_int(query, k) for k in query}
+                compute.pick_test_image, run, chosen[0], {k: _query_int(query, k) for k in query}
             )
         except ValueError as exc:
             raise _fail(400, str(exc)) from None
@@ -163,58 +189,84 @@ class _Api:
             raise _fail(
                 400, f"invert must be auto, yes or no. Received: {request.query_params.get('invert')!r}"
             )
+        kind = media_type(request.headers)
+        if kind not in UPLOAD_TYPES:
+            raise _fail(415, f"the upload must be sent as {', '.join(UPLOAD_TYPES)}. Received: {kind!r}")
+        try:
+            index = _query_int(request.query_params, "run") if "run" in request.query_params else 0
+        except ValueError as exc:
+            raise _fail(400, str(exc)) from None
+        if not 0 <= index < len(self.served):
+            raise _fail(404, f"no run {index}; this server has runs 0..{len(self.served) - 1}")
+        dataset = self.served[index].dataset  # the photo is prepared as that run's data draws
         data = await _body(request, inputs.MAX_UPLOAD_BYTES, "the upload")
         try:
-            prepared = await self.workers.run(inputs.prepare_upload, data, invert)
+            prepared = await self.workers.decode(inputs.prepare_upload, data, dataset, invert)
         except CnnlabError as exc:
             raise _fail(400, str(exc)) from None
         return JSONResponse({"image": inputs.encode_image(prepared.image), "inverted": prepared.inverted})
 
-    async def forward(self, request):
-        run, body = self._run(request), await _json(request)
-        return await _compute(self.workers, served.forward, run, body)
+    def computer(self, work):
+        """The endpoint for ``work(run, body)``: parse the JSON body, compute on a worker, answer."""
 
-    async def conv(self, request):
-        run, body = self._run(request), await _json(request)
-        return await _compute(self.workers, served.conv, run, body)
+        async def endpoint(request):
+            run, body = self._run(request), await _json(request)
+            return await _compute(self.workers, work, run, body)
 
-    async def pool(self, request):
-        run, body = self._run(request), await _json(request)
-        return await _compute(self.workers, served.pool, run, body)
+        return endpoint
+
+    async def progress(self, request):
+        """The run's epochs so far; loads a new checkpoint first if one landed (a run still training)."""
+        from starlette.responses import JSONResponse
+
+        run = self._run(request)
+        return JSONResponse(await self.workers.run(served.progress, run))
+
+    async def filters(self, request):
+        from starlette.responses import JSONResponse
+
+        try:
+            return JSONResponse(compute.filters(self._run(request)))
+        except ValueError as exc:
+            raise _fail(400, str(exc)) from None
+
+    async def top_images(self, request):
+        """?layer=L&channel=C: the test images that excite that channel most (computed once)."""
+        from starlette.responses import JSONResponse
+
+        run, query = self._run(request), request.query_params
+        if run.tests is None:
+            raise _fail(404, f"no test images for run {request.path_params['run']}: {run.tests_note}")
+        if set(query) != {"layer", "channel"}:
+            raise _fail(400, "give ?layer=L&channel=C")
+        try:
+            wanted = {k: _query_int(query, k) for k in ("layer", "channel")}
+            return JSONResponse(await self.workers.run(compute.top_images, run, wanted))
+        except ValueError as exc:
+            raise _fail(400, str(exc)) from None
+
+    async def shape(self, request):
+        """?size=&kernel=&padding=&stride=&dilation=: one side of a convolution's output, by
+        cnnlab.shapes' formula (the widget's arithmetic), or the error it gives."""
+        from starlette.responses import JSONResponse
+
+        from cnnlab import shapes
+
+        query, names = request.query_params, ("size", "kernel", "padding", "stride", "dilation")
+        try:
+            n, k, p, s, d = (_query_int(query, name) if name in query else 1 for name in names)
+            if "padding" not in query:
+                p = 0
+            out = shapes.conv2d_output_shape((n, n), k, s, p, d)[0]
+        except ValueError as exc:
+            raise _fail(400, str(exc)) from None
+        formula = f"floor(({n} + 2*{p} - {d}*({k} - 1) - 1) / {s}) + 1 = {out}"
+        return JSONResponse(
+            {"size": n, "kernel": k, "padding": p, "stride": s, "dilation": d, "out": out, "formula": formula}
+        )
 
 
-class _Workers:
-    """Where requests compute: at most one thread per CPU at a time, the rest wait their turn in
-    order. More would only contend: each forward pass is a few milliseconds of one core."""
-
-    def __init__(self, torch_threads: int | None):
-        import threading
-
-        self.torch_threads = torch_threads
-        self.limiter = None  # made on first use: anyio wants a running event loop
-        self.local = threading.local()
-
-    async def run(self, work, *args):
-        import os
-
-        import anyio
-
-        if self.limiter is None:
-            self.limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
-        return await anyio.to_thread.run_sync(self._call, work, *args, limiter=self.limiter)
-
-    def _call(self, work, *args):
-        if self.torch_threads and not getattr(self.local, "ready", False):
-            import torch
-
-            # Per thread: a new thread would otherwise start an OpenMP team of its own size, and
-            # two teams spinning on two cores made a 0.7 ms convolution take 58 ms.
-            torch.set_num_threads(self.torch_threads)
-            self.local.ready = True
-        return work(*args)
-
-
-async def _compute(workers: _Workers, work, run: Served, body: dict):
+async def _compute(workers: Workers, work, run: Served, body: dict):
     """``work(run, body)`` on a worker, JSON encoding included; a ValueError (bad field, out of
     range) is a 400."""
     try:
@@ -248,11 +300,16 @@ async def _body(request, limit: int, what: str) -> bytes:
 
 
 async def _json(request) -> dict:
+    kind = media_type(request.headers)
+    if kind != "application/json":
+        raise _fail(415, f"the request must be sent as application/json. Received: {kind!r}")
     data = await _body(request, MAX_JSON_BYTES, "the request")
     try:
         body = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _fail(400, f"the request body is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _fail(400, "the request body is not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # malformed, not UTF-8, or an integer of thousands of digits
+        raise _fail(400, f"the request body is not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(body, dict):
         raise _fail(400, f"the request body must be a JSON object. Received: {type(body).__name__}")
     return body
@@ -263,66 +320,3 @@ def _query_int(query, key: str) -> int:
         return int(query[key])
     except ValueError:
         raise ValueError(f"{key} must be an integer. Received: {key}={query[key]!r}") from None
-
-
-def bind(host: str, port: int):
-    """A listening socket on (host, port), so a port in use is an error before anything starts."""
-    import errno
-    import socket
-
-    from cnnlab.errors import ConfigError
-
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as exc:
-        raise ConfigError(
-            f"--host {host} is not an address this machine can listen on ({exc.strerror})"
-        ) from None
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(
-        socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
-    )  # a restart may reuse TIME_WAIT, never a live port
-    try:
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        reason = (
-            "in use; pick another with --port"
-            if exc.errno == errno.EADDRINUSE
-            else (exc.strerror or str(exc))
-        )
-        raise ConfigError(f"cannot listen on {host} port {port}: {reason}") from None
-    return sock
-
-
-def make_server(runs: list[Served], sock, torch_threads: int | None = None):
-    """A uvicorn server for ``runs`` on the bound ``sock``; ``.run(sockets=[sock])`` starts it."""
-    import uvicorn
-
-    # Only names of this machine in the Host header, against DNS rebinding. NOTE: not for ::1, whose
-    # bracketed Host header Starlette's TrustedHostMiddleware cannot parse.
-    hosts = ["127.0.0.1", "localhost"] if sock.getsockname()[0] == "127.0.0.1" else None
-    config = uvicorn.Config(
-        create_app(runs, hosts, torch_threads), log_level="warning", access_log=False, lifespan="off"
-    )
-    return uvicorn.Server(config)
-
-
-def serve(runs: list[Served], sock, on_ready=None) -> None:
-    """Serve ``runs`` on the bound ``sock`` until Ctrl+C (or SIGTERM); then return."""
-    import torch
-
-    # One image is about a millisecond of one core; more threads per forward only contend with
-    # the other requests' forwards (measured: 2 threads made a convnet forward 0.2 ms -> 46 ms on a
-    # loaded 2-core machine).
-    torch.set_num_threads(1)
-    server = make_server(runs, sock, torch_threads=1)
-    if on_ready is not None:
-        on_ready()
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises the signal it caught
-        pass
-    finally:
-        sock.close()
