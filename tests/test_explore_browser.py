@@ -711,6 +711,19 @@ def test_a_colour_run_is_drawn_in_colour_and_normalised_per_channel(colour_run, 
             and np.array_equal(painted[0], painted[1])
             and np.array_equal(painted[1], painted[2])
         )
+        # the first convolution's close-up: a sum over the red, green and blue channels
+        click_map(driver, 0, 2)
+        output = wait_for(
+            driver, lambda: driver.find_elements("id", "conv-output"), what="the conv close-up"
+        )[0]
+        click_cell(driver, output, 5, 7, 16, 16)
+        wait_for(driver, lambda: driver.find_elements("id", "sum-text"), what="the sum of products")
+        partials = [s.text for s in driver.find_elements("css selector", "#channels summary")]
+        assert [p.split(":")[0] for p in partials] == [
+            "input channel 0 (red)",
+            "input channel 1 (green)",
+            "input channel 2 (blue)",
+        ]
         driver.save_screenshot(str(artefacts / "colour-run.png"))
 
 

@@ -146,3 +146,48 @@ def test_an_upload_to_a_gray_run_of_another_size_is_made_that_size(tmp_path):
         answer = client.post("/api/image", content=buffer.getvalue(), headers={"Content-Type": "image/png"})
     image = inputs.decode_image(answer.json()["image"], (1, 8, 8))
     assert image.shape == (8, 8) and answer.json()["inverted"] is True and image.max() == 255
+
+
+def test_a_network_with_its_own_forward_is_walked_as_it_runs(tmp_path):
+    """Functional relu, flatten and tanh between the modules: the columns are the modules as forward()
+    called them, and each close-up works on what its module really received."""
+    (tmp_path / "own.py").write_text(
+        "import torch, torch.nn as nn, torch.nn.functional as F\n"
+        "class Own(nn.Module):\n"
+        "    def __init__(self, c, k):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(c, 4, 3, padding=1)\n"
+        "        self.pool = nn.MaxPool2d(2)\n"
+        "        self.fc = nn.Linear(4 * 4 * 4, k)\n"
+        "    def forward(self, x):\n"
+        "        x = self.pool(F.relu(self.conv(x)))\n"
+        "        return self.fc(torch.tanh(x.flatten(1)))\n"
+        "def build(input_shape, num_classes):\n"
+        "    return Own(input_shape[0], num_classes)\n"
+    )
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", "digits", "--model", f"{tmp_path / 'own.py'}:build", "--out", str(run)]
+    assert main([*argv, *QUICK]) == 0
+    runs = served.load_runs([run])
+    net = runs[0].network
+    assert net.traced and [s.kind for s in net.steps] == ["Conv2d", "MaxPool2d", "Linear"]
+    with page_client(server.create_app(runs)) as client:
+        layers = client.get("/api/runs/0/layers").json()
+        assert layers["traced"] is True
+        image = runs[0].tests.images[3]
+        body = {"image": b64(image), "layer": 2, "channel": 1}
+        dense = client.post("/api/runs/0/explain", json=body).json()
+        model = cnnlab.load_run(run).model
+        with torch.no_grad():
+            x = torch.from_numpy(runs[0].dataset.normalize(image.reshape(1, 1, 8, 8)))
+            pooled = model.pool(torch.relu(model.conv(x)))
+            received = torch.tanh(pooled.flatten(1))[0].numpy()  # what fc gets
+            expected = float(model.fc(torch.from_numpy(received)[None])[0, 1])
+        assert dense["value"] == pytest.approx(expected, abs=1e-5)
+        assert dense["sum"] == pytest.approx(expected, abs=1e-4)
+        conv = client.post(
+            "/api/runs/0/conv", json={"image": b64(image), "layer": 0, "channel": 2, "cell": [4, 4]}
+        ).json()
+        assert conv["cell"]["field"] is None  # no receptive field claimed for unknown code between layers
+        pool = client.post("/api/runs/0/pool", json={"image": b64(image), "layer": 1, "channel": 0}).json()
+        assert min(min(row) for row in pool["output"]) >= 0  # it received the relu's output, not the conv's

@@ -199,7 +199,8 @@ def _explain_cell(network: Network, example: Example, output: np.ndarray, index:
         "text": f"y[{channel}, {i}, {j}] = {terms} = {num(value)}",
         "channels": channels,
         "window": _window_of(example, i, j),
-        "field": list(receptive_field(network, index, (i, j))),
+        # None for a traced network: what its forward() does between layers is unknown here
+        "field": None if network.traced else list(receptive_field(network, index, (i, j))),
     }
 
 

@@ -55,6 +55,11 @@ def _channel(values: np.ndarray, channel: int, name: str = "channel") -> np.ndar
 
 
 def _source(network: Network, forward: Forward, step: Step) -> np.ndarray:
+    """What the step's layer received: kept by its hook when it was (a traced network's forward may
+    work between layers), else the output of the step that feeds it."""
+    kept = forward.inputs.get(step.index)
+    if kept is not None:
+        return kept
     source = step.sources[0]
     return forward.x if source == INPUT else forward.outputs[source]
 
@@ -115,13 +120,17 @@ def batchnorm_detail(network: Network, forward: Forward, index: int, channel: in
     }
 
 
-def _origin(network: Network, step: Step):
+def _origin(network: Network, forward: Forward, step: Step):
     """The (C, H, W) shape a Linear layer's inputs were flattened from, if they were."""
     source = step.sources[0]
     if source == INPUT or network.steps[source].kind != "Flatten":
         return None
-    before = network.steps[source].sources[0]
-    shape = network.input_shape if before == INPUT else network.steps[before].shape
+    received = forward.inputs.get(source)  # a traced network: what the Flatten really received
+    if received is not None:
+        shape = received.shape
+    else:
+        before = network.steps[source].sources[0]
+        shape = network.input_shape if before == INPUT else network.steps[before].shape
     return tuple(shape) if len(shape) == 3 else None
 
 
@@ -145,7 +154,7 @@ def dense_detail(network: Network, forward: Forward, index: int, neuron: int) ->
         terms.append(f"({num(rest)}: the other {len(order) - TOP} products)")
     if linear.bias is not None:
         terms.append(f"({num(bias)}) bias")
-    origin = _origin(network, step)
+    origin = _origin(network, forward, step)
     where = (lambda i: [int(v) for v in np.unravel_index(int(i), origin)]) if origin else (lambda i: None)
     return {
         "layer": index,

@@ -4,7 +4,11 @@ The layers are the records ``cnnlab summary`` prints (``describe`` walked by ``s
 the same order and with the same names and details, so the page needs no per-model code. Each
 ``Layer`` becomes a ``Step`` whose output a forward hook on its module records; a ``Residual``
 becomes its main path, its shortcut and an ``Add`` step whose output is the sum of the two
-paths' outputs. The hooks write into a thread-local record, so concurrent requests share one
+paths' outputs. A network with its own ``forward()``, which ``describe`` cannot read, is walked
+as one forward pass calls its layers (``cnnlab.inspect.traced``): each step then also keeps what
+its module received, so a close-up shows the layer's real input even where ``forward()`` did work
+between layers (a functional ``relu``, a ``view``) that is no step of its own. The hooks write
+into a thread-local record, so concurrent requests share one
 model without a lock, and what they record is the model's own forward pass, not a re-enactment.
 
 Outputs travel to the page as 8-bit codes with a float32 offset and scale per map (``quantize``):
@@ -22,6 +26,7 @@ import numpy as np
 
 from cnnlab.inspect.describe import DescribeError, Residual, describe
 from cnnlab.inspect.summary import summarize
+from cnnlab.inspect.traced import layers_in_order, summarize_traced
 
 __all__ = [
     "Step",
@@ -88,7 +93,7 @@ class Forward:
     image: np.ndarray  # uint8 (H, W) gray or (C, H, W) colour, as the page sent it
     x: np.ndarray  # float32 (C, H, W), the normalised model input
     outputs: list[np.ndarray]  # float32, one per step, shaped as step.shape
-    inputs: dict[int, np.ndarray]  # float32 (C, H, W): what each close-up step received
+    inputs: dict[int, np.ndarray]  # float32: what each close-up step (each step, if traced) received
     logits: np.ndarray  # float32 (10,)
 
     @property
@@ -118,11 +123,21 @@ class Network:
         self.model = model.eval()
         self.dataset = dataset  # the run's: its input shape, classes and normalisation
         self.input_shape = tuple(dataset.input_shape)
-        summary = summarize(model, self.input_shape)
+        walked: list = []
+        try:
+            _flatten(describe(model), INPUT, 0, walked)
+            self.traced = False
+            summary = summarize(model, self.input_shape)
+        except DescribeError:
+            if not hasattr(model, "register_forward_hook"):
+                raise
+            # Its own forward(): the leaf layers as one pass calls them, each fed by the one before.
+            self.traced = True
+            layers = layers_in_order(model, self.input_shape)
+            walked = [(layer, (i - 1 if i else INPUT,), 0) for i, layer in enumerate(layers)]
+            summary = summarize_traced(model, self.input_shape)
         if summary.failed is not None:
             raise DescribeError(f"input {self.input_shape} does not fit the model: {summary.reason}")
-        walked: list = []
-        _flatten(describe(model), INPUT, 0, walked)
         rows = summary.rows[1:]  # rows[0] is the input
         self.steps = [
             Step(i, row.name, row.kind, row.detail, row.shape, depth, sources, getattr(item, "options", {}))
@@ -152,7 +167,8 @@ class Network:
             if found is None or step.index in found:  # not ours, or a module called twice: keep the first
                 return
             # Copies: a later in-place ReLU would otherwise change what this layer gave.
-            kept = inputs[0][0].clone() if closeup and self._local.inputs else None
+            # A traced network's steps always keep theirs: its forward() may work between layers.
+            kept = inputs[0][0].clone() if self.traced or (closeup and self._local.inputs) else None
             found[step.index] = (kept, output[0].clone())
 
         return record

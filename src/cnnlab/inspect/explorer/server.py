@@ -150,6 +150,7 @@ class _Api:
                 "run": request.path_params["run"],
                 "model": run.model,
                 "input_shape": list(net.input_shape),
+                "traced": net.traced,  # its own forward(): the layers as one pass called them
                 "classes": list(run.classes),
                 "channels": ["gray"] if net.input_shape[0] == 1 else ["red", "green", "blue"],
                 "normalisation": {

@@ -173,7 +173,7 @@ function convView(d) {
 
   const padNote = pt + pb + pl + pr ? `; hatched cells are padding (${pt} on top, ${pl} on the left), not values` : "";
   const figures = el("div", { className: "figures" },
-    figure(`input channel ${d.in_channels[0]} (${H}x${W}), range ${fmt(inScale.lo)}..${fmt(inScale.hi)}${padNote}`, big),
+    figure(`input channel ${channelName(d, d.in_channels[0])}, ${H}x${W}, range ${fmt(inScale.lo)}..${fmt(inScale.hi)}${padNote}`, big),
     C > 1 ? figure(`all ${C} input channels`, small) : null,
     figure(`kernel ${C}x${kh}x${kw}, blue < 0 < red, |w| up to ${fmt(kTop)}; bias ${fmt(d.bias)}`, kCanvas),
     figure(`output map ${d.channel} (${OH}x${OW}): click a cell, or play`, outCanvas));
@@ -253,6 +253,12 @@ function stopAnimation() {
 }
 
 // The window and the kernel side by side for one input channel's products.
+// An input channel's name: for a layer fed by a colour image itself, its colour too.
+function channelName(d, c) {
+  const fromImage = state.layers[d.layer].sources[0] === -1 && state.channels > 1;
+  return fromImage ? `${c} (${state.channelNames[c]})` : `${c}`;
+}
+
 function pairView(products, padded, kh, kw, inChannel) {
   const rows = (k) => Array.from({ length: kh }, (_, p) => Array.from({ length: kw }, (_, q) => products[p * kw + q][k]));
   return el("div", { className: "pair" }, numbers(`window, channel ${inChannel}`, rows(0), padded), numbers("kernel", rows(1)));
@@ -267,18 +273,19 @@ function sumView(d, kh, kw) {
   Object.assign(text.dataset, { value: cell.value, sum: cell.sum, heatmap: heat, tolerance: scales ? scales[d.channel] / 2 : 0 });
   const facts = el("p", { className: "facts", id: "map-value" },
     `map value ${fmt(cell.value)} (float32); sum of products + bias ${fmt(cell.sum)} (float64); heatmap ${fmt(heat)} ` +
-    `(8-bit). Receptive field in the input image: rows ${cell.field[0]}..${cell.field[2]}, columns ` +
-    `${cell.field[1]}..${cell.field[3]} (outlined on the input).`);
+    (cell.field ? `(8-bit). Receptive field in the input image: rows ${cell.field[0]}..${cell.field[2]}, columns ` +
+      `${cell.field[1]}..${cell.field[3]} (outlined on the input).` :
+      "(8-bit). No receptive field: this network's own forward() may work between its layers."));
   const parts = [text, facts];
   if (cell.channels.length === 1) {
-    parts.push(pairView(cell.channels[0].products, cell.channels[0].padded, kh, kw, d.in_channels[0]));
+    parts.push(pairView(cell.channels[0].products, cell.channels[0].padded, kh, kw, channelName(d, d.in_channels[0])));
   } else {
     const list = el("div", { id: "channels" });
     cell.channels.forEach((ch, k) => {
-      const det = el("details", {}, el("summary", {}, `input channel ${d.in_channels[k]}: partial sum ${fmt(ch.partial)}`));
+      const det = el("details", {}, el("summary", {}, `input channel ${channelName(d, d.in_channels[k])}: partial sum ${fmt(ch.partial)}`));
       det.addEventListener("toggle", () => {
         if (!det.open || det.childElementCount > 1) return;
-        det.append(pairView(ch.products, ch.padded, kh, kw, d.in_channels[k]), el("p", { className: "mono" }, ch.text));
+        det.append(pairView(ch.products, ch.padded, kh, kw, channelName(d, d.in_channels[k])), el("p", { className: "mono" }, ch.text));
       });
       list.append(det);
     });

@@ -9,6 +9,7 @@ export const state = {
   classes: [],
   normalisation: null, // {pixel_max, mean: [per channel], std: [per channel]}: x = (pixel / pixel_max - mean) / std
   channels: 1, // 1 gray, 3 red-green-blue: the run's input shape (C, H, W)
+  traced: false, // a network with its own forward(): layers as one pass called them
   channelNames: ["gray"],
   side: [28, 28], // the input's height and width, from the run's input shape
   image: new Uint8Array(28 * 28), // C planes of H rows of W values, as the API sends an image

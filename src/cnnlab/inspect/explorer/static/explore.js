@@ -326,6 +326,7 @@ async function loadRun() {
   state.layers = description.layers;
   state.classes = description.classes;
   state.normalisation = description.normalisation;
+  state.traced = description.traced;
   const [C, H, W] = description.input_shape;
   state.channelNames = description.channels;
   if (C !== state.channels || H !== state.side[0] || W !== state.side[1]) {
@@ -344,7 +345,8 @@ function describeRun() {
   const run = state.runs[state.run];
   const accuracy = run.finished ? `test accuracy ${(100 * run.test_accuracy).toFixed(2)}%` :
     `training: epoch ${run.epochs_done} of ${run.epochs}`;
-  $("run-info").textContent = `${run.model}, ${run.backend} backend, ${accuracy}`;
+  $("run-info").textContent = `${run.model}, ${run.backend} backend, ${accuracy}` + (state.traced ?
+    "; its layers as its forward() called them (work between them, such as a functional relu, has no column)" : "");
   $("test-controls").disabled = run.test_images === 0;
   $("test-note").textContent = run.test_note;
   $("test-index").max = Math.max(0, run.test_images - 1);
