@@ -97,6 +97,19 @@ def test_no_import_goes_up_a_layer(module):
     )
 
 
+def test_a_command_imports_no_other_command():
+    """Subcommands share what they share (the training options) through ``commands.common`` or a
+    lower layer, never through another command's module."""
+    borrowed = {
+        module: sorted(
+            m for m in GRAPH[module] if m.startswith("cnnlab.commands.") and m != "cnnlab.commands.common"
+        )
+        for module in MODULES
+        if module.startswith("cnnlab.commands.")
+    }
+    assert not {module: names for module, names in borrowed.items() if names}
+
+
 def test_no_import_cycles():
     """Tarjan's strongly connected components: any component of two or more modules is a cycle."""
     index, low, on_stack, stack, cycles, counter = {}, {}, set(), [], [], [0]
