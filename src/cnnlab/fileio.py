@@ -12,8 +12,8 @@ the old file; ``os.replace`` is atomic on POSIX and Windows, so a reader sees th
 new one, never a mixture, and a kill never leaves half a file.
 
 Read refusals are ``OSError``s with a ``strerror`` that says what is wrong, so each caller's
-``except OSError`` turns them into its own one-line message; a write that fails is a ``RunDirError``
-that already is one.
+``except OSError`` turns them into its own one-line message; a write that fails raises a
+``RunDirError`` whose message is already that one line.
 """
 
 from __future__ import annotations
