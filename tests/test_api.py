@@ -1,6 +1,7 @@
 """`import cnnlab`, the public Python API: train -> Run -> evaluate/predict/export/plot/report, with
 the command line's options, run directories and one-line errors."""
 
+import dataclasses
 import html.parser
 import json
 import pkgutil
@@ -239,10 +240,23 @@ def test_resume_with_options_says_what_the_cli_says_in_pythons_words(api_run, ca
     assert main(["train", "--resume", str(api_run.path), "--lr", "0.5", "--batch-size", "10"]) == 2
     cli = capsys.readouterr().err.strip()
     assert cli.endswith("drop the other options (--lr, --batch-size)")
-    assert str(caught.value).endswith("drop the other options (batch_size=, lr=)")
-    assert str(caught.value).startswith(
-        "resume= continues a run as configured (and epochs= trains it further)"
+    assert str(caught.value) == (
+        "resume= continues a run as configured (and epochs= trains it further); drop the other "
+        "options (lr=, batch_size=)"
     )
+    with pytest.raises(cnnlab.ConfigError, match=r"drop the other options \(lr=, config=\)$"):
+        cnnlab.train(resume=api_run.path, lr=0.5, config=api_run.path / "config.json")
+
+
+def test_rerunning_a_saved_config_gets_a_new_directory_as_the_command_does(api_run, tmp_path, monkeypatch):
+    """config.json records the run's own ``out``: a rerun of it trains in a new directory (under
+    ./runs), leaving the saved run as it was, rather than being refused as "not empty"."""
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in api_run.path.iterdir())
+    rerun = cnnlab.train(config=api_run.path / "config.json", quiet=True)
+    assert rerun.path.resolve().parent == tmp_path / "runs"
+    assert rerun.config == dataclasses.replace(api_run.config, out=None)  # the same run, elsewhere
+    assert sorted(p.name for p in api_run.path.iterdir()) == before
 
 
 def test_predict_refuses_images_scaled_to_one(api_run):

@@ -155,7 +155,7 @@ def test_a_huge_value_is_echoed_in_one_short_line():
 def test_every_option_declares_its_check_and_the_cli_reads_its_choices():
     import argparse
 
-    from cnnlab.commands.train import add_config_options
+    from cnnlab.commands.common import add_config_options
     from cnnlab.training.checks import Check
     from cnnlab.training.config import FIELDS
 

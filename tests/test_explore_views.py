@@ -273,8 +273,8 @@ def test_top_images_are_the_test_images_with_the_largest_peaks_and_are_cached(
 def test_a_run_directory_that_cannot_be_written_keeps_the_top_images_in_memory(
     trained_run, tmp_path, monkeypatch
 ):
+    from cnnlab import fileio
     from cnnlab.errors import RunDirError
-    from cnnlab.runs import layout
 
     def refuse(path, write):
         raise RunDirError(f"cannot write in {path.parent}: Read-only file system; choose a writable --out")
@@ -282,7 +282,7 @@ def test_a_run_directory_that_cannot_be_written_keeps_the_top_images_in_memory(
     run_dir = tmp_path / "run"
     shutil.copytree(trained_run, run_dir)
     (run_dir / exciting.CACHE).unlink(missing_ok=True)
-    monkeypatch.setattr(layout, "write_atomic", refuse)  # as a read-only directory does, even for root
+    monkeypatch.setattr(fileio, "write_atomic", refuse)  # as a read-only directory does, even for root
     (one,) = served.load_runs([run_dir])
     assert len(compute.top_images(one, {"layer": 0, "channel": 0})["images"]) == 9
     assert not (run_dir / exciting.CACHE).exists()

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab import fileio
 from cnnlab.cli import main
-from cnnlab.runs import layout
+from cnnlab.training import rundir
 from tests.idx import corrupt_one_byte, write_synthetic_dataset
 from tests.test_resume import SLOW_TRAIN
 
@@ -120,8 +121,8 @@ def test_resume_of_a_finished_run_changes_nothing(trained_run, tmp_path, capsys)
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     assert main(["train", "--resume", str(run)]) == 0
     assert "nothing to resume" in capsys.readouterr().err
-    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.name != layout.LOCK} == {
-        k: v for k, v in before.items() if k != layout.LOCK
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.name != rundir.LOCK} == {
+        k: v for k, v in before.items() if k != rundir.LOCK
     }
 
 
@@ -130,7 +131,7 @@ class _DiskFull:
 
     def __init__(self, fail_at: int, name: str = "checkpoint.pt"):
         self.calls, self.fail_at, self.name = 0, fail_at, name
-        self.original = layout.os.fdopen
+        self.original = fileio.os.fdopen
 
     def __call__(self, fd, mode="r", *args, **kwargs):
         handle = self.original(fd, mode, *args, **kwargs)
@@ -161,7 +162,7 @@ def _full_disk(monkeypatch, fail_at: int, name: str = "checkpoint.pt") -> None:
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save)
-    monkeypatch.setattr(layout.os, "fdopen", _DiskFull(fail_at, name))
+    monkeypatch.setattr(fileio.os, "fdopen", _DiskFull(fail_at, name))
 
 
 needs_proc = pytest.mark.skipif(

@@ -25,10 +25,10 @@ import pytest
 import torch
 
 import cnnlab
+from cnnlab import fileio
 from cnnlab.cli import main
 from cnnlab.data.idx import read_idx
 from cnnlab.errors import CnnlabError, ConfigError, DataError, RunDirError
-from cnnlab.runs import layout
 from tests.idx import idx_bytes, write_synthetic_dataset
 
 
@@ -81,13 +81,13 @@ def test_an_atomic_write_refuses_what_is_not_a_regular_file_and_leaves_it(tmp_pa
         fake_dev_null(target)
     mode = os.lstat(target).st_mode
     with pytest.raises(RunDirError, match="not a regular file|is a directory") as refused:
-        layout.write_text(target, "x")
+        fileio.write_text(target, "x")
     assert "\n" not in str(refused.value)
     assert os.lstat(target).st_mode == mode  # the same kind of file, not replaced by a rename
     via_link = tmp_path / "link"
     via_link.symlink_to(target)
     with pytest.raises(RunDirError):
-        layout.write_text(via_link, "x")
+        fileio.write_text(via_link, "x")
     assert via_link.is_symlink() and os.lstat(target).st_mode == mode
 
 
@@ -96,11 +96,11 @@ def test_a_symlink_is_written_through_and_stays_a_link(tmp_path):
     real.write_text("old")
     link = tmp_path / "link.json"
     link.symlink_to(real)
-    layout.write_text(link, "new")
+    fileio.write_text(link, "new")
     assert link.is_symlink() and real.read_text() == "new"
     dangling = tmp_path / "dangling.json"
     dangling.symlink_to(tmp_path / "made-by-the-write.json")
-    layout.write_text(dangling, "made")
+    fileio.write_text(dangling, "made")
     assert dangling.is_symlink() and (tmp_path / "made-by-the-write.json").read_text() == "made"
 
 

@@ -421,9 +421,9 @@ class _Result:
 def test_a_resumed_comparison_reads_finished_runs_resumes_the_unfinished_and_trains_the_rest(
     tmp_path, monkeypatch, capsys
 ):
+    from cnnlab import fileio
     from cnnlab.errors import RunDirError
-    from cnnlab.runs import layout
-    from cnnlab.training import compare, run
+    from cnnlab.training import compare, run, rundir
 
     plan = compare.make_plan({"model": "seed", "epochs": 1, "data_dir": "data"}, ["sgd"], [0.1], 3, None)
     out = tmp_path / "cmp"
@@ -435,8 +435,8 @@ def test_a_resumed_comparison_reads_finished_runs_resumes_the_unfinished_and_tra
     finished = out / "sgd-lr0.1-seed0"
     finished.mkdir()
     (finished / "summary.json").write_text(json.dumps(_Result(0).summary))
-    layout.write_csv(
-        finished / "metrics.csv", layout.METRIC_COLUMNS, [dict.fromkeys(layout.METRIC_COLUMNS, 1)]
+    fileio.write_csv(
+        finished / "metrics.csv", rundir.METRIC_COLUMNS, [dict.fromkeys(rundir.METRIC_COLUMNS, 1)]
     )
     (out / "sgd-lr0.1-seed1").mkdir()
     (out / "sgd-lr0.1-seed1" / "checkpoint.pt").write_bytes(b"saved epochs")

@@ -5,7 +5,7 @@ import multiprocessing
 import subprocess
 import sys
 
-from cnnlab.runs import claims, layout
+from cnnlab.training import claims, rundir
 
 
 def _new(root, label):
@@ -52,7 +52,7 @@ def test_compare_and_lr_find_use_the_shared_namer():
     """No command stamps directories by itself (compare and lr-find once did, without the suffix)."""
     from pathlib import Path
 
-    commands = Path(layout.__file__).parents[1] / "commands"
+    commands = Path(rundir.__file__).parents[1] / "commands"
     offenders = [p.name for p in commands.glob("*.py") if "strftime" in p.read_text()]
     assert offenders == []
 

@@ -187,7 +187,7 @@ def build(name: str, input_shape: tuple[int, int, int], num_classes: int, run_di
 
 def save_into(name: str, run_dir: Path) -> None:
     """Keep what builds ``name`` in the run directory (``model.py`` or ``model.pkl``)."""
-    from cnnlab.runs.layout import write_atomic
+    from cnnlab.fileio import write_atomic
 
     match = FILE_SPEC.match(name)
     if match is not None:

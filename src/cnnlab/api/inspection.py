@@ -91,7 +91,7 @@ class Animation:
 
     @api_edge
     def save(self, path: str | Path) -> Path:
-        from cnnlab.runs.layout import require_writable_dir, write_atomic
+        from cnnlab.fileio import require_writable_dir, write_atomic
 
         path = Path(path)
         require_writable_dir(path.parent, "path=")

@@ -46,10 +46,10 @@ class Run(RunPictures):
 
     @api_edge
     def __init__(self, path: str | Path):
-        from cnnlab.runs import layout
+        from cnnlab.training import rundir
         from cnnlab.training.config import config_of_run
 
-        self.path = layout.require_run_dir(path)
+        self.path = rundir.require_run_dir(path)
         self.config: TrainConfig = config_of_run(self.path)
         self._evaluations: dict[tuple[str, str | None], Evaluation] = {}
 
@@ -61,12 +61,12 @@ class Run(RunPictures):
     @property
     def history(self) -> list[dict[str, float]]:
         """One dict per finished epoch, as metrics.csv holds them (epoch, losses, accuracies, lr, seconds)."""
-        from cnnlab.runs import layout
+        from cnnlab.training import rundir
 
-        path = self.path / layout.METRICS
+        path = self.path / rundir.METRICS
         if not path.is_file():  # killed before metrics.csv caught up: the checkpoint holds the history
-            return list(self._loaded.history) if (self.path / layout.CHECKPOINT).is_file() else []
-        return layout.read_metrics(path)
+            return list(self._loaded.history) if (self.path / rundir.CHECKPOINT).is_file() else []
+        return rundir.read_metrics(path)
 
     @api_edge
     def history_frame(self) -> Any:
@@ -80,10 +80,10 @@ class Run(RunPictures):
     @property
     def summary(self) -> dict[str, Any] | None:
         """summary.json (test accuracy, epochs, seconds, ...), or None while the run is unfinished."""
-        from cnnlab.runs import layout
+        from cnnlab.training import rundir
 
-        path = self.path / layout.SUMMARY
-        return layout.read_json(path) if path.is_file() else None
+        path = self.path / rundir.SUMMARY
+        return rundir.read_json(path) if path.is_file() else None
 
     @functools.cached_property
     def dataset(self) -> Dataset:

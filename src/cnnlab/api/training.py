@@ -50,9 +50,9 @@ def train(
     """
     from cnnlab.api.run import Run
     from cnnlab.errors import AlreadyFinished
+    from cnnlab.training import entry
     from cnnlab.training import run as runner
     from cnnlab.training.callbacks import check_callbacks
-    from cnnlab.training.config import resolve
 
     if model is not None and not isinstance(model, (str, os.PathLike)):
         from cnnlab import user_models
@@ -65,17 +65,10 @@ def train(
         notebook=in_notebook(),
         callbacks=check_callbacks(callbacks),
     )
-    if resume is None:
-        return Run(runner.train(resolve(explicit, str(config) if config else None), session).run_dir)
-    others = sorted(set(explicit) - {"epochs"}) + (["config"] if config is not None else [])
-    if others:
-        raise ConfigError(
-            f"resume= continues a run as configured (and epochs= trains it further); drop the other "
-            f"options ({', '.join(name + '=' for name in others)})"
-        )
+    start = entry.plan(explicit, None if config is None else str(config), resume)
     try:
-        return Run(runner.resume(resume, session, epochs=explicit.get("epochs")).run_dir)
-    except AlreadyFinished as done:  # not a mistake: say so, and give the run
+        return Run(start.run(session).run_dir)
+    except AlreadyFinished as done:  # only a resume meets it, and it is no mistake: say so, give the run
         session.log(str(done))
         return Run(resume)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.commands.common import HelpFormatter
-from cnnlab.commands.train import add_config_options, explicit_options
+from cnnlab.commands.common import HelpFormatter, add_config_options, explicit_options
 
 NAME = "compare"
 EPILOG = """examples:

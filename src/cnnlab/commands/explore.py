@@ -69,7 +69,7 @@ def wait_for_first_epochs(paths: list[str], poll: float = 0.5) -> None:
     import time
     from pathlib import Path
 
-    from cnnlab.runs.layout import CHECKPOINT, CONFIG
+    from cnnlab.training.rundir import CHECKPOINT, CONFIG
 
     waiting = [
         Path(p) for p in paths if (Path(p) / CONFIG).is_file() and not (Path(p) / CHECKPOINT).is_file()

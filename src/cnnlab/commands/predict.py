@@ -67,8 +67,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnlab import fileio
     from cnnlab.errors import ConfigError
-    from cnnlab.runs import layout as rundir
     from cnnlab.runs.loader import load_run
 
     if args.top < 1:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     classes = loaded.dataset.num_classes
     if args.top > classes:
         raise ConfigError(f"--top must be between 1 and {classes}, the run's classes. Received: {args.top}")
-    save_dir = rundir.require_writable_dir(args.save_input, "--save-input") if args.save_input else None
+    save_dir = fileio.require_writable_dir(args.save_input, "--save-input") if args.save_input else None
     names = saved_names(args.images, save_dir)
     results = []
     for path in args.images:
@@ -138,7 +138,7 @@ def _save_input(image, path: Path) -> None:
 
     from PIL import Image
 
-    from cnnlab.runs.layout import write_atomic
+    from cnnlab.fileio import write_atomic
 
     buffer = io.BytesIO()
     Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(buffer, format="PNG")

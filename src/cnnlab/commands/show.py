@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cnnlab import fileio
 from cnnlab.commands.common import HelpFormatter, add_data_dir, add_run_dir
-from cnnlab.runs import layout as rundir
 
 NAME = "show"
 WHAT = {
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.runs.loader import load_run
 
     trained = load_run(args.run_dir)
-    out = rundir.require_writable_dir(Path(args.out) if args.out else trained.path / "figures", "--out")
+    out = fileio.require_writable_dir(Path(args.out) if args.out else trained.path / "figures", "--out")
     if args.what == "filters":
         from cnnlab.inspect.features import plot_filters
 

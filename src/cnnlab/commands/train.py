@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import typing
 
-from cnnlab.commands.common import HelpFormatter
-from cnnlab.training.config import FIELDS, PRESETS, TrainConfig
+from cnnlab.commands.common import HelpFormatter, add_config_options, explicit_options
+from cnnlab.training.config import PRESETS
 
 NAME = "train"
 EPILOG = (
@@ -32,67 +30,6 @@ examples:
   cnnlab train --follow                      # and watch it learn in the browser
 """
 )
-
-
-def _betas(text: str) -> tuple[float, float]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two numbers B1,B2, got {text!r}") from None
-    if len(values) != 2:
-        raise argparse.ArgumentTypeError(f"expected two numbers B1,B2, got {text!r}")
-    return values
-
-
-def _type_of(field: dataclasses.Field):
-    """The argparse type for a field, from its annotation (``int | None`` -> int)."""
-    if field.name == "betas":
-        return _betas
-    hint = typing.get_type_hints(TrainConfig)[field.name]
-    candidates = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
-    return candidates[0]
-
-
-def add_config_options(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
-    """One option per TrainConfig field (and --config); ``explicit_options`` reads back what was typed."""
-    for field in dataclasses.fields(TrainConfig):
-        if field.name in exclude:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        help_text = field.metadata["help"]
-        if "default" not in help_text:
-            help_text += f" (default: {_show(field.default)})"
-        # SUPPRESS keeps unset options out of the namespace, so only what the user typed overrides.
-        if isinstance(field.default, bool):
-            action = argparse.BooleanOptionalAction if field.default else "store_true"
-            parser.add_argument(flag, action=action, default=argparse.SUPPRESS, help=help_text)
-        else:
-            parser.add_argument(
-                flag,
-                type=_type_of(field),
-                default=argparse.SUPPRESS,
-                choices=_static_choices(field),
-                help=help_text,
-                metavar=None if _static_choices(field) else field.name.upper(),
-            )
-    parser.add_argument(
-        "--config",
-        default=None,
-        metavar="FILE",
-        help="a saved config.json to start from; explicit options override it (default: none)",
-    )
-
-
-def _static_choices(field: dataclasses.Field) -> tuple[str, ...] | None:
-    """argparse's choices, from the field's Check; a registry read at check time (models, presets)
-    is left to validate(), whose message lists the names."""
-    choices = field.metadata["check"].choices
-    return choices if isinstance(choices, tuple) else None
-
-
-def explicit_options(args: argparse.Namespace) -> dict:
-    """The config fields the user typed (unset options are absent, thanks to SUPPRESS)."""
-    return {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
 
 
 def add_parser(subparsers) -> None:
@@ -122,50 +59,19 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _rerun_gets_a_new_directory(explicit: dict, config_file: str | None) -> dict:
-    """``--config RUN/config.json`` reruns a saved run: the ``out`` it recorded is that run's own
-    directory, so unless --out is given the rerun gets a new one instead of being refused."""
-    from pathlib import Path
-
-    from cnnlab.training.config import read_config_file
-
-    if not config_file or "out" in explicit:
-        return explicit
-    saved_out = read_config_file(config_file).get("out")
-    if isinstance(saved_out, str) and Path(saved_out).is_dir() and any(Path(saved_out).iterdir()):
-        return {**explicit, "out": None}
-    return explicit
-
-
-def _show(value) -> str:
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.errors import ConfigError
+    from cnnlab.training import entry
     from cnnlab.training import run as runner
-    from cnnlab.training.config import resolve
 
-    explicit = explicit_options(args)
     log = (lambda msg: None) if args.quiet else print
     follower = Follower(log) if args.follow else None
     session = runner.Session(log=follower or log, quiet=args.quiet, started=getattr(args, "started", None))
     try:
-        if args.resume:
-            others = [k for k in explicit if k != "epochs"]
-            if others or args.config:
-                raise ConfigError(
-                    "--resume continues a run as configured (and --epochs trains it further); drop the "
-                    f"other options ({', '.join('--' + k.replace('_', '-') for k in others) or '--config'})"
-                )
-            if follower:
-                follower.start(args.resume)
-            result = runner.resume(args.resume, session, epochs=explicit.get("epochs"))
-        else:
-            config = resolve(_rerun_gets_a_new_directory(explicit, args.config), args.config)
-            result = runner.train(config, session)
+        # An empty --config or --resume ("") counts as not given.
+        start = entry.plan(explicit_options(args), args.config or None, args.resume or None)
+        if follower and isinstance(start, entry.Resume):  # a new run announces its directory itself
+            follower.start(str(start.run_dir))
+        result = start.run(session)
     except BaseException:
         if follower:
             follower.stop()

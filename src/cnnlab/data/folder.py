@@ -366,7 +366,7 @@ def export(dataset: Dataset, images: LabelledImages, target: Path, log=print) ->
     (class order, normalisation, flips), so the folder reads back as the same dataset."""
     from PIL import Image
 
-    from cnnlab.runs.layout import write_text
+    from cnnlab.fileio import write_text
 
     folders = [safe_folder_name(c) for c in dataset.classes]
     if len(set(folders)) != len(folders):

@@ -32,7 +32,7 @@ from cnnlab import fileio
 from cnnlab.data.files import DataFile, md5_of
 from cnnlab.data.idx import open_bytes, parse_idx
 from cnnlab.errors import CnnlabError, DataError
-from cnnlab.runs.layout import write_json
+from cnnlab.fileio import write_json
 
 CACHE_VAR = "CNNLAB_CHECKSUM_CACHE"
 _VERSION = 1  # a record of another version is ignored (everything is hashed once more)

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.errors import spelled
+from cnnlab.fileio import write_atomic
 from cnnlab.inspect.convolve import Example, channel_names, explain, explain_channels
-from cnnlab.runs.layout import prepare_output, write_atomic
+from cnnlab.training.rundir import prepare_output
 
 __all__ = ["animate", "gif_bytes", "MAX_FRAMES", "MAX_CELLS", "MAX_CHANNELS"]
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
 from cnnlab.report.figures import new_figure, save_png
-from cnnlab.runs import layout as rundir
 
 __all__ = ["history_figure", "plot_history"]
 
@@ -34,8 +34,9 @@ def history_figure(history: Sequence[dict], title: str = "") -> Figure:
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("train loss (cross-entropy)", color=TRAIN_COLOR)
     ax_loss.tick_params(axis="y", labelcolor=TRAIN_COLOR)
-    # A run without a validation split (--valid-size 0) has nothing to draw on the second axis.
-    validated = all(rundir.validated(r) for r in history)
+    # A run without a validation split (--valid-size 0) has nothing to draw on the second axis; its
+    # rows' validation accuracy is NaN (metrics.csv's rule, cnnlab.training.rundir.validated).
+    validated = not any(math.isnan(r["valid_accuracy"]) for r in history)
     ax_loss.set_title("Loss (twin axes)" if validated else "Loss (no validation split)")
     if validated:
         _validation_loss(ax_loss, history)

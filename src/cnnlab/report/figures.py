@@ -17,7 +17,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from cnnlab.runs.layout import write_atomic
+from cnnlab.fileio import write_atomic
 
 __all__ = ["DPI", "ShownFigure", "new_figure", "png_bytes", "save_png", "show_image"]
 

@@ -1,7 +1,7 @@
-"""The run directory: its layout and atomic writes (``layout``, standard library only, below the
-training layer so training can write through it), and above training the one loader that
-evaluate, report, predict, export, show and the Python API use (``loader``), ONNX/safetensors
-export (``export``), and the evaluate and report workflows (``reporting``).
+"""Above training, what is done with a finished run: the one loader that evaluate, report, predict,
+export, show and the Python API use (``loader``), ONNX/safetensors export (``export``), and the
+evaluate and report workflows (``reporting``). What a run directory holds, and who may write in it,
+is training's (``cnnlab.training.rundir``, ``cnnlab.training.claims``).
 
-This package imports nothing itself, so importing ``cnnlab.runs.layout`` never pulls in torch.
+This package imports nothing itself, so importing one of its modules pulls in only what that one needs.
 """

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from cnnlab.errors import ConfigError, option
-from cnnlab.runs.layout import write_atomic
+from cnnlab.fileio import write_atomic
 
 FORMATS = ("onnx", "safetensors")
 OPSET = 18  # the opset torch 2.x's exporter targets natively; onnxruntime >= 1.14 runs it
@@ -106,9 +106,9 @@ def export_safetensors(run, output: Path) -> None:
 def export(run, format: str, output: str | Path | None = None) -> Path:
     """Write ``run``'s model as ``format`` ("onnx" or "safetensors") to ``output`` (default:
     RUN_DIR/model.FORMAT); return the path. The one entry point of the command and the Python API."""
-    from cnnlab.runs import layout
+    from cnnlab.training import rundir
 
-    path = layout.prepare_output(output if output else run.path / f"model.{format}", option("output"))
+    path = rundir.prepare_output(output if output else run.path / f"model.{format}", option("output"))
     if format == "onnx":
         require_onnx()
         export_onnx(run, path)

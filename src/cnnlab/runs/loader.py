@@ -19,7 +19,7 @@ import numpy as np
 
 from cnnlab.data.dataset import Dataset
 from cnnlab.errors import ConfigError, DataError, RunDirError
-from cnnlab.runs import layout as rundir
+from cnnlab.training import rundir
 
 if TYPE_CHECKING:
     from cnnlab.training.config import TrainConfig

@@ -10,14 +10,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from cnnlab import fileio
 from cnnlab.errors import option
 from cnnlab.report import gallery, metrics
 from cnnlab.report.confusion import confusion_figure, confusion_title
 from cnnlab.report.curves import history_figure
 from cnnlab.report.figures import png_bytes, save_png
 from cnnlab.report.html import ReportParts, render
-from cnnlab.runs import layout as rundir
 from cnnlab.runs.loader import LoadedRun, load_run
+from cnnlab.training import rundir
 
 __all__ = ["write_report", "evaluate", "run_evaluation", "EvaluationResult", "REPORT_HTML"]
 
@@ -32,7 +33,7 @@ def write_report(
     loaded = _load(run_dir)
     path = rundir.prepare_output(output if output else loaded.path / REPORT_HTML, option("output"))
     ev = evaluate_run(loaded, split, data_dir)
-    rundir.write_text(path, render(report_parts(loaded, ev)), stream=True)
+    fileio.write_text(path, render(report_parts(loaded, ev)), stream=True)
     return path
 
 
@@ -129,7 +130,7 @@ def run_evaluation(
 ) -> EvaluationResult:
     """``evaluate``, keeping the loaded run, the predictions and the paths written (for the command)."""
     loaded = _load(run_dir)
-    directory = rundir.require_writable_dir(out or loaded.path, option("out")) if save else None
+    directory = fileio.require_writable_dir(out or loaded.path, option("out")) if save else None
     ev = evaluate_run(loaded, split, data_dir)
     numbers = metrics.as_json(ev)
     written = [] if directory is None else write_evaluation(ev, numbers, directory, loaded.config.model)
@@ -144,7 +145,7 @@ def write_evaluation(ev: metrics.Evaluation, numbers: dict, out: Path, model: st
     ]
     save_png(confusion_figure(ev.confusion, confusion_title(ev, model), ev.class_names), paths[0])
     save_png(gallery.misclassified_figure(ev), paths[1])
-    rundir.write_json(paths[2], numbers)
+    fileio.write_json(paths[2], numbers)
     return paths
 
 

@@ -16,7 +16,7 @@ import torch
 
 from cnnlab import fileio
 from cnnlab.errors import RunDirError
-from cnnlab.runs.layout import write_atomic
+from cnnlab.fileio import write_atomic
 from cnnlab.training.config import FIELDS, TrainConfig
 
 FORMAT_VERSION = 1
@@ -120,7 +120,7 @@ def _is_row(row: Any, epoch: int) -> bool:
 
 def complete_history(history: list[dict]) -> bool:
     """Whether every row has every column of metrics.csv, as a run that is to go on needs."""
-    from cnnlab.runs.layout import METRIC_COLUMNS
+    from cnnlab.training.rundir import METRIC_COLUMNS
 
     return all(all(c in row for c in METRIC_COLUMNS) for row in history)
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnlab import fileio
 from cnnlab.errors import (
     EXIT_INTERRUPTED,
     ConfigError,
@@ -25,8 +26,7 @@ from cnnlab.errors import (
     option,
     resume_command,
 )
-from cnnlab.runs import claims
-from cnnlab.runs import layout as rundir
+from cnnlab.training import claims, rundir
 from cnnlab.training.config import OPTIMIZERS, TrainConfig, resolve
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ def _finish(directory: Path, model: str, outcomes: list[Outcome]) -> Comparison:
     from cnnlab.report.overlay import plot_overlay
 
     rows = summarise(outcomes)
-    rundir.write_csv(directory / "compare.csv", COLUMNS, rows)
+    fileio.write_csv(directory / "compare.csv", COLUMNS, rows)
     optimizers = list(dict.fromkeys(o.optimizer for o in outcomes))
     title = f"model {model}: {' vs '.join(optimizers)}"
     plot_overlay(outcomes, directory / "compare_loss.png", title=title)
@@ -281,7 +281,7 @@ def _save_jobs(path: Path, model: str, jobs: list[Job]) -> None:
         {"name": j.name, "optimizer": j.optimizer, "lr": j.lr, "seed": j.seed, "config": j.config.to_dict()}
         for j in jobs
     ]
-    rundir.write_json(path, {"version": PLAN_VERSION, "model": model, "runs": runs})
+    fileio.write_json(path, {"version": PLAN_VERSION, "model": model, "runs": runs})
 
 
 def _load_jobs(path: Path) -> tuple[str, list[Job]]:

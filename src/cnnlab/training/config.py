@@ -314,7 +314,7 @@ class TrainConfig:
         return f"<div><b>TrainConfig</b> ({html.escape(self.title)}){shown_table}</div>"
 
     def save(self, path: Path) -> None:
-        from cnnlab.runs.layout import write_json
+        from cnnlab.fileio import write_json
 
         write_json(path, self.to_dict())
 
@@ -506,7 +506,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The fields of a saved config.json; unknown keys are refused so typos don't pass silently."""
     from cnnlab.fileio import read_json
-    from cnnlab.runs.layout import JSON_LIMIT
+    from cnnlab.training.rundir import JSON_LIMIT
 
     try:
         values = read_json(path, JSON_LIMIT)

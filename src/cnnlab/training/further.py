@@ -28,8 +28,9 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
+from cnnlab import fileio
 from cnnlab.errors import ConfigError, given, option, resume_command
-from cnnlab.runs import layout as rundir
+from cnnlab.training import rundir
 from cnnlab.training.checkpoint import same_config
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.loop import should_stop
@@ -91,7 +92,7 @@ def commit(run: Path, before: TrainConfig, after: TrainConfig, history: list[dic
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "note": said,
     }
-    rundir.write_json(run / RECORD, [*records(run), record])
+    fileio.write_json(run / RECORD, [*records(run), record])
     after.save(run / rundir.CONFIG)
     (run / rundir.SUMMARY).unlink(missing_ok=True)  # written again, with the new epochs, at the end
     return said

@@ -19,11 +19,11 @@ from scipy.special import log_softmax
 
 from cnnlab.data.arrays import Arrays
 from cnnlab.errors import DivergedError, option
-from cnnlab.runs.layout import validated
 from cnnlab.training.batches import epoch_order, global_batches
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.engine import Engine
+from cnnlab.training.rundir import validated
 
 
 @dataclasses.dataclass

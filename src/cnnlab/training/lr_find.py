@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cnnlab import fileio
 from cnnlab.data.arrays import Arrays, split_arrays
 from cnnlab.data.dataset import Dataset
 from cnnlab.data.registry import load_dataset
 from cnnlab.errors import ConfigError, option
 from cnnlab.report.sweep import plot_sweep
-from cnnlab.runs import claims
-from cnnlab.runs import layout as rundir
+from cnnlab.training import claims, rundir
 from cnnlab.training.batches import batch_slices, epoch_order
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.engine import make_engine
@@ -233,7 +233,7 @@ def find_lr(
             {"lr": a, "loss": b, "smoothed_loss": c}
             for a, b, c in zip(result.lrs, result.raw_losses, result.losses)
         ]
-        rundir.write_csv(out / rundir.LR_FIND_TABLE, ("lr", "loss", "smoothed_loss"), rows)
+        fileio.write_csv(out / rundir.LR_FIND_TABLE, ("lr", "loss", "smoothed_loss"), rows)
         title = f"Learning-rate range test: {config.model}, {config.optimizer}"
         plot_sweep(result, out / "lr_find.png", title=title)
     return LrFind(result, out, title)
@@ -245,7 +245,7 @@ def _discard(out: Path, claimed: claims.Claim) -> None:
         return
     for name in SWEEP_FILES:
         (out / name).unlink(missing_ok=True)
-    rundir.remove_stale_temporaries(out)
+    fileio.remove_stale_temporaries(out)
     if not any(p.name != rundir.LOCK for p in out.iterdir()):
         shutil.rmtree(out, ignore_errors=True)
 

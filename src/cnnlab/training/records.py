@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cnnlab import fileio
 from cnnlab.data.dataset import Dataset
 from cnnlab.data.idx_datasets import FASHION_MNIST
 from cnnlab.errors import DataError, RunDirError
-from cnnlab.runs import layout as rundir
+from cnnlab.training import rundir
 
 
 def save_dataset(run: Path, dataset: Dataset) -> None:
-    rundir.write_json(run / rundir.DATASET, dataset.to_json())
+    fileio.write_json(run / rundir.DATASET, dataset.to_json())
 
 
 def dataset_of_run(run: Path) -> Dataset:

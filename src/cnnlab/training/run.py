@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab import fileio
 from cnnlab._version import __version__
 from cnnlab.data.arrays import Arrays, split_arrays
 from cnnlab.data.dataset import Dataset
@@ -34,10 +35,8 @@ from cnnlab.errors import (
     RunDirError,
     resume_command,
 )
-from cnnlab.runs import claims
-from cnnlab.runs import layout as rundir
 from cnnlab.shell import option
-from cnnlab.training import distributed, further
+from cnnlab.training import claims, distributed, further, rundir
 from cnnlab.training.batches import steps_per_epoch
 from cnnlab.training.callbacks import Callbacks, RunState
 from cnnlab.training.checkpoint import complete_history, load_checkpoint, save_checkpoint
@@ -153,7 +152,7 @@ class Background:
 
 def _write_metrics(run: Path, config: TrainConfig, history: list[dict]) -> None:
     columns = rundir.METRIC_COLUMNS + (("test_accuracy",) if config.eval_test_every_epoch else ())
-    rundir.write_csv(run / rundir.METRICS, columns, history)
+    fileio.write_csv(run / rundir.METRICS, columns, history)
 
 
 class _Saver:
@@ -256,7 +255,7 @@ def _record_start(run: Path, config: TrainConfig, dataset: Dataset, engine: Engi
     save_dataset(run, dataset)
     if user_models.is_user_model(config.model):
         user_models.save_into(config.model, run)
-    rundir.write_json(run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size})
+    fileio.write_json(run / rundir.ENVIRONMENT, {**environment(engine, config), "world_size": world.size})
 
 
 def resume(run_dir: str | Path, session: Session | None = None, epochs: int | None = None) -> RunResult:
@@ -378,7 +377,7 @@ def _repair(run: Path, config: TrainConfig, history: list[dict]) -> None:
         _write_metrics(run, config, history)
     except RunDirError as exc:  # e.g. a full disk: the checkpoint resumed from is intact
         raise _write_failed(exc, len(history), run) from None
-    rundir.remove_stale_temporaries(run)
+    fileio.remove_stale_temporaries(run)
 
 
 def _restore(engine: Engine, checkpoint: dict, run: Path) -> None:
@@ -503,8 +502,8 @@ def _finish(run: Path, ctx: FitContext, state: FitState, check: Callable[[], Non
     if not ctx.world.is_main:
         return RunResult(run, summary, history, report)
     check()
-    rundir.write_text(run / rundir.REPORT, report)
-    rundir.write_json(run / rundir.SUMMARY, summary)
+    fileio.write_text(run / rundir.REPORT, report)
+    fileio.write_json(run / rundir.SUMMARY, summary)
     if history:
         plot_history(history, run / rundir.LOSS_PLOT, title=config.title)
     return RunResult(run, summary, history, report)
@@ -544,7 +543,7 @@ def _discard(run: Path, claimed: claims.Claim | None) -> None:
         rundir.LOCK,
     ):
         (run / name).unlink(missing_ok=True)
-    rundir.remove_stale_temporaries(run)
+    fileio.remove_stale_temporaries(run)
     shutil.rmtree(run / TENSORBOARD_DIRECTORY, ignore_errors=True)
     with contextlib.suppress(OSError):
         run.rmdir()

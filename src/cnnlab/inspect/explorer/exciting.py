@@ -74,7 +74,7 @@ class TopImages:
         }
 
     def _ensure(self, network: Network, images: np.ndarray, labels: np.ndarray) -> None:
-        from cnnlab.runs.layout import CHECKPOINT
+        from cnnlab.training.rundir import CHECKPOINT
 
         key = fingerprint(self.run_dir / CHECKPOINT, labels)
         if key == self.key:
@@ -100,7 +100,7 @@ class TopImages:
         import io
 
         from cnnlab.errors import RunDirError
-        from cnnlab.runs.layout import write_atomic
+        from cnnlab.fileio import write_atomic
 
         arrays = {"key": np.array(key), "steps": np.array(sorted(self.tables))}
         for i, (indices, values) in self.tables.items():

@@ -62,7 +62,7 @@ class Served:
 
 def _stamp(run_dir: Path) -> tuple:
     """What changes when a run saves an epoch or finishes: its checkpoint's and summary's times."""
-    from cnnlab.runs.layout import CHECKPOINT, SUMMARY
+    from cnnlab.training.rundir import CHECKPOINT, SUMMARY
 
     stamps = []
     for name in (CHECKPOINT, SUMMARY):

@@ -18,16 +18,8 @@ from typing import Any
 
 from cnnlab import fileio
 from cnnlab.errors import RunDirError, resume_command
-from cnnlab.runs.layout import (
-    CHECKPOINT,
-    COMPARE_PLAN,
-    CONFIG,
-    DATASET,
-    ENVIRONMENT,
-    LOCK,
-    remove_stale_temporaries,
-    require_writable_dir,
-)
+from cnnlab.fileio import remove_stale_temporaries, require_writable_dir
+from cnnlab.training.rundir import CHECKPOINT, COMPARE_PLAN, CONFIG, DATASET, ENVIRONMENT, LOCK
 
 
 def timestamped_dir(root: Path, label: str) -> Path:
