@@ -78,10 +78,10 @@ def rectified(model) -> dict[str, str]:
         if kind != "Conv2d":
             continue
         for later, later_kind in layers[i + 1 :]:
-            kind = KINDS.get(later_kind)
-            if kind is not None and kind.activation and names.count(later) == 1:
+            known = KINDS.get(later_kind)
+            if known is not None and known.activation and names.count(later) == 1:
                 found[name] = later
-            if kind is None or not kind.keeps_maps:
+            if known is None or not known.keeps_maps:
                 break
     return found
 
