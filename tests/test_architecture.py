@@ -150,6 +150,39 @@ def test_scratch_and_shapes_never_import_torch():
             assert not re.search(r"^\s*(import|from)\s+torch\b", path.read_text(), re.M), module
 
 
+def test_no_module_imports_another_modules_private_names():
+    """``from cnnlab.x import _helper`` ties a module to another's insides: what two modules share gets
+    a public name in the module it belongs to."""
+    offenders = []
+    for module, path in MODULES.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + [base]
+                ).strip(".")
+            private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+            if base.split(".")[0] == "cnnlab" and private:
+                offenders.append(f"{module} imports {', '.join(private)} from {base}")
+    assert not offenders, offenders
+
+
+def test_report_draws_from_numbers_it_is_given_and_never_imports_torch():
+    """report/ makes figures and pages; models, data and inference belong to the layers above it."""
+    offenders = []
+    for module, path in MODULES.items():
+        if not module.startswith("cnnlab.report"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{module} imports {n}" for n in names if n.split(".")[0] == "torch"]
+    assert not offenders, offenders
+
+
 def test_training_functions_take_at_most_five_parameters():
     offenders = []
     for path in (SRC / "training").glob("*.py"):

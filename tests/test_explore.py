@@ -23,7 +23,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from cnnlab.cli import main
 from cnnlab.data import CLASS_NAMES, FASHION_MNIST
 from cnnlab.data.images import read_gray, to_fashion_mnist
-from cnnlab.inspect.convolve import _num
+from cnnlab.inspect.convolve import format_number
 from cnnlab.inspect.describe import DescribeError, Residual, describe
 from cnnlab.inspect.explorer import closeup, inputs, network, served, server
 from cnnlab.inspect.summary import summarize
@@ -263,7 +263,9 @@ def test_conv_detail_writes_the_sum_that_gives_the_map_value(client, test_set, r
     cell = detail["cell"]
     assert cell["value"] == detail["output"][4][6]
     assert math.isclose(cell["sum"], cell["value"], rel_tol=1e-5, abs_tol=1e-6)
-    assert cell["text"].endswith(f"= {_num(cell['value'])}") and cell["text"].startswith("y[5, 4, 6] = ")
+    assert cell["text"].endswith(f"= {format_number(cell['value'])}") and cell["text"].startswith(
+        "y[5, 4, 6] = "
+    )
     assert len(cell["channels"]) == 32 and all(len(c["products"]) == 9 for c in cell["channels"])
     partials = [c["partial"] for c in cell["channels"]]
     assert math.isclose(math.fsum(partials) + detail["bias"], cell["sum"], rel_tol=1e-12, abs_tol=1e-12)
@@ -271,7 +273,7 @@ def test_conv_detail_writes_the_sum_that_gives_the_map_value(client, test_set, r
         assert math.isclose(
             math.fsum(x * w for x, w in channel["products"]), channel["partial"], abs_tol=1e-12
         )
-        assert channel["text"].endswith(f"= {_num(channel['partial'])}")
+        assert channel["text"].endswith(f"= {format_number(channel['partial'])}")
         window = np.float32([x for x, _ in channel["products"]]).reshape(3, 3)
         pooled = network.dequantize(forward["layers"][2], (32, 13, 13))[c]  # the page's map c of layer 2
         step = (pooled.max() - pooled.min()) / 255
@@ -310,7 +312,7 @@ def test_pool_detail_marks_each_windows_maximum(client, test_set):
         assert (bottom - top, right - left) == (1, 1) and top <= r <= bottom and left <= c <= right
         assert plane[r, c] == window.max() == out[k // 13, k % 13]
         assert detail["texts"][k].startswith("max(") and detail["texts"][k].endswith(
-            f"= {_num(out[k // 13, k % 13])}"
+            f"= {format_number(out[k // 13, k % 13])}"
         )
 
 

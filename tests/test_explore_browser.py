@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 
 from cnnlab.data.images import read_gray, to_fashion_mnist
-from cnnlab.inspect.convolve import _num
+from cnnlab.inspect.convolve import format_number
 
 webdriver = pytest.importorskip(
     "selenium.webdriver", reason="selenium is not installed (pip install cnnlab[test])"
@@ -263,7 +263,7 @@ def test_the_page_draws_shifts_explains_and_uploads(live_url, driver, artefacts,
         float(text.get_attribute("data-heatmap")),
         float(text.get_attribute("data-tolerance")),
     )
-    assert text.text.startswith("y[1, 4, 6] = ") and text.text.endswith(f"= {_num(value)}")
+    assert text.text.startswith("y[1, 4, 6] = ") and text.text.endswith(f"= {format_number(value)}")
     assert math.isclose(total, value, rel_tol=1e-5, abs_tol=1e-6)
     assert abs(heatmap - value) <= tolerance + 1e-6
     partials = [
@@ -370,7 +370,9 @@ def test_the_softmax_relu_and_dense_views_write_the_real_numbers(live_url, drive
     probabilities = js(driver, "return window.cnnlab.state.forward.probabilities")
     rows = [r.text.split() for r in table.find_elements("css selector", "tr")[1:-1]]
     assert [r[-1] for r in rows] == [f"{100 * p:.1f}%" for p in probabilities]
-    assert [float(r[-6]) for r in rows] == [float(_num(z)) for z in logits]  # class, z, z - max, e^, p = %
+    assert [float(r[-6]) for r in rows] == [
+        float(format_number(z)) for z in logits
+    ]  # class, z, z - max, e^, p = %
     driver.find_element("css selector", "#columns .layer-title").click()  # layer 0
     relu = driver.find_elements("css selector", "#columns .layer-title")[1]
     relu.click()

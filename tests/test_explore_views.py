@@ -19,7 +19,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 import cnnlab
 from cnnlab import shapes
 from cnnlab.data import FASHION_MNIST
-from cnnlab.inspect.convolve import _num
+from cnnlab.inspect.convolve import format_number
 from cnnlab.inspect.explorer import closeup, compute, exciting, explain, inputs, network, served, server
 from cnnlab.models import build_model
 from tests.datasets import fashion_normalize
@@ -95,7 +95,7 @@ def test_batch_norm_writes_its_formula_with_the_running_statistics():
     expected = (x - float(bn.running_mean[3])) / math.sqrt(float(bn.running_var[3]) + bn.eps)
     expected = expected * float(bn.weight[3].detach()) + float(bn.bias[3].detach())
     np.testing.assert_allclose(detail["output"], expected, atol=1e-5)
-    assert detail["text"].endswith(f"= {_num(detail['output'][0][0])}")
+    assert detail["text"].endswith(f"= {format_number(detail['output'][0][0])}")
     np.testing.assert_allclose(np.array(detail["output"]), x * detail["scale"] + detail["shift"], atol=1e-5)
 
 
@@ -118,7 +118,7 @@ def test_a_dense_neuron_lists_its_largest_products_and_where_they_came_from(clie
         c, i, j = t["from"]
         assert t["index"] == c * 25 + i * 5 + j and t["product"] == pytest.approx(products[t["index"]])
     assert answer["text"].startswith("y[5] = (") and "the other 1590 products" in answer["text"]
-    assert answer["text"].endswith(f"= {_num(answer['value'])}")
+    assert answer["text"].endswith(f"= {format_number(answer['value'])}")
 
 
 def test_a_residual_sum_is_main_plus_shortcut():

@@ -35,6 +35,7 @@ __all__ = [
     "explain",
     "Explanation",
     "format_grid",
+    "format_number",
 ]
 
 NOTEBOOK_INPUT = [[-2, -2, -2], [4, 2, -4], [-3, 2, 4]]
@@ -145,7 +146,7 @@ class Result:
         ]
         verdict = "agree" if self.agree else "DISAGREE"
         settings = (
-            f"bias {', '.join(_num(b) for b in example.bias)}, stride {example.stride}, "
+            f"bias {', '.join(format_number(b) for b in example.bias)}, stride {example.stride}, "
             f"padding {example.padding}, dilation {example.dilation}. The notebook's loops, cnnlab.scratch "
             f"and torch {verdict} (largest difference {self.max_difference:.1e})."
         )
@@ -282,14 +283,15 @@ def run(example: Example) -> Result:
     return result
 
 
-def _num(v: float) -> str:
+def format_number(v: float) -> str:
+    """A number as the explanations write it: 3, -0.5, 0.1235 (integers without decimals, else 4 digits)."""
     v = float(v)
     return str(int(v)) if v.is_integer() else f"{v:.4g}"
 
 
 def format_grid(array: np.ndarray, indent: str = "  ") -> str:
     """A 2-D array as right-aligned rows, integers without decimals."""
-    cells = [[_num(v) for v in row] for row in np.atleast_2d(array)]
+    cells = [[format_number(v) for v in row] for row in np.atleast_2d(array)]
     width = max(len(c) for row in cells for c in row)
     return "\n".join(indent + "[" + "  ".join(c.rjust(width) for c in row) + "]" for row in cells)
 
@@ -315,7 +317,7 @@ def _grid_html(array: np.ndarray, real: np.ndarray | None = None) -> str:
             color = "#bbb" if pad else "inherit"
             cells.append(
                 f'<td style="border:1px solid #999;padding:2px 6px;text-align:right;color:{color}">'
-                f"{html.escape(_num(value))}</td>"
+                f"{html.escape(format_number(value))}</td>"
             )
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f'<table style="border-collapse:collapse">{"".join(rows)}</table>'
@@ -345,14 +347,15 @@ def explain_channels(example: Example, result: np.ndarray) -> Explanation:
         for i in range(example.out_hw[0]):
             for j in range(example.out_hw[1]):
                 taps = example.taps(i, j)
-                parts = [
-                    f"{names[c]} {_num(sum(xp[c, r, s] * example.weight[o, c, p, q] for p, q, r, s in taps))}"
-                    for c in range(xp.shape[0])
+                sums = [
+                    sum(xp[c, r, s] * example.weight[o, c, p, q] for p, q, r, s in taps)
+                    for c in range(len(xp))
                 ]
+                parts = [f"{names[c]} {format_number(total)}" for c, total in enumerate(sums)]
                 if example.bias[o]:
-                    parts.append(f"bias {_num(example.bias[o])}")
+                    parts.append(f"bias {format_number(example.bias[o])}")
                 index = f"{o}, {i}, {j}" if example.weight.shape[0] > 1 else f"{i}, {j}"
-                lines.append(f"y[{index}] = {' + '.join(parts)} = {_num(result[o, i, j])}")
+                lines.append(f"y[{index}] = {' + '.join(parts)} = {format_number(result[o, i, j])}")
     return Explanation(lines)
 
 
@@ -364,12 +367,12 @@ def explain(example: Example, result: np.ndarray) -> Explanation:
         for i in range(example.out_hw[0]):
             for j in range(example.out_hw[1]):
                 terms = [
-                    f"({_num(xp[c, r, s])})({_num(example.weight[o, c, p, q])})"
+                    f"({format_number(xp[c, r, s])})({format_number(example.weight[o, c, p, q])})"
                     for c in range(xp.shape[0])
                     for p, q, r, s in example.taps(i, j)
                 ]
                 if example.bias[o]:
-                    terms.append(f"({_num(example.bias[o])}) bias")
+                    terms.append(f"({format_number(example.bias[o])}) bias")
                 index = f"{o}, {i}, {j}" if example.weight.shape[0] > 1 else f"{i}, {j}"
-                lines.append(f"y[{index}] = {' + '.join(terms)} = {_num(result[o, i, j])}")
+                lines.append(f"y[{index}] = {' + '.join(terms)} = {format_number(result[o, i, j])}")
     return Explanation(lines)

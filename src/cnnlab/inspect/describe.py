@@ -2,7 +2,8 @@
 
 ``describe(model)`` walks a torch ``nn.Module`` or a ``cnnlab.scratch.nn.Module`` and returns
 ``Layer`` records (kind, the options that decide its output shape, parameter counts) in the
-order data flows through them. Both backends give the same records, so the summary built from
+order data flows through them. The kinds it knows, and how each one's options are read, are the
+table in ``cnnlab.inspect.kinds``. Both backends give the same records, so the summary built from
 them is the same table.
 
 Containers: a ``Sequential`` is walked child by child. Any other module with children must
@@ -23,36 +24,9 @@ import dataclasses
 import math
 from typing import Any
 
-__all__ = ["Layer", "Residual", "describe", "DescribeError", "ELEMENTWISE"]
+from cnnlab.inspect.kinds import KINDS
 
-# Layers that keep the shape and do no multiply-adds worth counting.
-ELEMENTWISE = frozenset(
-    {
-        "ReLU",
-        "ReLU6",
-        "LeakyReLU",
-        "PReLU",
-        "ELU",
-        "SELU",
-        "CELU",
-        "GELU",
-        "SiLU",
-        "Mish",
-        "Sigmoid",
-        "Tanh",
-        "Hardswish",
-        "Hardsigmoid",
-        "Hardtanh",
-        "Softplus",
-        "Softmax",
-        "LogSoftmax",
-        "Dropout",
-        "Dropout1d",
-        "Dropout2d",
-        "AlphaDropout",
-        "Identity",
-    }
-)
+__all__ = ["Layer", "Residual", "describe", "DescribeError", "own_parameters"]
 
 
 class DescribeError(ValueError):
@@ -89,7 +63,7 @@ def _children(module) -> list[tuple[str, Any]]:
     return list(getattr(module, "_modules", {}).items())  # cnnlab.scratch.nn
 
 
-def _own_parameters(module) -> tuple[int, int]:
+def own_parameters(module) -> tuple[int, int]:
     """(parameters, trainable parameters) of a leaf module, either backend."""
     params = module.parameters() if callable(getattr(module, "parameters", None)) else []
     total = trainable = 0
@@ -98,65 +72,6 @@ def _own_parameters(module) -> tuple[int, int]:
         total += n
         trainable += n if getattr(p, "requires_grad", True) else 0
     return total, trainable
-
-
-def _opt(module, name: str, default=None):
-    """An option by torch's attribute name; scratch layers may keep theirs in ``options``."""
-    if hasattr(module, name):
-        return getattr(module, name)
-    return getattr(module, "options", {}).get(name, default)
-
-
-def _weight_shape(module) -> tuple[int, ...]:
-    return tuple(module.weight.shape)
-
-
-def _conv(m):
-    out_channels, c_group, kh, kw = _weight_shape(m)
-    groups = _opt(m, "groups", 1)
-    return dict(
-        in_channels=c_group * groups,
-        out_channels=out_channels,
-        kernel_size=(kh, kw),
-        stride=_opt(m, "stride", 1),
-        padding=_opt(m, "padding", 0),
-        dilation=_opt(m, "dilation", 1),
-        groups=groups,
-    )
-
-
-def _pool(m):
-    return dict(
-        kernel_size=_opt(m, "kernel_size"),
-        stride=_opt(m, "stride"),
-        padding=_opt(m, "padding", 0),
-        dilation=_opt(m, "dilation", 1),
-        ceil_mode=bool(_opt(m, "ceil_mode", False)),
-    )
-
-
-def _linear(m):
-    out_features, in_features = _weight_shape(m)
-    return dict(in_features=in_features, out_features=out_features)
-
-
-def _batchnorm(m):
-    features = _opt(m, "num_features")
-    return dict(num_features=features if features is not None else _weight_shape(m)[0])
-
-
-OPTIONS = {
-    "Conv2d": _conv,
-    "MaxPool2d": _pool,
-    "AvgPool2d": lambda m: {**_pool(m), "dilation": 1},
-    "AdaptiveAvgPool2d": lambda m: dict(output_size=_opt(m, "output_size")),
-    "AdaptiveMaxPool2d": lambda m: dict(output_size=_opt(m, "output_size")),
-    "Linear": _linear,
-    "Flatten": lambda m: dict(start_dim=_opt(m, "start_dim", 1), end_dim=_opt(m, "end_dim", -1)),
-    "BatchNorm2d": _batchnorm,
-    "BatchNorm1d": _batchnorm,
-    **{kind: (lambda m: {"p": _opt(m, "p")} if _opt(m, "p") is not None else {}) for kind in ELEMENTWISE},
-}
 
 
 def describe(module, prefix: str = "") -> list:
@@ -186,10 +101,12 @@ def describe(module, prefix: str = "") -> list:
             f"module {name or '(the model)'} ({kind}) has sub-modules but no "
             f"summary_layers(prefix) method saying how data flows through them"
         )
-    if kind not in OPTIONS:
+    read = KINDS[kind].read if kind in KINDS else None
+    if read is None:
+        supported = sorted(k for k, known in KINDS.items() if known.read is not None)
         raise DescribeError(
             f"module {name or '(the model)'} has type {kind}, which the summary does not "
-            f"know; supported: {', '.join(sorted(OPTIONS))}"
+            f"know; supported: {', '.join(supported)}"
         )
-    params, trainable = _own_parameters(module)
-    return [Layer(name, kind, OPTIONS[kind](module), params, trainable)]
+    params, trainable = own_parameters(module)
+    return [Layer(name, kind, read(module), params, trainable)]

@@ -18,6 +18,9 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from cnnlab.inspect.describe import Layer
+from cnnlab.inspect.hooks import recording
+from cnnlab.inspect.kinds import KINDS
 from cnnlab.inspect.summary import layer_detail
 from cnnlab.inspect.traced import layers_in_order
 from cnnlab.report import gallery
@@ -39,10 +42,7 @@ __all__ = [
     "test_image_name",
 ]
 
-FEATURE_KINDS = ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
-
-
-ACTIVATIONS = ("ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Hardswish")
+FEATURE_KINDS = tuple(name for name, kind in KINDS.items() if kind.features)  # the conv and pool layers
 
 
 @dataclasses.dataclass
@@ -65,50 +65,36 @@ def capture(
     import torch
 
     layers = layers_in_order(trained.model, trained.input_shape)
-    modules = dict(trained.model.named_modules())
+    wanted = {layer.name: layer for layer in layers if layer.kind in kinds}
+    paired = _paired(layers, wanted) if through_activation else {}
     found: dict[str, Capture] = {}
-    hooks = []
+    activated: set[str] = set()
 
-    def keep(layer, activation):
-        def record(module, inputs, output):
-            if layer.name not in found:  # a module called twice reports its first call
-                found[layer.name] = Capture(
-                    layer.name,
-                    layer.kind,
-                    layer_detail(layer) + activation,
-                    inputs[0].numpy().copy(),
-                    output.numpy().copy(),
-                )
+    def record(name, module, inputs, output):
+        layer = wanted.get(name)
+        if layer is not None and name not in found:  # a module called twice reports its first call
+            suffix = f" + {paired[name].kind}" if name in paired else ""
+            maps = (inputs[0].numpy().copy(), output.numpy().copy())
+            found[name] = Capture(name, layer.kind, layer_detail(layer) + suffix, *maps)
+        for conv, after in paired.items():
+            if after.name == name and conv in found and conv not in activated:
+                found[conv].output = output.numpy().copy()
+                activated.add(conv)
 
-        return record
-
-    def replace(layer):
-        def record(module, inputs, output):
-            if layer.name in found and not getattr(found[layer.name], "activated", False):
-                found[layer.name].output = output.numpy().copy()
-                found[layer.name].activated = True
-
-        return record
-
-    for i, layer in enumerate(layers):
-        if layer.kind not in kinds:
-            continue
-        after = layers[i + 1] if i + 1 < len(layers) else None
-        paired = (
-            through_activation and layer.kind == "Conv2d" and after is not None and after.kind in ACTIVATIONS
-        )
-        hooks.append(
-            modules[layer.name].register_forward_hook(keep(layer, f" + {after.kind}" if paired else ""))
-        )
-        if paired:
-            hooks.append(modules[after.name].register_forward_hook(replace(layer)))
-    try:
-        with torch.inference_mode():
-            logits = trained.model(trained.prepare(images)).numpy()
-    finally:
-        for hook in hooks:
-            hook.remove()
+    names = [*wanted, *(after.name for after in paired.values())]
+    with recording(trained.model, names, record), torch.inference_mode():
+        logits = trained.model(trained.prepare(images)).numpy()
     return [found[layer.name] for layer in layers if layer.name in found], logits
+
+
+def _paired(layers: list[Layer], wanted: dict) -> dict[str, Layer]:
+    """Convolution name -> the activation right after it, for each captured convolution that has one."""
+    pairs: dict[str, Layer] = {}
+    for layer, after in zip(layers, layers[1:]):
+        activation = after.kind in KINDS and KINDS[after.kind].activation
+        if layer.name in wanted and layer.kind == "Conv2d" and activation:
+            pairs.setdefault(layer.name, after)
+    return pairs
 
 
 def classify(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +121,7 @@ def _grid(n: int, max_cols: int = 8) -> tuple[int, int]:
 def filters_of(trained: LoadedRun) -> Figure:
     """The first convolution's filters as a grid, each with its weights written in: the figure
     ``cnnlab report`` embeds (``cnnlab.report.gallery.filters_figure``), headed by the run's name."""
-    found = gallery.first_conv(trained.model)
+    found = trained.first_conv()
     if found is None:
         raise ValueError(f"model {trained.config.model!r} has no Conv2d layer")
     name, weights = found

@@ -27,7 +27,9 @@ import weakref
 import numpy as np
 
 from cnnlab.errors import ConfigError
-from cnnlab.inspect.describe import ELEMENTWISE, DescribeError, Residual, describe
+from cnnlab.inspect.describe import DescribeError, Residual, describe
+from cnnlab.inspect.hooks import LayerHooks
+from cnnlab.inspect.kinds import KINDS
 
 __all__ = ["METHODS", "Explainer", "explainer_for", "occlusion_baseline", "occlusion_patch"]
 
@@ -50,18 +52,6 @@ def occlusion_baseline(dataset) -> tuple[float, ...]:
     return (0.0,) * dataset.input_shape[0]
 
 
-ACTIVATIONS = ELEMENTWISE - {
-    "Dropout",
-    "Dropout1d",
-    "Dropout2d",
-    "AlphaDropout",
-    "Identity",
-    "Softmax",
-    "LogSoftmax",
-}
-PASSED = ("BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d", "Add")
-
-
 def _flat(items, out: list) -> list:
     """(name, kind) of every layer ``describe`` lists, in order; a residual block's paths, then "Add"."""
     for item in items:
@@ -76,8 +66,8 @@ def _flat(items, out: list) -> list:
 
 def rectified(model) -> dict[str, str]:
     """Convolution name -> the name of the layer whose output is its rectified maps: the first
-    activation after it, past batch norm, pooling and residual sums, when it is a module of its
-    own used once; otherwise the convolution itself."""
+    activation after it, past the layers that keep its maps (batch norm, pooling, residual sums),
+    when it is a module of its own used once; otherwise the convolution itself."""
     try:
         layers = _flat(describe(model), [])
     except DescribeError:  # a model the summary cannot read: the raw outputs, still correct
@@ -88,9 +78,10 @@ def rectified(model) -> dict[str, str]:
         if kind != "Conv2d":
             continue
         for later, later_kind in layers[i + 1 :]:
-            if later_kind in ACTIVATIONS and names.count(later) == 1:
+            known = KINDS.get(later_kind)
+            if known is not None and known.activation and names.count(later) == 1:
                 found[name] = later
-            if later_kind not in PASSED:
+            if known is None or not known.keeps_maps:
                 break
     return found
 
@@ -106,20 +97,14 @@ class Explainer:
         self.model = model
         modules = dict(model.named_modules())
         maps = rectified(model)
-        self.convolutions = {
-            name: modules[maps.get(name, name)]
+        # convolution name -> the name of the layer whose output Grad-CAM weighs for it
+        self._maps_of = {
+            name: maps.get(name, name)
             for name, module in modules.items()
             if isinstance(module, torch.nn.Conv2d)
         }
-        self._local = threading.local()
-        for module in set(self.convolutions.values()):
-            module.register_forward_hook(self._keep)
-
-    def _keep(self, module, inputs, output):
-        if getattr(self._local, "layer", None) is not module:
-            return None
-        self._local.kept = output
-        return output.clone()
+        self.convolutions = {name: modules[kept] for name, kept in self._maps_of.items()}
+        self._hooks = LayerHooks(model, self._maps_of.values())
 
     def layer_name(self, layer) -> str:
         """The convolution ``layer`` names (as ``cnnlab summary`` lists it; None: the last one)."""
@@ -194,12 +179,17 @@ class Explainer:
         import torch
         import torch.nn.functional as F
 
-        self._local.layer, self._local.kept = self.convolutions[name], None
-        try:
+        wanted, calls = self._maps_of[name], []
+
+        def keep(layer, module, inputs, output):
+            if layer != wanted:
+                return None
+            calls.append(output)
+            return output.clone()
+
+        with self._hooks.record(keep):
             logits = self.model(x)
-            kept = self._local.kept  # (N, K, h, w)
-        finally:
-            self._local.layer = self._local.kept = None
+        kept = calls[-1]  # (N, K, h, w)
         targets = self._targets(logits, target)
         (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), kept)
         cam = torch.relu((grad.mean((2, 3), keepdim=True) * kept).sum(1, keepdim=True))  # (N, 1, h, w)

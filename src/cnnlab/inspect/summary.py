@@ -1,18 +1,10 @@
 """A model's layer table from shape arithmetic alone: output shapes, parameters, multiply-adds
 and receptive fields, before anyone trains (or even runs) the network.
 
-Each layer's output shape comes from ``cnnlab.shapes``, the one place the formulas live. What
-is counted:
-
-- multiply-adds: one per weight used per output value, per image, times the batch. A
-  convolution gives ``C_out H_out W_out (C_in / groups) kH kW``, a linear layer
-  ``in x out``, batch norm one per value (inference: ``x * scale + shift``). Bias additions,
-  pooling and activations are not counted.
-- receptive field: the input window one output value sees, ``r += d (k - 1) j`` and
-  ``j *= s`` through each convolution or pooling (``j``: the distance in input pixels between
-  neighbouring outputs); "all" after a linear layer, whose every output sees the whole input.
-- activation memory: every layer's output for the batch, float32, as a forward pass keeps it
-  for the backward.
+Each layer's output shape comes from ``cnnlab.shapes``, the one place the formulas live, through
+its kind's record in ``cnnlab.inspect.kinds``, which also says what is counted: multiply-adds (one
+per weight used per output value, per image, times the batch) and the receptive field. Activation
+memory is every layer's output for the batch, float32, as a forward pass keeps it for the backward.
 
 Reference: Dumoulin & Visin, "A guide to convolution arithmetic for deep learning" (2016).
 """
@@ -23,8 +15,8 @@ import dataclasses
 import html
 import math
 
-from cnnlab import shapes
-from cnnlab.inspect.describe import ELEMENTWISE, Layer, Residual, describe
+from cnnlab.inspect.describe import Layer, Residual, describe
+from cnnlab.inspect.kinds import KINDS, Flow, shape_text
 
 __all__ = ["Row", "Summary", "summarize", "format_table", "format_footer", "html_table", "layer_detail"]
 
@@ -92,14 +84,6 @@ class _Misfit(ValueError):
         self.layer = layer
 
 
-@dataclasses.dataclass(frozen=True)
-class _State:
-    shape: tuple[int, ...]
-    field: tuple[int, int] | None = (1, 1)
-    jump: tuple[int, int] = (1, 1)
-    unflattened: tuple[int, ...] | None = None  # what a Flatten flattened, for the misfit message
-
-
 def summarize(model, input_shape=(1, 28, 28), batch_size: int = 1, name: str = "") -> Summary:
     """Walk ``model`` (either backend) with an input of ``input_shape`` (C, H, W).
 
@@ -110,169 +94,62 @@ def summarize(model, input_shape=(1, 28, 28), batch_size: int = 1, name: str = "
     rows = [Row("input", "", "", tuple(input_shape), field=(1, 1))]
     summary = Summary(name or type(model).__name__, tuple(input_shape), batch_size, rows)
     try:
-        _walk(layers, _State(tuple(input_shape)), rows, 0)
+        _walk(layers, Flow(tuple(input_shape)), rows, 0)
     except _Misfit as misfit:
         summary.failed, summary.reason = misfit.layer, str(misfit)
     return summary
 
 
-def _walk(layers, state: _State, rows: list[Row], depth: int) -> _State:
+def _walk(layers, flow: Flow, rows: list[Row], depth: int) -> Flow:
     for layer in layers:
         if isinstance(layer, Residual):
-            state = _residual(layer, state, rows, depth)
+            flow = _residual(layer, flow, rows, depth)
             continue
+        kind = KINDS.get(layer.kind)
+        if kind is None or kind.flow is None:  # a summary_layers(prefix) of one's own may list anything
+            raise _Misfit(layer, f"the summary does not know layer type {layer.kind}")
         try:
-            new, mult_adds = _step(layer, state)
+            flow = kind.flow(layer.options, flow)
         except ValueError as exc:
             raise _Misfit(layer, str(exc)) from None
+        mult_adds = kind.mult_adds(layer.options, flow.shape)
+        detail = layer_detail(layer)
         rows.append(
             Row(
                 layer.name,
                 layer.kind,
-                layer_detail(layer),
-                new.shape,
+                detail,
+                flow.shape,
                 layer.params,
                 layer.trainable,
                 mult_adds,
-                new.field,
+                flow.field,
                 depth,
             )
         )
-        state = new
-    return state
+    return flow
 
 
-def _residual(block: Residual, state: _State, rows: list[Row], depth: int) -> _State:
-    main = _walk(block.main, state, rows, depth + 1)
-    short = _walk(block.shortcut, state, rows, depth + 1)
+def _residual(block: Residual, flow: Flow, rows: list[Row], depth: int) -> Flow:
+    main = _walk(block.main, flow, rows, depth + 1)
+    short = _walk(block.shortcut, flow, rows, depth + 1)
     add = Layer(block.name, "Add")
     if main.shape != short.shape:
         raise _Misfit(
             add,
-            f"the main path gives {_shape(main.shape)} but the shortcut gives "
-            f"{_shape(short.shape)}; a residual sum needs equal shapes",
+            f"the main path gives {shape_text(main.shape)} but the shortcut gives "
+            f"{shape_text(short.shape)}; a residual sum needs equal shapes",
         )
     field = None if None in (main.field, short.field) else tuple(map(max, main.field, short.field))
-    out = _State(main.shape, field, main.jump)
-    rows.append(Row(block.name, "Add", "main + shortcut", out.shape, field=field, depth=depth))
+    out = Flow(main.shape, field, main.jump)
+    rows.append(Row(block.name, "Add", layer_detail(add), out.shape, field=field, depth=depth))
     return out
-
-
-def _spatial(state: _State, channels: int | None) -> tuple[int, int, int]:
-    if len(state.shape) != 3:
-        raise ValueError(f"needs a (C, H, W) input but gets {_shape(state.shape)}")
-    if channels is not None and state.shape[0] != channels:
-        raise ValueError(
-            f"expects {channels} input channel{'s' * (channels != 1)} but gets {state.shape[0]} "
-            f"(shape {_shape(state.shape)})"
-        )
-    return state.shape
-
-
-def _grow(state: _State, kernel, stride, dilation) -> tuple:
-    """The receptive field and jump after a window of ``kernel`` (see the module docstring)."""
-    if state.field is None:
-        return None, state.jump
-    k, s, d = (
-        shapes.pair(v, n) for v, n in ((kernel, "kernel_size"), (stride, "stride"), (dilation, "dilation"))
-    )
-    field = tuple(r + dd * (kk - 1) * j for r, kk, dd, j in zip(state.field, k, d, state.jump))
-    return field, tuple(j * ss for j, ss in zip(state.jump, s))
-
-
-def _step(layer: Layer, state: _State) -> tuple[_State, int]:
-    """(the state after ``layer``, its multiply-adds per image); ValueError if it does not fit."""
-    o, kind = layer.options, layer.kind
-    if kind == "Conv2d":
-        c, h, w = _spatial(state, o["in_channels"])
-        hw = shapes.conv2d_output_shape((h, w), o["kernel_size"], o["stride"], o["padding"], o["dilation"])
-        field, jump = _grow(state, o["kernel_size"], o["stride"], o["dilation"])
-        kh, kw = o["kernel_size"]
-        per_output = c // o["groups"] * kh * kw
-        return _State((o["out_channels"], *hw), field, jump), o["out_channels"] * math.prod(hw) * per_output
-    if kind in ("MaxPool2d", "AvgPool2d"):
-        c, h, w = _spatial(state, None)
-        stride = o["stride"] or o["kernel_size"]
-        hw = shapes.pool2d_output_shape(
-            (h, w), o["kernel_size"], stride, o["padding"], o["dilation"], o["ceil_mode"]
-        )
-        field, jump = _grow(state, o["kernel_size"], stride, o["dilation"])
-        return _State((c, *hw), field, jump), 0
-    if kind in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
-        c, h, w = _spatial(state, None)
-        size = o["output_size"] if isinstance(o["output_size"], (tuple, list)) else (o["output_size"],) * 2
-        hw = tuple(i if s is None else s for i, s in zip((h, w), size))
-        stride = tuple(max(i // s, 1) for i, s in zip((h, w), hw))  # the windows' typical step
-        kernel = tuple(i - (s - 1) * st for i, s, st in zip((h, w), hw, stride))
-        field, jump = _grow(state, kernel, stride, 1)
-        return _State((c, *hw), field, jump), 0
-    if kind == "Flatten":
-        dims = len(state.shape) + 1  # with the batch axis, as torch counts start_dim
-        start, end = o["start_dim"] % dims, o["end_dim"] % dims
-        if start == 0:
-            raise ValueError("flattens the batch axis (start_dim=0), which the summary does not follow")
-        s = state.shape
-        flat = s[: start - 1] + (math.prod(s[start - 1 : end]),) + s[end:]
-        return dataclasses.replace(state, shape=flat, unflattened=s), 0
-    if kind == "Linear":
-        if state.shape[-1] != o["in_features"]:
-            if state.unflattened is not None:
-                got = f"{state.shape[-1]:,}, the flattened {_shape(state.unflattened)}"
-            else:
-                got = f"{state.shape[-1]:,} from shape {_shape(state.shape)}"
-            raise ValueError(f"expects {o['in_features']:,} input features but gets {got}")
-        rest = math.prod(state.shape[:-1])
-        return _State(state.shape[:-1] + (o["out_features"],), None, state.jump), rest * o["in_features"] * o[
-            "out_features"
-        ]
-    if kind in ("BatchNorm2d", "BatchNorm1d"):
-        spatial = kind == "BatchNorm2d"
-        if spatial != (len(state.shape) == 3) or state.shape[0] != o["num_features"]:
-            want = "(C, H, W)" if spatial else "(C,) or (C, L)"
-            raise ValueError(f"expects {want} with C = {o['num_features']} but gets {_shape(state.shape)}")
-        return state, math.prod(state.shape)
-    if kind in ELEMENTWISE:
-        return state, 0
-    raise ValueError(f"the summary does not know layer type {kind}")
-
-
-def _pair_text(value) -> str:
-    if isinstance(value, str):
-        return value
-    a, b = shapes.pair(value, "value")
-    return f"{a}" if a == b else f"{a}x{b}"
 
 
 def layer_detail(layer: Layer) -> str:
     """A short description of a layer's options, e.g. "1->32, 3x3" or "2x2, stride 1"."""
-    o = layer.options
-    if layer.kind in ("Conv2d", "MaxPool2d", "AvgPool2d"):
-        k = shapes.pair(o["kernel_size"], "kernel_size")
-        parts = [f"{o['in_channels']}->{o['out_channels']}"] if layer.kind == "Conv2d" else []
-        parts.append(f"{k[0]}x{k[1]}")
-        stride = o["stride"] or o["kernel_size"]
-        defaults = {"stride": 1 if layer.kind == "Conv2d" else o["kernel_size"], "padding": 0, "dilation": 1}
-        for key, value in (("stride", stride), ("padding", o["padding"]), ("dilation", o["dilation"])):
-            if _pair_text(value) != _pair_text(defaults[key]):
-                parts.append(f"{key} {_pair_text(value)}")
-        if o.get("groups", 1) != 1:
-            parts.append(f"groups {o['groups']}")
-        if o.get("ceil_mode"):
-            parts.append("ceil mode")
-        return ", ".join(parts)
-    if layer.kind == "Linear":
-        return f"{o['in_features']}->{o['out_features']}"
-    if layer.kind.startswith("Adaptive"):
-        return f"to {_pair_text(o['output_size'])}"
-    if "num_features" in o:
-        return str(o["num_features"])
-    if "p" in o:
-        return f"p={o['p']}"
-    return ""
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return str(shape[0]) if len(shape) == 1 else "(" + ", ".join(map(str, shape)) + ")"
+    kind = KINDS.get(layer.kind)
+    return kind.detail(layer.options) if kind is not None else ""
 
 
 def _field(row: Row) -> str:
@@ -289,7 +166,7 @@ def _cells(summary: Summary) -> list[tuple[str, ...]]:
         (
             ("  " * r.depth) + r.name,
             f"{r.kind} {r.detail}".strip(),
-            _shape(r.shape),
+            shape_text(r.shape),
             f"{r.params:,}",
             f"{r.mult_adds:,}",
             "-" if summary.traced else _field(r),
@@ -315,7 +192,7 @@ def format_footer(summary: Summary) -> list[str]:
     """The lines under the table: the totals, or which layer the input does not fit, and why."""
     if summary.failed is not None:
         return [
-            f"input {_shape(summary.input_shape)} does not fit layer {summary.failed.name} "
+            f"input {shape_text(summary.input_shape)} does not fit layer {summary.failed.name} "
             f"({summary.failed.kind}): {summary.reason}"
         ]
     memory = summary.params * BYTES_PER_VALUE
@@ -355,7 +232,7 @@ def html_table(summary: Summary) -> str:
         text = [cells[0].replace("  ", "\u00a0\u00a0"), *cells[1:]]
         rows.append(f"<tr{style}>" + "".join(f"<td>{html.escape(c)}</td>" for c in text) + "</tr>")
     foot = "".join(f"<div>{html.escape(line)}</div>" for line in format_footer(summary))
-    title = summary.heading or f"{summary.model}, input {_shape(summary.input_shape)}"
+    title = summary.heading or f"{summary.model}, input {shape_text(summary.input_shape)}"
     return (
         f'<div class="cnnlab-summary"><b>{html.escape(title)}</b>'
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

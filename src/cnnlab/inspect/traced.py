@@ -9,10 +9,10 @@ summary's. Receptive fields are not computed: the code between layers may do any
 
 from __future__ import annotations
 
-import math
-
-from cnnlab.inspect.describe import OPTIONS, DescribeError, Layer, describe
-from cnnlab.inspect.summary import Row, Summary, layer_detail, summarize
+from cnnlab.inspect.describe import DescribeError, Layer, describe, own_parameters
+from cnnlab.inspect.hooks import recording
+from cnnlab.inspect.kinds import KINDS, read_options
+from cnnlab.inspect.summary import Row, Summary, summarize
 
 __all__ = ["summarize_model", "summarize_traced", "layers_in_order"]
 
@@ -51,11 +51,8 @@ def _flat(items):
 
 
 def _as_layer(name: str, module) -> Layer:
-    from cnnlab.inspect.describe import _own_parameters
-
-    kind = type(module).__name__
-    params, trainable = _own_parameters(module)
-    return Layer(name, kind, OPTIONS[kind](module) if kind in OPTIONS else {}, params, trainable)
+    params, trainable = own_parameters(module)
+    return Layer(name, type(module).__name__, read_options(module), params, trainable)
 
 
 def _trace(model, input_shape, batch_size: int = 2) -> list[tuple[str, object, tuple[int, ...]]]:
@@ -65,55 +62,42 @@ def _trace(model, input_shape, batch_size: int = 2) -> list[tuple[str, object, t
     calls: list[tuple[str, object, tuple[int, ...]]] = []
     seen: set[str] = set()
 
-    def record(layer_name):
-        def hook(module, inputs, output):
-            if layer_name not in seen and isinstance(output, torch.Tensor):
-                seen.add(layer_name)
-                calls.append((layer_name, module, tuple(output.shape[1:])))
+    def record(name, module, inputs, output):
+        if name not in seen and isinstance(output, torch.Tensor):
+            seen.add(name)
+            calls.append((name, module, tuple(output.shape[1:])))
 
-        return hook
-
-    leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
-    hooks = [m.register_forward_hook(record(n)) for n, m in leaves]
+    leaves = [n for n, m in model.named_modules() if n and not list(m.children())]
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with recording(model, leaves, record), torch.no_grad():
             model(torch.zeros(max(2, batch_size), *input_shape))
     finally:
-        for hook in hooks:
-            hook.remove()
         model.train(was_training)
     return calls
 
 
-def _mult_adds(layer: Layer, module, out_shape: tuple[int, ...]) -> int:
-    """Per image, as the summary counts them: one per weight used per output value."""
-    if layer.kind == "Conv2d":
-        kh, kw = layer.options["kernel_size"]
-        return math.prod(out_shape) * layer.options["in_channels"] // layer.options["groups"] * kh * kw
-    if layer.kind == "Linear":
-        return math.prod(out_shape[:-1]) * layer.options["in_features"] * layer.options["out_features"]
-    if layer.kind.startswith("BatchNorm"):
-        return math.prod(out_shape)
-    return 0
+def _row(name: str, module, shape: tuple[int, ...]) -> Row:
+    """The table's row for a layer one forward pass called, with the output ``shape`` it gave."""
+    layer = _as_layer(name, module)
+    kind = KINDS.get(layer.kind)
+    if kind is None or kind.read is None:  # a kind the table does not know: its shape and parameters
+        return Row(name, layer.kind, "", shape, layer.params, layer.trainable, 0, None)
+    mult_adds = kind.mult_adds(layer.options, shape)
+    return Row(
+        name, layer.kind, kind.detail(layer.options), shape, layer.params, layer.trainable, mult_adds, None
+    )
 
 
 def summarize_traced(model, input_shape, batch_size: int = 1, name: str = "") -> Summary:
-    from cnnlab.inspect.describe import _own_parameters
-
-    rows = [Row("input", "", "", tuple(input_shape), field=(1, 1))]
+    """The table of one forward pass: shapes, parameters and multiply-adds; no receptive fields."""
     calls = _trace(model, input_shape, batch_size)
-    for layer_name, module, shape in calls:
-        layer = _as_layer(layer_name, module)
-        detail = layer_detail(layer) if layer.kind in OPTIONS else ""
-        mult_adds = _mult_adds(layer, module, shape)
-        rows.append(
-            Row(layer_name, layer.kind, detail, shape, layer.params, layer.trainable, mult_adds, None)
-        )
+    rows = [Row("input", "", "", tuple(input_shape), field=(1, 1))]
+    rows += [_row(layer_name, module, shape) for layer_name, module, shape in calls]
     used = {name for name, _, _ in calls}
     unused = sum(
-        _own_parameters(m)[0]
+        own_parameters(m)[0]
         for n, m in model.named_modules()
         if n and n not in used and not list(m.children())
     )

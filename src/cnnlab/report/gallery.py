@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from cnnlab.report.figures import new_figure, show_image
 
-__all__ = ["misclassified", "misclassified_figure", "first_conv", "filters_figure"]
+__all__ = ["misclassified", "misclassified_figure", "filters_figure"]
 
 
 def misclassified(ev, limit: int = 30) -> np.ndarray:
@@ -44,17 +44,6 @@ def misclassified_figure(ev, limit: int = 30, columns: int = 6) -> Figure:
         fontsize=10,
     )
     return fig
-
-
-def first_conv(model) -> tuple[str, np.ndarray] | None:
-    """(the first Conv2d's name, as in state_dict keys; its weights (C_out, C_in, kH, kW)), or None
-    for a model without one."""
-    from torch import nn
-
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            return name, module.weight.detach().cpu().numpy()
-    return None
 
 
 def filters_figure(weights: np.ndarray, title: str = "", columns: int = 8) -> Figure:

@@ -105,6 +105,16 @@ class LoadedRun:
             ]
         return torch.cat(batches).numpy() if batches else np.zeros((0, self.dataset.num_classes), np.float32)
 
+    def first_conv(self) -> tuple[str, np.ndarray] | None:
+        """(the first Conv2d's name, as in state_dict keys; its weights (C_out, C_in, kH, kW)), or None
+        for a model without one: the filters ``cnnlab report`` and ``cnnlab show filters`` draw."""
+        from torch import nn
+
+        for name, module in self.model.named_modules():
+            if isinstance(module, nn.Conv2d):
+                return name, module.weight.detach().cpu().numpy()
+        return None
+
 
 def load_data_of(run: LoadedRun, data_dir: str | None = None, download: bool = True):
     """The run's dataset read again (``data_dir`` overrides where it was; fetched if absent when

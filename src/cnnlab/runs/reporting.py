@@ -45,7 +45,7 @@ def evaluate_run(loaded: LoadedRun, split: str = "test", data_dir=None) -> metri
 
 def report_parts(loaded: LoadedRun, ev: metrics.Evaluation) -> ReportParts:
     model = loaded.config.model
-    conv = gallery.first_conv(loaded.model)
+    conv = loaded.first_conv()
     return ReportParts(
         title=f"cnnlab run {loaded.path.name}: {model}, {ev.split} accuracy {ev.accuracy:.2%}",
         summary=summary_rows(loaded, ev),

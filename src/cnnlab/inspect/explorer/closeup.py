@@ -20,43 +20,17 @@ import numpy as np
 
 from cnnlab import shapes
 from cnnlab.inspect.convolve import Example
-from cnnlab.inspect.convolve import _num as num
-from cnnlab.inspect.explorer.network import INPUT, Forward, Network, Step, quantize
+from cnnlab.inspect.convolve import format_number as num
+from cnnlab.inspect.explorer.network import INPUT, Forward, Network, Step, quantize, step_of
+from cnnlab.inspect.kinds import KINDS, Box
 
 __all__ = ["conv_detail", "conv_cells", "pool_detail", "receptive_field"]
-
-Box = tuple[int, int, int, int]  # (top, left, bottom, right), inclusive
 
 
 def _window(step: Step, box: Box, in_hw: tuple[int, int]) -> Box | None:
     """The input cells that output cells ``box`` of ``step`` see; None means all of them."""
-    o, kind = step.options, step.kind
-    top, left, bottom, right = box
-    if kind in ("Conv2d", "MaxPool2d", "AvgPool2d"):
-        k = shapes.pair(o["kernel_size"], "kernel_size")
-        s = shapes.pair(o["stride"] or o["kernel_size"], "stride")
-        d = shapes.pair(o.get("dilation", 1), "dilation")
-        if kind == "Conv2d":
-            pad_top, _, pad_left, _ = shapes.conv2d_padding(o["padding"], k, s, d)
-        else:
-            pad_top, pad_left = shapes.pair(o["padding"], "padding")
-        return (
-            top * s[0] - pad_top,
-            left * s[1] - pad_left,
-            bottom * s[0] - pad_top + d[0] * (k[0] - 1),
-            right * s[1] - pad_left + d[1] * (k[1] - 1),
-        )
-    if kind.startswith("Adaptive"):
-        out = step.shape[1:]
-        return (
-            top * in_hw[0] // out[0],
-            left * in_hw[1] // out[1],
-            math.ceil((bottom + 1) * in_hw[0] / out[0]) - 1,
-            math.ceil((right + 1) * in_hw[1] / out[1]) - 1,
-        )
-    if kind in ("Linear", "Flatten"):
-        return None
-    return box  # elementwise, batch norm, a residual sum: cell for cell
+    kind = KINDS.get(step.kind)
+    return box if kind is None else kind.window(step.options, box, in_hw, step.shape[1:])
 
 
 def receptive_field(network: Network, index: int, cell: tuple[int, int]) -> Box | None:
@@ -85,15 +59,6 @@ def receptive_field(network: Network, index: int, cell: tuple[int, int]) -> Box 
     if found is None:
         return (0, 0, h - 1, w - 1)
     return (max(found[0], 0), max(found[1], 0), min(found[2], h - 1), min(found[3], w - 1))
-
-
-def _step(network: Network, index: int, kinds: tuple[str, ...], what: str) -> Step:
-    if not 0 <= index < len(network.steps):
-        raise ValueError(f"layer must be in 0..{len(network.steps) - 1}. Received: {index}")
-    step = network.steps[index]
-    if step.kind not in kinds:
-        raise ValueError(f"layer {index} is a {step.kind}, not {what}. Received: layer={index}")
-    return step
 
 
 def _check_index(value: int, size: int, name: str) -> None:
@@ -125,7 +90,7 @@ def _example(network: Network, forward: Forward, step: Step, channel: int) -> tu
 def conv_detail(network: Network, forward: Forward, index: int, channel: int, cell=None) -> dict:
     """Output map ``channel`` of convolution step ``index``: its inputs, kernel, bias and, for
     ``cell`` (i, j), the sum of products that gives its value."""
-    step = _step(network, index, ("Conv2d",), "a convolution")
+    step = step_of(network, index, "conv", "a convolution")
     example, output = _example(network, forward, step, channel)
     conv = network.module(step)
     per_group = example.x.shape[0]
@@ -207,7 +172,7 @@ def _explain_cell(network: Network, example: Example, output: np.ndarray, index:
 def conv_cells(network: Network, forward: Forward, index: int, channel: int) -> list[dict]:
     """Every output cell of map ``channel`` of convolution ``index``, row by row, as the animation
     writes it: its sum (``text``, as ``conv_detail`` writes a cell), its value and its window."""
-    step = _step(network, index, ("Conv2d",), "a convolution")
+    step = step_of(network, index, "conv", "a convolution")
     example, output = _example(network, forward, step, channel)
     cells = []
     for i in range(output.shape[0]):
@@ -225,9 +190,7 @@ def pool_detail(network: Network, forward: Forward, index: int, channel: int) ->
     import torch
     import torch.nn.functional as F
 
-    step = _step(
-        network, index, ("MaxPool2d", "AvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d"), "a pool"
-    )
+    step = step_of(network, index, "pool", "a pool")
     x = forward.inputs[index]  # (C, H, W)
     _check_index(channel, x.shape[0], "channel")
     plane, output = x[channel], forward.outputs[index][channel]  # (H, W), (H_out, W_out)

@@ -126,7 +126,7 @@ def explained(run: Served, body: dict) -> dict:
     layer = _field(body, "layer")
     if not 0 <= layer < len(net.steps):
         raise ValueError(f"layer must be in 0..{len(net.steps) - 1}. Received: {layer}")
-    view = network.CLOSEUPS.get(net.steps[layer].kind)
+    view = net.steps[layer].closeup
     if view not in EXPLAINED:
         raise ValueError(f"layer {layer} is a {net.steps[layer].kind}, which has no explanation view")
     forward = net.run(_image(run, body), inputs=False)

@@ -18,34 +18,13 @@ import math
 
 import numpy as np
 
-from cnnlab.inspect.convolve import _num as num
-from cnnlab.inspect.explorer.network import INPUT, Forward, Network, Step, quantize
+from cnnlab.inspect.convolve import format_number as num
+from cnnlab.inspect.explorer.network import INPUT, Forward, Network, Step, quantize, step_of
+from cnnlab.inspect.kinds import KINDS
 
-__all__ = ["FORMULAS", "activation_detail", "batchnorm_detail", "dense_detail", "add_detail", "TOP"]
+__all__ = ["activation_detail", "batchnorm_detail", "dense_detail", "add_detail", "TOP"]
 
-# What each activation does to one value x; any other is "f(x)", and the numbers still show it.
-FORMULAS = {
-    "ReLU": "max(0, x)",
-    "ReLU6": "min(max(0, x), 6)",
-    "LeakyReLU": "x if x > 0, else {negative_slope} x",
-    "ELU": "x if x > 0, else {alpha} (e^x - 1)",
-    "GELU": "x Φ(x), Φ the normal distribution's CDF",
-    "SiLU": "x / (1 + e^-x)",
-    "Sigmoid": "1 / (1 + e^-x)",
-    "Tanh": "tanh(x)",
-    "Hardswish": "x min(max(x + 3, 0), 6) / 6",
-    "Mish": "x tanh(ln(1 + e^x))",
-}
 TOP = 10  # a dense neuron's largest contributions, written out one by one
-
-
-def _step(network: Network, index: int, kinds, what: str) -> Step:
-    if not 0 <= index < len(network.steps):
-        raise ValueError(f"layer must be in 0..{len(network.steps) - 1}. Received: {index}")
-    step = network.steps[index]
-    if step.kind not in kinds:
-        raise ValueError(f"layer {index} is a {step.kind}, not {what}. Received: layer={index}")
-    return step
 
 
 def _channel(values: np.ndarray, channel: int, name: str = "channel") -> np.ndarray:
@@ -66,18 +45,14 @@ def _source(network: Network, forward: Forward, step: Step) -> np.ndarray:
 
 def activation_detail(network: Network, forward: Forward, index: int, channel: int) -> dict:
     """Map ``channel`` of activation step ``index``: the values it received and what it gave."""
-    from cnnlab.inspect.explorer.network import ACTIVATIONS
-
-    step = _step(network, index, ACTIVATIONS, "an activation")
+    step = step_of(network, index, "activation", "an activation")
     before = _source(network, forward, step)
     x, y = (
         _channel(v.reshape(len(v), -1) if v.ndim > 1 else v[None], channel)
         for v in (before, forward.outputs[index])
     )
     module = network.module(step)
-    formula = FORMULAS.get(step.kind, "f(x)").format(
-        **{k: getattr(module, k, "") for k in ("negative_slope", "alpha")}
-    )
+    formula = KINDS[step.kind].formula.format(m=module)  # e.g. LeakyReLU's {m.negative_slope}
     return {
         "layer": index,
         "channel": channel,
@@ -93,7 +68,7 @@ def activation_detail(network: Network, forward: Forward, index: int, channel: i
 def batchnorm_detail(network: Network, forward: Forward, index: int, channel: int) -> dict:
     """Channel ``channel`` of batch-norm step ``index``: its statistics, scale and shift, the map
     (or value) before and after, and one value written out."""
-    step = _step(network, index, ("BatchNorm2d", "BatchNorm1d"), "a batch norm")
+    step = step_of(network, index, "batchnorm", "a batch norm")
     bn = network.module(step)
     before, after = _source(network, forward, step), forward.outputs[index]
     x, y = _channel(before, channel), _channel(after, channel)
@@ -137,7 +112,7 @@ def _origin(network: Network, forward: Forward, step: Step):
 def dense_detail(network: Network, forward: Forward, index: int, neuron: int) -> dict:
     """Neuron ``neuron`` of Linear step ``index``: its inputs, weights, bias and every product, the
     largest (by size) written out, and where each input came from when it was flattened from maps."""
-    step = _step(network, index, ("Linear",), "a dense (Linear) layer")
+    step = step_of(network, index, "dense", "a dense (Linear) layer")
     linear = network.module(step)
     weight = linear.weight.detach().float().numpy()  # (out, in)
     _channel(weight, neuron, "neuron")
@@ -187,7 +162,7 @@ def dense_detail(network: Network, forward: Forward, index: int, neuron: int) ->
 def add_detail(network: Network, forward: Forward, index: int, channel: int) -> dict:
     """Map ``channel`` of a residual sum: the main path's, the shortcut's (or the block's input)
     and the sum."""
-    step = _step(network, index, ("Add",), "a residual sum")
+    step = step_of(network, index, "add", "a residual sum")
     main, short = (forward.x if s == INPUT else forward.outputs[s] for s in step.sources)
     return {
         "layer": index,

@@ -4,12 +4,14 @@ The layers are the records ``cnnlab summary`` prints (``describe`` walked by ``s
 the same order and with the same names and details, so the page needs no per-model code. Each
 ``Layer`` becomes a ``Step`` whose output a forward hook on its module records; a ``Residual``
 becomes its main path, its shortcut and an ``Add`` step whose output is the sum of the two
-paths' outputs. A network with its own ``forward()``, which ``describe`` cannot read, is walked
+paths' outputs. Which close-up a step gets is its kind's (``cnnlab.inspect.kinds``).
+
+A network with its own ``forward()``, which ``describe`` cannot read, is walked
 as one forward pass calls its layers (``cnnlab.inspect.traced``): each step then also keeps what
 its module received, so a close-up shows the layer's real input even where ``forward()`` did work
-between layers (a functional ``relu``, a ``view``) that is no step of its own. The hooks write
-into a thread-local record, so concurrent requests share one
-model without a lock, and what they record is the model's own forward pass, not a re-enactment.
+between layers (a functional ``relu``, a ``view``) that is no step of its own. The hooks
+(``cnnlab.inspect.hooks``) hand each call to the thread that asked, so concurrent requests share
+one model without a lock, and what they record is the model's own forward pass, not a re-enactment.
 
 Outputs travel to the page as 8-bit codes with a float32 offset and scale per map (``quantize``):
 ``value = offset + code * scale``, which is within ``scale / 2`` of the float32 value.
@@ -20,11 +22,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import threading
 
 import numpy as np
 
 from cnnlab.inspect.describe import DescribeError, Residual, describe
+from cnnlab.inspect.hooks import LayerHooks
+from cnnlab.inspect.kinds import KINDS
 from cnnlab.inspect.summary import summarize
 from cnnlab.inspect.traced import layers_in_order, summarize_traced
 
@@ -36,26 +39,9 @@ __all__ = [
     "quantized_json",
     "dequantize",
     "find_mistake",
-    "CLOSEUPS",
-    "ACTIVATIONS",
+    "step_of",
 ]
 
-# Activations the page explains with their formula (describe's ELEMENTWISE, less the identities).
-ACTIVATIONS = ("ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish", "Mish")
-# The kinds the page can open up close, and which close-up each gets.
-CLOSEUPS = {
-    "Conv2d": "conv",
-    "MaxPool2d": "pool",
-    "AvgPool2d": "pool",
-    "AdaptiveMaxPool2d": "pool",
-    "AdaptiveAvgPool2d": "pool",
-    "BatchNorm2d": "batchnorm",
-    "BatchNorm1d": "batchnorm",
-    "Linear": "dense",
-    "Flatten": "flatten",
-    "Add": "add",
-    **{kind: "activation" for kind in ACTIVATIONS},
-}
 RECEIVED = ("conv", "pool")  # close-ups that need what their layer received, kept by the hooks
 INPUT = -1  # the source index that means the network's input image
 
@@ -73,6 +59,12 @@ class Step:
     sources: tuple[int, ...]  # the steps whose outputs feed this one; INPUT is the image
     options: dict  # what decides the output shape (describe's Layer.options)
 
+    @property
+    def closeup(self) -> str | None:
+        """The page's view of this step up close ("conv", "pool", "activation", ...), if it has one."""
+        kind = KINDS.get(self.kind)
+        return kind.closeup if kind is not None else None
+
     def as_json(self) -> dict:
         return {
             "index": self.index,
@@ -82,7 +74,7 @@ class Step:
             "shape": list(self.shape),
             "depth": self.depth,
             "sources": list(self.sources),
-            "closeup": CLOSEUPS.get(self.kind),
+            "closeup": self.closeup,
         }
 
 
@@ -144,34 +136,15 @@ class Network:
             for i, (row, (item, sources, depth)) in enumerate(zip(rows, walked))
         ]
         self.modules = dict(model.named_modules())
-        self._local = threading.local()
+        self._steps_of: dict[str, list[Step]] = {}  # a module's steps (two, if describe lists it twice)
         for step in self.steps:
             if step.kind == "Add":
                 continue
             if step.name not in self.modules:
                 raise DescribeError(f"layer {step.name!r} that describe() lists is not a module of the model")
-            self.modules[step.name].register_forward_hook(self._recorder(step))
+            self._steps_of.setdefault(step.name, []).append(step)
+        self.hooks = LayerHooks(model, self._steps_of)
         self._check()
-
-    def _recorder(self, step: Step):
-        closeup = CLOSEUPS.get(step.kind) in RECEIVED
-
-        def record(module, inputs, output):
-            peaks = getattr(self._local, "peaks", None)
-            if peaks is not None:  # a batch, for top images: each channel's peak per image
-                if step.index not in peaks and step.kind != "Flatten":
-                    peak = output.amax(dim=(2, 3)) if output.ndim == 4 else output.reshape(len(output), -1)
-                    peaks[step.index] = peak.float().numpy().copy()  # (N, C)
-                return
-            found = getattr(self._local, "found", None)
-            if found is None or step.index in found:  # not ours, or a module called twice: keep the first
-                return
-            # Copies: a later in-place ReLU would otherwise change what this layer gave.
-            # A traced network's steps always keep theirs: its forward() may work between layers.
-            kept = inputs[0][0].clone() if self.traced or (closeup and self._local.inputs) else None
-            found[step.index] = (kept, output[0].clone())
-
-        return record
 
     def run(self, image: np.ndarray, inputs: bool = True) -> Forward:
         """uint8 (H, W) or (C, H, W) -> every step's output for it; with ``inputs``, also what each
@@ -179,13 +152,9 @@ class Network:
         import torch
 
         x = self.dataset.normalize(image.reshape(1, *self.input_shape))  # (1, C, H, W), as training did
-        self._local.found, self._local.inputs = {}, inputs
-        try:
-            with torch.inference_mode():
-                logits = self.model(torch.from_numpy(x))[0].float().numpy()
-            found = self._local.found
-        finally:
-            self._local.found = None
+        found: dict[int, tuple] = {}
+        with self.hooks.record(self._keeper(found, inputs)), torch.inference_mode():
+            logits = self.model(torch.from_numpy(x))[0].float().numpy()
         outputs: list[np.ndarray] = []
         for step in self.steps:
             if step.kind == "Add":  # main + shortcut; an empty shortcut passes its input on
@@ -193,21 +162,39 @@ class Network:
                 outputs.append(a + b)
             else:
                 outputs.append(found[step.index][1].float().numpy())
-        inputs = {i: v[0].float().numpy() for i, v in found.items() if v[0] is not None}
-        return Forward(image, x[0], outputs, inputs, logits)
+        received = {i: v[0].float().numpy() for i, v in found.items() if v[0] is not None}
+        return Forward(image, x[0], outputs, received, logits)
+
+    def _keeper(self, found: dict, inputs: bool):
+        """A listener keeping (what it received or None, its output) of each step's first call."""
+
+        def keep(name, module, received, output):
+            for step in self._steps_of[name]:
+                if step.index in found:  # a module called twice: keep the first
+                    continue
+                # Copies: a later in-place ReLU would otherwise change what this layer gave.
+                # A traced network's steps always keep theirs: its forward() may work between layers.
+                wanted = self.traced or (inputs and step.closeup in RECEIVED)
+                found[step.index] = (received[0][0].clone() if wanted else None, output[0].clone())
+
+        return keep
 
     def responses(self, x: np.ndarray) -> dict[int, np.ndarray]:
         """Normalised images (N, C, H, W) -> {step: (N, channels)}: each map's peak, or each
         neuron's value, per image, by the same hooks (residual sums and Flatten have none)."""
         import torch
 
-        self._local.peaks = {}
-        try:
-            with torch.inference_mode():
-                self.model(torch.from_numpy(x))
-            return self._local.peaks
-        finally:
-            self._local.peaks = None
+        peaks: dict[int, np.ndarray] = {}
+
+        def keep(name, module, received, output):
+            for step in self._steps_of[name]:
+                if step.index not in peaks and step.kind != "Flatten":
+                    peak = output.amax(dim=(2, 3)) if output.ndim == 4 else output.reshape(len(output), -1)
+                    peaks[step.index] = peak.float().numpy().copy()  # (N, C)
+
+        with self.hooks.record(keep), torch.inference_mode():
+            self.model(torch.from_numpy(x))
+        return peaks
 
     def _check(self) -> None:
         """The last step's output must be the model's output, or the steps miss part of the forward."""
@@ -221,6 +208,16 @@ class Network:
 
     def module(self, step: Step):
         return self.modules[step.name]
+
+
+def step_of(network: Network, index: int, closeup: str, what: str) -> Step:
+    """Step ``index``, which must have the close-up ``closeup``; a ValueError says what is wrong."""
+    if not 0 <= index < len(network.steps):
+        raise ValueError(f"layer must be in 0..{len(network.steps) - 1}. Received: {index}")
+    step = network.steps[index]
+    if step.closeup != closeup:
+        raise ValueError(f"layer {index} is a {step.kind}, not {what}. Received: layer={index}")
+    return step
 
 
 def _b64(array: np.ndarray) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cnnlab import shapes
 from cnnlab.scratch.module import Module, Sequential
 from cnnlab.scratch.nn.activation import ReLU
-from cnnlab.scratch.nn.batchnorm import _BatchNorm
+from cnnlab.scratch.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from cnnlab.scratch.nn.pooling import AdaptiveMaxPool2d, MaxPool2d
 
 __all__ = ["fuse_relu"]
@@ -38,6 +38,6 @@ def fuse_relu(model: Module, enable: bool = True) -> Module:
                 isinstance(after, MaxPool2d) and shapes.pair(after.padding, "padding") == (0, 0)
             ):
                 after.relu_after = layer.absorbed = True
-            elif isinstance(before, (_BatchNorm, MaxPool2d, AdaptiveMaxPool2d)):
+            elif isinstance(before, (BatchNorm1d, BatchNorm2d, MaxPool2d, AdaptiveMaxPool2d)):
                 before.relu_after = layer.absorbed = True
     return model
