@@ -2,6 +2,7 @@
 has a docstring, and every page is in the site's navigation. (`mkdocs build --strict`, in
 .ci/run, checks the links and renders the docstrings; these checks need no MkDocs.)"""
 
+import functools
 import importlib
 import inspect
 import re
@@ -38,8 +39,9 @@ def resolve(identifier: str):
 
 
 def undocumented(identifier: str) -> list[str]:
-    """The identifier, or any public function, class, method or property it shows, that has no
-    docstring (its own, or that of the method it overrides: Conv2d.forward has Module.forward's)."""
+    """The identifier, or any public function, class, method or property it shows (a class's own and
+    inherited from cnnlab's classes), that has no docstring: its own, or that of the method it
+    overrides (Conv2d.forward has Module.forward's)."""
     obj = resolve(identifier)
     missing = [] if inspect.getdoc(obj) else [identifier]
     if inspect.ismodule(obj):
@@ -48,10 +50,14 @@ def undocumented(identifier: str) -> list[str]:
             if inspect.isclass(member) or inspect.isfunction(member):
                 missing += undocumented(f"{identifier}.{name}")
     elif inspect.isclass(obj):
-        for name, member in vars(obj).items():
-            if name.startswith("_") or not (callable(member) or isinstance(member, property)):
+        for name in dir(obj):
+            # Its own and inherited from cnnlab's classes (Run's pictures), not object's or torch's.
+            owner = next((c for c in obj.__mro__ if name in vars(c)), None)
+            if name.startswith("_") or owner is None or owner.__module__.split(".")[0] != "cnnlab":
                 continue
-            if not inspect.getdoc(getattr(obj, name)):
+            member = vars(owner)[name]
+            shown = callable(member) or isinstance(member, (property, functools.cached_property))
+            if shown and not inspect.getdoc(getattr(obj, name)):
                 missing.append(f"{identifier}.{name}")
     return missing
 
