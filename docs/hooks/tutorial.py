@@ -2,10 +2,10 @@
 settings, so the page shows real outputs while the committed notebook keeps none.
 
 Run in full, the tutorial trains for about 15 minutes on 2 cores; with the settings of
-tests/test_tutorial.py it runs in a few minutes, so CI can build the site on every run. The copy
-it executes lives in build/docs-tutorial/ (never committed), is made again whenever the notebook
-or the settings change (`scripts/docs.sh build` always makes it afresh), and opens with a note
-that says which settings made its numbers.
+tests/tutorial_settings.py it runs in a couple of minutes, so CI can build the site on every run.
+The copy it executes lives in build/docs-tutorial/ (never committed), is made again whenever the
+notebook, the settings or the note change (`scripts/docs.sh build` always makes it afresh), and
+opens with a note that says which settings made its numbers.
 """
 
 from __future__ import annotations
@@ -38,11 +38,8 @@ NOTE = """\
 > of an hour the full lesson trains for. Every output below is real, but its accuracies and curves
 > are those of a few hundred images and two epochs. To see the lesson's own figures, open the
 > notebook in Jupyter and run it with its own settings
-> ([Getting started](getting-started.html#the-tutorial-notebook)). The settings used here:
-
-```python
-{settings}
-```
+> ([Getting started](getting-started.html#the-tutorial-notebook)). The settings used here are
+> those of the first cell below, tagged `parameters`.
 """
 
 
@@ -51,7 +48,7 @@ def _settings() -> str:
 
 
 def _fingerprint(settings: str) -> str:
-    return hashlib.sha256(NOTEBOOK.read_bytes() + settings.encode()).hexdigest()
+    return hashlib.sha256(NOTEBOOK.read_bytes() + settings.encode() + NOTE.encode()).hexdigest()
 
 
 def _is_current(fingerprint: str) -> bool:
@@ -79,7 +76,7 @@ def _execute(settings: str, fingerprint: str) -> None:
         client.execute(env=env)
     except nbclient.exceptions.CellExecutionError as error:
         raise PluginError(f"the tutorial failed to run: {str(error).strip().splitlines()[-1]}") from None
-    note = NOTE.format(directory=directory, settings=settings)
+    note = NOTE.format(directory=directory)
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(note))
     nb.metadata["cnnlab_docs_source"] = fingerprint
     nbformat.write(nb, EXECUTED)
