@@ -85,3 +85,13 @@ def test_every_page_is_in_the_navigation():
     nav = set(re.findall(r"^\s+- (?:[^:\n]+: )?(\S+\.(?:md|ipynb))$", MKDOCS_YML.read_text(), re.M))
     pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*") if p.suffix in (".md", ".ipynb")}
     assert nav == pages
+
+
+def test_every_link_of_the_readme_reaches_a_file():
+    """The README is the front page on GitHub, outside the site's --strict build: its links into
+    docs/ (and any other relative link or picture) must name files that are there."""
+    readme = DOCS.parent / "README.md"
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme.read_text())
+    relative = [t for t in targets if not re.match(r"[a-z]+:", t)]
+    assert relative, "the README links into the site"
+    assert [t for t in relative if not (DOCS.parent / t).is_file()] == []
