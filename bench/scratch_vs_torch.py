@@ -8,7 +8,7 @@ NumPy's BLAS). Timing: alternating BLOCKS of ``--block`` consecutive steps of ea
 order rotating each round, one warm-up block each first; a figure is the median over ``--rounds``
 blocks of the time per step. Blocks, not single steps: alternating single steps slows torch far
 more than scratch (each switch leaves the other library's idle threads spinning on the 2 cores; see
-the README), while training runs one engine's steps back to back.
+docs/results.md), while training runs one engine's steps back to back.
 
 torch runs at its fastest honest float32 settings: both NCHW and channels_last are timed and the
 faster is the reference (the other is printed too); no autocast, no torch.compile.

@@ -23,7 +23,7 @@ import json, sys, time
 start = time.perf_counter()
 from cnnlab.training.config import resolve
 from cnnlab.training import run
-config = resolve({"model": "convnet", "batch_size": 256, "whiten": False})  # the README figures' setting
+config = resolve({"model": "convnet", "batch_size": 256, "whiten": False})  # docs/results.md's setting
 if sys.argv[1] == "overlapped":
     dataset, arrays, engine = run._prepare(config, quiet=True)
 else:

@@ -1,4 +1,4 @@
-"""Two figures for the README about a trained run: ONNX parity and predict's photo round trip.
+"""Two figures for docs/results.md ("Checks") about a trained run: ONNX parity and predict's photo round trip.
 
     .venv/bin/python bench/trust_checks.py runs/X [--images 1000]
 

@@ -1,5 +1,5 @@
 """The floor plan holds: layers import only downwards, nothing imports in a circle, the training
-package keeps its functions small, and the README's module map lists what is there.
+package keeps its functions small, and the module map (docs/development.md) lists what is there.
 
 Imports are read from the source with ``ast`` (function-level imports included), so a lazy
 import that goes up a layer is caught as surely as a module-level one.
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
-README = Path(__file__).resolve().parents[1] / "README.md"
+MODULE_MAP = Path(__file__).resolve().parents[1] / "docs" / "development.md"
 
 # Lowest first. A module may import its own layer and the ones below, never one above. Each entry
 # is a whole top-level module or package (the longest matching prefix decides, so ``cnnlab.api``
@@ -46,7 +46,7 @@ def layer_of(module: str) -> int:
             if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
                 best, level = len(prefix), index
     if level is None:
-        raise AssertionError(f"{module} is in no layer; add it to LAYERS here and to the README's module map")
+        raise AssertionError(f"{module} is in no layer; add it to LAYERS here and to docs/development.md")
     return level
 
 
@@ -198,14 +198,14 @@ def test_training_functions_take_at_most_five_parameters():
     assert not offenders, offenders
 
 
-def test_readme_module_map_matches_the_packages():
-    """The README lists one line per top-level package or module of cnnlab, and no other."""
-    text = README.read_text()
+def test_the_module_map_matches_the_packages():
+    """docs/development.md lists one line per top-level package or module of cnnlab, and no other."""
+    text = MODULE_MAP.read_text()
     section = text.split("## Module map", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^\s*cnnlab/([A-Za-z_]+)(?:/|\.py)", section, re.M))
     present = {p.stem if p.is_file() else p.name for p in SRC.iterdir()}
     present = {n for n in present if not n.startswith("__") and n != "__pycache__" and n != "py"}
     present.discard("_version")
     assert listed == present, (
-        f"README lists {sorted(listed - present)} not in the code; misses {sorted(present - listed)}"
+        f"the module map lists {sorted(listed - present)} not in the code; misses {sorted(present - listed)}"
     )

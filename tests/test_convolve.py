@@ -60,7 +60,7 @@ def test_padding_stride_dilation_and_bias(capsys):
 
 @pytest.mark.parametrize("which", ["scratch", "torch"])
 def test_exit_1_when_the_implementations_disagree(which, monkeypatch, capsys):
-    """The README's promise: exit 1 if the three ever disagree. One of them is made off by 1e-6."""
+    """`cnnlab convolve` promises exit 1 if the three ever disagree: one of them is made off by 1e-6."""
     import torch.nn.functional as F
 
     from cnnlab.scratch import functional

@@ -10,29 +10,13 @@ import pytest
 
 import cnnlab
 from tests.conftest import REAL_DATA
+from tests.tutorial_settings import small_settings
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "tutorial.ipynb"
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-def small_settings(data_dir, out) -> str:
-    return "\n".join(
-        [
-            "TRAIN_SIZE = 400",
-            "VALID_SIZE = 100",
-            "EPOCHS = 2",
-            "BATCH_SIZE = 100",
-            "SEEDS = 1",
-            "OVERFIT_TRAIN_SIZE = 200",
-            "OVERFIT_EPOCHS = 3",
-            "LR_STEPS = 20",
-            f"DATA_DIR = {str(data_dir) if data_dir else None!r}",
-            f"OUT = {str(out)!r}",
-        ]
-    )
 
 
 @pytest.fixture

@@ -42,7 +42,13 @@ def load_run(path: str | Path) -> Run:
 
 
 class Run(RunPictures):
-    """A trained (or still training) run directory: its config, history, summary and model."""
+    """A trained (or still training) run directory: its config, history, summary and model.
+
+    Attributes:
+        path: the run directory, a ``Path``.
+        config: every option the run trained with (its ``config.json``), shown in Jupyter as a table
+            of every option, the changed ones with their default.
+    """
 
     @api_edge
     def __init__(self, path: str | Path):

@@ -53,10 +53,12 @@ class Dataset:
 
     @property
     def num_classes(self) -> int:
+        """How many classes: ``len(classes)``."""
         return len(self.classes)
 
     @property
     def channels(self) -> int:
+        """The images' channels: 1 for gray, 3 for colour (``input_shape[0]``)."""
         return self.input_shape[0]
 
     @property
@@ -70,6 +72,7 @@ class Dataset:
         return self.name.rstrip("/").rsplit("/", 1)[-1] or self.name
 
     def with_statistics(self, mean: tuple[float, ...], std: tuple[float, ...]) -> Dataset:
+        """The same dataset with this per-channel normalisation, ``(x/255 - mean) / std``."""
         return dataclasses.replace(self, mean=tuple(mean), std=tuple(std))
 
     def _stats(self) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +128,7 @@ class Dataset:
         return f"<div>{heading}<table>{cells}</table></div>"
 
     def to_json(self) -> dict[str, Any]:
+        """The record a run saves as ``dataset.json``; ``from_json`` reads it back."""
         values = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 

@@ -26,6 +26,7 @@ class Parameter:
 
     @property
     def shape(self):
+        """The shape of ``data``."""
         return self.data.shape
 
     def accumulate(self, grad: np.ndarray) -> None:
@@ -87,23 +88,28 @@ class Module:
             yield from m.named_modules(prefix + name + ".")
 
     def modules(self) -> list[Module]:
+        """This module and every sub-module, depth first, as ``named_modules`` walks them."""
         return [m for _, m in self.named_modules()]
 
     def named_parameters(self, prefix: str = ""):
+        """``(key, Parameter)`` pairs under torch's keys (``"0.weight"``), depth first."""
         for path, m in self.named_modules(prefix):
             for name, p in m._parameters.items():
                 yield (path + "." if path else "") + name, p
 
     def parameters(self) -> list[Parameter]:
+        """Every Parameter of this module and its sub-modules, in torch's order."""
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self, prefix: str = ""):
+        """``(key, array)`` pairs of the buffers (``running_mean``, ...), None ones left out."""
         for path, m in self.named_modules(prefix):
             for name, b in m._buffers.items():
                 if b is not None:
                     yield (path + "." if path else "") + name, b
 
     def buffers(self) -> list[np.ndarray]:
+        """Every buffer array of this module and its sub-modules, in torch's order."""
         return [b for _, b in self.named_buffers()]
 
     def zero_grad(self) -> None:
@@ -146,12 +152,14 @@ class Module:
                 setattr(module, name, array.astype(current.dtype, copy=True))
 
     def train(self, mode: bool = True) -> Module:
+        """Set training mode (``mode=False``: evaluation) here and in every sub-module; returns self."""
         object.__setattr__(self, "training", bool(mode))
         for m in self._modules.values():
             m.train(mode)
         return self
 
     def eval(self) -> Module:
+        """Evaluation mode (batch norm's running statistics, no dropout), as ``train(False)``."""
         return self.train(False)
 
     def to(self, dtype) -> Module:
@@ -171,9 +179,12 @@ class Module:
     skips_input_grad = False  # whether backward takes input_grad=False (see Sequential.backward)
 
     def forward(self, x):
+        """The layer's output for input ``x``; in training mode it keeps what ``backward`` needs."""
         raise NotImplementedError
 
     def backward(self, grad_output):
+        """Given dL/d(output), store the parameters' gradients (``Parameter.grad``, accumulated)
+        and return dL/d(input). Needs a forward pass in training mode first."""
         raise NotImplementedError
 
     def workspace(self, name: str, shape, dtype) -> np.ndarray:
@@ -192,6 +203,7 @@ class Module:
         return self._cache
 
     def extra_repr(self) -> str:
+        """The arguments ``repr`` shows inside the parentheses, as torch's ``extra_repr``."""
         return ""
 
     def __repr__(self):

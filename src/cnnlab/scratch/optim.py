@@ -39,6 +39,7 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
+        """Update every parameter that has a gradient by the optimizer's rule."""
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 p.data = self._update(p.data, p.grad, state)

@@ -163,6 +163,7 @@ class LrFind:
 
     @property
     def rule(self) -> str | None:
+        """The rule that chose the suggestion, ``"valley"`` or ``"minimum/10"``; None: no fall seen."""
         return self.sweep.rule
 
     def plot(self) -> Figure:
