@@ -52,8 +52,8 @@ BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])  # (4
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])  # (4, 3) weight transform
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])  # (2, 4) output transform
 
-# Input channels from which Winograd beats im2col (measured, see the README's speed section): with
-# fewer, the 16 GEMMs have too short a reduction for the BLAS to run fast.
+# Input channels from which Winograd beats im2col: with fewer, the 16 GEMMs have too short a
+# reduction for the BLAS to run fast.
 MIN_CHANNELS = 16
 # Columns (tiles * N) of V and M per chunk. The transformed arrays are 4x the input and output, and
 # a pass over them costs about as much as a GEMM on them when they come from memory: in chunks of
