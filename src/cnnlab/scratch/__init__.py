@@ -32,9 +32,12 @@ Training, in full::
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from cnnlab.scratch import augment, functional, gradcheck, nn, optim
+from cnnlab.scratch.module import SkipsInputGrad
 
 __all__ = [
     "functional",
@@ -62,8 +65,8 @@ def train_step(
     logits = model(X)
     loss = functional.cross_entropy(logits, y, label_smoothing=label_smoothing)
     grad = functional.cross_entropy_backward(logits, y, label_smoothing=label_smoothing)
-    if model.skips_input_grad:
-        model.backward(grad, input_grad=False)  # X is data: its gradient is not needed
+    if model.skips_input_grad:  # X is data: its gradient is not needed
+        cast(SkipsInputGrad, model).backward(grad, input_grad=False)
     else:
         model.backward(grad)
     if max_norm is not None:

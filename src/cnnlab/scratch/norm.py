@@ -195,6 +195,10 @@ class _BatchNorm(Module):
     """
 
     dims: tuple[int, ...] = ()
+    # Registered buffers (set by register_buffer); None without track_running_stats.
+    running_mean: np.ndarray | None
+    running_var: np.ndarray | None
+    num_batches_tracked: np.ndarray | None
 
     def __init__(
         self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, dtype=np.float32
@@ -214,7 +218,7 @@ class _BatchNorm(Module):
 
     def _factor(self) -> float:
         """The momentum of this step; counts the batch in training mode, as torch does."""
-        if not (self.training and self.track_running_stats):
+        if not (self.training and self.track_running_stats) or self.num_batches_tracked is None:
             return 0.0 if self.momentum is None else self.momentum
         self.num_batches_tracked += 1  # a 0-d int64 array, updated in place
         return 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
