@@ -1,15 +1,17 @@
 """cnnlab.scratch: a NumPy-only CNN engine that matches PyTorch (no torch import, ever).
 
 Layers of the package:
-  windows     strided windows shared by conv and pool, in the (C, H, W, N) layout
-  conv, pool, adaptive, norm
-              conv2d (winograd: Winograd F(2x2, 3x3) for its 3x3 stride-1 cases); max_pool2d,
-              avg_pool2d; adaptive_max_pool2d, adaptive_avg_pool2d; batch_norm
-  functional  those, and linear, relu, log_softmax, cross_entropy, dropout, each with its
-              ``*_backward`` beside it; conv2d_reference is the notebook's loops
+  checks, windows
+              argument checks; strided windows shared by conv and pool, in the (C, H, W, N) layout
   module      Parameter, Module (parameters, buffers, torch's state_dict keys), Sequential
-  nn          Conv2d, MaxPool2d, AvgPool2d, AdaptiveMaxPool2d, AdaptiveAvgPool2d, Linear, ReLU,
-              Flatten, BatchNorm1d, BatchNorm2d, Dropout, ResidualBlock
+  conv, pool, adaptive, norm, linear, activation, dropout, loss
+              one kind of op each: the op, its ``*_backward`` beside it, and its layer (conv2d and
+              Conv2d; max_pool2d, avg_pool2d, MaxPool2d, AvgPool2d; adaptive_max_pool2d,
+              adaptive_avg_pool2d and their layers; batch_norm, BatchNorm1d, BatchNorm2d; linear,
+              Linear, Flatten; relu, ReLU; dropout, Dropout; log_softmax and cross_entropy);
+              winograd: Winograd F(2x2, 3x3) for conv2d's 3x3 stride-1 cases
+  functional  every op, as torch.nn.functional names them; conv2d_reference is the notebook's loops
+  nn          every layer, as torch.nn names them, and ResidualBlock and fuse_relu
   optim       SGD and Adam with torch.optim's update rules; clip_grad_norm_
   augment     random translation (zero or reflect padding), flips and cutout of NumPy batches,
               drawn from a NumPy Generator; fixed shifts for test-time augmentation
@@ -30,9 +32,12 @@ Training, in full::
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from cnnlab.scratch import augment, functional, gradcheck, nn, optim
+from cnnlab.scratch.module import SkipsInputGrad
 
 __all__ = [
     "functional",
@@ -60,8 +65,8 @@ def train_step(
     logits = model(X)
     loss = functional.cross_entropy(logits, y, label_smoothing=label_smoothing)
     grad = functional.cross_entropy_backward(logits, y, label_smoothing=label_smoothing)
-    if model.skips_input_grad:
-        model.backward(grad, input_grad=False)  # X is data: its gradient is not needed
+    if model.skips_input_grad:  # X is data: its gradient is not needed
+        cast(SkipsInputGrad, model).backward(grad, input_grad=False)
     else:
         model.backward(grad)
     if max_norm is not None:

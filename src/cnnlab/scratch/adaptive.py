@@ -12,6 +12,10 @@ so windows cover the input and may overlap by one row when O does not divide H; 
 
 As in torch a NaN counts as a maximum (the last NaN of a window wins). The arrays are in the
 (C, H, W, N) layout of windows.py; outputs and input gradients are NCHW views of it.
+
+The layers ``AdaptiveMaxPool2d`` and ``AdaptiveAvgPool2d`` take torch's arguments;
+``AdaptiveMaxPool2d`` keeps its forward's argmax for the backward, and may apply a fused ReLU to
+its output (``cnnlab.scratch.nn.fuse_relu``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import operator
 
 import numpy as np
 
-from cnnlab.scratch._checks import batched, float_array
+from cnnlab.scratch.activation import relu_after, relu_after_backward
+from cnnlab.scratch.checks import batched, float_array
+from cnnlab.scratch.module import Module
 from cnnlab.scratch.windows import from_planes, to_planes
 
 __all__ = [
@@ -28,6 +34,8 @@ __all__ = [
     "adaptive_avg_pool2d_backward",
     "adaptive_max_pool2d",
     "adaptive_max_pool2d_backward",
+    "AdaptiveMaxPool2d",
+    "AdaptiveAvgPool2d",
 ]
 
 
@@ -172,3 +180,48 @@ def adaptive_avg_pool2d_backward(grad_output, input, output_size) -> np.ndarray:
     x, unbatched, out_hw, cells = _setup(input, output_size, "adaptive_avg_pool2d")
     grad = _avg_backward(_grad_output(grad_output, x, unbatched, out_hw), x.shape, cells)
     return grad[0] if unbatched else grad
+
+
+class AdaptiveMaxPool2d(Module):
+    """Adaptive max pooling to ``output_size`` (an int, or a pair of ints or None)."""
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x):
+        x4, unbatched, out_hw, cells = _setup(x, self.output_size, "adaptive_max_pool2d")
+        out, arg = _max_forward(x4, out_hw, cells)
+        out = relu_after(self, from_planes(out))  # (N, C, H_out, W_out) view
+        self._cache = (arg, x4.shape, unbatched, out_hw, cells, out) if self.training else None
+        if self.return_indices:
+            indices = _flat_indices(arg, x4.shape, cells)
+            return (out[0], indices[0]) if unbatched else (out, indices)
+        return out[0] if unbatched else out
+
+    def backward(self, grad_output):
+        arg, x_shape, unbatched, out_hw, cells, out = self._saved()
+        gy = np.asarray(grad_output).reshape(*x_shape[:2], *out_hw)  # (N, C, H_out, W_out)
+        grad = _max_backward(relu_after_backward(self, gy, out), arg, x_shape, cells)
+        return grad[0] if unbatched else grad
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Adaptive average pooling to ``output_size`` (an int, or a pair of ints or None)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        self._cache = x if self.training else None
+        return adaptive_avg_pool2d(x, self.output_size)
+
+    def backward(self, grad_output):
+        return adaptive_avg_pool2d_backward(grad_output, self._saved(), self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.scratch._checks import float_array
+from cnnlab.scratch.checks import float_array
 
 __all__ = [
     "PAD_MODES",

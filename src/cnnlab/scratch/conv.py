@@ -15,6 +15,9 @@ GEMMs plus col2im:
 3x3 convolutions with stride 1, one group and at least winograd.MIN_CHANNELS input channels take
 Winograd's F(2x2, 3x3) instead (winograd.py): the same result with 2.25x fewer multiplications.
 
+The layer ``Conv2d`` runs the same forward and keeps its im2col matrix (or Winograd's padded input)
+for its backward, instead of recomputing it as ``conv2d_backward`` must.
+
 References: Dumoulin & Visin, "A guide to convolution arithmetic" (2016); torch.nn.functional.conv2d.
 """
 
@@ -24,10 +27,11 @@ import numpy as np
 
 from cnnlab import shapes
 from cnnlab.scratch import winograd
-from cnnlab.scratch._checks import batched, float_array, positive_int
+from cnnlab.scratch.checks import batched, float_array, positive_int
+from cnnlab.scratch.module import Module, generator, uniform
 from cnnlab.scratch.windows import fold, from_planes, pad2d, to_planes, unpad2d, windows
 
-__all__ = ["conv2d", "conv2d_backward", "conv2d_reference"]
+__all__ = ["conv2d", "conv2d_backward", "conv2d_reference", "Conv2d"]
 
 
 def _setup(input, weight, bias, stride, padding, dilation, groups):
@@ -115,7 +119,7 @@ def _backward(grad_output, cols, x_shape, w, has_bias, geo, input_grad=True):
     grad_w_t = np.empty((g, w_mat.shape[2], w_mat.shape[1]), dtype=w.dtype)  # (G, K, O/G)
     for group in range(g):
         # dL/dw = dL/dy cols^T, computed as (cols dL/dy^T)^T: OpenBLAS runs this order of the same
-        # GEMM (long reduction over M = H_out*W_out*N) about three times faster.
+        # GEMM (long reduction over M = H_out*W_out*N) much faster.
         np.matmul(cols[group], gy[group].T, out=grad_w_t[group])
     grad_w = np.ascontiguousarray(grad_w_t.transpose(0, 2, 1)).reshape(w.shape)  # (O, C/G, kh, kw)
     if not input_grad:
@@ -170,7 +174,7 @@ def conv2d_reference(input, weight, bias=None, stride=1, padding=0, dilation=1, 
     """The notebook's ``forward_convolution``: four nested loops, one output value at a time.
 
     The readable definition of conv2d (same arguments, same result), and an oracle on tiny
-    inputs; it is 500 to 1000 times slower than ``conv2d``.
+    inputs: it computes one value at a time in Python, far slower than ``conv2d``.
     """
     x, w, b, unbatched, geo = _setup(input, weight, bias, stride, padding, dilation, groups)
     top, bottom, left, right = geo["pads"]
@@ -191,3 +195,65 @@ def conv2d_reference(input, weight, bias=None, stride=1, padding=0, dilation=1, 
                     ]
                     out[n, o, i, j] = np.sum(patch * w[o]) + (0.0 if b is None else b[o])
     return out[0] if unbatched else out
+
+
+class Conv2d(Module):
+    """2-D convolution layer; weight (C_out, C_in/groups, kH, kW), bias (C_out,)."""
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        *,
+        rng=None,
+        dtype=np.float32,
+    ):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"in_channels and out_channels must be divisible by groups. Received: "
+                f"in_channels={in_channels}, out_channels={out_channels}, groups={groups}"
+            )
+        kh, kw = shapes.pair(kernel_size, "kernel_size")
+        shapes.conv2d_padding(padding, (kh, kw), stride, dilation)  # fail early on bad options
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        rng, fan_in = generator(rng), in_channels // groups * kh * kw
+        self.weight = uniform((out_channels, in_channels // groups, kh, kw), fan_in, rng, dtype)
+        self.bias = uniform((out_channels,), fan_in, rng, dtype) if bias else None
+
+    def forward(self, x):
+        b = None if self.bias is None else self.bias.data
+        x4, w, b, unbatched, geo = _setup(
+            x, self.weight.data, b, self.stride, self.padding, self.dilation, self.groups
+        )
+        out, cols = _forward(x4, w, b, geo, self.workspace if self.training else None)
+        self._cache = (cols, x4.shape, unbatched, geo) if self.training else None
+        return out[0] if unbatched else out
+
+    skips_input_grad = True
+
+    def backward(self, grad_output, input_grad=True):
+        """The input's gradient (None with ``input_grad=False``); adds into weight.grad and bias.grad.
+        One backward per forward: it reuses the forward's im2col memory."""
+        cols, x_shape, unbatched, geo = self._saved()
+        self._cache = None
+        gy = np.asarray(grad_output).reshape((x_shape[0], self.weight.shape[0]) + geo["out_hw"])
+        grad_input, grad_w, grad_b = _backward(
+            gy, cols, x_shape, self.weight.data, self.bias is not None, geo, input_grad
+        )
+        self.weight.accumulate(grad_w)
+        if self.bias is not None:
+            self.bias.accumulate(grad_b)
+        if grad_input is None:
+            return None
+        return grad_input[0] if unbatched else grad_input
+
+    def extra_repr(self):
+        c_in, c_out = self.weight.shape[1] * self.groups, self.weight.shape[0]
+        return f"{c_in}, {c_out}, kernel_size={self.weight.shape[2:]}"

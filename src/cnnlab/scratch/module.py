@@ -10,11 +10,17 @@ then its children's, e.g. ``"1.weight", "1.bias", "1.running_mean", "1.running_v
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ["Parameter", "Module", "Sequential"]
+
+# workspace(name, shape, dtype): an uninitialised array kept under ``name`` for reuse (see
+# ``Module.workspace``); the ops that take one use it for their scratch arrays.
+Workspace = Callable[[str, tuple[int, ...], DTypeLike], np.ndarray]
 
 
 class Parameter:
@@ -60,6 +66,12 @@ def reused_array(spaces: dict, name: str, shape, dtype) -> np.ndarray:
 
 class Module:
     """Base class: registers Parameters, buffers and sub-Modules in assignment order, as torch does."""
+
+    # Set in __init__ with object.__setattr__, past this class's own __setattr__.
+    _parameters: OrderedDict[str, Parameter]
+    _buffers: OrderedDict[str, np.ndarray | None]
+    _modules: OrderedDict[str, Module]
+    training: bool
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -176,7 +188,7 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
-    skips_input_grad = False  # whether backward takes input_grad=False (see Sequential.backward)
+    skips_input_grad = False  # whether backward takes input_grad=False (see SkipsInputGrad)
 
     def forward(self, x):
         """The layer's output for input ``x``; in training mode it keeps what ``backward`` needs."""
@@ -209,6 +221,13 @@ class Module:
     def __repr__(self):
         inner = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items())
         return f"{type(self).__name__}({self.extra_repr()}{inner}{chr(10) if inner else ''})"
+
+
+class SkipsInputGrad(Protocol):
+    """A module with ``skips_input_grad = True``: its backward takes ``input_grad=False`` and then
+    returns None instead of the input's gradient (Conv2d, Sequential)."""
+
+    def backward(self, grad_output: np.ndarray, input_grad: bool = True) -> np.ndarray | None: ...
 
 
 class Sequential(Module):

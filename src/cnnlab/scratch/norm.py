@@ -20,15 +20,21 @@ Backward, with g = dL/dy, sums and means over the M values of a channel:
 Layout: every pass works on a (C, M) array, the channel's values contiguous: (N, C, *) is moved
 to (C, *, N), which for 4-D inputs is the (C, H, W, N) layout of conv and pool (windows.py), so
 a batch norm between them copies nothing. Outputs go back as (N, C, *) views of that memory.
+
+The layers ``BatchNorm1d`` and ``BatchNorm2d`` have torch's constructor arguments, parameters,
+buffers and state_dict keys; they keep x - mean for the backward (which overwrites it), and may
+apply a fused ReLU to their output (``cnnlab.scratch.nn.fuse_relu``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.scratch._checks import float_array
+from cnnlab.scratch.activation import relu_after, relu_after_backward
+from cnnlab.scratch.checks import float_array
+from cnnlab.scratch.module import Module, Parameter
 
-__all__ = ["batch_norm", "batch_norm_backward"]
+__all__ = ["batch_norm", "batch_norm_backward", "BatchNorm1d", "BatchNorm2d"]
 
 
 def to_channels(x: np.ndarray) -> np.ndarray:
@@ -178,3 +184,89 @@ def batch_norm_backward(
         to_channels(gy), centred, invstd, w, b is not None, training
     )
     return from_channels(grad_input, x.shape), grad_weight, grad_bias
+
+
+class _BatchNorm(Module):
+    """Batch norm over axis 1, torch's constructor arguments, parameters and buffers.
+
+    With ``momentum=None`` the running statistics are a cumulative average (the factor is
+    1 / num_batches_tracked), as in torch. Without ``track_running_stats`` there are no buffers
+    and batch statistics normalise in eval mode too.
+    """
+
+    dims: tuple[int, ...] = ()
+    # Registered buffers (set by register_buffer); None without track_running_stats.
+    running_mean: np.ndarray | None
+    running_var: np.ndarray | None
+    num_batches_tracked: np.ndarray | None
+
+    def __init__(
+        self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, dtype=np.float32
+    ):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=dtype))
+            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        else:
+            self.weight = self.bias = None
+        tracked = track_running_stats
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype) if tracked else None)
+        self.register_buffer("running_var", np.ones(num_features, dtype=dtype) if tracked else None)
+        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64) if tracked else None)
+
+    def _factor(self) -> float:
+        """The momentum of this step; counts the batch in training mode, as torch does."""
+        if not (self.training and self.track_running_stats) or self.num_batches_tracked is None:
+            return 0.0 if self.momentum is None else self.momentum
+        self.num_batches_tracked += 1  # a 0-d int64 array, updated in place
+        return 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim not in self.dims:
+            raise ValueError(
+                f"{type(self).__name__} expects {' or '.join(f'{d}-D' for d in self.dims)} input. "
+                f"Received: input.shape={x.shape}"
+            )
+        momentum = self._factor()
+        batch_stats = self.training or self.running_mean is None  # untracked: batch statistics always
+        stats = (self.running_mean, self.running_var)  # updated in place in training mode
+        w, b = (None, None) if not self.affine else (self.weight.data, self.bias.data)
+        x, w, b = _setup(x, *stats, w, b, batch_stats, momentum, self.eps)
+        shape = (x.shape[1], x.size // x.shape[1])  # (C, M)
+        space = self.workspace("centred", shape, x.dtype) if self.training else None
+        y, centred, invstd = _normalise(x, *stats, w, b, batch_stats, momentum, self.eps, space)
+        y = relu_after(self, y)  # (C, M), a new array
+        self._cache = (centred, invstd, x.shape, batch_stats, y) if self.training else None
+        return from_channels(y, x.shape)
+
+    def backward(self, grad_output):
+        """The input's gradient; one backward per forward (it is computed in the forward's memory)."""
+        centred, invstd, x_shape, batch_stats, y = self._saved()
+        self._cache = None
+        grad = to_channels(np.asarray(grad_output).reshape(x_shape))  # (C, M)
+        gc = relu_after_backward(self, grad, y)
+        w = None if not self.affine else self.weight.data
+        own = gc is not grad  # a fresh array from the fused ReLU's mask, else the caller's
+        grad_input, grad_w, grad_b = _backward(gc, centred, invstd, w, self.affine, batch_stats, own)
+        if self.affine:
+            self.weight.accumulate(grad_w)
+            self.bias.accumulate(grad_b)
+        return from_channels(grad_input, x_shape)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (N, C) or (N, C, L) inputs, per channel C."""
+
+    dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm of (N, C, H, W) inputs, per channel C."""
+
+    dims = (4,)

@@ -11,6 +11,9 @@ Outputs and input gradients are NCHW views of that layout.
 
 The divisor D is ``divisor_override`` if given, else the window's area clipped to the padded
 input (``count_include_pad=True``) or to the input itself (``count_include_pad=False``).
+
+The layers ``MaxPool2d`` and ``AvgPool2d`` take torch's arguments; ``MaxPool2d`` keeps its forward's
+argmax for the backward, and may apply a fused ReLU to its output (``cnnlab.scratch.nn.fuse_relu``).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlab import shapes
-from cnnlab.scratch._checks import batched, float_array
+from cnnlab.scratch.activation import relu_after, relu_after_backward
+from cnnlab.scratch.checks import batched, float_array
+from cnnlab.scratch.module import Module
 from cnnlab.scratch.windows import from_planes, offset_view, pad2d, to_planes, unpad2d
 
-__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
+__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "MaxPool2d", "AvgPool2d"]
 
 
 def _setup(input, op, kernel_size, stride, padding, dilation, ceil_mode):
@@ -205,3 +210,66 @@ def avg_pool2d_backward(
         offset_view(grad_xp, i, j, geo["out_hw"], geo["stride"], geo["dilation"])[...] += share
     grad = from_planes(unpad2d(grad_xp, geo["pads"], x.shape[2:]))  # (N, C, H, W) view
     return grad[0] if unbatched else grad
+
+
+class MaxPool2d(Module):
+    """Max pooling layer (torch's argument order: kernel_size, stride, padding, dilation,
+    return_indices, ceil_mode)."""
+
+    def __init__(
+        self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
+    ):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
+
+    def forward(self, x):
+        x4, unbatched, geo = _setup(
+            x, "max_pool2d", self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+        )
+        out, arg = _max_forward(x4, geo)
+        out = relu_after(self, from_planes(out))  # (N, C, H_out, W_out) view
+        self._cache = (arg, x4.shape, unbatched, geo, out) if self.training else None
+        if self.return_indices:
+            indices = _flat_indices(arg, x4.shape, geo)
+            return (out[0], indices[0]) if unbatched else (out, indices)
+        return out[0] if unbatched else out
+
+    def backward(self, grad_output):
+        arg, x_shape, unbatched, geo, out = self._saved()
+        gy = np.asarray(grad_output).reshape(x_shape[:2] + geo["out_hw"])  # (N, C, H_out, W_out)
+        grad = _max_backward(relu_after_backward(self, gy, out), arg, x_shape, geo)
+        return grad[0] if unbatched else grad
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+
+
+class AvgPool2d(Module):
+    """Average pooling layer, torch's arguments."""
+
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    ):
+        super().__init__()
+        self.options = dict(
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            ceil_mode=ceil_mode,
+            count_include_pad=count_include_pad,
+            divisor_override=divisor_override,
+        )
+
+    def forward(self, x):
+        self._cache = x if self.training else None
+        return avg_pool2d(x, **self.options)
+
+    def backward(self, grad_output):
+        return avg_pool2d_backward(grad_output, self._saved(), **self.options)

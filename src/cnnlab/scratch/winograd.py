@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnlab.scratch.module import reused_array
+from cnnlab.scratch.module import Workspace, reused_array
 from cnnlab.scratch.windows import from_planes, to_planes
 
 __all__ = ["applies", "save_input", "forward", "backward", "Saved", "BT", "G", "AT"]
@@ -52,8 +52,8 @@ BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])  # (4
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])  # (4, 3) weight transform
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])  # (2, 4) output transform
 
-# Input channels from which Winograd beats im2col (measured, see the README's speed section): with
-# fewer, the 16 GEMMs have too short a reduction for the BLAS to run fast.
+# Input channels from which Winograd beats im2col: with fewer, the 16 GEMMs have too short a
+# reduction for the BLAS to run fast.
 MIN_CHANNELS = 16
 # Columns (tiles * N) of V and M per chunk. The transformed arrays are 4x the input and output, and
 # a pass over them costs about as much as a GEMM on them when they come from memory: in chunks of
@@ -70,7 +70,7 @@ class Saved(NamedTuple):
     pads: tuple  # (top, bottom, left, right) of the convolution itself
     tiles: tuple  # (th, tw) tile rows and columns
     out_hw: tuple  # (H_out, W_out)
-    workspace: object  # workspace(name, shape, dtype), the forward's scratch arrays
+    workspace: Workspace  # the forward's scratch arrays
 
 
 def applies(weight_shape, geo) -> bool:
@@ -85,7 +85,7 @@ def applies(weight_shape, geo) -> bool:
     )
 
 
-def _local_workspace():
+def _local_workspace() -> Workspace:
     """A workspace(name, shape, dtype) of this call's own, so that chunks reuse their buffers."""
     return functools.partial(reused_array, {})
 
@@ -208,7 +208,7 @@ def _blas():
     return _BLAS.lib_controllers[0].get_num_threads(), _BLAS.limit(limits=1)
 
 
-def _slot(workspace, slot: int):
+def _slot(workspace: Workspace, slot: int) -> Workspace:
     """The workspace of one Python thread: the same names, suffixed, so threads never share."""
     return lambda name, shape, dtype: workspace(f"{name}.{slot}", shape, dtype)
 

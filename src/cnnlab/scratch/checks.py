@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["float_array", "batched", "positive_int"]
+
 
 def float_array(x, name: str, dtype=None) -> np.ndarray:
     """``x`` as a floating NumPy array: its own float dtype, else ``dtype``, else float64."""
