@@ -320,3 +320,13 @@ def main_raising(argv):
 
     args = build_parser().parse_args(argv)
     return args.func(args)
+
+
+def test_statistics_are_one_data_error_until_known():
+    """``statistics()`` is the dataset's normalisation, never a None: before any images are read it
+    refuses, as the normalisation itself does."""
+    described = Dataset("tiny", ("a", "b"), (1, 4, 4), 10, 2)
+    for use in (described.statistics, lambda: described.normalize(np.zeros((1, 1, 4, 4), np.uint8))):
+        with pytest.raises(DataError, match="not known yet"):
+            use()
+    assert described.with_statistics((0.5,), (0.25,)).statistics() == ((0.5,), (0.25,))

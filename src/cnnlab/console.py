@@ -121,7 +121,7 @@ class TolerantStderr:
 def guarded_streams() -> Iterator[None]:
     """stdout as ``GuardedStdout``, stderr as ``TolerantStderr``, for the length of a command."""
     out, err = GuardedStdout(sys.stdout), TolerantStderr(sys.stderr)
-    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    sys.stdout, sys.stderr = out, err
     try:
         yield
     finally:

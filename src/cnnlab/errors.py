@@ -132,7 +132,7 @@ def option(name: str) -> str:
     return spelled("--" + name.replace("_", "-"), f"{name}=")
 
 
-def resume_command(run: object, epochs: int | None = None, command: str = "train") -> str:
+def resume_command(run: str | os.PathLike, epochs: int | None = None, command: str = "train") -> str:
     """The command (or the call) that continues ``run`` (a run, or with ``command="compare"`` a
     comparison), or trains it further to ``epochs`` epochs. On the command line it is quoted for a
     shell (``cnnlab.shell``), so that pasting it runs exactly it."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnnlab.api.edge import api_edge
 from cnnlab.errors import ConfigError
-from cnnlab.inspect.convolve import Result
+from cnnlab.inspect.convolve import Example, Result
 
 if TYPE_CHECKING:
     from cnnlab.data import LabelledImages
@@ -66,6 +66,8 @@ def _backend_of(model: Any) -> str:
 class Convolution(Result):
     """What ``cnnlab.convolve`` returns: the result (``.reference``, ``.agree``, ``.explain()``), shown
     in a notebook as its grids and sums, and drawn frame by frame by ``.animate()``."""
+
+    example: Example  # what was convolved: ``cnnlab.convolve`` always keeps it
 
     @api_edge
     def animate(self, ms_per_frame: int = 900) -> Animation:
@@ -137,7 +139,7 @@ def convolve(
         result = demo.run(example)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return Convolution(result.reference, result.scratch, result.torch, result.example)
+    return Convolution(result.reference, result.scratch, result.torch, example)
 
 
 @api_edge

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -14,7 +14,7 @@ __all__ = ["Predictions"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Predictions(Sequence):
+class Predictions(Sequence[dict[str, Any]]):
     """One prediction per image. ``probabilities`` is (N, classes) (softmax, with the run's
     test-time augmentation), ``inputs`` the prepared uint8 images (N, C, H, W), ``inverted`` which
     photos were inverted. ``predictions[i]`` is a dict as ``cnnlab predict --json`` prints:
@@ -49,7 +49,14 @@ class Predictions(Sequence):
     def __len__(self) -> int:
         return len(self.names)
 
-    def __getitem__(self, index):  # type: ignore[override]  # a slice gives a list of dicts
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        """Image ``index`` as {"image", "top", "inverted"}; a slice gives a list of them."""
         rows = [
             {"image": name, "top": top, "inverted": inverted}
             for name, top, inverted in zip(self.names, self.top, self.inverted)

@@ -69,8 +69,10 @@ def train(
     try:
         return Run(start.run(session).run_dir)
     except AlreadyFinished as done:  # only a resume meets it, and it is no mistake: say so, give the run
+        if not isinstance(start, entry.Resume):
+            raise
         session.log(str(done))
-        return Run(resume)
+        return Run(start.run_dir)
 
 
 @api_edge

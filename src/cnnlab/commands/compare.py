@@ -81,12 +81,13 @@ def run(args: argparse.Namespace) -> int:
         _refuse_options_beside_resume(args)
         result = resume_comparison(args.resume, log=_log)
     else:
-        grid = [
-            getattr(args, "optimizers", ["sgd", "adam"]),
-            getattr(args, "lrs", None),
-            getattr(args, "seeds", 3),
-        ]
-        plan = make_plan(explicit_options(args), *grid, args.config)
+        plan = make_plan(
+            explicit_options(args),
+            optimizers=getattr(args, "optimizers", ["sgd", "adam"]),
+            lrs=getattr(args, "lrs", None),
+            seeds=getattr(args, "seeds", 3),
+            config_file=args.config,
+        )
         result = run_comparison(plan, args.compare_out, log=_log)
     print()
     print(result)

@@ -10,6 +10,8 @@ to a GPU. Batches are then slices of one array, so the hot loop does no per-samp
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -42,20 +44,40 @@ def split_indices(train_size: int, valid_size: int, seed: int, total: int) -> Sp
     )
 
 
-@dataclasses.dataclass
-class Arrays:
-    """uint8 images (N, C, H, W) and int64 labels (N,) for each part; engines normalise the images
-    into their own arrays (``to_native``), after which the image fields hold those."""
+# The type of the image fields: a uint8 NumPy array as split (``Arrays[np.ndarray]``), then the
+# engine's own array once normalised (``with_images(engine.to_native)``): a NumPy array for the
+# numpy backend, a torch tensor on the device for torch. Data knows nothing of torch, hence a TypeVar.
+Images = TypeVar("Images")
+Converted = TypeVar("Converted")
 
-    train_x: np.ndarray
+
+@dataclasses.dataclass
+class Arrays(Generic[Images]):
+    """Images (N, C, H, W) and int64 NumPy labels (N,) for each part: the train and validation
+    parts of the training pool, and the test set."""
+
+    train_x: Images
     train_y: np.ndarray
-    valid_x: np.ndarray
+    valid_x: Images
     valid_y: np.ndarray
-    test_x: np.ndarray
+    test_x: Images
     test_y: np.ndarray
 
+    def with_images(self, convert: Callable[[Images], Converted]) -> Arrays[Converted]:
+        """The same parts with each part's images converted (the labels as they are)."""
+        return Arrays(
+            convert(self.train_x),
+            self.train_y,
+            convert(self.valid_x),
+            self.valid_y,
+            convert(self.test_x),
+            self.test_y,
+        )
 
-def split_arrays(images: LabelledImages, train_size: int | None, valid_size: int, seed: int) -> Arrays:
+
+def split_arrays(
+    images: LabelledImages, train_size: int | None, valid_size: int, seed: int
+) -> Arrays[np.ndarray]:
     """The seeded train and validation parts of the training pool (``train_size`` None: all the
     images the validation part leaves), and the test set."""
     total = len(images.train_labels)

@@ -75,12 +75,16 @@ class Dataset:
         """The same dataset with this per-channel normalisation, ``(x/255 - mean) / std``."""
         return dataclasses.replace(self, mean=tuple(mean), std=tuple(std))
 
-    def _stats(self) -> tuple[np.ndarray, np.ndarray]:
+    def statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per channel; DataError while they are not known (no images read yet)."""
         if self.mean is None or self.std is None:
             raise DataError(f"the normalisation of dataset {self.name} is not known yet (no images read)")
+        return self.mean, self.std
+
+    def _stats(self) -> tuple[np.ndarray, np.ndarray]:
         shape = (1, self.channels, 1, 1)
-        mean = np.asarray(self.mean, np.float32).reshape(shape)
-        return mean, np.asarray(self.std, np.float32).reshape(shape)
+        mean, std = self.statistics()
+        return np.asarray(mean, np.float32).reshape(shape), np.asarray(std, np.float32).reshape(shape)
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, C, H, W) -> float32 (N, C, H, W): ``(x / 255 - mean) / std`` per channel.

@@ -22,13 +22,20 @@ their values use, transparent areas become white paper, and the EXIF orientation
 from __future__ import annotations
 
 import io
+import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, TypeGuard, Union
 
 import numpy as np
 
 from cnnlab.errors import ImageError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+# What ``decode`` reads: a path, the file's bytes, a binary file open for reading, or a PIL image.
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], "PILImage"]
 
 __all__ = ["decode", "MAX_SIDE", "MAX_PIXELS", "MAX_PROGRESSIVE_PIXELS", "MAX_CONCURRENT", "WEB_FORMATS"]
 
@@ -46,7 +53,9 @@ _ORIENTATIONS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5:
 _ORIENTATIONS |= {6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
 
 
-def decode(source: Any, mode: str = "L", *, formats: tuple[str, ...] | None = None, name: str | None = None):
+def decode(
+    source: ImageSource, mode: str = "L", *, formats: tuple[str, ...] | None = None, name: str | None = None
+) -> np.ndarray:
     """A path, bytes, binary file or PIL image -> float32 (H, W) for ``mode="L"`` or (H, W, 3) for
     ``"RGB"``, values 0..255, longest side at most ``MAX_SIDE``.
 
@@ -64,13 +73,13 @@ def decode(source: Any, mode: str = "L", *, formats: tuple[str, ...] | None = No
             return _to_array(*_bounded(opened, mode, label, drafted=True), mode, label)
 
 
-def _is_pil(source: Any) -> bool:
+def _is_pil(source: object) -> TypeGuard[PILImage]:
     from PIL import Image
 
     return isinstance(source, Image.Image)
 
 
-def _open(source: Any, label: str, formats: tuple[str, ...] | None):
+def _open(source: Any, label: str, formats: tuple[str, ...] | None) -> PILImage:
     """The image, opened (its header read, nothing decoded), or ImageError."""
     from PIL import Image, UnidentifiedImageError
 
@@ -89,6 +98,7 @@ def _open(source: Any, label: str, formats: tuple[str, ...] | None):
     except UnidentifiedImageError:
         raise ImageError(f"{label} is not an image cnnlab can read; give a PNG or JPEG") from None
     except Image.DecompressionBombError:  # over Pillow's own limit, checked at open
+        assert Image.MAX_IMAGE_PIXELS is not None  # Pillow checks for bombs only while it is set
         raise ImageError(
             f"{label} declares over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; refused "
             "(a decompression bomb?)"
@@ -121,7 +131,7 @@ def _line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
 
 
-def _bounded(image, mode: str, label: str, drafted: bool):
+def _bounded(image: PILImage, mode: str, label: str, drafted: bool) -> tuple[PILImage, bool]:
     """(the decoded image, its longest side at most MAX_SIDE and upright; whether it was 16-bit);
     ImageError over the budget. ``drafted``: a file we opened, which a JPEG's draft may shrink."""
     from PIL import Image
@@ -148,14 +158,14 @@ def _bounded(image, mode: str, label: str, drafted: bool):
     return image, sixteen_bit
 
 
-def _orientation(image) -> int | None:
+def _orientation(image: PILImage) -> int | None:
     try:
         return image.getexif().get(0x0112)
     except Exception:  # a damaged EXIF block is not worth refusing the photo for
         return None
 
 
-def _progressive(image) -> bool:
+def _progressive(image: PILImage) -> bool:
     return bool(image.info.get("progressive") or image.info.get("progression"))
 
 
@@ -167,7 +177,7 @@ def _check_pixels(pixels: int, limit: int | None, label: str) -> None:
         )
 
 
-def _reducible(image):
+def _reducible(image: PILImage) -> PILImage:
     """Modes ``Image.reduce`` cannot average, converted to ones it can, keeping transparency."""
     if image.mode == "1":
         return image.convert("L")
@@ -178,7 +188,7 @@ def _reducible(image):
     return image
 
 
-def _to_array(image, sixteen_bit: bool, mode: str, label: str) -> np.ndarray:
+def _to_array(image: PILImage, sixteen_bit: bool, mode: str, label: str) -> np.ndarray:
     """float32 (H, W) or (H, W, 3), 0..255, from a decoded image of bounded size."""
     from PIL import Image
 

@@ -17,9 +17,13 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnnlab.data.files import DataFile, verify_file
 from cnnlab.errors import DataError
+
+if TYPE_CHECKING:
+    import requests
 
 OFFLINE_HINT = "pass --data-dir DIR holding the files"
 CHUNK = 1 << 16  # bytes per read; pooch's default of 1 KiB flushes the file 30,000 times
@@ -47,9 +51,8 @@ def download_file(
                 try:
                     return _retrieve(url, spec, Path(dest_dir), timeout, quiet)
                 except requests.HTTPError as exc:
-                    code = exc.response.status_code
-                    problems.append(f"{url}: HTTP {code} {exc.response.reason or ''}".rstrip())
-                    if 400 <= code < 500:
+                    problems.append(f"{url}: {_http_reason(exc)}")
+                    if exc.response is not None and 400 <= exc.response.status_code < 500:
                         break  # a missing file does not appear on retry
                 # requests' other errors are OSErrors; pooch reports a wrong MD5 as a ValueError
                 except (OSError, ValueError) as exc:
@@ -59,6 +62,13 @@ def download_file(
     raise DataError(
         f"could not download {spec.name} ({problems[-1] if problems else 'no mirrors'}); " + offline_hint
     )
+
+
+def _http_reason(exc: requests.HTTPError) -> str:
+    """``HTTP 404 Not Found``; an HTTPError raised without a response (requests allows it) says its own."""
+    if exc.response is None:
+        return str(exc)
+    return f"HTTP {exc.response.status_code} {exc.response.reason or ''}".rstrip()
 
 
 def _retrieve(url: str, spec: DataFile, dest_dir: Path, timeout: float, quiet: bool) -> Path:

@@ -78,7 +78,8 @@ def _class_dirs(folder: Path) -> list[Path]:
 
 def _files(class_dir: Path) -> tuple[list[Path], list[Path]]:
     """(images, other files) of one class folder, sorted by name; subfolders are searched too."""
-    images, others = [], []
+    images: list[Path] = []
+    others: list[Path] = []
     for path in sorted(p for p in class_dir.rglob("*") if p.is_file()):
         if path.name.startswith("."):
             continue
@@ -116,7 +117,7 @@ def _class_order(root: Path, names: list[str], saved: dict) -> tuple[str, ...]:
 
 
 def _entries(folder: Path, classes: tuple[str, ...], part: str, skipped: list[Path]) -> list[Entry]:
-    entries = []
+    entries: list[Entry] = []
     for label, name in enumerate(classes):
         class_dir = folder / name
         if not class_dir.is_dir():
@@ -152,7 +153,8 @@ def _headers(paths: list[Path]) -> tuple[collections.Counter, bool]:
     from PIL import Image
 
     sizes: collections.Counter = collections.Counter()
-    has_color, failed = False, []
+    has_color = False
+    failed: list[tuple[Path, Exception]] = []
     for path in paths:
         try:
             with Image.open(path) as image:
@@ -161,10 +163,21 @@ def _headers(paths: list[Path]) -> tuple[collections.Counter, bool]:
         except Exception as exc:  # Pillow raises many kinds for a broken header
             failed.append((path, exc))
     if failed:
-        path, exc = failed[0]
+        first, error = failed[0]
         others = f"; {len(failed) - 1} other image(s) failed too" if len(failed) > 1 else ""
-        raise ImageError(f"{path} cannot be read as an image ({exc}){others}: fix or remove them")
+        raise ImageError(f"{first} cannot be read as an image ({error}){others}: fix or remove them")
     return sizes, has_color
+
+
+def _saved_statistics(
+    saved: dict, channels: int
+) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """The mean and std that ``dataset.json`` gives, when it gives one of each per channel; else
+    (None, None): they are computed from the training images once those are read."""
+    mean, std = saved.get("mean"), saved.get("std")
+    if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == channels):
+        return None, None
+    return tuple(mean), tuple(std)
 
 
 def _signature(root: Path) -> tuple:
@@ -247,9 +260,7 @@ class FolderSource:
         scan, shape = self.scan, self._shape()
         saved = scan.saved
         native = self.image_size is None and self.color is None
-        mean, std = (saved.get("mean"), saved.get("std")) if native else (None, None)
-        if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == shape[0]):
-            mean = std = None  # computed from the training images once they are read
+        mean, std = _saved_statistics(saved, shape[0]) if native else (None, None)
         return Dataset(
             self.name,
             scan.classes,

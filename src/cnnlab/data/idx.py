@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -43,7 +43,7 @@ def open_bytes(path: Path) -> bytes | bytearray:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _read_declared(fh: BinaryIO, path: Path, size: int | None) -> bytes | bytearray:
+def _read_declared(fh: io.BufferedIOBase, path: Path, size: int | None) -> bytes | bytearray:
     """The IDX header, then as many bytes as it declares plus one; ``size``: the file's, when known."""
     head = fh.read(4)
     if len(head) == 4:

@@ -29,8 +29,12 @@ ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 def _files(
     train: int, test: int, md5s: tuple[str, str, str, str], sha256s=(None,) * 4
 ) -> dict[str, DataFile]:
-    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
-    names += ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    names = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
     shapes = ((train, 28, 28), (train,), (test, 28, 28), (test,))
     return {
         role: DataFile(name, md5, sha, shape)
@@ -99,14 +103,14 @@ class IdxSource:
                     "expected uint8 (N,)"
                 )
         self._check_roles(len(arrays["train_images"]), len(arrays["test_images"]), paths)
-        images = LabelledImages(
+        labelled = LabelledImages(
             arrays["train_images"][:, None],
             arrays["train_labels"].astype(np.int64),
             arrays["test_images"][:, None],
             arrays["test_labels"].astype(np.int64),
         )
-        images.check(self.dataset, str(directory))
-        return images
+        labelled.check(self.dataset, str(directory))
+        return labelled
 
     def _check_roles(self, train: int, test: int, paths: dict[str, Path]) -> None:
         """Train and test files in their places: a copy of the dataset (or a synthetic stand-in) never

@@ -13,9 +13,12 @@ time and memory of each image.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from cnnlab.data.decode import ImageSource
 
 SIZE = 28  # Fashion-MNIST's side, for ``to_fashion_mnist``
 # A pixel belongs to the item when it is this much brighter than the background, as a share
@@ -29,7 +32,7 @@ class Prepared:
     inverted: bool  # whether the photo was dark-on-light and got inverted
 
 
-def read_gray(path: str | Path) -> np.ndarray:
+def read_gray(path: ImageSource) -> np.ndarray:
     """The file as float32 grayscale (H, W) in 0..255, its longest side at most 1,024 pixels;
     transparent areas become white paper. Decoded within ``cnnlab.data.decode``'s budget."""
     from cnnlab.data.decode import decode
@@ -37,7 +40,7 @@ def read_gray(path: str | Path) -> np.ndarray:
     return decode(path, "L")
 
 
-def read_image(path: str | Path, color: str = "gray") -> np.ndarray:
+def read_image(path: ImageSource, color: str = "gray") -> np.ndarray:
     """The file (or bytes, a binary file, a PIL image) as float32 0..255: (H, W) for ``color``
     "gray", (H, W, 3) for "rgb"; transparent areas become white paper. Decoded within
     ``cnnlab.data.decode``'s budget, its longest side at most 1,024 pixels."""

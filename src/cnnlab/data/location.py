@@ -25,7 +25,8 @@ ENV_VAR = "CNNLAB_DATA_DIR"
 class Files(Protocol):
     """What finding a dataset's files needs to know of it."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def system_dirs(self) -> Sequence[Path]: ...

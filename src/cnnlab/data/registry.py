@@ -26,7 +26,8 @@ DEFAULT = "fashion-mnist"
 
 
 class Source(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def describe(self) -> Dataset: ...
 

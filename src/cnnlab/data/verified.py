@@ -53,7 +53,7 @@ def record_path() -> Path:
     return Path(platformdirs.user_cache_dir("cnnlab")) / "verified-files.json"
 
 
-def content_sha256(content: bytes) -> str:
+def content_sha256(content: bytes | bytearray) -> str:
     return hashlib.sha256(content).hexdigest()
 
 

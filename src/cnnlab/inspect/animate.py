@@ -106,7 +106,7 @@ def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: s
     fig_width = cell * (sum(widths) + 2.2 * len(widths)) + 0.6
     text = textwrap.wrap(line, width=int(fig_width * 100 / 8.5), break_on_hyphens=False)  # 9 pt monospace
     fig = new_figure((fig_width, cell * max(hp, ho) + 1.3 + 0.2 * len(text)), layout=None, dpi=100)
-    FigureCanvasAgg(fig)  # a GIF frame is the Agg canvas's pixels, not a PNG
+    canvas = FigureCanvasAgg(fig)  # a GIF frame is the Agg canvas's pixels, not a PNG
     bottom = (0.25 + 0.2 * len(text)) / fig.get_figheight()
     axes = fig.subplots(1, len(widths), gridspec_kw={"width_ratios": widths, "wspace": 0.35})
     fig.subplots_adjust(left=0.03, right=0.97, top=1 - 0.75 / fig.get_figheight(), bottom=bottom)
@@ -157,8 +157,8 @@ def _frame(example: Example, output: np.ndarray, o: int, i: int, j: int, line: s
         fontsize=11,
     )
     fig.text(0.5, 0.03, "\n".join(text), ha="center", va="bottom", fontsize=9, family="monospace")
-    fig.canvas.draw()
-    image = Image.frombuffer("RGBA", fig.canvas.get_width_height(), fig.canvas.buffer_rgba()).convert("RGB")
+    canvas.draw()
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
     return image
 
 

@@ -213,7 +213,7 @@ def make_example(x, kernel, bias=0.0, stride=1, padding=0, dilation=1) -> Exampl
     x = _numbers(x, "input", (2, 3))
     x = x[None] if x.ndim == 2 else x  # (C, H, W)
     w = _numbers(kernel, "kernel", (2, 3, 4))
-    w = w.reshape((1,) * (4 - w.ndim) + w.shape)  # (C_out, C, kH, kW)
+    w = np.expand_dims(w, tuple(range(4 - w.ndim)))  # (C_out, C, kH, kW)
     if w.shape[1] != x.shape[0]:
         raise ValueError(
             f"the kernel has {w.shape[1]} input channel(s) but the input has {x.shape[0]}. "
@@ -274,8 +274,9 @@ def run(example: Example) -> Result:
     from cnnlab.scratch.functional import conv2d, conv2d_reference
 
     args = (example.x, example.weight, example.bias, example.stride, example.padding, example.dilation)
+    x, weight, bias = (torch.from_numpy(np.ascontiguousarray(a)) for a in args[:3])
     with torch.no_grad():
-        by_torch = F.conv2d(*(torch.from_numpy(np.ascontiguousarray(a)) for a in args[:3]), *args[3:]).numpy()
+        by_torch = F.conv2d(x, weight, bias, example.stride, example.padding, example.dilation).numpy()
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, as one line
         result = Result(conv2d_reference(*args), conv2d(*args), by_torch, example)
     if not np.isfinite(result.reference).all():

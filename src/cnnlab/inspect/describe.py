@@ -88,8 +88,8 @@ def describe(module, prefix: str = "") -> list:
         return [
             Residual(
                 prefix + "add",
-                main=describe(module.body, prefix + "body."),
-                shortcut=describe(module.shortcut, prefix + "shortcut."),
+                main=tuple(describe(module.body, prefix + "body.")),
+                shortcut=tuple(describe(module.shortcut, prefix + "shortcut.")),
             ),
             *describe(module.relu, prefix + "relu"),
         ]

@@ -186,7 +186,7 @@ def _features_figure(trained: LoadedRun, image: np.ndarray, caption: str, cap: C
     maps = cap.output[0]  # (C, H, W)
     rows, cols = _grid(len(maps))
     fig = new_figure((2.6 + 1.05 * cols, max(2.9, 1.1 * rows + 1.0)))
-    left, right = fig.subfigures(1, 2, width_ratios=[2.4, 1.05 * cols])
+    left, right = fig.subfigures(1, 2, squeeze=False, width_ratios=[2.4, 1.05 * cols]).flat
     show_input(left.subplots(), image, caption)
     ax = right.subplots()
     style = _scale(maps)

@@ -161,7 +161,7 @@ def invariance_figure(trained: LoadedRun, image: np.ndarray, name: str, result: 
     """``image`` (named ``name``) shifted 0-4 pixels, and ``result`` (``measure``'s) drawn: how much
     each layer's output and the prediction change."""
     fig = new_figure((14, 8.4))
-    top, bottom = fig.subfigures(2, 1, height_ratios=[0.62, 1])
+    top, bottom = fig.subfigures(2, 1, squeeze=False, height_ratios=[0.62, 1]).flat
     thumbs = top.subplots(1, MAX_SHIFT + 1)
     first = result.class_names[result.predicted[0]]
     for d, ax in enumerate(thumbs):

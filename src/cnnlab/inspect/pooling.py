@@ -20,6 +20,8 @@ from cnnlab.inspect.features import capture, input_caption, show_input, test_ima
 from cnnlab.report.figures import new_figure, save_png
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from cnnlab.runs.loader import LoadedRun
 
 __all__ = ["pooling_figure", "plot_pooling"]
@@ -97,7 +99,9 @@ def _numbers(ax, values, highlight=None, fontsize=8) -> None:
         )
 
 
-def plot_pooling(trained: LoadedRun, image: np.ndarray, label: int, index: int, path) -> tuple[object, dict]:
+def plot_pooling(
+    trained: LoadedRun, image: np.ndarray, label: int, index: int, path: Path
+) -> tuple[Path, dict]:
     """Write ``pooling_figure`` for test image ``index``; return (its path, the numbers it shows)."""
     fig, facts = pooling_figure(trained, image, test_image_name(index, label, trained.class_names))
     return save_png(fig, path), facts
@@ -112,16 +116,17 @@ def pooling_figure(trained: LoadedRun, image: np.ndarray, name: str) -> tuple[Fi
     channel = int(np.argmax(flat.max(axis=1) - np.median(flat, axis=1)))  # a detector that fires on the item
     fmap, out, arg = maps[channel], pooled[channel], argmax[channel]
     rows, cols = np.unravel_index(arg, fmap.shape)  # (H', W') each: where each maximum came from
-    style = dict(cmap="inferno", vmin=0.0, vmax=float(fmap.max()) or 1.0)
+    vmax = float(fmap.max()) or 1.0
+    style = dict(cmap="inferno", vmin=0.0, vmax=vmax)
 
     fig = new_figure((13, 8.2))
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 0.95])
+    top, bottom = fig.subfigures(2, 1, squeeze=False, height_ratios=[1, 0.95]).flat
     ax_img, ax_map, ax_out = top.subplots(1, 3, width_ratios=[0.8, 1, 1])
     show_input(ax_img, image, input_caption(name, logits[0], trained.class_names))
     shown = ax_map.imshow(fmap, **style)
     _windows(ax_map, out.shape, options, color="#7fcdbb", lw=0.5)
     lowest = -_max_pool(-maps[channel : channel + 1], options)[0][0]
-    strong = out - lowest > 0.05 * style["vmax"]  # skip flat windows (the background), where all cells tie
+    strong = out - lowest > 0.05 * vmax  # skip flat windows (the background), where all cells tie
     ax_map.plot(cols[strong], rows[strong], "o", ms=3, mfc="none", mec="#41b6c4", mew=0.9)
     ax_map.set_title(
         f"feature map: channel {channel}, {fmap.shape[0]}x{fmap.shape[1]}\n"

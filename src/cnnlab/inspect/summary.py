@@ -140,7 +140,11 @@ def _residual(block: Residual, flow: Flow, rows: list[Row], depth: int) -> Flow:
             f"the main path gives {shape_text(main.shape)} but the shortcut gives "
             f"{shape_text(short.shape)}; a residual sum needs equal shapes",
         )
-    field = None if None in (main.field, short.field) else tuple(map(max, main.field, short.field))
+    field = (
+        None  # a path that sees the whole input makes the sum see it too
+        if main.field is None or short.field is None
+        else (max(main.field[0], short.field[0]), max(main.field[1], short.field[1]))
+    )
     out = Flow(main.shape, field, main.jump)
     rows.append(Row(block.name, "Add", layer_detail(add), out.shape, field=field, depth=depth))
     return out
@@ -162,7 +166,7 @@ def _size(n: int) -> str:
 
 def _cells(summary: Summary) -> list[tuple[str, ...]]:
     """The table's rows as text: every layer the input reached, then the one it does not fit."""
-    lines = [
+    lines: list[tuple[str, ...]] = [
         (
             ("  " * r.depth) + r.name,
             f"{r.kind} {r.detail}".strip(),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Literal
 
 from matplotlib.figure import Figure
 
@@ -34,7 +35,11 @@ class ShownFigure(Figure):
         return png_bytes(self)
 
 
-def new_figure(figsize: tuple[float, float], layout: str | None = "constrained", **kwargs) -> ShownFigure:
+def new_figure(
+    figsize: tuple[float, float],
+    layout: Literal["constrained", "compressed", "tight"] | None = "constrained",
+    **kwargs,
+) -> ShownFigure:
     """A figure of its own, ``figsize`` (width, height) in inches. ``layout`` is matplotlib's layout
     engine: "constrained" (the default) keeps titles, labels and colour bars from overlapping;
     None for a figure placed by hand (``subplots_adjust``). Other keywords go to ``Figure``."""

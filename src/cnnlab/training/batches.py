@@ -4,8 +4,15 @@ sees exactly the batches an uninterrupted one sees."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+# An order of indices: a NumPy array, or the engine's copy of one (a tensor on the device for torch).
+Order = Union[np.ndarray, "torch.Tensor"]
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -28,7 +35,7 @@ def batch_starts(n: int, batch_size: int, min_size: int = MIN_BATCH) -> list[int
     return starts
 
 
-def batch_slices(order: np.ndarray, batch_size: int, min_size: int = MIN_BATCH) -> Iterator[np.ndarray]:
+def batch_slices(order: Order, batch_size: int, min_size: int = MIN_BATCH) -> Iterator[Order]:
     """Consecutive index batches of ``order``; the last one may be short (as DataLoader's default),
     but not shorter than ``min_size``: then it is merged into the batch before it."""
     starts = batch_starts(len(order), batch_size, min_size)
@@ -36,7 +43,7 @@ def batch_slices(order: np.ndarray, batch_size: int, min_size: int = MIN_BATCH) 
         yield order[start:end]
 
 
-def global_batches(order: np.ndarray, batch_size: int, world_size: int = 1) -> Iterator[np.ndarray]:
+def global_batches(order: Order, batch_size: int, world_size: int = 1) -> Iterator[Order]:
     """An epoch's global batches (``batch_size`` per rank) under ``world_size`` ranks; the last one
     is big enough to give every rank ``MIN_BATCH`` samples."""
     return batch_slices(order, batch_size * world_size, MIN_BATCH * world_size)

@@ -7,7 +7,7 @@ engine (``numpy_engine.NumpyEngine``) are interchangeable; mypy checks that both
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 import numpy as np
 
@@ -16,8 +16,14 @@ from cnnlab.training.config import TrainConfig
 from cnnlab.training.distributed import SINGLE, World
 
 if TYPE_CHECKING:
+    import torch
+
     from cnnlab.training.numpy_engine import NumpyEngine
     from cnnlab.training.torch_engine import TorchEngine
+
+# An engine's own array (``to_native``): a NumPy array for the numpy engine, a tensor on the device
+# for torch. The loop only slices one and hands the slice back to the engine that made it.
+Native = Union[np.ndarray, "torch.Tensor"]
 
 
 class Engine(Protocol):
@@ -35,7 +41,7 @@ class Engine(Protocol):
         """Use ``lr`` for the next step, overriding the schedule (the lr range test sweeps it)."""
         ...
 
-    def to_native(self, x: np.ndarray) -> Any:
+    def to_native(self, x: np.ndarray) -> Native:
         """The engine's own array for ``x``; uint8 images (N, C, H, W) come back normalised as float32."""
         ...
 

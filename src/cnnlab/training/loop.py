@@ -22,7 +22,7 @@ from cnnlab.errors import DivergedError, option
 from cnnlab.training.batches import epoch_order, global_batches
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.distributed import SINGLE, World
-from cnnlab.training.engine import Engine
+from cnnlab.training.engine import Engine, Native
 from cnnlab.training.rundir import validated
 
 
@@ -44,7 +44,11 @@ def evaluate(engine: Engine, x: Any, y: np.ndarray) -> EvalResult:
 
 
 def train_one_epoch(
-    engine: Engine, data: Arrays, order: np.ndarray, on_batch: Callable[[int], None], world: World = SINGLE
+    engine: Engine,
+    data: Arrays[Native],
+    order: np.ndarray,
+    on_batch: Callable[[int], None],
+    world: World = SINGLE,
 ) -> dict:
     """One pass over ``data.train_x[order]`` in batches of ``engine``'s batch size; returns train_loss
     and train_accuracy. Raises DivergedError on a non-finite loss, before anything of this epoch is saved.
@@ -175,7 +179,7 @@ class FitContext:
 
     config: TrainConfig
     engine: Engine
-    data: Arrays
+    data: Arrays[Native]  # the images backend-native, the labels NumPy
     world: World = SINGLE
     clock_start: float = dataclasses.field(default_factory=time.perf_counter)
     seconds_before: float = 0.0

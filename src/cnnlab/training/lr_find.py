@@ -121,7 +121,9 @@ SMOOTHING = 0.9  # the loss's exponential moving average, as fastai smooths it
 STOP_FACTOR = 2.0
 
 
-def sweep(config: TrainConfig, dataset: Dataset, arrays: Arrays, rates: SweepRange = SweepRange()) -> Sweep:
+def sweep(
+    config: TrainConfig, dataset: Dataset, arrays: Arrays[np.ndarray], rates: SweepRange = SweepRange()
+) -> Sweep:
     """Train from fresh weights while the rate grows through ``rates``; the losses and a suggestion."""
     steps, start, end, smoothing = rates.steps, rates.start, rates.end, SMOOTHING
     engine = make_engine(dataclasses.replace(config, schedule="constant"), steps, dataset)

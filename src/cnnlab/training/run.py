@@ -42,7 +42,7 @@ from cnnlab.training.callbacks import Callbacks, RunState
 from cnnlab.training.checkpoint import complete_history, load_checkpoint, save_checkpoint
 from cnnlab.training.config import TrainConfig, config_of_run
 from cnnlab.training.distributed import SINGLE, World
-from cnnlab.training.engine import Engine, make_engine
+from cnnlab.training.engine import Engine, Native, make_engine
 from cnnlab.training.loop import FitContext, FitState, Progress, best_epoch, evaluate, fit
 from cnnlab.training.records import dataset_of_run, save_dataset
 from cnnlab.training.rng import capture_rng, exclusive, restore_rng
@@ -102,7 +102,7 @@ def environment(engine: Engine, config: TrainConfig) -> dict[str, Any]:
 
 def _prepare(
     config: TrainConfig, quiet: bool, world: World = SINGLE, log: Callable[[str], None] = print
-) -> tuple[Dataset, Arrays, Engine]:
+) -> tuple[Dataset, Arrays[Native], Engine]:
     if config.threads is not None:
         import torch
 
@@ -121,9 +121,7 @@ def _prepare(
     dataset, images = loading.result()
     arrays = split_arrays(images, config.train_size, config.valid_size, config.seed)
     engine.initialize(dataset, arrays.train_x)  # before any step; a resume then loads its checkpoint over it
-    for name in ("train_x", "valid_x", "test_x"):
-        setattr(arrays, name, engine.to_native(getattr(arrays, name)))
-    return dataset, arrays, engine
+    return dataset, arrays.with_images(engine.to_native), engine
 
 
 class Background:
@@ -224,7 +222,7 @@ def _absolute_data_dir(data_dir: str) -> str:
 
 def _start(
     run: Path, config: TrainConfig, session: Session, world: World, claimed: claims.Claim | None
-) -> tuple[Arrays, Engine]:
+) -> tuple[Arrays[Native], Engine]:
     """A new run's start-up: the data, the engine, config.json and environment.json. Stopped or failed
     before its first epoch, the run leaves nothing behind, so the same command starts it over."""
     try:

@@ -15,6 +15,7 @@ two paths; a linear layer sees everything.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def _window(step: Step, box: Box, in_hw: tuple[int, int]) -> Box | None:
     return box if kind is None else kind.window(step.options, box, in_hw, step.shape[1:])
 
 
-def receptive_field(network: Network, index: int, cell: tuple[int, int]) -> Box | None:
+def receptive_field(network: Network, index: int, cell: tuple[int, int]) -> Box:
     """The input-image pixels output ``cell`` of step ``index`` depends on, clipped to the image."""
     h, w = network.input_shape[1:]
 
@@ -44,9 +45,9 @@ def receptive_field(network: Network, index: int, cell: tuple[int, int]) -> Box 
         source_shape = (
             network.input_shape if step.sources[0] == INPUT else network.steps[step.sources[0]].shape
         )
-        seen = _window(step, box, tuple(source_shape[1:3]) if len(source_shape) == 3 else (0, 0))
-        boxes = [back(s, seen) for s in step.sources]
-        if any(b is None for b in boxes):
+        seen = _window(step, box, (source_shape[1], source_shape[2]) if len(source_shape) == 3 else (0, 0))
+        boxes = [b for b in (back(s, seen) for s in step.sources) if b is not None]
+        if len(boxes) < len(step.sources):  # a source that sees the whole input
             return None
         return (
             min(b[0] for b in boxes),
@@ -124,13 +125,13 @@ def _sum_of(example: Example, index: int, channel: int, i: int, j: int) -> tuple
     height, width = example.x.shape[1:]
     taps = example.taps(i, j)
     padded = [not (0 <= r - top < height and 0 <= s - left < width) for _, _, r, s in taps]
-    channels = []
+    channels: list[dict[str, Any]] = []  # JSON for the page
     for c in range(xp.shape[0]):
         pairs = [(float(xp[c, r, s]), float(w[c, p, q])) for p, q, r, s in taps]
         partial = math.fsum(a * b for a, b in pairs)
-        terms = " + ".join(f"({num(a)})({num(b)})" for a, b in pairs)
+        products = " + ".join(f"({num(a)})({num(b)})" for a, b in pairs)
         channels.append(
-            {"products": pairs, "partial": partial, "text": f"{terms} = {num(partial)}", "padded": padded}
+            {"products": pairs, "partial": partial, "text": f"{products} = {num(partial)}", "padded": padded}
         )
     bias = float(example.bias[0])
     total = math.fsum([c["partial"] for c in channels] + [bias])
@@ -226,7 +227,9 @@ def pool_detail(network: Network, forward: Forward, index: int, channel: int) ->
 
 def receptive_field_of_pool(step: Step, hw: tuple[int, int], i: int, j: int) -> Box:
     """Output cell (i, j)'s window on the pool's input, clipped to it (padding is not drawn)."""
-    top, left, bottom, right = _window(step, (i, j, i, j), hw)
+    window = _window(step, (i, j, i, j), hw)
+    assert window is not None  # a pool's window is always a box (kinds._pool_window, _adaptive_window)
+    top, left, bottom, right = window
     return (max(top, 0), max(left, 0), min(bottom, hw[0] - 1), min(right, hw[1] - 1))
 
 

@@ -41,9 +41,16 @@ def _image(run: Served, body: dict) -> np.ndarray:
     return inputs.decode_image(body.get("image"), run.dataset.input_shape)
 
 
+def _tests(run: Served) -> inputs.TestImages:
+    """The run's test images; the server asks only of a run that has them (``server._with_tests``)."""
+    if run.tests is None:
+        raise ValueError(f"no test images for this run: {run.tests_note}")
+    return run.tests
+
+
 def pick_test_image(run: Served, how: str, query: dict) -> dict:
     """A test image by ``index``, by ``class`` (the next after ``after``) or a seeded ``mistake``."""
-    tests = run.tests
+    tests = _tests(run)
     extra = {}
     if how == "index":
         index = tests.check(query["index"])
@@ -172,7 +179,7 @@ def saliency(run: Served, body: dict) -> dict:
 
 def top_images(run: Served, query: dict) -> dict:
     """The test images that excite ``channel`` of ``layer`` most (computed once per checkpoint)."""
-    tests = run.tests
+    tests = _tests(run)
     answer = run.top.of(run.network, tests.images, tests.labels, query["layer"], query["channel"])
     for item in answer["images"]:
         label = int(tests.labels[item["index"]])

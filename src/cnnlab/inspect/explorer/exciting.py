@@ -106,7 +106,7 @@ class TopImages:
         for i, (indices, values) in self.tables.items():
             arrays[f"indices_{i}"], arrays[f"values_{i}"] = indices, values
         buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
+        np.savez(buffer, allow_pickle=False, **arrays)  # np.load reads without pickle too
         try:
             write_atomic(self.run_dir / CACHE, lambda fh: fh.write(buffer.getvalue()))
         except RunDirError:  # a read-only run directory: the tables live in memory only

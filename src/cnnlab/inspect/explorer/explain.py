@@ -52,7 +52,9 @@ def activation_detail(network: Network, forward: Forward, index: int, channel: i
         for v in (before, forward.outputs[index])
     )
     module = network.module(step)
-    formula = KINDS[step.kind].formula.format(m=module)  # e.g. LeakyReLU's {m.negative_slope}
+    template = KINDS[step.kind].formula
+    assert template is not None  # the "activation" close-up is given to the kinds with a formula
+    formula = template.format(m=module)  # e.g. LeakyReLU's {m.negative_slope}
     return {
         "layer": index,
         "channel": channel,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,11 @@ from cnnlab.inspect.hooks import LayerHooks
 from cnnlab.inspect.kinds import KINDS
 from cnnlab.inspect.summary import summarize
 from cnnlab.inspect.traced import layers_in_order, summarize_traced
+
+if TYPE_CHECKING:
+    import torch
+
+    from cnnlab.data.dataset import Dataset
 
 __all__ = [
     "Step",
@@ -111,7 +117,7 @@ def _flatten(items, source: int, depth: int, out: list) -> int:
 class Network:
     """A torch model in evaluation mode, with a hook on every layer ``describe`` lists."""
 
-    def __init__(self, model, dataset):
+    def __init__(self, model: torch.nn.Module, dataset: Dataset) -> None:
         self.model = model.eval()
         self.dataset = dataset  # the run's: its input shape, classes and normalisation
         self.input_shape = tuple(dataset.input_shape)

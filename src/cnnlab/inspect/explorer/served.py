@@ -11,9 +11,13 @@ import dataclasses
 import math
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnnlab.inspect.explorer import inputs, network
 from cnnlab.inspect.explorer.exciting import TopImages
+
+if TYPE_CHECKING:
+    from cnnlab.data.dataset import Dataset
 
 __all__ = ["Served", "load_runs", "refresh", "progress"]
 
@@ -35,9 +39,12 @@ class Served:
     version: int = 0  # bumped each time a new checkpoint is loaded
     seen: tuple = ()  # the checkpoint (and summary) this version was loaded from
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
-    top: TopImages | None = None
     classes: tuple[str, ...] = ()  # the run's class names, in label order
-    dataset: object = None  # the run's Dataset: input shape, colour and normalisation
+    dataset: Dataset = dataclasses.field(kw_only=True)  # input shape, colour and normalisation
+    top: TopImages = dataclasses.field(init=False, repr=False)  # the run directory's, computed when asked
+
+    def __post_init__(self) -> None:
+        self.top = TopImages(self.run_dir)
 
     @property
     def finished(self) -> bool:
@@ -64,7 +71,7 @@ def _stamp(run_dir: Path) -> tuple:
     """What changes when a run saves an epoch or finishes: its checkpoint's and summary's times."""
     from cnnlab.training.rundir import CHECKPOINT, SUMMARY
 
-    stamps = []
+    stamps: list[tuple[int, int] | None] = []
     for name in (CHECKPOINT, SUMMARY):
         try:
             stat = (run_dir / name).stat()
@@ -116,7 +123,6 @@ def load_runs(paths, data_dir: str | None = None) -> list[Served]:
             dataset=loaded.dataset,
         )
         _update(run, loaded, net, stamp)
-        run.top = TopImages(run.run_dir)
         served.append(run)
     return served
 

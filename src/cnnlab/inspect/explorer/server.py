@@ -84,7 +84,9 @@ def create_app(runs: list[Served], allowed_hosts: set[str] | None = None, torch_
     app = Starlette(
         routes=[Route(path, endpoint, methods=[method]) for path, (method, endpoint) in table.items()],
         middleware=[Middleware(Guard, hosts=allowed_hosts)],
-        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        # Starlette types every handler as taking Exception, so one for HTTPException cannot match
+        # (Kludex/starlette#1142): the stub, not the handler, is too narrow.
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},  # type: ignore[dict-item]
     )
     app.state.explorer = Explorer(
         list(runs), Workers(torch_threads), {name: (folder / name).read_bytes() for name in STATIC}
@@ -128,6 +130,7 @@ async def list_runs(request: Request) -> Response:
 async def layers(request: Request) -> Response:
     run = _run(request)
     net = run.network
+    mean, std = run.dataset.statistics()
     return JSONResponse(
         {
             "run": request.path_params["run"],
@@ -138,8 +141,8 @@ async def layers(request: Request) -> Response:
             "channels": ["gray"] if net.input_shape[0] == 1 else ["red", "green", "blue"],
             "normalisation": {
                 "pixel_max": PIXEL_MAX,
-                "mean": list(run.dataset.mean),
-                "std": list(run.dataset.std),
+                "mean": list(mean),
+                "std": list(std),
             },
             "layers": [step.as_json() for step in net.steps],
         }
