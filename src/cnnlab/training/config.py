@@ -17,7 +17,7 @@ from typing import Any
 from cnnlab.data import DEFAULT as DEFAULT_DATASET
 from cnnlab.data.conform import COLORS, MAX_SIDE, MIN_SIDE
 from cnnlab.errors import ConfigError, RunDirError, given, option, spelled
-from cnnlab.models import BACKENDS, MAX_WIDTH, MODELS, check_width, get_spec, require_fit
+from cnnlab.models import BACKENDS, MAX_WIDTH, MODELS, check_build, require_fit
 from cnnlab.training.batches import MIN_BATCH
 from cnnlab.training.checks import Check, shown
 from cnnlab.training.schedules import SCHEDULES
@@ -248,14 +248,11 @@ class TrainConfig:
     def validate(self) -> None:
         """Every field against its Check, in field order, then the rules that tie fields together."""
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            problem = field.metadata["check"].problem(value)
-            if problem:
-                raise ConfigError(f"{flag(field.name)} {problem}. Received: {shown(value)}")
+            check_option(field.name, getattr(self, field.name))
         problem = model_problem(self.model)
         if problem:
             raise ConfigError(f"{option('model')} {problem}")
-        check_width(self.model, self.width)
+        check_build(self.model, self.backend, self.width)
         if self.patience is not None and self.valid_size == 0:
             raise ConfigError(f"{flag('patience')} needs a validation split ({flag('valid_size')} > 0)")
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
@@ -267,12 +264,8 @@ class TrainConfig:
             self._validate_numpy_backend()
 
     def _validate_numpy_backend(self) -> None:
-        if not get_spec(self.model).numpy:
-            scratch_models = ", ".join(n for n, s in MODELS.items() if s.numpy)
-            raise ConfigError(
-                f"{given('model', self.model)} is a torch module, which the numpy backend cannot run; use "
-                f"{given('backend', 'torch')}, or one of: {scratch_models}"
-            )
+        """The training options the from-scratch engine lacks (whether it runs the model is
+        ``check_build``'s)."""
         used = [name for name, off in NUMPY_BACKEND_OFF.items() if getattr(self, name) != off]
         if used:
             flags = ", ".join(flag(n) for n in used)
@@ -356,6 +349,14 @@ def _config_file(path: str | Path) -> str:
 
 def check_of(name: str) -> Check:
     return FIELDS[name].metadata["check"]
+
+
+def check_option(name: str, value: Any) -> None:
+    """``value`` for option ``name`` against its declared Check; a ConfigError that names the option
+    and echoes the value if it fails."""
+    problem = check_of(name).problem(value)
+    if problem:
+        raise ConfigError(f"{flag(name)} {problem}. Received: {shown(value)}")
 
 
 # The notebook's training as written: its split, batch, plain SGD with momentum, float32, no extras.
@@ -554,9 +555,7 @@ def resolve(
     values: dict[str, Any] = {}
     for preset, layer in ((file_values.get("preset"), file_values), (explicit.get("preset"), explicit)):
         if preset is not None:
-            problem = check_of("preset").problem(preset)
-            if problem:
-                raise ConfigError(f"{flag('preset')} {problem}. Received: {shown(preset)}")
+            check_option("preset", preset)
             values.update(PRESETS[preset])
         values.update(layer)
     chosen = set(explicit) | set(file_values)  # what the user chose, as against what a preset brought
@@ -601,9 +600,7 @@ def _open(values: dict[str, Any]):
 
     for name in ("dataset", "image_size", "color"):  # checked before they are used to open anything
         if name in values:
-            problem = check_of(name).problem(values[name])
-            if problem:
-                raise ConfigError(f"{flag(name)} {problem}. Received: {shown(values[name])}")
+            check_option(name, values[name])
     return open_dataset(values.get("dataset", DEFAULT_DATASET), values.get("image_size"), values.get("color"))
 
 
