@@ -347,6 +347,19 @@ def _config_file(path: str | Path) -> str:
     return spelled(f"--config {path}", f"config={str(path)!r}")
 
 
+class ConfigFileError(ConfigError):
+    """A config file that cannot be used: its ``path`` and the ``reason`` apart, so that a run's own
+    config.json is reported as the run's problem rather than as a bad ``--config``. ``unreadable``: the
+    file could not be read at all; the message then reads "FILE: reason", as an OS error does."""
+
+    def __init__(self, path: str | Path, reason: str, unreadable: bool = False):
+        self.path, self.reason, self.unreadable = path, reason, unreadable
+        super().__init__(f"{_config_file(path)}{':' if unreadable else ''} {reason}")
+
+    def __reduce__(self):  # copied or pickled from its fields, not from its message
+        return type(self), (self.path, self.reason, self.unreadable)
+
+
 def check_of(name: str) -> Check:
     return FIELDS[name].metadata["check"]
 
@@ -512,33 +525,32 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     try:
         values = read_json(path, JSON_LIMIT)
     except FileNotFoundError:
-        raise ConfigError(f"{_config_file(path)}: no such file") from None
+        raise ConfigFileError(path, "no such file", unreadable=True) from None
     except OSError as exc:  # a FIFO or a device, a huge file, a name too long, a symlink loop
-        raise ConfigError(f"{_config_file(path)}: cannot read it ({exc.strerror or exc})") from None
+        raise ConfigFileError(path, f"cannot read it ({exc.strerror or exc})", unreadable=True) from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{_config_file(path)} is not valid JSON ({exc.msg} at line {exc.lineno})"
-        ) from None
+        raise ConfigFileError(path, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except ValueError as exc:  # not UTF-8, or nested too deeply
-        raise ConfigError(
-            f"{_config_file(path)} is not valid JSON: {' '.join(str(exc).split())[:120]}"
-        ) from None
+        raise ConfigFileError(path, f"is not valid JSON: {' '.join(str(exc).split())[:120]}") from None
     if not isinstance(values, dict):
-        raise ConfigError(f"{_config_file(path)} must hold a JSON object of options")
+        raise ConfigFileError(path, "must hold a JSON object of options")
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ConfigError(f"{_config_file(path)} has unknown option(s) {', '.join(unknown)}")
+        raise ConfigFileError(path, f"has unknown option(s) {', '.join(unknown)}")
     return values
 
 
 def config_of_run(run: Path) -> TrainConfig:
     """The config a run directory was trained with; a damaged config.json is the run's problem, said
     so (not as a bad ``--config`` option). Its dataset is not opened: a run loads where its data is gone."""
+    path = run / "config.json"
     try:
-        return resolve({}, str(run / "config.json"), fit_dataset=False)
-    except ConfigError as exc:
-        message = str(exc).removeprefix(_config_file(run / "config.json")).lstrip(": ")
-        raise RunDirError(f"{run / 'config.json'} is not a valid cnnlab config ({message})") from None
+        return resolve({}, str(path), fit_dataset=False)
+    except ConfigFileError as exc:  # the file itself: the reason alone, the file named once
+        reason = exc.reason
+    except ConfigError as exc:  # a value in it
+        reason = str(exc)
+    raise RunDirError(f"{path} is not a valid cnnlab config ({reason})") from None
 
 
 def resolve(
