@@ -44,9 +44,9 @@ def _field(default: Any, help: str, check: Check) -> Any:
 
 @dataclasses.dataclass
 class TrainConfig:
-    # The notebook's network with batch norm, each max-pool before its norm: one epoch takes it past
-    # 90% test accuracy, where the network as written needs two, and its step is 1.14x convnet-bn's
-    # speed (README, results).
+    # The notebook's network with batch norm, each max-pool before its norm: the norm then works on the
+    # pooled map, a quarter the size, so a step costs less than convnet-bn's, and it passes 90% test
+    # accuracy in fewer epochs than the network as written (figures: the docs' results page).
     model: str = _field(
         "convnet-pool-bn",
         "model name from the registry (`cnnlab models` lists them), or your own network as "
@@ -78,8 +78,8 @@ class TrainConfig:
         "torch", "torch, or numpy for cnnlab's from-scratch engine", Check(str, choices=BACKENDS)
     )
     optimizer: str = _field("adamw", "optimizer", Check(str, choices=OPTIMIZERS))
-    # The default recipe (lr, betas, pct_start, label smoothing, EMA) was tuned for the earliest 90% with
-    # convnet at batch 256 on 2 CPU cores, and checked on seeds not used in tuning (README, results).
+    # The default recipe (lr, betas, pct_start, label smoothing, EMA) is tuned for the earliest 90% test
+    # accuracy on a CPU, and checked on seeds not used in tuning (the docs' results page).
     lr: float = _field(
         1e-2,
         "learning rate (the peak rate under the one-cycle schedule)",
@@ -96,8 +96,8 @@ class TrainConfig:
         5e-4, "weight decay (decoupled for adamw, L2 for sgd/adam)", Check(float, 0.0)
     )
     schedule: str = _field("onecycle", "learning-rate schedule", Check(str, choices=SCHEDULES))
-    # 5% rather than torch's 30% or fastai's 25%: with 8 epochs of convnet it put the default run over
-    # 90% test accuracy an epoch sooner (README, results).
+    # A short warm-up rather than torch's 30% or fastai's 25%: in a run of a few epochs the peak rate
+    # comes early, and the default run passes 90% test accuracy an epoch sooner (the docs' results page).
     pct_start: float = _field(
         0.05,
         "with --schedule onecycle: the fraction of the run spent warming up",
@@ -130,7 +130,7 @@ class TrainConfig:
         "reflect (the image mirrored at its edge)",
         Check(str, choices=PAD_MODES),
     )
-    # On by default: it puts the first epoch about a point higher (README, results).
+    # On by default: the data-dependent start raises the first epoch's accuracy (the docs' results page).
     whiten: bool = _field(
         True,
         "start the first convolution's first filters at the whitening transform of 3x3 patches of "
@@ -166,10 +166,10 @@ class TrainConfig:
         "validation loss and restore the best weights; default: off",
         Check(int, 1, MAX_EPOCHS, optional=True),
     )
-    # 8 epochs of convnet-pool-bn take about a minute on 2 CPU cores (README, results).
+    # 8: a default run short enough to wait for on a small CPU (timings: the docs' results page).
     epochs: int = _field(8, "passes over the training split", Check(int, 1, MAX_EPOCHS))
-    # 128: twice the steps of 256 in the first epoch for about the same seconds on 2 CPU cores
-    # (README, results).
+    # 128: on a CPU, twice the steps of 256 per epoch for about the same time, and the extra steps
+    # count most in the first epochs (the docs' results page).
     batch_size: int = _field(128, "images per optimizer step", Check(int, 1, MAX_IMAGES))
     train_size: int | None = _field(
         None,
@@ -198,8 +198,8 @@ class TrainConfig:
     threads: int | None = _field(
         None, "CPU threads for torch; default: torch's choice", Check(int, 1, MAX_THREADS, optional=True)
     )
-    # bf16 autocast plus channels_last runs convnet about twice as fast on CPUs with AVX512-BF16
-    # (README, speed-ups).
+    # bf16 autocast plus channels_last runs convnet much faster on CPUs with AVX512-BF16, hence auto
+    # (the docs' results page, Speed).
     precision: str = _field(
         "auto",
         "arithmetic: 32, bf16 (autocast), 16-mixed (fp16 autocast + GradScaler); "
@@ -413,18 +413,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         _NOTEBOOK,
         lr=0.1,
         epochs=30,
-        # Seed 1, chosen: of seeds 0 to 12 its run lands nearest the notebook's printed result (80.2%
-        # validation, 78.2% test) with 78.5% / 77.8%. The recipe is fragile (the ReLU on the logits):
-        # seeds 0 to 9 end between 10% and 78.5% (README, the notebook's recipe over ten seeds).
+        # Seed 1: the seed whose run lands nearest the notebook's printed result. The recipe is fragile
+        # (the ReLU on the logits), so other seeds end far apart (the search and the spread: the docs'
+        # results page).
         seed=1,
     ),
     "seed-first": dict(  # the notebook's first training cell
         _NOTEBOOK,
         lr=0.001,
         epochs=1,
-        # Seed 10, chosen: the nearest of seeds 0 to 19 to the notebook's printed 30.8% validation.
-        # None reaches it (9.8% to 23.2%; seed 10: 23.2% validation, 23.3% test): one epoch at lr
-        # 0.001 leaves the result to the initial weights and the batch order, and cnnlab's differ.
+        # Seed 10: the seed whose run lands nearest the notebook's printed validation accuracy, though
+        # none reaches it: one epoch at lr 0.001 leaves the result to the initial weights and the batch
+        # order, and cnnlab's differ from the notebook's (the search: the docs' results page).
         seed=10,
     ),
     # The class notebook's lesson without the speed tricks, so a learner sees the concepts plainly and
@@ -435,8 +435,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         model="convnet",
         train_size=10_000,
         valid_size=1_000,
-        # 128 rather than the notebook's 512: four times the steps, about 5 points more after 5 epochs
-        # (85% against 80% test accuracy with Adam after 5 epochs; README, presets).
+        # 128 rather than the notebook's 512: four times the steps in the same 5 epochs, for a clearly
+        # higher test accuracy (the docs' results page).
         batch_size=128,
         epochs=5,
         optimizer="adam",
@@ -476,15 +476,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         pct_start=0.05,
         label_smoothing=0.1,
         ema=0.97,
-        # Flips in training and in the test-time average: +0.4 points at 8 epochs (README, results).
+        # Flips in training and in the test-time average: a mirrored garment is still the same one, and
+        # both raise an 8-epoch run's accuracy (the docs' results page).
         hflip=True,
         tta=True,
     ),
     "best-cpu": dict(  # the best accuracy in ten minutes on 2 CPU cores
         model="vgg-mini",
-        # Every training image, no validation split: scoring 5,000 images over TTA's 10 views took
-        # about 4 s of each 30 s epoch, so the same ten minutes train 18 epochs on 60,000 images
-        # instead of 17 on 55,000: 94.71% against 94.50% (README, tricks).
+        # Every training image, no validation split: scoring a validation split over TTA's views costs a
+        # good part of each epoch, so without it the same ten minutes train one epoch more on more
+        # images, and end more accurate (the docs' results page).
         valid_size=0,
         epochs=18,
         batch_size=256,
@@ -495,14 +496,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         hflip=True,
         label_smoothing=0.1,
         tta=True,
-        # +0.22 points on the same weights (94.41 -> 94.63%, seed 0): README, tricks.
+        # Shifted views in the test-time average: more accurate on the same weights (the docs' results
+        # page).
         tta_shift=1,
         betas=(0.9, 0.999),
         pct_start=0.15,
         ema=0.99,
     ),
     # The GPU presets are the CPU recipe scaled up (the residual model, wider, larger batches, longer)
-    # with the augmentations that a longer run can use. Not yet measured on a GPU: README, GPU check.
+    # with the augmentations that a longer run can use. How they measure up on a GPU: the docs' results
+    # page.
     "fast-gpu": dict(  # aimed at 95% in 15 s on one H100-class GPU
         _SCALED_UP,
         width=2.0,
