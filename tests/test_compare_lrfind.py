@@ -327,7 +327,7 @@ def fake_train(config, session):
         rundir = __import__("pathlib").Path(config.out)
         rundir.mkdir()
         (rundir / "metrics.csv").write_text("epoch,train_loss\n1,2.5\n2,0.125\n")
-        raise DivergedError("training diverged")
+        raise DivergedError(float("nan"))
     return FakeResult(config)
 
 

@@ -111,6 +111,45 @@ def test_bad_config_files(tmp_path, content, message):
         resolve({}, str(tmp_path / "absent.json"))
 
 
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (None, "no such file"),
+        ("{not json", "is not valid JSON (Expecting property name enclosed in double quotes at line 1)"),
+        ("[1, 2]", "must hold a JSON object of options"),
+        ('{"lrr": 0.1, "epocs": 2}', "has unknown option(s) epocs, lrr"),
+    ],
+)
+def test_a_config_file_error_keeps_the_file_and_the_reason_apart(tmp_path, content, reason):
+    """``--config FILE``'s problem names the file as given; a run's own config.json names the run's
+    file once, with the same reason (not "--config ...", not the file twice)."""
+    from cnnlab.errors import RunDirError
+    from cnnlab.training.config import ConfigFileError, config_of_run
+
+    path = tmp_path / "config.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigFileError) as caught:
+        resolve({}, str(path))
+    assert (caught.value.path, caught.value.reason) == (str(path), reason)
+    joined = ": " if content is None else " "
+    assert str(caught.value) == f"--config {path}{joined}{reason}"
+    with pytest.raises(RunDirError) as caught:
+        config_of_run(tmp_path)
+    assert str(caught.value) == f"{path} is not a valid cnnlab config ({reason})"
+
+
+def test_a_bad_value_in_a_runs_config_is_the_runs_problem(tmp_path):
+    from cnnlab.errors import RunDirError
+    from cnnlab.training.config import config_of_run
+
+    (tmp_path / "config.json").write_text('{"lr": -1}')
+    with pytest.raises(RunDirError) as caught:
+        config_of_run(tmp_path)
+    reason = "--lr must be a positive number. Received: -1"
+    assert str(caught.value) == f"{tmp_path / 'config.json'} is not a valid cnnlab config ({reason})"
+
+
 def test_every_preset_is_valid():
     for name in PRESETS:
         assert isinstance(resolve({"preset": name}), TrainConfig)

@@ -291,6 +291,7 @@ def test_a_non_finite_loss_raises_at_the_end_of_the_epoch_before_it_is_saved():
     with pytest.raises(DivergedError) as exc:
         fit(FitContext(config, engine, arrays()), saved.append, Progress(1, 1, False))
     assert str(exc.value) == message.replace("in this epoch", "in epoch 2")
+    assert math.isnan(exc.value.loss) and exc.value.epoch == 2 and exc.value.epochs_saved is None
     assert len(saved) == 1  # epoch 1, and nothing of epoch 2
 
 

@@ -113,6 +113,7 @@ def test_the_diverged_message_says_one_consistent_thing(synthetic_dir, tmp_path,
         "training diverged: the loss became nan in epoch 1; lower lr=; "
         f"nothing was saved, so {first} was removed"
     )
+    assert (caught.value.epoch, caught.value.removed) == (1, first)
     assert not first.exists()
     later = tmp_path / "later"
     monkeypatch.undo()
@@ -123,3 +124,4 @@ def test_the_diverged_message_says_one_consistent_thing(synthetic_dir, tmp_path,
         str(caught.value)
         == "training diverged: the loss became nan in epoch 2; lower lr=. epoch 1 is the last saved."
     )
+    assert (caught.value.epoch, caught.value.epochs_saved, caught.value.removed) == (2, 1, None)

@@ -10,8 +10,8 @@ The front door for notebooks and scripts::
 
 Importing cnnlab is light: torch and matplotlib load when a function needs them. The packages
 inside, by layer: ``cnnlab.data``, ``cnnlab.scratch`` (NumPy only), ``cnnlab.models``,
-``cnnlab.report``, ``cnnlab.training``, ``cnnlab.runs``, ``cnnlab.inspect`` (see the README's
-module map).
+``cnnlab.report``, ``cnnlab.training``, ``cnnlab.runs``, ``cnnlab.inspect`` (see the module map in
+the docs' development page).
 """
 
 from cnnlab._version import __version__

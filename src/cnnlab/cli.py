@@ -1,6 +1,6 @@
 """The ``cnnlab`` command line: argparse subcommands, one module each under cnnlab.commands.
 
-Every CnnlabError becomes one line on stderr and its exit code (documented in the README):
+Every CnnlabError becomes one line on stderr and its exit code (documented in the docs' bad-input guide):
 0 done, 2 bad input or options, 3 training diverged, 130 interrupted, 141 stdout's reader left,
 143 terminated. ``cnnlab.console`` guards the streams and the signals around the command.
 """

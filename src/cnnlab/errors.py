@@ -53,9 +53,38 @@ class RunDirError(CnnlabError):
 
 
 class DivergedError(CnnlabError):
-    """Training produced a non-finite loss."""
+    """Training produced a non-finite loss: ``loss`` (nan or inf) in ``epoch`` (None where the number
+    is not known: inside one epoch's pass), and what became of the run, once known: ``epochs_saved``
+    (its last saved epoch, 0 for none), or ``removed`` (its directory, gone since nothing was saved).
+    The message is built from these fields, in the spelling of the caller that raised it."""
 
     exit_code = EXIT_DIVERGED
+
+    def __init__(
+        self, loss: float, epoch: int | None = None, epochs_saved: int | None = None, removed: object = None
+    ):
+        self.loss, self.epoch, self.epochs_saved, self.removed = loss, epoch, epochs_saved, removed
+        when = "in this epoch" if epoch is None else f"in epoch {epoch}"
+        message = f"training diverged: the loss became {loss} {when}; lower {option('lr')}"
+        if removed is not None:
+            message += f"; nothing was saved, so {removed} was removed"
+        elif epochs_saved is not None:
+            message += f". {saved_epochs(epochs_saved)}"
+        super().__init__(message)
+
+    def knowing(
+        self, *, epoch: int | None = None, epochs_saved: int | None = None, removed: object = None
+    ) -> "DivergedError":
+        """This divergence with what became known since: its epoch, or what became of the run."""
+        return DivergedError(
+            self.loss,
+            self.epoch if epoch is None else epoch,
+            self.epochs_saved if epochs_saved is None else epochs_saved,
+            self.removed if removed is None else removed,
+        )
+
+    def __reduce__(self):  # copied or pickled from its fields, not from its message
+        return type(self), (self.loss, self.epoch, self.epochs_saved, self.removed)
 
 
 class Notice(CnnlabError):
@@ -144,6 +173,13 @@ def resume_command(run: str | os.PathLike, epochs: int | None = None, command: s
     return f"cnnlab {command} {shell_option('--resume', run)}" + (
         f" --epochs {epochs}" if epochs is not None else ""
     )
+
+
+def saved_epochs(epochs: int) -> str:
+    """What a stopped run kept, as a sentence: its last saved epoch, or nothing."""
+    if epochs == 0:
+        return "no epoch was complete, so nothing was saved."
+    return f"epoch {epochs} is the last saved."
 
 
 def given(name: str, value: object) -> str:

@@ -375,13 +375,21 @@ def _user_spec(name: str) -> ModelSpec:
 MAX_WIDTH = 16.0  # 16x vgg-mini is 41M parameters: beyond it, a typo rather than a plan
 
 
-def check_width(name: str, width: float) -> None:
-    """A --width in (0, MAX_WIDTH], and other than 1 only for models whose widths scale."""
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_WIDTH:
+def check_build(name: str, backend: str, width: float) -> None:
+    """What a build of model ``name`` asks for, checked once where options come in (``TrainConfig``,
+    ``cnnlab summary``): a known model and backend, a model that backend runs, and a width other
+    than 1 only for models whose widths scale. ``width``'s range is the caller's (TrainConfig's
+    declaration). ``build_model`` trusts what passed here."""
+    spec = get_spec(name)
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if backend == "numpy" and not spec.numpy:
+        scratch_models = ", ".join(n for n, s in MODELS.items() if s.numpy)
         raise ConfigError(
-            f"{option('width')} must be a number in (0, {MAX_WIDTH:g}], e.g. 2. Received: {width!r}"
+            f"{given('model', name)} is a torch module, which the numpy backend cannot run; use "
+            f"{given('backend', 'torch')}, or one of: {scratch_models}"
         )
-    if width != 1 and get_spec(name).base_widths is None:
+    if width != 1 and spec.base_widths is None:
         scalable = ", ".join(n for n, s in MODELS.items() if s.base_widths)
         raise ConfigError(f"{option('width')} applies to {scalable} only; drop it for {given('model', name)}")
 
@@ -398,23 +406,16 @@ def build_model(
 ):
     """A fresh model for images of ``input_shape`` (C, H, W) in ``num_classes`` classes. For the
     numpy backend, ``rng`` (a NumPy Generator or seed) draws the initial weights and ``dtype`` is
-    theirs (float32 by default). ``width`` multiplies the channel widths of the models that have them."""
+    theirs (float32 by default). ``width`` multiplies the channel widths of the models that have them.
+    The name, backend and width are trusted: ``check_build`` checked them where they came in."""
     spec = get_spec(name)
-    check_width(name, width)
     widths = {} if spec.base_widths is None else {"widths": scaled_widths(spec.base_widths, width)}
     shape = tuple(int(n) for n in input_shape)
-    if backend == "torch":
-        return spec.build(torch_nn(), shape, num_classes, dropout=dropout, **widths)
     if backend == "numpy":
-        if not spec.numpy:
-            raise ConfigError(
-                f"model {name!r} is a torch module, which the numpy backend cannot run; use "
-                f"{given('backend', 'torch')} or one of: {', '.join(n for n, s in MODELS.items() if s.numpy)}"
-            )
         from cnnlab.scratch.nn import fuse_relu
 
         return fuse_relu(spec.build(scratch_nn(rng, dtype), shape, num_classes, dropout=dropout, **widths))
-    raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    return spec.build(torch_nn(), shape, num_classes, dropout=dropout, **widths)
 
 
 # Test-time augmentation's views and their weights: the image (and its mirror, with --tta) carries

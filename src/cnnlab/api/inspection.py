@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab.api.edge import api_edge
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, option
 from cnnlab.inspect.convolve import Example, Result
 
 if TYPE_CHECKING:
@@ -32,14 +32,31 @@ def summary(
     ``cnnlab.scratch`` module. ``input_shape`` (C, H, W) walks another input through it: the table
     then stops at the first layer it does not fit. A module with its own ``forward()`` is read from
     one forward pass."""
+    return summary_table(model, input_shape, batch_size, backend, width, dataset)
+
+
+def summary_table(
+    model: Any,
+    input_shape: tuple[int, int, int] | None,
+    batch_size: int,
+    backend: str,
+    width: float,
+    dataset: str | None,
+) -> Summary:
+    """``summary`` for its callers, ``cnnlab.summary`` and ``cnnlab summary``: the options are checked
+    here, once, and named as the caller spells them (``--width`` or ``width=``)."""
     from cnnlab.data import DEFAULT, open_dataset
     from cnnlab.inspect.describe import DescribeError
     from cnnlab.inspect.summary import heading
     from cnnlab.inspect.traced import summarize_model
-    from cnnlab.models import build_model
+    from cnnlab.models import build_model, check_build
+    from cnnlab.training.config import check_option
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a whole number >= 1. Received: {batch_size!r}")
+        raise ConfigError(f"{option('batch_size')} must be a whole number >= 1. Received: {batch_size!r}")
+    if isinstance(model, str):
+        check_option("width", width)
+        check_build(model, backend, width)
     data = open_dataset(dataset or DEFAULT)
     name = model if isinstance(model, str) else type(model).__name__
     if isinstance(model, str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cnnlab.commands.common import HelpFormatter
-from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.errors import CnnlabError
 
 NAME = "summary"
 EPILOG = """examples:
@@ -85,11 +85,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.api.inspection import summary as summarize
+    from cnnlab.api.inspection import summary_table
 
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be a whole number >= 1. Received: {args.batch_size}")
-    table = summarize(args.model, args.input_shape, args.batch_size, args.backend, args.width, args.dataset)
+    table = summary_table(
+        args.model, args.input_shape, args.batch_size, args.backend, args.width, args.dataset
+    )
     print(table)
     if table.failed is not None:
         raise InputDoesNotFit(

@@ -92,11 +92,12 @@ class Engine(Protocol):
 
 def make_engine(config: TrainConfig, steps_per_epoch: int, dataset: Dataset, world: World = SINGLE) -> Engine:
     """The engine for ``config.backend``, built before the loop so the loop never branches on it;
-    its model takes ``dataset``'s input shape and classes."""
+    its model takes ``dataset``'s input shape and classes. The numpy engine trains in one process:
+    ``run.join_world`` refuses it under torchrun."""
     if config.backend == "numpy":
         from cnnlab.training.numpy_engine import NumpyEngine
 
-        return NumpyEngine(config, steps_per_epoch, dataset, world)
+        return NumpyEngine(config, steps_per_epoch, dataset)
     from cnnlab.training.torch_engine import TorchEngine
 
     return TorchEngine(config, steps_per_epoch, dataset, world)

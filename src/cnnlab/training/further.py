@@ -59,10 +59,7 @@ def same_run(saved: dict, config: TrainConfig, run: Path) -> bool:
 
 def extended(run: Path, config: TrainConfig, history: list[dict], epochs: Any) -> TrainConfig:
     """``config`` with ``epochs`` epochs in all, checked against what the run has done. Writes nothing."""
-    try:
-        longer = dataclasses.replace(config, epochs=epochs)  # validated as any config is
-    except TypeError:
-        raise ConfigError(f"{option('epochs')} must be a whole number. Received: {epochs!r}") from None
+    longer = dataclasses.replace(config, epochs=epochs)  # validated as any config is
     done = len(history)
     if epochs <= done:
         raise ConfigError(

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import log_softmax
 
 from cnnlab.data.arrays import Arrays
-from cnnlab.errors import DivergedError, option
+from cnnlab.errors import DivergedError
 from cnnlab.training.batches import epoch_order, global_batches
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.distributed import SINGLE, World
@@ -69,9 +69,7 @@ def train_one_epoch(
         on_batch(len(idx))
     loss_total, correct_total = world.sum(*engine.to_host([loss_sum, correct]))  # the epoch's one sync
     if not math.isfinite(loss_total):
-        raise DivergedError(
-            f"training diverged: the loss became {loss_total} in this epoch; lower {option('lr')}"
-        )
+        raise DivergedError(loss_total)
     return {"train_loss": loss_total / len(order), "train_accuracy": correct_total / len(order)}
 
 
@@ -208,7 +206,7 @@ def fit(
         try:
             metrics = train_one_epoch(engine, data, order, progress.start_epoch(epoch), ctx.world)
         except DivergedError as exc:  # name the epoch, which train_one_epoch does not know
-            raise DivergedError(str(exc).replace("in this epoch", f"in epoch {epoch}")) from None
+            raise exc.knowing(epoch=epoch) from None
         valid = evaluate(engine, data.valid_x, data.valid_y)
         row = {
             "epoch": epoch,

@@ -116,8 +116,8 @@ class SweepRange:
 
 SMOOTHING = 0.9  # the loss's exponential moving average, as fastai smooths it
 # Stop once the smoothed loss is this many times its lowest. Not fastai's 4: a network killed by too
-# high a rate settles at chance (ln 10 = 2.3), which is under 4x a lowest loss above 0.58, so a 4x
-# limit let convnet's sweep run on past its blow-up on 5,000 images (README, lr-find).
+# high a rate settles at chance (ln 10 = 2.3 for ten classes), which is under 4x a lowest loss above
+# 0.58, so a 4x limit can let the sweep run on past the blow-up (an example: the docs' lr-find guide).
 STOP_FACTOR = 2.0
 
 

@@ -19,11 +19,9 @@ import numpy as np
 
 from cnnlab import scratch
 from cnnlab.data.dataset import Dataset
-from cnnlab.errors import ConfigError
 from cnnlab.models import build_model, tta_shifts
 from cnnlab.training.checkpoint import as_ema_state, ema_weights
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.distributed import SINGLE, World
 from cnnlab.training.schedules import build_schedule
 
 
@@ -122,9 +120,7 @@ class NumpyEngine:
     backend = "numpy"
     precision = "32"
 
-    def __init__(self, config: TrainConfig, steps_per_epoch: int, dataset: Dataset, world: World = SINGLE):
-        if world.distributed:
-            raise ConfigError("the numpy backend trains in one process; run it without torchrun")
+    def __init__(self, config: TrainConfig, steps_per_epoch: int, dataset: Dataset):
         self.config = config
         self.dataset = dataset  # its normalisation is known once the images are read (initialize)
         self.fill = dataset.background() if dataset.mean is not None else 0.0  # what shifts bring in

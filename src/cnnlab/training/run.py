@@ -34,6 +34,7 @@ from cnnlab.errors import (
     InterruptedRun,
     RunDirError,
     resume_command,
+    saved_epochs,
 )
 from cnnlab.shell import option
 from cnnlab.training import claims, distributed, further, rundir
@@ -410,7 +411,7 @@ def _fit_and_finish(
                 f"{_why(exc)} before the first epoch was complete; {_removed(run)}", _code(exc), _why(exc)
             ) from None
         raise InterruptedRun(
-            f"{_why(exc)}; {_saved(saver.epochs_saved)} Continue with: {resume_command(run)}",
+            f"{_why(exc)}; {saved_epochs(saver.epochs_saved)} Continue with: {resume_command(run)}",
             _code(exc),
             _why(exc),
         ) from None
@@ -418,8 +419,8 @@ def _fit_and_finish(
         if _nothing_saved(run, saver, ctx):
             _discard(run, claimed)
             # Not "run the same command again": the same settings would diverge the same way.
-            raise DivergedError(f"{exc}; nothing was saved, so {run} was removed") from None
-        raise DivergedError(f"{exc}. {_saved(saver.epochs_saved)}") from None
+            raise exc.knowing(removed=run) from None
+        raise exc.knowing(epochs_saved=saver.epochs_saved) from None
     except RunDirError as exc:  # e.g. the disk filled up while saving: the previous epoch is intact
         saver.check()  # unless the directory went away: that is said as such
         raise _write_failed(exc, saver.epochs_saved, run) from None
@@ -553,10 +554,6 @@ def _removed(run: Path) -> str:
 
 def _write_failed(exc: RunDirError, epochs_saved: int, run: Path) -> RunDirError:
     """A write that failed mid-run (a full disk, a lost mount): the saved epochs are intact."""
-    return RunDirError(f"{exc}. {_saved(epochs_saved)} Once fixed, continue with: {resume_command(run)}")
-
-
-def _saved(epochs: int) -> str:
-    if epochs == 0:
-        return "no epoch was complete, so nothing was saved."
-    return f"epoch {epochs} is the last saved."
+    return RunDirError(
+        f"{exc}. {saved_epochs(epochs_saved)} Once fixed, continue with: {resume_command(run)}"
+    )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ConfigError, RunDirError, option
+from cnnlab.errors import RunDirError
 
 DIRECTORY = "tensorboard"
 # metrics.csv column -> TensorBoard tag; "a/b" groups the curves as TensorBoard's panels do.
@@ -34,13 +34,8 @@ class TensorBoardLog:
     last saved epoch, so the curves never show an epoch twice."""
 
     def __init__(self, run: Path, first_epoch: int = 1):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ConfigError(
-                f"{option('tensorboard')} needs the tensorboard package; install it with "
-                f"`pip install 'cnnlab[tensorboard]'` or drop {option('tensorboard')}"
-            ) from None
+        from torch.utils.tensorboard import SummaryWriter  # TrainConfig refuses --tensorboard without it
+
         self.writer: Any = SummaryWriter(
             str(run / DIRECTORY), purge_step=first_epoch if first_epoch > 1 else None
         )

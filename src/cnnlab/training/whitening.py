@@ -17,9 +17,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnlab.data.dataset import Dataset
 
-# Images whose patches estimate the covariance. 1,000 give 676,000 patches of 28x28 images for a 9x9
-# covariance: the filters are within 1.5% of 50,000 images' (largest difference 0.06 on values up to
-# 4.1), for a start-up of a small fraction of a second.
+# Images whose patches estimate the covariance: a thousand give hundreds of thousands of patches for
+# a (C k^2)-square covariance, so the filters barely differ from the whole training set's, for a
+# start-up of a fraction of a second (the docs' results page).
 SAMPLE = 1_000
 EPS = 1e-2  # keeps the near-constant directions (flat background) from being blown up
 

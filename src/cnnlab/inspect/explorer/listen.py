@@ -170,9 +170,9 @@ def serve(runs: list[Served], sock: socket.socket, on_ready=None) -> None:
     """Serve ``runs`` on the bound ``sock`` until Ctrl+C (or SIGTERM); then return."""
     import torch
 
-    # One image is about a millisecond of one core; more threads per forward only contend with
-    # the other requests' forwards (measured: 2 threads made a convnet forward 0.2 ms -> 46 ms on a
-    # loaded 2-core machine).
+    # One image is little work for one core; more threads per forward only contend with the other
+    # requests' forwards, which on a loaded machine makes each forward many times slower (the docs'
+    # results page).
     torch.set_num_threads(1)
     server = make_server(runs, sock, torch_threads=1)
     if on_ready is not None:

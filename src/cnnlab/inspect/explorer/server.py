@@ -4,7 +4,7 @@
 from the request to the response. Requests name a run by its position on the command line
 (``/api/runs/0/...``), never by a path; the only files served are those in ``STATIC``, by name.
 Every error is a 4xx (or 500) with a one-line JSON body ``{"error": "..."}``, and the server goes
-on serving. The API is listed in the README (``cnnlab explore``).
+on serving. The API is listed in the docs' guide to ``cnnlab explore``.
 
 Why Starlette on uvicorn: a small, maintained ASGI toolkit with routing, a test client and no
 templating or ORM to carry; its synchronous work (each forward pass) runs in a thread pool,

@@ -40,8 +40,8 @@ class Workers:
         if self.torch_threads and not getattr(self.local, "ready", False):
             import torch
 
-            # Per thread: a new thread would otherwise start an OpenMP team of its own size, and
-            # two teams spinning on two cores made a 0.7 ms convolution take 58 ms.
+            # Per thread: a new thread would otherwise start an OpenMP team of its own size, and teams
+            # spinning on the same cores make a convolution many times slower (the docs' results page).
             torch.set_num_threads(self.torch_threads)
             self.local.ready = True
         return work(*args)
