@@ -83,3 +83,48 @@ def test_filters_image_is_red_for_positive_and_blue_for_negative():
 
 def test_tensorboard_option_is_off_by_default_and_writes_nothing(trained_run):
     assert not (trained_run / tensorboard.DIRECTORY).exists()
+
+
+def without_tensorboard(monkeypatch, broken: bool):
+    """tensorboard not installed (``broken=False``: nothing to find), or installed but failing to import."""
+    import importlib.util
+    import sys
+
+    real = importlib.util.find_spec
+    if not broken:
+
+        def find_spec(name, *rest):
+            return None if name == "tensorboard" else real(name, *rest)
+
+        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # importing it raises ImportError
+
+
+def test_a_finished_tensorboard_run_loads_where_tensorboard_is_not_installed(
+    synthetic_dir, tmp_path, monkeypatch, capsys
+):
+    run = tmp_path / "run"
+    args = ["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--epochs", "1", "--tensorboard"]
+    assert main([*args, *SMALL]) == 0
+    without_tensorboard(monkeypatch, broken=False)
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data-dir", str(synthetic_dir)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_resume_that_cannot_load_tensorboard_is_one_line_and_keeps_the_run(
+    synthetic_dir, tmp_path, monkeypatch, capsys, broken
+):
+    run = tmp_path / "run"
+    args = ["train", "--data-dir", str(synthetic_dir), "--out", str(run), "--epochs", "1", "--tensorboard"]
+    assert main([*args, *SMALL]) == 0
+    saved = (run / "metrics.csv").read_bytes(), (run / "checkpoint.pt").read_bytes()
+    without_tensorboard(monkeypatch, broken)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "--tensorboard cannot load TensorBoard's writer" in err
+    assert "pip install 'cnnlab[tensorboard]'" in err
+    assert ((run / "metrics.csv").read_bytes(), (run / "checkpoint.pt").read_bytes()) == saved

@@ -255,11 +255,6 @@ class TrainConfig:
         check_build(self.model, self.backend, self.width)
         if self.patience is not None and self.valid_size == 0:
             raise ConfigError(f"{flag('patience')} needs a validation split ({flag('valid_size')} > 0)")
-        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
-            raise ConfigError(
-                f"{flag('tensorboard')} needs the tensorboard package; install it with "
-                f"`pip install 'cnnlab[tensorboard]'` or drop {flag('tensorboard')}"
-            )
         if self.backend == "numpy":
             self._validate_numpy_backend()
 
@@ -591,7 +586,18 @@ def resolve(
     if dataset is not None:
         _check_user_model(config.model)
         check_fits(config, dataset)
+        _check_packages(config)
     return config
+
+
+def _check_packages(config: TrainConfig) -> None:
+    """What training needs installed. Only a run about to train asks: a finished ``--tensorboard``
+    run still loads, evaluates and reports where tensorboard is not installed."""
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            f"{flag('tensorboard')} needs the tensorboard package; install it with "
+            f"`pip install 'cnnlab[tensorboard]'` or drop {flag('tensorboard')}"
+        )
 
 
 def _check_user_model(name: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import RunDirError
+from cnnlab.errors import ConfigError, RunDirError, option
 
 DIRECTORY = "tensorboard"
 # metrics.csv column -> TensorBoard tag; "a/b" groups the curves as TensorBoard's panels do.
@@ -34,8 +34,13 @@ class TensorBoardLog:
     last saved epoch, so the curves never show an epoch twice."""
 
     def __init__(self, run: Path, first_epoch: int = 1):
-        from torch.utils.tensorboard import SummaryWriter  # TrainConfig refuses --tensorboard without it
-
+        try:  # a new run's options were checked for the package; a resume or a broken install is met here
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise ConfigError(
+                f"{option('tensorboard')} cannot load TensorBoard's writer ({exc}); install it with "
+                f"`pip install 'cnnlab[tensorboard]'`"
+            ) from None
         self.writer: Any = SummaryWriter(
             str(run / DIRECTORY), purge_step=first_epoch if first_epoch > 1 else None
         )
