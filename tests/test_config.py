@@ -15,7 +15,7 @@ def test_defaults_are_the_fast_convnet_recipe():
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_presets_do_not_inherit_the_default_whitening(preset):
-    # Each preset was measured with whitening on or off (README, results), so each pins it: a later
+    # Each preset was measured with whitening on or off (the docs' results page), so each pins it: a later
     # change of the default must not change what a preset trains.
     assert "whiten" in PRESETS[preset]
     assert resolve({"preset": preset}).whiten is PRESETS[preset]["whiten"]
