@@ -55,8 +55,8 @@ def test_train_refuses_a_bad_width_alike_from_the_cli_and_the_api(
 def test_summary_refuses_a_bad_width_as_train_does(capsys, model, typed, passed, refusal):
     """``cnnlab summary`` names the option as the command line writes it (it once said ``width=``)."""
     assert main(["summary", model, "--width", typed]) == 2
-    said = _one_line_error(capsys)
-    assert said.startswith("--width" + refusal.format(model=f"--model {model}").split(". Received")[0])
+    said = _one_line_error(capsys)  # the command takes the model as an argument, not as --model
+    assert said.startswith("--width" + refusal.format(model=f"model {model}").split(". Received")[0])
     with pytest.raises(cnnlab.ConfigError) as caught:
         cnnlab.summary(model, width=passed)
     assert str(caught.value) == "width=" + refusal.format(model=f"model={model!r}")
@@ -85,7 +85,7 @@ def test_a_torch_only_model_is_refused_for_numpy_with_one_message(tmp_path, caps
     assert main(["train", "--model", name, "--backend", "numpy", "--out", str(tmp_path / "never")]) == 2
     assert _one_line_error(capsys).startswith(f"--model {name} " + refusal.format(torch="--backend torch"))
     assert main(["summary", name, "--backend", "numpy"]) == 2
-    assert _one_line_error(capsys).startswith(f"--model {name} " + refusal.format(torch="--backend torch"))
+    assert _one_line_error(capsys).startswith(f"model {name} " + refusal.format(torch="--backend torch"))
     for call in (cnnlab.train, cnnlab.summary):
         with pytest.raises(cnnlab.ConfigError) as caught:
             call(model=name, backend="numpy")

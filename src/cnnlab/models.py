@@ -19,7 +19,7 @@ import types
 from collections.abc import Callable, Sequence
 
 from cnnlab import shapes
-from cnnlab.errors import ConfigError, given, option
+from cnnlab.errors import ConfigError, given, option, spelled
 
 BACKENDS = ("torch", "numpy")
 Shape = tuple[int, int, int]  # (C, H, W)
@@ -375,23 +375,25 @@ def _user_spec(name: str) -> ModelSpec:
 MAX_WIDTH = 16.0  # 16x vgg-mini is 41M parameters: beyond it, a typo rather than a plan
 
 
-def check_build(name: str, backend: str, width: float) -> None:
+def check_build(name: str, backend: str, width: float, positional: bool = False) -> None:
     """What a build of model ``name`` asks for, checked once where options come in (``TrainConfig``,
     ``cnnlab summary``): a known model and backend, a model that backend runs, and a width other
     than 1 only for models whose widths scale. ``width``'s range is the caller's (TrainConfig's
-    declaration). ``build_model`` trusts what passed here."""
+    declaration). ``build_model`` trusts what passed here. ``positional``: the command line takes
+    the model as an argument (``cnnlab summary MODEL``), not as ``--model``, and names it so."""
     spec = get_spec(name)
+    model = spelled(f"model {name}", f"model={name!r}") if positional else given("model", name)
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     if backend == "numpy" and not spec.numpy:
         scratch_models = ", ".join(n for n, s in MODELS.items() if s.numpy)
         raise ConfigError(
-            f"{given('model', name)} is a torch module, which the numpy backend cannot run; use "
+            f"{model} is a torch module, which the numpy backend cannot run; use "
             f"{given('backend', 'torch')}, or one of: {scratch_models}"
         )
     if width != 1 and spec.base_widths is None:
         scalable = ", ".join(n for n, s in MODELS.items() if s.base_widths)
-        raise ConfigError(f"{option('width')} applies to {scalable} only; drop it for {given('model', name)}")
+        raise ConfigError(f"{option('width')} applies to {scalable} only; drop it for {model}")
 
 
 def build_model(

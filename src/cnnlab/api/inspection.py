@@ -56,7 +56,7 @@ def summary_table(
         raise ConfigError(f"{option('batch_size')} must be a whole number >= 1. Received: {batch_size!r}")
     if isinstance(model, str):
         check_option("width", width)
-        check_build(model, backend, width)
+        check_build(model, backend, width, positional=True)
     data = open_dataset(dataset or DEFAULT)
     name = model if isinstance(model, str) else type(model).__name__
     if isinstance(model, str):
