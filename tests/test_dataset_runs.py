@@ -3,6 +3,7 @@ dataset recorded, and every tool after training (evaluate, predict, export, show
 it: class names, colour, image size."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -154,6 +155,24 @@ def test_a_run_saved_before_datasets_loads_as_fashion_mnist(trained_run, tmp_pat
     loaded = cnnlab.load_run(run)
     assert loaded.dataset.name == "fashion-mnist"
     assert loaded.evaluate(data_dir=str(synthetic_dir))["class_names"][0] == "T-shirt/top"
+
+
+@pytest.mark.parametrize("lost", ["mean", "std"])
+def test_a_run_whose_dataset_json_lost_its_normalisation_names_the_file(trained_run, tmp_path, capsys, lost):
+    """A run trained with its per-channel mean and std; a dataset.json without one is damaged, and
+    every command that loads the run says which file, in one line."""
+    run = tmp_path / "damaged"
+    shutil.copytree(trained_run, run)
+    saved = json.loads((run / "dataset.json").read_text())
+    saved[lost] = None
+    (run / "dataset.json").write_text(json.dumps(saved))
+    said = f"{run / 'dataset.json'} lacks the mean and std the run normalised its images with"
+    with pytest.raises(cnnlab.RunDirError, match=re.escape(said)):
+        cnnlab.load_run(run).dataset  # noqa: B018 (the property reads dataset.json)
+    for command in (["evaluate", str(run)], ["explore", str(run), "--port", "0"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and said in err, err
 
 
 def test_fashion_mnist_as_png_folders_trains_exactly_as_from_idx(tmp_path, synthetic_dir):

@@ -22,6 +22,9 @@ def dataset_of_run(run: Path) -> Dataset:
     if not saved.is_file():
         return FASHION_MNIST.dataset
     try:
-        return Dataset.from_json(rundir.read_json(saved), str(saved))
+        dataset = Dataset.from_json(rundir.read_json(saved), str(saved))
     except DataError as exc:
         raise RunDirError(str(exc)) from None
+    if dataset.mean is None or dataset.std is None:  # a run always knew them: it trained with them
+        raise RunDirError(f"{saved} lacks the mean and std the run normalised its images with")
+    return dataset
