@@ -70,20 +70,20 @@ def test_a_second_load_decodes_nothing_and_gives_the_decoded_pixels(tmp_path, ca
 
 @pytest.mark.parametrize("change", ["rewritten", "added", "removed", "renamed"])
 def test_any_change_to_the_images_decodes_the_folder_again(tmp_path, cache, decodes, monkeypatch, change):
-    root = write_image_folder(tmp_path / "f", per_class=5, mode="L")
+    root = write_image_folder(tmp_path / "f", per_class=5, mode="L", suffix=".bmp")
     load(root)
-    target = root / "circle" / "circle-002.png"
-    if change == "rewritten":  # same size in bytes, same mtime: the ctime still tells
+    target = root / "circle" / "circle-002.bmp"
+    if change == "rewritten":  # a BMP keeps its size in bytes; the mtime is set back: the ctime still tells
         stat = target.stat()
-        pixels = 255 - np.asarray(Image.open(target))
-        Image.fromarray(pixels).save(target)
+        Image.fromarray(255 - np.asarray(Image.open(target))).save(target)
         os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert (target.stat().st_size, target.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
     elif change == "added":
-        Image.new("L", (16, 16), 99).save(root / "circle" / "zz-new.png")
+        Image.new("L", (16, 16), 99).save(root / "circle" / "zz-new.bmp")
     elif change == "removed":
         target.unlink()
     else:
-        target.rename(root / "circle" / "circle-999.png")
+        target.rename(root / "circle" / "circle-999.bmp")
     before = decodes[0]
     again = load(root)
     assert decodes[0] > before
@@ -173,7 +173,22 @@ def test_a_read_only_cache_directory_costs_a_warning_not_the_load(tmp_path, cach
     assert same(images, uncached(root, monkeypatch))
 
 
-def test_dev_null_turns_the_cache_off(tmp_path, monkeypatch, decodes):
+def test_a_cache_file_of_the_right_key_but_another_shape_or_type_is_not_used(tmp_path, cache, decodes):
+    root = write_image_folder(tmp_path / "f", per_class=4)
+    first = load(root)
+    [path] = cache.glob("*.npz")
+    key = np.load(path)["key"]
+    every = np.concatenate([first.train_images, first.test_images])  # (12, 3, 16, 16)
+    # as many bytes as the right pixels, so only the header can tell
+    for pixels in (every[:6].astype(np.int16), np.asfortranarray(every)):
+        np.savez(path, key=key, pixels=pixels)
+        with pytest.warns(UserWarning, match=r"could not be used \(its pixels array is (int16|uint8)"):
+            again = data.load_dataset(str(root))[1]
+        assert same(again, first)
+    assert decodes[0] == 36
+
+
+def test_dev_null_turns_the_cache_off(tmp_path, cache, monkeypatch, decodes):
     root = write_image_folder(tmp_path / "f", per_class=3)
     uncached(root, monkeypatch)
     uncached(root, monkeypatch)
