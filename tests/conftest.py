@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab import data
-from cnnlab.data import idx_datasets, location, verified
+from cnnlab.data import folder_cache, idx_datasets, location, verified
 from tests.idx import write_synthetic_dataset
 
 # Tests must never find the developer's own data by accident, nor write to their cache.
@@ -18,6 +18,15 @@ def checksum_record(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("checksums") / "verified-files.json"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(verified.CACHE_VAR, str(path))
+        yield path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def folder_cache_dir(tmp_path_factory) -> Path:
+    """The cache of decoded image folders, for every test and the processes they start: never the user's."""
+    path = tmp_path_factory.mktemp("folder-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(folder_cache.CACHE_VAR, str(path))
         yield path
 
 

@@ -189,3 +189,80 @@ def test_the_synthetic_fashion_files_export_too(tmp_path):
         == 0
     )
     assert len(list((tmp_path / "out" / "train").rglob("*.png"))) == 30
+
+
+# Decoding within the budget of cnnlab.data.decode, and the pixels Pillow alone gives
+
+
+def _photo(width: int, height: int, mode: str, seed: int = 0) -> Image.Image:
+    """Smooth colour waves with noise: what a photo asks of a JPEG encoder and of a resize."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    waves = [127 + 100 * np.sin(x / (7 + 5 * c) + y / (11 + 3 * c) + c) for c in range(3)]
+    pixels = np.clip(np.stack(waves, 2) + rng.normal(0, 12, (height, width, 3)), 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels).convert(mode)
+
+
+def _pillow_alone(path, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """What the folder gave before it went through cnnlab.data.decode, and torchvision's loader gives:
+    a JPEG drafted towards the size, converted, then one bilinear resize from the full resolution."""
+    with Image.open(path) as image:
+        image.draft(mode, size)
+        image = image.convert(mode)
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    pixels = np.asarray(image)
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "kind, size, suffix",
+    [
+        ("L", (16, 16), ".png"),
+        ("RGB", (20, 12), ".png"),
+        ("RGB", (40, 30), ".jpg"),
+        ("L", (300, 200), ".jpg"),
+        ("RGB", (1500, 1100), ".jpg"),  # over MAX_SIDE: drafted, never box-averaged
+        ("RGB", (1300, 1030), ".png"),  # over MAX_SIDE: resized straight from its full resolution
+    ],
+)
+@pytest.mark.parametrize("image_size", [None, 12, 40])
+@pytest.mark.parametrize("color", ["gray", "rgb"])
+def test_ordinary_images_read_as_pillow_alone_reads_them(tmp_path, kind, size, suffix, image_size, color):
+    root = tmp_path / "f"
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for k in range(3):
+            _photo(*size, kind, seed=k + 3 * (label == "b")).save(root / label / f"{k}{suffix}", quality=90)
+    source = FolderSource(root, image_size, color)
+    images = source.read()
+    mode = "RGB" if color == "rgb" else "L"
+    target = (image_size, image_size) if image_size else size
+    paths = [e.path for e in (*source.scan.train, *source.scan.test)]
+    found = np.concatenate([images.train_images, images.test_images])
+    expected = np.stack([_pillow_alone(p, mode, target) for p in paths])
+    assert found.shape == expected.shape and np.array_equal(found, expected)
+
+
+def test_images_over_the_decoders_budget_are_refused_by_path_with_how_many_others(tmp_path):
+    root = write_image_folder(tmp_path / "f", per_class=4)
+    Image.new("L", (4000, 2500), 90).save(root / "circle" / "big.png")  # 10 MP: over the 8 MP cap
+    _photo(64, 64, "L").resize((4200, 4000)).save(root / "square" / "wide.jpg", progressive=True)
+    with pytest.raises(
+        ImageError,
+        match=r"circle/big.png cannot be read \(it would decode to 10 megapixels, more than the 8 .*"
+        r"1 other image.s. failed too",
+    ):
+        data.load_dataset(str(root), image_size=16)
+    (root / "circle" / "big.png").unlink()
+    with pytest.raises(ImageError, match=r"wide.jpg cannot be read \(it would decode to 17 megapixels"):
+        data.load_dataset(str(root), image_size=16)  # progressive: no draft saves its coefficients
+
+
+def test_a_large_baseline_jpeg_is_drafted_down_within_the_budget(tmp_path):
+    root = write_image_folder(tmp_path / "f", per_class=4, mode="L")
+    path = root / "circle" / "huge.jpg"
+    _photo(64, 64, "L").resize((5000, 4000)).save(path)  # 20 MP, decoded at 1/8 of its size
+    _, images = data.load_dataset(str(root), image_size=16)
+    every = np.concatenate([images.train_images, images.test_images])
+    assert any(np.array_equal(image, _pillow_alone(path, "L", (16, 16))) for image in every)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeGuard, Union
 
@@ -37,7 +38,15 @@ if TYPE_CHECKING:
 # What ``decode`` reads: a path, the file's bytes, a binary file open for reading, or a PIL image.
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], "PILImage"]
 
-__all__ = ["decode", "MAX_SIDE", "MAX_PIXELS", "MAX_PROGRESSIVE_PIXELS", "MAX_CONCURRENT", "WEB_FORMATS"]
+__all__ = [
+    "decode",
+    "decode_uint8",
+    "MAX_SIDE",
+    "MAX_PIXELS",
+    "MAX_PROGRESSIVE_PIXELS",
+    "MAX_CONCURRENT",
+    "WEB_FORMATS",
+]
 
 MAX_SIDE = 1024
 # Pixels held at full resolution (after a JPEG's draft), at up to 4 bytes each (RGBA, 32-bit gray).
@@ -54,23 +63,56 @@ _ORIENTATIONS |= {6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
 
 
 def decode(
-    source: ImageSource, mode: str = "L", *, formats: tuple[str, ...] | None = None, name: str | None = None
+    source: ImageSource,
+    mode: str = "L",
+    *,
+    formats: tuple[str, ...] | None = None,
+    name: str | None = None,
+    size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """A path, bytes, binary file or PIL image -> float32 (H, W) for ``mode="L"`` or (H, W, 3) for
     ``"RGB"``, values 0..255, longest side at most ``MAX_SIDE``.
 
     ``formats`` limits the file formats (Pillow's names, e.g. ``WEB_FORMATS``); None takes any that
-    Pillow reads. ``name`` is what error messages call the source (default: the path). Raises
-    ImageError, with one line that says what is wrong, for anything it cannot or will not decode.
+    Pillow reads. ``name`` is what error messages call the source (default: the path). ``size``
+    (width, height) is for a caller that resizes every image to that size (an image folder): a JPEG
+    is then decoded by libjpeg in ``mode`` at the smallest of its scales that still covers ``size``,
+    and nothing is box-averaged down to ``MAX_SIDE``, so the caller's resize starts from the pixels
+    Pillow alone would give (the pixel caps hold all the same). Raises ImageError, with one line
+    that says what is wrong, for anything it cannot or will not decode.
     """
+    return _decoded(source, mode, formats, name, size, _to_array)
+
+
+def decode_uint8(
+    source: ImageSource,
+    mode: str = "L",
+    *,
+    formats: tuple[str, ...] | None = None,
+    name: str | None = None,
+    size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """``decode``, rounded to uint8 (H, W) or (H, W, 3): what an image folder keeps. An 8-bit image
+    never passes through float32, so its pixels are Pillow's own."""
+    return _decoded(source, mode, formats, name, size, _to_uint8)
+
+
+def _decoded(
+    source: ImageSource,
+    mode: str,
+    formats: tuple[str, ...] | None,
+    name: str | None,
+    size: tuple[int, int] | None,
+    to_array: Callable[[PILImage, bool, str, str], np.ndarray],
+) -> np.ndarray:
     if mode not in ("L", "RGB"):
         raise ValueError(f"mode must be 'L' or 'RGB'. Received: mode={mode!r}")
     label = name or (str(source) if isinstance(source, (str, Path)) else "the image")
     with _DECODES:
         if _is_pil(source):  # already in memory: bounded, never drafted or changed in place
-            return _to_array(*_bounded(source, mode, label, drafted=False), mode, label)
+            return to_array(*_bounded(source, mode, label, drafted=False), mode, label)
         with _open(source, label, formats) as opened:
-            return _to_array(*_bounded(opened, mode, label, drafted=True), mode, label)
+            return to_array(*_bounded(opened, mode, label, drafted=True, size=size), mode, label)
 
 
 def _is_pil(source: object) -> TypeGuard[PILImage]:
@@ -131,9 +173,12 @@ def _line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
 
 
-def _bounded(image: PILImage, mode: str, label: str, drafted: bool) -> tuple[PILImage, bool]:
-    """(the decoded image, its longest side at most MAX_SIDE and upright; whether it was 16-bit);
-    ImageError over the budget. ``drafted``: a file we opened, which a JPEG's draft may shrink."""
+def _bounded(
+    image: PILImage, mode: str, label: str, drafted: bool, size: tuple[int, int] | None = None
+) -> tuple[PILImage, bool]:
+    """(the decoded image, upright, its longest side at most MAX_SIDE unless ``size`` is given;
+    whether it was 16-bit); ImageError over the budget. ``drafted``: a file we opened, which a
+    JPEG's draft may shrink; ``size``: what the caller resizes to (see ``decode``)."""
     from PIL import Image
 
     sixteen_bit = image.mode.startswith("I;16")
@@ -141,7 +186,9 @@ def _bounded(image: PILImage, mode: str, label: str, drafted: bool) -> tuple[PIL
     if drafted and image.format in ("JPEG", "MPO"):
         _check_pixels(width * height, MAX_PROGRESSIVE_PIXELS if _progressive(image) else None, label)
         longest = max(width, height)
-        if longest > MAX_SIDE:  # libjpeg scales by 1/2, 1/4 or 1/8 while decoding: the cheap way down
+        if size is not None:
+            image.draft(mode, size)
+        elif longest > MAX_SIDE:  # libjpeg scales by 1/2, 1/4 or 1/8 while decoding: the cheap way down
             image.draft(mode, (-(-width * MAX_SIDE // longest), -(-height * MAX_SIDE // longest)))
     _check_pixels(image.size[0] * image.size[1], MAX_PIXELS, label)
     try:
@@ -149,7 +196,7 @@ def _bounded(image: PILImage, mode: str, label: str, drafted: bool) -> tuple[PIL
         orientation = _orientation(image)  # after load: a PNG may keep its EXIF after the pixels
         image = _reducible(image)
         factor = -(-max(image.size) // MAX_SIDE)
-        if factor > 1:
+        if factor > 1 and size is None:
             image = image.reduce(factor)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{label} is a damaged or unsupported image ({_line(exc)})") from None
@@ -190,18 +237,35 @@ def _reducible(image: PILImage) -> PILImage:
 
 def _to_array(image: PILImage, sixteen_bit: bool, mode: str, label: str) -> np.ndarray:
     """float32 (H, W) or (H, W, 3), 0..255, from a decoded image of bounded size."""
-    from PIL import Image
-
-    if image.mode.startswith(("I", "F")):  # 16- and 32-bit integers, floats: Pillow's "L" would clip them
+    if _wide(image):
         pixels = np.asarray(image)
         gray = _wide_to_gray(pixels.astype(np.uint16) if sixteen_bit else pixels, label)
         return gray if mode == "L" else np.repeat(gray[:, :, None], 3, axis=2)
+    return np.asarray(_on_paper(image).convert(mode), dtype=np.float32)
+
+
+def _to_uint8(image: PILImage, sixteen_bit: bool, mode: str, label: str) -> np.ndarray:
+    """uint8 (H, W) or (H, W, 3): ``_to_array``'s values rounded, an 8-bit image's taken as they are."""
+    if _wide(image):
+        return np.round(_to_array(image, sixteen_bit, mode, label)).astype(np.uint8)
+    return np.asarray(_on_paper(image).convert(mode))
+
+
+def _wide(image: PILImage) -> bool:
+    """16- and 32-bit integers, floats: Pillow's "L" would clip them."""
+    return image.mode.startswith(("I", "F"))
+
+
+def _on_paper(image: PILImage) -> PILImage:
+    """A transparent image over white paper; any other as it is."""
+    from PIL import Image
+
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
         image.mode == "P" and "transparency" in image.info
     ):
         paper = Image.new("RGBA", image.size, "white")
-        image = Image.alpha_composite(paper, image.convert("RGBA"))
-    return np.asarray(image.convert(mode), dtype=np.float32)
+        return Image.alpha_composite(paper, image.convert("RGBA"))
+    return image
 
 
 def _wide_to_gray(pixels: np.ndarray, label: str) -> np.ndarray:

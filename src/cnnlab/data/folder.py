@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data import folder_cache
 from cnnlab.data.conform import CHANNELS
 from cnnlab.data.dataset import Dataset, LabelledImages
+from cnnlab.data.decode import decode_uint8
 from cnnlab.errors import DataError, ImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -33,7 +35,8 @@ GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 DESCRIPTION = "dataset.json"
 TEST_SHARE = 0.2
 SPLIT_SEED = 0  # the same test images every run, whatever --seed
-MAX_PIXELS = 25_000_000  # one image's cap: 25 megapixels is a large photo; beyond is a decompression bomb
+# Part of the cache's key: raise it when a change to how a folder is decoded changes any pixel.
+DECODER_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,33 +297,46 @@ class FolderSource:
         channels, height, width = self._shape()
         mode = "RGB" if channels == 3 else "L"
         scan = self.scan
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            parts = [
-                _decode_all(pool, [e.path for e in entries], mode, (width, height))
-                for entries in (scan.train, scan.test)
-            ]
+        paths = [e.path for e in (*scan.train, *scan.test)]
+        pixels = folder_cache.cached(
+            f"{scan.root} {width}x{height} {mode}",
+            paths,
+            (channels, height, width),
+            lambda: _decode_all(paths, mode, (width, height)),
+            version=f"{DECODER_VERSION} Pillow {_pillow_version()}",
+        )
+        split = len(scan.train)
         return LabelledImages(
-            parts[0],
+            pixels[:split],
             np.array([e.label for e in scan.train], np.int64),
-            parts[1],
+            pixels[split:],
             np.array([e.label for e in scan.test], np.int64),
             classes=scan.classes,
         )
 
 
-def _decode_all(pool, paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
+def _pillow_version() -> str:
+    import PIL
+
+    return PIL.__version__
+
+
+def _decode_all(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
+    """The images as uint8 (N, C, H, W); every one that fails is counted, the first (by path) named."""
     width, height = size
     channels = 3 if mode == "RGB" else 1
     out = np.empty((len(paths), channels, height, width), np.uint8)
     failed: list[tuple[Path, Exception]] = []
 
-    def decode(i: int) -> None:
+    def decode_one(i: int) -> None:
         try:
             out[i] = _decode(paths[i], mode, size)
         except Exception as exc:  # a truncated or damaged file raises anything from OSError up
             failed.append((paths[i], exc))
 
-    list(pool.map(decode, range(len(paths))))
+    # decode.py lets two decodes run at once; more threads overlap their resizes and file reads
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        list(pool.map(decode_one, range(len(paths))))
     if failed:
         path, exc = min(failed, key=lambda f: str(f[0]))
         others = f"; {len(failed) - 1} other image(s) failed too" if len(failed) > 1 else ""
@@ -329,37 +345,15 @@ def _decode_all(pool, paths: list[Path], mode: str, size: tuple[int, int]) -> np
 
 
 def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
-    """One image as uint8 (C, H, W) in ``mode`` ("L" or "RGB") at ``size`` (width, height)."""
+    """One image as uint8 (C, H, W) in ``mode`` ("L" or "RGB") at ``size`` (width, height), within
+    ``cnnlab.data.decode``'s budget; resized from its full resolution (after a JPEG's draft), as
+    Pillow alone would, never box-averaged to ``MAX_SIDE`` first."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        if image.width * image.height > MAX_PIXELS:
-            raise ValueError(
-                f"{image.width}x{image.height} pixels is over the {MAX_PIXELS:,} a folder image may have"
-            )
-        image.draft(mode, size)  # JPEG: decode at a reduced scale when that is enough
-        image = _eight_bit(image).convert(mode)
-    if image.size != size:
-        image = image.resize(size, Image.Resampling.BILINEAR)
-    pixels = np.asarray(image, dtype=np.uint8)
+    pixels = decode_uint8(path, mode, name="it", size=size)  # (H, W) or (H, W, 3)
+    if pixels.shape[1::-1] != size:
+        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
-
-
-def _eight_bit(image):
-    """16- and 32-bit gray images scaled into 0..255 (Pillow's convert would clip them)."""
-    from PIL import Image
-
-    if not image.mode.startswith(("I", "F")):
-        return image
-    values = np.asarray(image, dtype=np.float64)
-    high = (
-        1.0
-        if image.mode == "F" and values.max(initial=0) <= 1
-        else 65535.0
-        if values.max(initial=0) > 255
-        else 255.0
-    )
-    return Image.fromarray(np.clip(np.round(values * 255 / high), 0, 255).astype(np.uint8), "L")
 
 
 # Writing a dataset out as a folder
