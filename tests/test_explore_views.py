@@ -277,7 +277,9 @@ def test_a_run_directory_that_cannot_be_written_keeps_the_top_images_in_memory(
     from cnnlab.errors import RunDirError
 
     def refuse(path, write):
-        raise RunDirError(f"cannot write in {path.parent}: Read-only file system; choose a writable --out")
+        raise RunDirError(
+            f"cannot write in {path.parent}: Read-only file system; choose a directory you can write to"
+        )
 
     run_dir = tmp_path / "run"
     shutil.copytree(trained_run, run_dir)

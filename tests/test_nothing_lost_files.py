@@ -91,6 +91,25 @@ def test_an_atomic_write_refuses_what_is_not_a_regular_file_and_leaves_it(tmp_pa
     assert via_link.is_symlink() and os.lstat(target).st_mode == mode
 
 
+def test_a_directory_that_refuses_a_new_file_is_named_and_no_option_is_blamed(tmp_path, monkeypatch):
+    """A directory refusing the temporary file (read-only, out of inodes) is one line naming it; the
+    advice names no option, since the same write serves a run's --out, --output and the caches."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    target = tmp_path / "report.html"
+    with pytest.raises(RunDirError) as caught:
+        fileio.write_atomic(target, lambda fh: fh.write(b"x"))
+    assert (
+        str(caught.value)
+        == f"cannot write in {tmp_path}: Permission denied; choose a directory you can write to"
+    )
+    assert not target.exists()
+
+
 def test_a_symlink_is_written_through_and_stays_a_link(tmp_path):
     real = tmp_path / "real.json"
     real.write_text("old")

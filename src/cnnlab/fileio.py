@@ -159,7 +159,9 @@ def _replace(path: Path, write: Callable[[BinaryIO], object]) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise RunDirError(f"cannot write in {path.parent}: {exc.strerror}; choose a writable --out") from None
+        raise RunDirError(
+            f"cannot write in {path.parent}: {exc.strerror}; choose a directory you can write to"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
