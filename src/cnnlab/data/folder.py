@@ -172,6 +172,38 @@ def _headers(paths: list[Path]) -> tuple[collections.Counter, bool]:
     return sizes, has_color
 
 
+def _kept_headers(root: Path, paths: list[Path]) -> tuple[collections.Counter, bool]:
+    """``_headers(paths)``, from the folder cache while every image is as it was when last read."""
+    return folder_cache.cached_record(
+        f"{root} headers",
+        paths,
+        lambda: _headers_as_json(paths),
+        version=f"headers Pillow {_pillow_version()}",
+        parse=functools.partial(_headers_from_json, len(paths)),
+    )
+
+
+def _headers_as_json(paths: list[Path]) -> dict:
+    sizes, has_color = _headers(paths)
+    return {"sizes": [[w, h, n] for (w, h), n in sizes.items()], "has_color": has_color}
+
+
+def _headers_from_json(count: int, value) -> tuple[collections.Counter, bool]:
+    """What ``_headers`` gave, sizes in the same order (the order ``most_common`` breaks ties in)."""
+    sizes: collections.Counter = collections.Counter()
+    try:
+        for w, h, n in value["sizes"]:
+            if not all(type(x) is int and x > 0 for x in (w, h, n)) or (w, h) in sizes:
+                raise ValueError
+            sizes[(w, h)] = n
+        has_color = value["has_color"]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("it does not hold a list of image sizes") from None
+    if sum(sizes.values()) != count or type(has_color) is not bool:
+        raise ValueError(f"it does not hold the sizes of {count} images and whether any has colour")
+    return sizes, has_color
+
+
 def _saved_statistics(
     saved: dict, channels: int
 ) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
@@ -222,7 +254,7 @@ def _scan(root: Path, signature: tuple) -> Scan:
         test = _entries(root / "test", classes, "test", skipped)
     else:
         train, test = _stratified_split(train)
-    sizes, has_color = _headers([e.path for e in (*train, *test)])
+    sizes, has_color = _kept_headers(root, [e.path for e in (*train, *test)])
     return Scan(
         root, classes, _ordered(train), _ordered(test), not split, sizes, has_color, tuple(skipped), saved
     )

@@ -1,4 +1,5 @@
-"""An image folder's decoded pixels, kept between loads: only the first load of a folder decodes it.
+"""An image folder's decoded pixels and its images' headers, kept between loads: only the first load
+of a folder decodes it, and only the first scan opens every image to learn its size and colour.
 
 One file per folder, image size and colour mode, ``<cache>/<digest>.npz``, where ``<cache>`` is
 ``platformdirs.user_cache_dir("cnnlab")/folders`` (``~/.cache/cnnlab/folders`` on Linux), or
@@ -6,7 +7,8 @@ One file per folder, image size and colour mode, ``<cache>/<digest>.npz``, where
 and the digest of everything that decides them (``key``): each image's path, size, mtime and ctime
 (the kernel sets ctime on every change, and no tool can set it back), the image size and colour
 mode, and the decoder's version. A file added, removed, renamed, rewritten or touched changes the
-key, and the folder is decoded again and the cache written over.
+key, and the folder is decoded again and the cache written over. What the headers said (``cached_record``)
+is kept the same way in ``<cache>/<digest>.json``, a small JSON record of its key and value.
 
 It is only a shortcut. It is written atomically (``cnnlab.fileio``) and only once every image has
 been unchanged for ``SETTLED_NS`` (a file rewritten twice within one timestamp tick would otherwise
@@ -18,6 +20,7 @@ a decode and at most one warning, never a load or a file of the user's.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,6 +30,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
@@ -34,12 +38,18 @@ from cnnlab import fileio
 from cnnlab.data.verified import SETTLED_NS
 from cnnlab.errors import CnnlabError
 
-__all__ = ["CACHE_VAR", "cache_dir", "cached"]
+__all__ = ["CACHE_VAR", "cache_dir", "cached", "cached_record"]
 
 CACHE_VAR = "CNNLAB_FOLDER_CACHE"
 FORMAT = 1  # the layout of the file; a file of another layout is written over
 HEADER_ROOM = 64 * 1024  # the zip's and the .npy headers, around the pixels
 CHUNK = 4 * fileio.MIB  # pixels are read in pieces of this size, so a read never holds them twice
+RECORD_FORMAT = 1  # the layout of a JSON record; a record of another layout is written over
+RECORD_ROOM = 64 * 1024  # a record's key and framing
+RECORD_PER_FILE = 64  # a record of the folder's headers grows by at most a distinct size per image
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def cache_dir() -> Path | None:
@@ -63,52 +73,121 @@ def cached(
     """The pixels of ``paths``, uint8 (len(paths), *shape): from the cache when it holds them for these
     files as they are now, else from ``decode()`` (then kept). ``name`` says which folder, image size
     and colour mode (one cache file each); ``version`` is the decoder's."""
+    full_shape = (len(paths), *shape)
+    return _through_cache(
+        _Entry(name, ".npz", paths, [FORMAT, version, list(shape)]),
+        read=lambda path, key: _read(path, key, full_shape),
+        make=decode,
+        write=lambda fh, key, pixels: np.savez(fh, key=np.frombuffer(key, np.uint8), pixels=pixels),
+        said=("the images were decoded again", "the decoded images", "decodes them again"),
+    )
+
+
+def cached_record(
+    name: str, paths: Sequence[Path], make: Callable[[], object], version: str, parse: Callable[[Any], T]
+) -> T:
+    """``parse(make())``, where ``make()`` reads the headers of ``paths`` and returns a small JSON
+    value. The value is kept as a JSON record (``<cache>/<digest>.json``, one per ``name``) keyed, as
+    the pixels are, on each file's path, size, mtime and ctime and on ``version``: a later call for
+    the files as they are now opens none of them. ``parse`` raises for a value it cannot take (a
+    record damaged or written by hand), which is then made again; a fresh value goes through JSON
+    too, so both ways give the same result."""
+    limit = RECORD_ROOM + RECORD_PER_FILE * len(paths)
+
+    def read(path: Path, key: bytes) -> object:
+        value = _read_record(path, key, limit)
+        parse(value)
+        return value
+
+    value = _through_cache(
+        _Entry(name, ".json", paths, [RECORD_FORMAT, version]),
+        read=read,
+        make=lambda: json.loads(json.dumps(make())),
+        write=lambda fh, key, value: fh.write(json.dumps({"key": key.hex(), "value": value}).encode()),
+        said=("the image headers were read again", "the image headers", "reads them again"),
+    )
+    return parse(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """One cache file: ``name`` (hashed into its file name), its suffix, the files it stands for and
+    what else decides its content (its layout and the reader's version)."""
+
+    name: str
+    suffix: str
+    paths: Sequence[Path]
+    decided_by: list
+
+
+def _through_cache(
+    entry: _Entry,
+    read: Callable[[Path, bytes], R],
+    make: Callable[[], R],
+    write: Callable[[BinaryIO, bytes, R], object],
+    said: tuple[str, str, str],
+) -> R:
+    """``read`` the cache file when it holds ``entry``'s files as they are now, else ``make()`` and
+    ``write`` it (once the files have settled). ``said`` words the warnings: (what was done instead,
+    what is kept, what each load does without the cache)."""
     directory = cache_dir()
     try:
-        key, settled = _key(paths, shape, version)
+        key, settled = _key(entry.paths, entry.decided_by)
     except OSError:
-        directory = None  # an image vanished or is unreadable: the decode names it
+        directory = None  # a file vanished or is unreadable: make() names it
     if directory is None:
-        return decode()
-    path = directory / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}.npz"
-    full_shape = (len(paths), *shape)
+        return make()
+    path = directory / f"{hashlib.sha256(entry.name.encode()).hexdigest()[:32]}{entry.suffix}"
     try:
-        return _read(path, key, full_shape)
+        return read(path, key)
     except _Missing:
         problem = None
-    except Exception as exc:  # a damaged file makes zipfile and numpy raise anything; it is only a cache
-        problem = f"{path} could not be used ({_reason(exc)}); the images were decoded again"
-    pixels = decode()
+    except (
+        Exception
+    ) as exc:  # a damaged file makes zipfile, numpy and json raise anything; it is only a cache
+        problem = f"{path} could not be used ({_reason(exc)}); {said[0]}"
+    made = make()
     if settled:
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            fileio.write_atomic(
-                path, lambda fh: np.savez(fh, key=np.frombuffer(key, np.uint8), pixels=pixels)
-            )
+            fileio.write_atomic(path, lambda fh: write(fh, key, made))
         except (OSError, CnnlabError) as exc:
             problem = (
-                f"the decoded images cannot be kept in {directory} ({_reason(exc)}); each load decodes "
-                f"them again (set ${CACHE_VAR} to a writable directory, or to /dev/null for no cache)"
+                f"{said[1]} cannot be kept in {directory} ({_reason(exc)}); each load {said[2]} "
+                f"(set ${CACHE_VAR} to a writable directory, or to /dev/null for no cache)"
             )
     if problem:
-        warnings.warn(problem, stacklevel=3)
-    return pixels
+        warnings.warn(problem, stacklevel=4)
+    return made
 
 
 class _Missing(Exception):
     """No cache for this key: never written, or written for another state of the folder."""
 
 
-def _key(paths: Sequence[Path], shape: tuple[int, ...], version: str) -> tuple[bytes, bool]:
-    """(the digest of what decides the pixels, whether every file has been unchanged for SETTLED_NS)."""
+def _key(paths: Sequence[Path], decided_by: list) -> tuple[bytes, bool]:
+    """(the digest of what decides the content: each file's identity and ``decided_by``, whether every
+    file has been unchanged for SETTLED_NS)."""
     identities = []
     newest = 0
     for path in paths:
         st = os.stat(path)
         identities.append((str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns))
         newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
-    described = json.dumps([FORMAT, version, list(shape), identities])
+    described = json.dumps([*decided_by, identities])
     return hashlib.sha256(described.encode()).digest(), time.time_ns() - newest > SETTLED_NS
+
+
+def _read_record(path: Path, key: bytes, limit: int) -> object:
+    try:
+        record = fileio.read_json(path, limit)
+    except FileNotFoundError:
+        raise _Missing() from None
+    if not isinstance(record, dict) or not isinstance(record.get("key"), str) or "value" not in record:
+        raise ValueError("it is not a record cnnlab wrote")
+    if record["key"] != key.hex():
+        raise _Missing()
+    return record["value"]
 
 
 def _read(path: Path, key: bytes, shape: tuple[int, ...]) -> np.ndarray:
