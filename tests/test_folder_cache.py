@@ -387,3 +387,22 @@ def test_an_unreadable_image_is_named_and_nothing_is_kept(tmp_path, cache, heade
     with pytest.raises(ImageError, match="square-001.png cannot be read"):
         folder.scan(root)
     assert not cache.exists()
+
+
+def test_a_full_disk_is_said_once_though_a_load_keeps_two_files(tmp_path, cache, monkeypatch):
+    """A load keeps the headers and the pixels: a cache directory that takes neither is one warning,
+    and later loads in the same process say it no more."""
+    root = write_image_folder(tmp_path / "f", per_class=4)
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    folder._scan.cache_clear()
+    with pytest.warns(UserWarning, match="cannot be kept in.*No space left on device") as said:
+        images = data.load_dataset(str(root))[1]
+    assert len(said) == 1
+    folder._scan.cache_clear()
+    again = load(root)  # any warning fails it
+    monkeypatch.undo()
+    assert same(images, again) and same(images, uncached(root, monkeypatch))

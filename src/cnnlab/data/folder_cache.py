@@ -156,9 +156,16 @@ def _through_cache(
                 f"{said[1]} cannot be kept in {directory} ({_reason(exc)}); each load {said[2]} "
                 f"(set ${CACHE_VAR} to a writable directory, or to /dev/null for no cache)"
             )
+            if directory in _TOLD_UNWRITABLE:  # one load writes the pixels and the headers: say it once
+                problem = None
+            _TOLD_UNWRITABLE.add(directory)
     if problem:
         warnings.warn(problem, stacklevel=4)
     return made
+
+
+# Cache directories this process has already said it cannot write to.
+_TOLD_UNWRITABLE: set[Path] = set()
 
 
 class _Missing(Exception):
