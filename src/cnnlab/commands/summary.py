@@ -58,8 +58,7 @@ def add_parser(subparsers) -> None:
         type=_shape,
         default=None,
         metavar="C,H,W",
-        help="walk another input's shape through the model "
-        "(default: the dataset's, 1,28,28 for Fashion-MNIST)",
+        help="walk another input's shape through the model (default: the --dataset's input shape)",
     )
     parser.add_argument(
         "--batch-size",

@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = ["dataset_html"]
 
-SIDE = 84  # each image drawn about this many pixels wide (a 28x28 image 3 times)
+SIDE = 84  # each image drawn about this many pixels wide, enlarged by a whole factor of its own width
 
 
 def dataset_html(

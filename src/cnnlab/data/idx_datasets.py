@@ -1,7 +1,8 @@
 """The datasets in LeCun's IDX format: Fashion-MNIST, MNIST and Kuzushiji-MNIST.
 
-Each is four gzipped IDX files (training and test images and labels) of 28x28 grayscale images in
-ten classes, with published MD5s and mirrors. They differ in their names, mirrors, checksums,
+Each is four gzipped IDX files (training and test images and labels) of grayscale images in ten
+classes, with published MD5s and mirrors; each file's expected shape comes from its Dataset's sizes
+and input shape. They differ in their names, mirrors, checksums,
 normalisation and whether a mirror image keeps its class (clothes do, digits and characters don't).
 
 Sources: Fashion-MNIST, Xiao et al. 2017 (arXiv 1708.07747); MNIST, LeCun et al. 1998;
@@ -12,6 +13,7 @@ publish, as torchvision lists them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +28,29 @@ DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashi
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 
 
-def _files(
-    train: int, test: int, md5s: tuple[str, str, str, str], sha256s=(None,) * 4
-) -> dict[str, DataFile]:
-    names = (
-        "train-images-idx3-ubyte.gz",
-        "train-labels-idx1-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz",
-        "t10k-labels-idx1-ubyte.gz",
-    )
-    shapes = ((train, 28, 28), (train,), (test, 28, 28), (test,))
+NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checksums:
+    """The four files' published checksums, in ``ROLES`` order (SHA-256 where one is published)."""
+
+    md5s: tuple[str, str, str, str]
+    sha256s: tuple[str | None, ...] = (None,) * 4
+
+
+def _files(dataset: Dataset, checksums: Checksums) -> dict[str, DataFile]:
+    """The four files, each with the shape the dataset's sizes and image shape give it."""
+    train, test, (_, h, w) = dataset.train_total, dataset.test_total, dataset.input_shape
+    shapes = ((train, h, w), (train,), (test, h, w), (test,))
     return {
         role: DataFile(name, md5, sha, shape)
-        for role, name, md5, sha, shape in zip(ROLES, names, md5s, sha256s, shapes)
+        for role, name, md5, sha, shape in zip(ROLES, NAMES, checksums.md5s, checksums.sha256s, shapes)
     }
 
 
@@ -47,7 +59,7 @@ class IdxSource:
     """Four IDX files: where they are, how to fetch, check and read them."""
 
     dataset: Dataset
-    files: dict[str, DataFile]
+    checksums: Checksums
     mirrors: tuple[str, ...]
     offline_hint: str = "pass --data-dir DIR holding the four .gz files"
     system_dir_names: tuple[str, ...] = ()  # attributes of this module, read when asked (tests move them)
@@ -55,6 +67,10 @@ class IdxSource:
     @property
     def name(self) -> str:
         return self.dataset.name
+
+    @functools.cached_property
+    def files(self) -> dict[str, DataFile]:
+        return _files(self.dataset, self.checksums)
 
     @property
     def system_dirs(self) -> list[Path]:
@@ -82,7 +98,7 @@ class IdxSource:
         return [(f.name, *verify_file(directory / f.name, f, self.name)) for f in self.files.values()]
 
     def read(self, directory: Path) -> LabelledImages:
-        """All four files, each checked (sizes, checksums via ``verified``), as (N, 1, 28, 28) images."""
+        """All four files, each checked (sizes, checksums via ``verified``), as (N, 1, H, W) images."""
         paths = {role: directory / f.name for role, f in self.files.items()}
         verified = VerifiedFiles()
         try:
@@ -152,9 +168,7 @@ FASHION_MNIST = IdxSource(
         description="Zalando's article images (Xiao et al. 2017): 60,000 training and 10,000 test images",
         origin="the four IDX files",
     ),
-    _files(
-        60_000,
-        10_000,
+    Checksums(
         (
             "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
             "25c81989df183df01b3e8a0aad5dffbe",
@@ -194,9 +208,7 @@ MNIST = IdxSource(
         description="LeCun's handwritten digits: 60,000 training and 10,000 test images",
         origin="the four IDX files",
     ),
-    _files(
-        60_000,
-        10_000,
+    Checksums(
         (
             "f68b3c2dcbeaaa9fbdd348bbdeb94873",
             "d53e105ee54ea40749a09fcbcd1e9432",
@@ -219,9 +231,7 @@ KMNIST = IdxSource(
         description="Kuzushiji-MNIST, cursive Japanese characters (Clanuwat et al. 2018): 60,000 + 10,000",
         origin="the four IDX files",
     ),
-    _files(
-        60_000,
-        10_000,
+    Checksums(
         (
             "bdb82020997e1d708af4cf47b453dcf7",
             "e144d726b3acfaa3e44228e80efcd344",
