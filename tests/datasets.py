@@ -121,3 +121,15 @@ def fashion_background() -> float:
     from cnnlab.data import FASHION_MNIST
 
     return FASHION_MNIST.dataset.background()[0]
+
+
+def to_fashion_mnist(pixels, invert=None):
+    """A photo prepared as a Fashion-MNIST run takes it (``cnnlab.data.images.prepare``), its
+    ``image`` the single (28, 28) channel."""
+    import dataclasses
+
+    from cnnlab.data.idx_datasets import FASHION_MNIST
+    from cnnlab.data.images import prepare
+
+    prepared = prepare(pixels, FASHION_MNIST.dataset, invert)
+    return dataclasses.replace(prepared, image=prepared.image[0])

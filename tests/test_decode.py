@@ -149,7 +149,7 @@ def test_only_a_regular_file_is_opened_so_a_pipe_cannot_block(tmp_path):
 @pytest.mark.parametrize("width", [30000, 100000])
 def test_a_one_pixel_stripe_decodes_small_and_prepares_small(width):
     """Issue 25: a 202-byte 30000x3 PNG once took 7.3 GB, padded to a 30000x30000 square."""
-    from cnnlab.data.images import to_fashion_mnist
+    from tests.datasets import to_fashion_mnist
 
     data = encoded(Image.new("L", (width, 3), 200), "PNG")
     assert len(data) < 1000

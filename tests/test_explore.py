@@ -22,12 +22,13 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from cnnlab.cli import main
 from cnnlab.data import CLASS_NAMES, FASHION_MNIST
-from cnnlab.data.images import read_gray, to_fashion_mnist
+from cnnlab.data.images import read_image
 from cnnlab.inspect.convolve import format_number
 from cnnlab.inspect.describe import DescribeError, Residual, describe
 from cnnlab.inspect.explorer import closeup, inputs, network, served, server
 from cnnlab.inspect.summary import summarize
 from cnnlab.models import MODELS, build_model
+from tests.datasets import to_fashion_mnist
 
 
 def normalize(images):
@@ -361,7 +362,7 @@ def photo(light_on_dark: bool, kind: str = "PNG") -> bytes:
 def test_upload_is_prepared_exactly_as_predict_prepares_it(client, tmp_path, kind):
     data = photo(light_on_dark=False, kind=kind)
     (tmp_path / "item").write_bytes(data)
-    expected = to_fashion_mnist(read_gray(tmp_path / "item"))
+    expected = to_fashion_mnist(read_image(tmp_path / "item"))
     answer = client.post("/api/image", content=data, headers={"Content-Type": f"image/{kind.lower()}"}).json()
     assert answer["inverted"] is True is expected.inverted
     assert np.array_equal(inputs.decode_image(answer["image"], (1, 28, 28)), expected.image)

@@ -8,8 +8,9 @@ from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.data import CLASS_NAMES
-from cnnlab.data.images import read_gray, to_fashion_mnist
+from cnnlab.data.images import read_image
 from tests.conftest import REAL_DATA, requires_real_data
+from tests.datasets import to_fashion_mnist
 
 
 def drawn_item(light_on_dark: bool) -> Image.Image:
@@ -25,7 +26,7 @@ def drawn_item(light_on_dark: bool) -> Image.Image:
 
 def test_a_light_item_is_cropped_centred_and_stretched(tmp_path):
     drawn_item(light_on_dark=True).save(tmp_path / "item.png")
-    prepared = to_fashion_mnist(read_gray(tmp_path / "item.png"))
+    prepared = to_fashion_mnist(read_image(tmp_path / "item.png"))
     image = prepared.image
     assert image.shape == (28, 28) and image.dtype == np.uint8 and not prepared.inverted
     assert image.max() == 255 and image[:, :3].max() == 0 and image[:, -3:].max() == 0  # black margins
@@ -37,13 +38,13 @@ def test_a_light_item_is_cropped_centred_and_stretched(tmp_path):
 def test_dark_on_light_photos_are_inverted_automatically_or_on_request(tmp_path):
     drawn_item(light_on_dark=True).save(tmp_path / "light.png")
     drawn_item(light_on_dark=False).save(tmp_path / "dark.jpg", quality=95)
-    reference = to_fashion_mnist(read_gray(tmp_path / "light.png")).image.astype(int)
-    auto = to_fashion_mnist(read_gray(tmp_path / "dark.jpg"))
-    forced = to_fashion_mnist(read_gray(tmp_path / "dark.jpg"), invert=True)
+    reference = to_fashion_mnist(read_image(tmp_path / "light.png")).image.astype(int)
+    auto = to_fashion_mnist(read_image(tmp_path / "dark.jpg"))
+    forced = to_fashion_mnist(read_image(tmp_path / "dark.jpg"), invert=True)
     assert auto.inverted and forced.inverted
     assert np.abs(auto.image.astype(int) - reference).mean() < 8
     assert np.array_equal(auto.image, forced.image)
-    wrong = to_fashion_mnist(read_gray(tmp_path / "dark.jpg"), invert=False)
+    wrong = to_fashion_mnist(read_image(tmp_path / "dark.jpg"), invert=False)
     assert np.abs(wrong.image.astype(int) - reference).mean() > 30  # the paper became the "item"
 
 
@@ -51,7 +52,7 @@ def test_transparent_png_and_blank_image(tmp_path):
     rgba = np.zeros((50, 40, 4), np.uint8)
     rgba[10:40, 10:30] = (20, 20, 20, 255)  # a dark item on a transparent background
     Image.fromarray(rgba, "RGBA").save(tmp_path / "cutout.png")
-    prepared = to_fashion_mnist(read_gray(tmp_path / "cutout.png"))
+    prepared = to_fashion_mnist(read_image(tmp_path / "cutout.png"))
     assert prepared.inverted and prepared.image.max() == 255
     blank = to_fashion_mnist(np.full((30, 30), 255.0))
     assert blank.image.max() == 0
@@ -67,7 +68,7 @@ def test_a_photographed_fashion_mnist_image_comes_back_close_to_the_original(tmp
         Image.fromarray(255 - original).resize((224, 224), Image.Resampling.BICUBIC).convert("RGB"), (200, 90)
     )
     photo.save(tmp_path / "photo.jpg", quality=90)
-    seen = to_fashion_mnist(read_gray(tmp_path / "photo.jpg")).image
+    seen = to_fashion_mnist(read_image(tmp_path / "photo.jpg")).image
     assert np.corrcoef(seen.ravel(), original.ravel())[0, 1] > 0.85
 
 
@@ -158,7 +159,7 @@ def test_invert_and_no_invert_override_the_border(trained_run, images, tmp_path,
         results = json.loads(capsys.readouterr().out)
         assert [r["inverted"] for r in results] == [inverted, inverted]
         for path, name in zip(files, ("a.png", "b.png")):
-            expected = to_fashion_mnist(read_gray(path), invert=inverted).image
+            expected = to_fashion_mnist(read_image(path), invert=inverted).image
             assert np.array_equal(np.asarray(Image.open(seen / name)), expected), (flag, name)
     assert main(["predict", str(trained_run), *files, "--invert"]) == 0
     assert [line.endswith("  (inverted)") for line in capsys.readouterr().out.splitlines()] == [True, True]

@@ -20,7 +20,6 @@ import numpy as np
 if TYPE_CHECKING:
     from cnnlab.data.decode import ImageSource
 
-SIZE = 28  # Fashion-MNIST's side, for ``to_fashion_mnist``
 # A pixel belongs to the item when it is this much brighter than the background, as a share
 # of the brightest pixel: low enough to keep faint fabric, high enough to drop JPEG noise.
 ITEM_THRESHOLD = 0.1
@@ -28,16 +27,8 @@ ITEM_THRESHOLD = 0.1
 
 @dataclasses.dataclass
 class Prepared:
-    image: np.ndarray  # uint8 (C, H, W) as the model takes it; (28, 28) from ``to_fashion_mnist``
+    image: np.ndarray  # uint8 (C, H, W) as the model takes it
     inverted: bool  # whether the photo was dark-on-light and got inverted
-
-
-def read_gray(path: ImageSource) -> np.ndarray:
-    """The file as float32 grayscale (H, W) in 0..255, its longest side at most 1,024 pixels;
-    transparent areas become white paper. Decoded within ``cnnlab.data.decode``'s budget."""
-    from cnnlab.data.decode import decode
-
-    return decode(path, "L")
 
 
 def read_image(path: ImageSource, color: str = "gray") -> np.ndarray:
@@ -69,13 +60,6 @@ def prepare(pixels: np.ndarray, dataset, invert: bool | None = None) -> Prepared
         pixels = 255.0 - pixels
     resized = _resize(np.clip(pixels, 0, 255), (height, width))
     return Prepared(_chw(np.round(resized).astype(np.uint8)), bool(invert))
-
-
-def to_fashion_mnist(gray: np.ndarray, invert: bool | None = None) -> Prepared:
-    """(H, W) grayscale 0..255 -> a 28x28 light item on black, as Fashion-MNIST draws it (``image``
-    is (28, 28) here)."""
-    prepared = _centred_item(np.asarray(gray, np.float32), (SIZE, SIZE), invert)
-    return Prepared(prepared.image[0], prepared.inverted)
 
 
 def _centred_item(pixels: np.ndarray, size: tuple[int, int], invert: bool | None) -> Prepared:
