@@ -9,7 +9,7 @@ stripes 30,000 and 100,000 pixels long (issue 25: once 7.3 GB in `cnnlab predict
 decoded once, by ``cnnlab.data.decode.decode`` (the path of `cnnlab predict` and the explorer),
 in a fresh process of its own, which reports its wall time and how far its peak resident memory
 (VmHWM) rose over what it held just before the decode; "+28x28" is the decode and `cnnlab
-predict`'s preparation after it (``to_fashion_mnist``) together. A refused file costs only its
+predict`'s preparation after it (``prepare`` for Fashion-MNIST) together. A refused file costs only its
 header. The reference row is a plain 28x28 PNG. Exit 1 if any file under 1 MB takes 1 s or 200 MB
 or more.
 """
@@ -45,8 +45,10 @@ except ImageError as exc:
     shape, refused = None, str(exc)
 seconds = time.perf_counter() - started
 if shape and sys.argv[2] == "L":  # and what predict does next: the 28x28 Fashion-MNIST image
-    from cnnlab.data.images import to_fashion_mnist
-    to_fashion_mnist(decoded)
+    from cnnlab.data.idx_datasets import FASHION_MNIST
+    from cnnlab.data.images import prepare
+
+    prepare(decoded, FASHION_MNIST.dataset)
 prepared = time.perf_counter() - started
 grown = status("VmHWM") - before
 facts = {"seconds": seconds, "prepared": prepared, "mb": grown / 1024}

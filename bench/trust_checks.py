@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnlab.data.images import read_gray, to_fashion_mnist
+from cnnlab.data.idx_datasets import FASHION_MNIST
+from cnnlab.data.images import prepare, read_image
 from cnnlab.report.metrics import top_classes
 from cnnlab.runs.export import export_onnx
 from cnnlab.runs.loader import load_run
@@ -54,7 +55,7 @@ def photographed(image: np.ndarray, shift: int) -> np.ndarray:
     buffer = io.BytesIO()
     photo.save(buffer, format="JPEG", quality=90)
     buffer.seek(0)
-    return to_fashion_mnist(read_gray(buffer)).image
+    return prepare(read_image(buffer), FASHION_MNIST.dataset).image[0]
 
 
 def main() -> None:

@@ -25,8 +25,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.data.images import read_gray, to_fashion_mnist
+from cnnlab.data.images import read_image
 from cnnlab.inspect.convolve import format_number
+from tests.datasets import to_fashion_mnist
 
 webdriver = pytest.importorskip(
     "selenium.webdriver", reason="selenium is not installed (pip install cnnlab[test])"
@@ -292,7 +293,7 @@ def test_the_page_draws_shifts_explains_and_uploads(live_url, driver, artefacts,
     wait_render(driver, before)
     note = driver.find_element("id", "input-note").text
     assert "uploaded shirt.png" in note and "(inverted)" in note
-    expected = to_fashion_mnist(read_gray(path)).image
+    expected = to_fashion_mnist(read_image(path)).image
     assert np.array_equal(np.array(state(driver, "image"), np.uint8).reshape(28, 28), expected)
 
     # invert changed after the upload is applied to it; the same file again is read again
@@ -304,7 +305,7 @@ def test_the_page_draws_shifts_explains_and_uploads(live_url, driver, artefacts,
     assert "(inverted)" not in driver.find_element("id", "input-note").text
     assert np.array_equal(
         np.array(state(driver, "image"), np.uint8).reshape(28, 28),
-        to_fashion_mnist(read_gray(path), False).image,
+        to_fashion_mnist(read_image(path), False).image,
     )
     Select(driver.find_element("id", "invert")).select_by_value("auto")
     driver.find_element("id", "clear").click()
